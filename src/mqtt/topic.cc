@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// UTF-8 and topic rules (see mqtt/topic.h). check_utf8 runs on every topic and string the
+// decoder sees, so it has an ASCII fast path; the rest is written for clarity.
+#include "mqtt/topic.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+namespace sluice::mqtt {
+namespace {
+
+constexpr std::string_view share_prefix = "$share/";
+
+bool valid_filter_levels(std::string_view f) {
+    if (f.empty()) return false;
+    size_t level_start = 0;
+    for (size_t i = 0; i < f.size(); ++i) {
+        const char c = f[i];
+        if (c == '/') {
+            level_start = i + 1;
+        } else if (c == '+') {
+            // Whole level: preceded by start or '/', followed by end or '/'.
+            if (i != level_start) return false;
+            if (i + 1 < f.size() && f[i + 1] != '/') return false;
+        } else if (c == '#') {
+            // Whole level and the last character.
+            if (i != level_start || i + 1 != f.size()) return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+utf8_status check_utf8(std::string_view s) {
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const size_t n = s.size();
+    size_t i = 0;
+    while (i < n) {
+        // ASCII fast path, 8 bytes at a time: no high bit and no zero byte.
+        while (i + 8 <= n) {
+            uint64_t w;
+            std::memcpy(&w, p + i, 8);
+            const bool high = (w & 0x8080808080808080ULL) != 0;
+            const bool zero = ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL) != 0;
+            if (high || zero) break;
+            i += 8;
+        }
+        if (i >= n) break;
+        const unsigned char c = p[i];
+        if (c == 0) return utf8_status::null_character;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        size_t len;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+            cp = c & 0x1Fu;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            cp = c & 0x0Fu;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            cp = c & 0x07u;
+        } else {
+            return utf8_status::malformed;  // continuation byte, overlong lead C0/C1, or > F4
+        }
+        if (n - i < len) return utf8_status::malformed;
+        for (size_t k = 1; k < len; ++k) {
+            const unsigned char cc = p[i + k];
+            if ((cc & 0xC0u) != 0x80u) return utf8_status::malformed;
+            cp = (cp << 6) | (cc & 0x3Fu);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) {
+            return utf8_status::malformed;  // overlong or beyond Unicode
+        }
+        if (cp >= 0xD800 && cp <= 0xDFFF) return utf8_status::malformed;  // surrogates
+        i += len;
+    }
+    return utf8_status::ok;
+}
+
+bool valid_utf8_string(std::string_view s) {
+    return s.size() <= 65535 && check_utf8(s) == utf8_status::ok;
+}
+
+bool valid_topic_name(std::string_view t) {
+    if (t.empty() || !valid_utf8_string(t)) return false;
+    return t.find_first_of("+#") == std::string_view::npos;
+}
+
+std::optional<shared_filter> parse_shared(std::string_view f) {
+    if (f.substr(0, share_prefix.size()) != share_prefix) return std::nullopt;
+    const std::string_view rest = f.substr(share_prefix.size());
+    const size_t slash = rest.find('/');
+    if (slash == std::string_view::npos || slash == 0) return std::nullopt;
+    const std::string_view group = rest.substr(0, slash);
+    if (group.find_first_of("+#") != std::string_view::npos) return std::nullopt;
+    const std::string_view filter = rest.substr(slash + 1);
+    if (!valid_filter_levels(filter)) return std::nullopt;
+    return shared_filter{group, filter};
+}
+
+bool valid_topic_filter(std::string_view f) {
+    if (f.empty() || !valid_utf8_string(f)) return false;
+    if (f.substr(0, share_prefix.size()) == share_prefix) return parse_shared(f).has_value();
+    return valid_filter_levels(f);
+}
+
+bool topic_matches(std::string_view filter, std::string_view topic) {
+    if (auto shared = parse_shared(filter)) filter = shared->filter;
+    if (filter.empty() || topic.empty()) return false;
+    if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#')) return false;
+    size_t fi = 0;
+    size_t ti = 0;
+    while (true) {
+        const size_t f_end = std::min(filter.find('/', fi), filter.size());
+        const std::string_view f_level = filter.substr(fi, f_end - fi);
+        if (f_level == "#") return true;  // matches this level (even absent parent's children)
+        const size_t t_end = std::min(topic.find('/', ti), topic.size());
+        const std::string_view t_level = topic.substr(ti, t_end - ti);
+        if (f_level != "+" && f_level != t_level) return false;
+        const bool f_last = f_end == filter.size();
+        const bool t_last = t_end == topic.size();
+        if (f_last && t_last) return true;
+        if (t_last) {
+            // "a/#" matches "a": the remaining filter must be exactly "/#".
+            return filter.substr(f_end) == "/#";
+        }
+        if (f_last) return false;
+        fi = f_end + 1;
+        ti = t_end + 1;
+    }
+}
+
+}  // namespace sluice::mqtt

@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// String and topic rules of MQTT (spec 5.0 §1.5.4 UTF-8 strings, §4.7 topic names and filters,
+// §4.8.2 shared subscriptions). The decoder uses them on every packet; the broker uses them
+// for its own checks and topic_matches() is the reference the subscription index is tested
+// against. Pure functions, no allocation.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace sluice::mqtt {
+
+// Well-formed UTF-8 (no overlong forms, no surrogates, <= U+10FFFF), no U+0000, <= 65535 bytes.
+bool valid_utf8_string(std::string_view s);
+
+// Outcome of the UTF-8 check, for callers that must tell the two failures apart.
+enum class utf8_status : uint8_t { ok, malformed, null_character };
+utf8_status check_utf8(std::string_view s);
+
+// Topic name: valid UTF-8 string, non-empty, no '+' or '#'.
+bool valid_topic_name(std::string_view t);
+
+// Topic filter: valid UTF-8 string, non-empty; '+' occupies a whole level; '#' is a whole level
+// and the last one. "$share/{group}/{filter}" needs a non-empty group without '+', '#', '/'
+// and a valid non-empty filter.
+bool valid_topic_filter(std::string_view f);
+
+struct shared_filter {
+    std::string_view group;
+    std::string_view filter;
+};
+// "$share/g/a/b" -> {"g", "a/b"}; std::nullopt when f is not a well-formed shared filter.
+std::optional<shared_filter> parse_shared(std::string_view f);
+
+// Does `topic` match `filter`? '+' matches one level, '#' the parent level and every child;
+// topics starting with '$' are not matched by a filter starting with a wildcard (§4.7.2).
+// A shared filter matches as its inner filter. REQUIRES: valid filter and topic name.
+bool topic_matches(std::string_view filter, std::string_view topic);
+
+}  // namespace sluice::mqtt
