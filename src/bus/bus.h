@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The abstract bus between the broker (producer) and the pipeline (consumer). The
+// broker appends each ingest-matching PUBLISH and acknowledges it to the device only
+// when the bus says the record is durable (DESIGN.md promise 1); the pipeline reads
+// records from an offset and commits named cursors. Backends: the embedded WAL
+// (bus/wal/wal.h, the default) and, later, Kafka. Callers never see the backend type.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "bus/errc.h"
+
+namespace sluice::bus {
+
+// What the broker appends for each ingest-matching PUBLISH (the bus owns its serialisation).
+struct message {
+    int64_t receive_time_ms = 0;  // broker receive time, Unix ms
+    std::string client_id;
+    std::string topic;
+    std::string payload;
+    uint8_t qos = 0;
+
+    bool operator==(const message&) const = default;
+};
+
+// A message with its offset. Offsets are dense per partition and start at 0.
+struct record {
+    uint64_t offset = 0;
+    message msg;
+};
+
+// Called exactly once per append, on a bus-owned thread (except after stop(), see
+// bus::append), with the record's offset or the reason it was not stored.
+using append_callback = std::function<void(result<uint64_t> offset)>;
+
+// One consumer's sequential view of one partition. Not thread-safe: one thread polls.
+class reader {
+public:
+    virtual ~reader() = default;
+    // Appends up to max_records durable records (offset >= position()) to `out`, in
+    // offset order, waiting up to `wait` when none is available yet.
+    // Returns: the number appended (0 on timeout).
+    //   errc::not_found  - position() is below the oldest retained offset (deleted).
+    //   errc::corruption - position() is inside a quarantined range; open a new
+    //                      reader past it if the operator accepts the loss.
+    //   errc::io_error   - reading the segment failed.
+    //   errc::closed     - the bus was stopped.
+    virtual result<size_t> poll(std::vector<record>& out, size_t max_records, std::chrono::milliseconds wait) = 0;
+    virtual uint64_t position() const = 0;  // next offset poll() returns
+};
+
+class bus {
+public:
+    virtual ~bus() = default;
+    virtual uint32_t partitions() const = 0;
+
+    // Thread-safe; called from many event-loop threads. `done` runs once, on a
+    // bus-owned thread, when the record is durable per the durability mode (or failed:
+    // quota_exceeded / io_error / closed). Never blocks the caller on disk I/O: the
+    // caller only takes a short mutex to enqueue. After stop(), `done` runs inline
+    // with errc::closed. REQUIRES: partition < partitions().
+    virtual void append(uint32_t partition, message m, append_callback done) = 0;
+
+    // True while the log is at/over its size quota (the broker stops reading
+    // publishers' sockets). Clears by itself when cursors advance and segments go.
+    virtual bool over_quota() const = 0;
+
+    // Returns: a reader positioned at from_offset (which may equal the end: the reader
+    // then waits for new records). errc::invalid_argument for a bad partition or an
+    // offset beyond the end; errc::not_found when from_offset was already deleted.
+    virtual result<std::unique_ptr<reader>> open_reader(uint32_t partition, uint64_t from_offset) = 0;
+
+    // Named cursors, stored durably (on return the cursor survives a crash). The WAL
+    // deletes a segment only when every cursor has passed it.
+    // Returns: errc::invalid_argument (bad partition, offset beyond the durable end,
+    // empty name), errc::io_error.
+    virtual result<void> commit_cursor(std::string_view consumer, uint32_t partition, uint64_t next_offset) = 0;
+    virtual result<std::optional<uint64_t>> cursor(std::string_view consumer, uint32_t partition) = 0;
+
+    // For lag metrics and operations.
+    struct stats {
+        uint64_t durable_end = 0;            // next offset to be assigned; all below are acknowledged/readable
+        int64_t newest_receive_time_ms = 0;  // receive time of the newest such record (0 if none)
+        uint64_t bytes_on_disk = 0;          // this partition's segment bytes
+        uint64_t fsyncs = 0;                 // fdatasync calls on this partition's segments
+        uint64_t appends = 0;                // successful appends since open
+        uint64_t oldest_offset = 0;          // first offset still on disk
+        uint64_t quarantined_segments = 0;   // segments renamed *.corrupt since open
+    };
+    virtual stats get_stats(uint32_t partition) const = 0;
+
+    // Flushes, completes or fails all pending appends, joins threads, wakes readers
+    // (which then return errc::closed). Idempotent.
+    virtual void stop() = 0;
+};
+
+}  // namespace sluice::bus
