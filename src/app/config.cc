@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "app/config.h"
+
+#include <toml++/toml.h>
+
+#include <cstdlib>
+#include <limits>
+#include <sstream>
+
+namespace sluice::app {
+namespace {
+
+// Reads an integer key into `out` if present, checking its range.
+template <typename T>
+bool read_int(const toml::table& t, std::string_view key, T& out, std::string& err, std::string_view section) {
+    auto node = t[key];
+    if (!node) return true;
+    auto v = node.value<int64_t>();
+    if (!v || *v < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+        static_cast<uint64_t>(*v) > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
+        err = std::string(section) + "." + std::string(key) + ": expected an integer in range";
+        return false;
+    }
+    out = static_cast<T>(*v);
+    return true;
+}
+
+bool read_bool(const toml::table& t, std::string_view key, bool& out, std::string& err, std::string_view section) {
+    auto node = t[key];
+    if (!node) return true;
+    auto v = node.value<bool>();
+    if (!v) {
+        err = std::string(section) + "." + std::string(key) + ": expected true or false";
+        return false;
+    }
+    out = *v;
+    return true;
+}
+
+bool read_string(const toml::table& t, std::string_view key, std::string& out, std::string& err,
+                 std::string_view section) {
+    auto node = t[key];
+    if (!node) return true;
+    auto v = node.value<std::string>();
+    if (!v) {
+        err = std::string(section) + "." + std::string(key) + ": expected a string";
+        return false;
+    }
+    out = *v;
+    return true;
+}
+
+}  // namespace
+
+bool parse_cpu_list(const std::string& text, std::vector<int>& out) {
+    out.clear();
+    std::stringstream ss(text);
+    std::string part;
+    while (std::getline(ss, part, ',')) {
+        if (part.empty()) return false;
+        char* end = nullptr;
+        long a = std::strtol(part.c_str(), &end, 10);
+        long b = a;
+        if (*end == '-') b = std::strtol(end + 1, &end, 10);
+        if (*end != '\0' || a < 0 || b < a || b > 4095) return false;
+        for (long c = a; c <= b; ++c) out.push_back(static_cast<int>(c));
+    }
+    return !out.empty();
+}
+
+std::string load_config_file(const std::string& path, config& cfg) {
+    toml::table root;
+    try {
+        root = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        std::ostringstream msg;
+        msg << path << ":" << e.source().begin.line << ": " << e.description();
+        return msg.str();
+    }
+    std::string err;
+    auto fail = [&] { return path + ": " + err; };
+
+    if (auto* s = root["server"].as_table()) {
+        if (!read_string(*s, "bind", cfg.bind_address, err, "server") ||
+            !read_int(*s, "mqtt_port", cfg.mqtt_port, err, "server") ||
+            !read_int(*s, "http_port", cfg.http_port, err, "server") ||
+            !read_int(*s, "threads", cfg.threads, err, "server") ||
+            !read_string(*s, "data_dir", cfg.data_dir, err, "server") ||
+            !read_string(*s, "log_level", cfg.log_level, err, "server"))
+            return fail();
+        std::string cpus;
+        if (!read_string(*s, "cpu_affinity", cpus, err, "server")) return fail();
+        if (!cpus.empty() && !parse_cpu_list(cpus, cfg.cpu_affinity)) {
+            err = "server.cpu_affinity: expected a list like \"0,2-3\"";
+            return fail();
+        }
+    }
+    if (auto* m = root["mqtt"].as_table()) {
+        auto& o = cfg.mqtt;
+        if (!read_int(*m, "max_packet_size", o.max_packet_size, err, "mqtt") ||
+            !read_int(*m, "receive_maximum", o.receive_maximum, err, "mqtt") ||
+            !read_int(*m, "max_inflight_messages", o.max_inflight_messages, err, "mqtt") ||
+            !read_int(*m, "max_queued_messages", o.max_queued_messages, err, "mqtt") ||
+            !read_int(*m, "max_queued_bytes", o.max_queued_bytes, err, "mqtt") ||
+            !read_int(*m, "max_pending_output_bytes", o.max_pending_output_bytes, err, "mqtt") ||
+            !read_int(*m, "topic_alias_maximum", o.topic_alias_maximum, err, "mqtt") ||
+            !read_int(*m, "max_keep_alive", o.max_keep_alive, err, "mqtt") ||
+            !read_int(*m, "max_session_expiry", o.max_session_expiry, err, "mqtt") ||
+            !read_int(*m, "maximum_qos", o.maximum_qos, err, "mqtt") ||
+            !read_bool(*m, "retain_available", o.retain_available, err, "mqtt") ||
+            !read_bool(*m, "wildcard_subscription_available", o.wildcard_subscription_available, err, "mqtt") ||
+            !read_bool(*m, "shared_subscription_available", o.shared_subscription_available, err, "mqtt") ||
+            !read_bool(*m, "subscription_identifiers_available", o.subscription_identifiers_available, err, "mqtt") ||
+            !read_bool(*m, "allow_zero_length_client_id", o.allow_zero_length_client_id, err, "mqtt"))
+            return fail();
+        if (o.maximum_qos > 2) {
+            err = "mqtt.maximum_qos: 0, 1 or 2";
+            return fail();
+        }
+        if (o.receive_maximum == 0 || o.max_inflight_messages == 0) {
+            err = "mqtt.receive_maximum and mqtt.max_inflight_messages must be at least 1";
+            return fail();
+        }
+    }
+    if (auto* w = root["wal"].as_table()) {
+        auto& o = cfg.wal;
+        std::string mode;
+        int64_t delay_us = o.group_commit_max_delay.count();
+        int64_t retention_s = o.retention.count();
+        if (!read_int(*w, "partitions", o.partitions, err, "wal") ||
+            !read_int(*w, "segment_bytes", o.segment_bytes, err, "wal") ||
+            !read_int(*w, "quota_bytes", o.quota_bytes, err, "wal") ||
+            !read_int(*w, "group_commit_max_delay_us", delay_us, err, "wal") ||
+            !read_int(*w, "group_commit_max_bytes", o.group_commit_max_bytes, err, "wal") ||
+            !read_int(*w, "retention_seconds", retention_s, err, "wal") || !read_string(*w, "durability", mode, err, "wal"))
+            return fail();
+        o.group_commit_max_delay = std::chrono::microseconds(delay_us);
+        o.retention = std::chrono::seconds(retention_s);
+        if (!mode.empty()) {
+            if (mode == "fsync") {
+                o.mode = bus::durability::fsync;
+            } else if (mode == "batch-async") {
+                o.mode = bus::durability::batch_async;
+            } else if (mode == "none") {
+                o.mode = bus::durability::none;
+            } else {
+                err = "wal.durability: one of \"fsync\", \"batch-async\", \"none\"";
+                return fail();
+            }
+        }
+        if (o.partitions == 0) {
+            err = "wal.partitions: at least 1";
+            return fail();
+        }
+    }
+    if (auto* i = root["ingest"].as_table()) {
+        if (auto* rules = (*i)["rules"].as_array()) {
+            cfg.ingest_rules.clear();
+            for (auto& r : *rules) {
+                auto v = r.value<std::string>();
+                if (!v) {
+                    err = "ingest.rules: expected an array of strings";
+                    return fail();
+                }
+                cfg.ingest_rules.push_back(*v);
+            }
+        }
+    }
+    if (auto* d = root["database"].as_table()) {
+        std::string url;
+        if (!read_string(*d, "url", url, err, "database")) return fail();
+        if (!url.empty()) cfg.telemetry_db_url = cfg.app_db_url = url;
+        if (!read_string(*d, "telemetry_url", cfg.telemetry_db_url, err, "database") ||
+            !read_string(*d, "app_url", cfg.app_db_url, err, "database"))
+            return fail();
+    }
+    return {};
+}
+
+}  // namespace sluice::app

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Sluice's configuration: defaults, then config/sluice.toml-style file, then command-line
+// flags, in that order of precedence. config/sluice.toml documents every key; keep the
+// two in step.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "broker/options.h"
+#include "bus/wal/wal.h"
+
+namespace sluice::app {
+
+struct config {
+    // [server]
+    std::string bind_address = "0.0.0.0";
+    uint16_t mqtt_port = 1883;
+    uint16_t http_port = 8080;
+    unsigned threads = 0;               // 0: one event loop per core
+    std::vector<int> cpu_affinity;      // CPUs to pin event-loop threads to, in order
+    std::string data_dir = "var/data";
+    std::string log_level = "info";
+    // [mqtt]
+    broker::broker_options mqtt;
+    // [wal]
+    bus::wal_options wal;
+    // [ingest]
+    std::vector<std::string> ingest_rules{"devices/{device}/telemetry"};
+    // [database]
+    std::string telemetry_db_url;
+    std::string app_db_url;
+};
+
+// Reads a TOML file into `cfg` (keys absent from the file keep their values).
+// Returns an empty string on success, else a message naming the file, key and problem.
+std::string load_config_file(const std::string& path, config& cfg);
+
+// Parses "0,2-3" into {0,2,3}. Returns false on bad syntax.
+bool parse_cpu_list(const std::string& text, std::vector<int>& out);
+
+}  // namespace sluice::app

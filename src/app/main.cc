@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The `sluice` command. `sluice serve` wires the parts in start-up order (data dir,
+// bus, broker, listeners, event loops) and tears them down in reverse on SIGTERM or
+// SIGINT. `sluice wal dump DIR` runs the offline WAL reader.
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "app/config.h"
+#include "base/log.h"
+#include "broker/broker.h"
+#include "bus/wal/wal.h"
+#include "mqtt/topic.h"
+#include "net/event_loop.h"
+#include "net/tcp_server.h"
+
+namespace sluice::app {
+namespace {
+
+constexpr const char* k_usage = R"(usage:
+  sluice serve [options]        run the broker and pipeline
+  sluice wal dump DIR [args]    print a WAL directory (see sluice-wal-dump --help)
+  sluice --version
+
+serve options (each overrides the config file):
+  --config FILE          TOML configuration (see config/sluice.toml)
+  --mqtt-port N          MQTT TCP port (default 1883; 0 = pick one, written to DATA_DIR/mqtt.port)
+  --bind ADDR            address to listen on (default 0.0.0.0)
+  --http-port N          HTTP port for metrics, API and dashboard (default 8080; 0 = pick one)
+  --data-dir DIR         where the WAL and state live (default var/data)
+  --threads N            event loops (default: one per core)
+  --cpu-affinity LIST    pin event-loop threads to these CPUs, e.g. 0,2-3
+  --db URL               PostgreSQL URL for both telemetry and application data
+  --telemetry-db URL     PostgreSQL URL for telemetry only
+  --app-db URL           PostgreSQL URL for application data only
+  --log-level LEVEL      debug, info, warn, error
+)";
+
+bool parse_port(const char* text, uint16_t& out) {
+    char* end = nullptr;
+    long v = std::strtol(text, &end, 10);
+    if (*end != '\0' || v < 0 || v > 65535) return false;
+    out = static_cast<uint16_t>(v);
+    return true;
+}
+
+// Writes `text` to `path` atomically (temp file + rename), so readers never see half.
+bool write_file_atomically(const std::string& path, const std::string& text) {
+    std::string tmp = path + ".tmp";
+    {
+        std::ofstream f(tmp, std::ios::trunc);
+        if (!f) return false;
+        f << text << '\n';
+        if (!f.flush()) return false;
+    }
+    return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+// "devices/{device}/telemetry" -> "devices/+/telemetry": the MQTT filter a rule listens on.
+std::string rule_to_filter(const std::string& rule) {
+    std::string out;
+    out.reserve(rule.size());
+    for (size_t i = 0; i < rule.size(); ++i) {
+        if (rule[i] == '{') {
+            size_t close = rule.find('}', i);
+            if (close == std::string::npos) return {};
+            out.push_back('+');
+            i = close;
+        } else {
+            out.push_back(rule[i]);
+        }
+    }
+    return out;
+}
+
+void raise_open_files_limit() {
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &lim);
+    }
+}
+
+int serve(int argc, char** argv) {
+    config cfg;
+    // First pass: the config file, so that flags override it whatever their order.
+    for (int i = 0; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            std::string err = load_config_file(argv[i + 1], cfg);
+            if (!err.empty()) {
+                std::fprintf(stderr, "sluice: %s\n", err.c_str());
+                return 2;
+            }
+        }
+    }
+    for (int i = 0; i < argc; ++i) {
+        std::string arg = argv[i];
+        auto value = [&]() -> const char* {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "sluice: %s needs a value\n", arg.c_str());
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (arg == "--config") {
+            ++i;
+        } else if (arg == "--mqtt-port") {
+            if (!parse_port(value(), cfg.mqtt_port)) {
+                std::fprintf(stderr, "sluice: --mqtt-port: expected 0..65535\n");
+                return 2;
+            }
+        } else if (arg == "--http-port") {
+            if (!parse_port(value(), cfg.http_port)) {
+                std::fprintf(stderr, "sluice: --http-port: expected 0..65535\n");
+                return 2;
+            }
+        } else if (arg == "--bind") {
+            cfg.bind_address = value();
+        } else if (arg == "--data-dir") {
+            cfg.data_dir = value();
+        } else if (arg == "--threads") {
+            int n = std::atoi(value());
+            if (n < 1 || n > 1024) {
+                std::fprintf(stderr, "sluice: --threads: expected 1..1024\n");
+                return 2;
+            }
+            cfg.threads = static_cast<unsigned>(n);
+        } else if (arg == "--cpu-affinity") {
+            if (!parse_cpu_list(value(), cfg.cpu_affinity)) {
+                std::fprintf(stderr, "sluice: --cpu-affinity: expected a list like 0,2-3\n");
+                return 2;
+            }
+        } else if (arg == "--db") {
+            cfg.telemetry_db_url = cfg.app_db_url = value();
+        } else if (arg == "--telemetry-db") {
+            cfg.telemetry_db_url = value();
+        } else if (arg == "--app-db") {
+            cfg.app_db_url = value();
+        } else if (arg == "--log-level") {
+            cfg.log_level = value();
+        } else if (arg == "-h" || arg == "--help") {
+            std::fputs(k_usage, stdout);
+            return 0;
+        } else {
+            std::fprintf(stderr, "sluice: unknown option %s\n%s", arg.c_str(), k_usage);
+            return 2;
+        }
+    }
+    log::level lvl;
+    if (!log::parse_level(cfg.log_level.c_str(), lvl)) {
+        std::fprintf(stderr, "sluice: unknown log level %s\n", cfg.log_level.c_str());
+        return 2;
+    }
+    log::set_level(lvl);
+    raise_open_files_limit();
+
+    std::error_code ec;
+    std::filesystem::create_directories(cfg.data_dir, ec);
+    if (ec) {
+        SLUICE_ERROR("app", "cannot create data dir %s: %s", cfg.data_dir.c_str(), ec.message().c_str());
+        return 1;
+    }
+    std::filesystem::remove(cfg.data_dir + "/mqtt.port", ec);
+
+    // Signals go to the main thread only (sigwait below); loop threads inherit the mask.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    // 1. The bus: the embedded WAL.
+    cfg.wal.dir = cfg.data_dir + "/wal";
+    std::vector<bus::recovery_event> recovery;
+    auto wal = bus::open_wal(cfg.wal, bus::default_fs(), &recovery);
+    if (!wal) {
+        SLUICE_ERROR("app", "cannot open the write-ahead log in %s: %s", cfg.wal.dir.c_str(),
+                     wal.error().message().c_str());
+        return 1;
+    }
+    for (const auto& ev : recovery) {
+        SLUICE_WARN("app", "WAL recovery: partition %u, %s: action %d at %llu", ev.partition, ev.file.c_str(),
+                    static_cast<int>(ev.what), static_cast<unsigned long long>(ev.position));
+    }
+    std::unique_ptr<bus::bus> log_bus = std::move(*wal);
+
+    // 2. Event loops and the broker.
+    unsigned threads = cfg.threads != 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::unique_ptr<net::event_loop>> loops;
+    std::vector<net::event_loop*> loop_ptrs;
+    for (unsigned i = 0; i < threads; ++i) {
+        loops.push_back(std::make_unique<net::event_loop>(i));
+        loop_ptrs.push_back(loops.back().get());
+    }
+    std::vector<std::string> ingest_filters;
+    for (const auto& rule : cfg.ingest_rules) {
+        std::string f = rule_to_filter(rule);
+        if (f.empty() || !mqtt::valid_topic_filter(f)) {
+            SLUICE_ERROR("app", "ingest rule %s is not a valid topic pattern", rule.c_str());
+            return 2;
+        }
+        ingest_filters.push_back(std::move(f));
+    }
+    broker::ingest_hook ingest;
+    ingest.log = log_bus.get();
+    ingest.matches = [ingest_filters](std::string_view topic) {
+        for (const auto& f : ingest_filters) {
+            if (mqtt::topic_matches(f, topic)) return true;
+        }
+        return false;
+    };
+    broker::broker brk(
+        cfg.mqtt, threads, [&loop_ptrs](unsigned shard, std::function<void()> fn) { loop_ptrs[shard]->post(std::move(fn)); },
+        std::move(ingest));
+
+    // 3. Listeners.
+    net::tcp_server server(brk, loop_ptrs);
+    auto port = server.listen(net::listener_options{cfg.bind_address, cfg.mqtt_port});
+    if (!port) {
+        SLUICE_ERROR("app", "cannot listen on %s:%u: %s", cfg.bind_address.c_str(), cfg.mqtt_port,
+                     port.error().message().c_str());
+        return 1;
+    }
+    server.start();
+
+    // 4. Loop threads.
+    std::vector<std::thread> workers;
+    for (unsigned i = 0; i < threads; ++i) {
+        workers.emplace_back([&, i] {
+            char name[16];
+            std::snprintf(name, sizeof name, "sluice-loop-%u", i);
+            pthread_setname_np(pthread_self(), name);
+            if (!cfg.cpu_affinity.empty()) {
+                cpu_set_t set;
+                CPU_ZERO(&set);
+                CPU_SET(static_cast<size_t>(cfg.cpu_affinity[i % cfg.cpu_affinity.size()]), &set);
+                if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) {
+                    SLUICE_WARN("app", "cannot pin loop %u to CPU %d", i, cfg.cpu_affinity[i % cfg.cpu_affinity.size()]);
+                }
+            }
+            loops[i]->run();
+        });
+    }
+
+    std::fprintf(stderr, "mqtt listening on %s:%u\n", cfg.bind_address.c_str(), *port);
+    if (!write_file_atomically(cfg.data_dir + "/mqtt.port", std::to_string(*port))) {
+        SLUICE_WARN("app", "cannot write %s/mqtt.port", cfg.data_dir.c_str());
+    }
+    SLUICE_INFO("app", "sluice serving MQTT on %s:%u with %u event loops, data in %s", cfg.bind_address.c_str(),
+                *port, threads, cfg.data_dir.c_str());
+
+    int sig = 0;
+    sigwait(&signals, &sig);
+    SLUICE_INFO("app", "received %s, shutting down", strsignal(sig));
+
+    // Reverse order: stop accepting and close clients, stop loops, then the bus.
+    server.stop();
+    for (auto& l : loops) l->stop();
+    for (auto& t : workers) t.join();
+    log_bus->stop();
+    std::filesystem::remove(cfg.data_dir + "/mqtt.port", ec);
+    SLUICE_INFO("app", "stopped");
+    return 0;
+}
+
+int wal_dump(int argc, char** argv) {
+    std::string self = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "sluice-wal-dump";
+    std::vector<char*> args;
+    args.push_back(const_cast<char*>(self.c_str()));
+    for (int i = 0; i < argc; ++i) args.push_back(argv[i]);
+    args.push_back(nullptr);
+    execv(self.c_str(), args.data());
+    std::fprintf(stderr, "sluice: cannot run %s: %s\n", self.c_str(), std::strerror(errno));
+    return 1;
+}
+
+}  // namespace
+}  // namespace sluice::app
+
+int main(int argc, char** argv) {
+    using namespace sluice::app;
+    if (argc < 2) {
+        std::fputs(k_usage, stderr);
+        return 2;
+    }
+    std::string cmd = argv[1];
+    if (cmd == "serve") return serve(argc - 2, argv + 2);
+    if (cmd == "wal" && argc >= 3 && std::strcmp(argv[2], "dump") == 0) return wal_dump(argc - 3, argv + 3);
+    if (cmd == "--version" || cmd == "version") {
+        std::printf("sluice 0.1.0\n");
+        return 0;
+    }
+    if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+        std::fputs(k_usage, stdout);
+        return 0;
+    }
+    std::fprintf(stderr, "sluice: unknown command %s\n%s", cmd.c_str(), k_usage);
+    return 2;
+}

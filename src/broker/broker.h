@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The broker: state shared by all shards (options, retained messages, the ingest
+// hook into the bus) and the shards themselves, one per event loop. A client's session
+// always lives on the shard its client id hashes to, so session state is never shared
+// between threads; net/ hands each new connection to that shard after its CONNECT.
+//
+// Lifecycle: construct with the shard count and a poster (how to run a function on a
+// shard's loop), then each loop thread calls get_shard(i).start(); stop by stopping
+// the loops. The bus, when given, must outlive the broker.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/message.h"
+#include "broker/options.h"
+#include "broker/retained_store.h"
+#include "broker/stats.h"
+#include "mqtt/types.h"
+
+namespace sluice::bus {
+class bus;
+}
+
+namespace sluice::broker {
+
+class shard;
+
+// Where ingest-matching PUBLISHes go before they are acknowledged.
+struct ingest_hook {
+    bus::bus* log = nullptr;                                    // nullptr: no ingest
+    std::function<bool(std::string_view topic)> matches;        // is this an ingest topic?
+};
+
+class broker {
+public:
+    using poster = std::function<void(unsigned shard, std::function<void()>)>;
+
+    broker(broker_options options, unsigned shards, poster post, ingest_hook ingest = {});
+    ~broker();
+    broker(const broker&) = delete;
+    broker& operator=(const broker&) = delete;
+
+    const broker_options& options() const { return options_; }
+    unsigned shard_count() const { return static_cast<unsigned>(shards_.size()); }
+    shard& get_shard(unsigned i) { return *shards_[i]; }
+    void post(unsigned shard, std::function<void()> fn) { post_(shard, std::move(fn)); }
+
+    // The shard that owns sessions of this client id.
+    unsigned shard_of_client(std::string_view client_id) const;
+    // Gives a CONNECT with an empty client id a fresh one when the protocol allows it
+    // (MQTT 5, or 3.1.1 with clean session). Returns true if it assigned one.
+    bool assign_client_id(mqtt::connect& c);
+
+    const ingest_hook& ingest() const { return ingest_; }
+
+    // Retained messages (thread-safe). An empty payload clears the topic.
+    void store_retained(const message_ptr& msg);
+    void retained_matching(std::string_view filter, std::vector<message_ptr>& out) const;
+    size_t retained_count() const;
+
+    // Sum of all shards' counters, for /metrics.
+    struct totals {
+        uint64_t connections_current, connections_total, sessions_current, messages_received, messages_sent,
+            bytes_received, dropped_qos0_slow_subscriber, dropped_qos0_offline, dropped_queue_full,
+            dropped_too_large, dropped_expired, malformed_packets, protocol_errors, ingest_appended,
+            ingest_failed, ingest_quota_refused, wills_published, sessions_expired, keep_alive_timeouts,
+            takeovers, retained_messages, subscriptions;
+    };
+    totals get_totals() const;
+
+private:
+    broker_options options_;
+    poster post_;
+    ingest_hook ingest_;
+    std::vector<std::unique_ptr<shard>> shards_;
+    std::atomic<uint64_t> next_assigned_id_{0};
+    std::string id_prefix_;
+
+    mutable std::mutex retained_mutex_;
+    retained_store<message_ptr> retained_;  // GUARDED_BY(retained_mutex_)
+};
+
+}  // namespace sluice::broker

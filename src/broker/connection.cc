@@ -1,0 +1,582 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "broker/connection.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <vector>
+
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/shard.h"
+#include "bus/bus.h"
+#include "mqtt/codec.h"
+
+namespace sluice::broker {
+namespace {
+
+std::atomic<uint64_t> g_next_serial{1};
+
+// Time a client has to send CONNECT after the TCP connection opens.
+constexpr int64_t k_connect_timeout_ms = 10'000;
+
+int64_t unix_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// Properties a subscriber receives unchanged (MQTT 5 §3.3.4: the server forwards these).
+mqtt::properties forwarded_properties(mqtt::properties&& in) {
+    mqtt::properties out;
+    out.payload_format_indicator = in.payload_format_indicator;
+    out.content_type = std::move(in.content_type);
+    out.response_topic = std::move(in.response_topic);
+    out.correlation_data = std::move(in.correlation_data);
+    out.user_properties = std::move(in.user_properties);
+    return out;
+}
+
+bool is_failure(mqtt::reason_code c) { return static_cast<uint8_t>(c) >= 0x80; }
+
+}  // namespace
+
+connection::connection(shard& owner, transport& t)
+    : shard_(owner), transport_(t), serial_(g_next_serial.fetch_add(1, std::memory_order_relaxed)) {
+    last_received_ms_ = shard_.now_ms();
+    shard_.attach(this);
+}
+
+connection::~connection() {
+    if (state_ != state::closed) finish(true);
+    shard_.detach(this);
+}
+
+size_t connection::on_data(std::string_view data) {
+    const uint32_t max_size = shard_.owner().options().max_packet_size;
+    size_t used = 0;
+    while (state_ != state::closed && used < data.size()) {
+        std::string_view rest = data.substr(used);
+        auto f = mqtt::parse_frame(rest, max_size);
+        if (!f) {
+            protocol_violation(f.error());
+            break;
+        }
+        if (!f->has_value()) break;
+        const mqtt::frame& fr = **f;
+        if (rest.size() < fr.total_size()) break;
+        auto p = mqtt::decode(fr, rest.substr(0, fr.total_size()), version_);
+        used += fr.total_size();
+        if (!p) {
+            protocol_violation(p.error());
+            break;
+        }
+        last_received_ms_ = shard_.now_ms();
+        handle(std::move(*p));
+    }
+    shard_stats::add(shard_.stats().bytes_received, used);
+    return used;
+}
+
+void connection::on_connect(mqtt::connect&& pkt, bool id_assigned) {
+    last_received_ms_ = shard_.now_ms();
+    handle_connect(std::move(pkt), id_assigned);
+}
+
+void connection::protocol_violation(std::error_code ec) {
+    mqtt::reason_code code = mqtt::to_reason_code(ec);
+    if (code == mqtt::reason_code::malformed_packet) {
+        shard_stats::add(shard_.stats().malformed_packets);
+    } else {
+        shard_stats::add(shard_.stats().protocol_errors);
+    }
+    SLUICE_DEBUG("broker", "%s: %s (%s), closing", transport_.peer().c_str(), ec.message().c_str(),
+                 mqtt::to_string(code));
+    if (state_ == state::awaiting_connect) {
+        if (code == mqtt::reason_code::unsupported_protocol_version) {
+            // We cannot know the client's version: answer in the 3.1.1 form, which every
+            // version parses (return code 1 = unacceptable protocol version).
+            transport_.send(std::string("\x20\x02\x00\x01", 4));
+        }
+        state_ = state::closed;
+        transport_.close();
+        return;
+    }
+    close_with(code, true);
+}
+
+void connection::handle(mqtt::packet&& p) {
+    using mqtt::packet_type;
+    packet_type type = mqtt::type_of(p);
+    if (state_ == state::awaiting_connect) {
+        if (type != packet_type::connect) {
+            // [MQTT-3.1.0-1]: the first packet must be CONNECT; close without a reply.
+            shard_stats::add(shard_.stats().protocol_errors);
+            state_ = state::closed;
+            transport_.close();
+            return;
+        }
+        mqtt::connect c = std::move(std::get<mqtt::connect>(p));
+        bool assigned = shard_.owner().assign_client_id(c);
+        handle_connect(std::move(c), assigned);
+        return;
+    }
+    switch (type) {
+        case packet_type::publish: handle_publish(std::move(std::get<mqtt::publish>(p))); break;
+        case packet_type::puback: {
+            auto& a = std::get<mqtt::puback>(p);
+            handle_puback(a.packet_id, a.code);
+            break;
+        }
+        case packet_type::pubrec: {
+            auto& a = std::get<mqtt::pubrec>(p);
+            handle_pubrec(a.packet_id, a.code);
+            break;
+        }
+        case packet_type::pubrel: handle_pubrel(std::get<mqtt::pubrel>(p).packet_id); break;
+        case packet_type::pubcomp: handle_pubcomp(std::get<mqtt::pubcomp>(p).packet_id); break;
+        case packet_type::subscribe: handle_subscribe(std::move(std::get<mqtt::subscribe>(p))); break;
+        case packet_type::unsubscribe: handle_unsubscribe(std::move(std::get<mqtt::unsubscribe>(p))); break;
+        case packet_type::pingreq: send_packet(mqtt::pingresp{}); break;
+        case packet_type::disconnect: handle_disconnect(std::move(std::get<mqtt::disconnect>(p))); break;
+        default:
+            // A second CONNECT, server-to-client packets, or AUTH (no enhanced authentication).
+            shard_stats::add(shard_.stats().protocol_errors);
+            close_with(mqtt::reason_code::protocol_error, true);
+            break;
+    }
+}
+
+void connection::reject_connect(mqtt::reason_code code) {
+    mqtt::connack ack;
+    ack.code = code;
+    send_packet(ack);
+    state_ = state::closed;
+    transport_.close();
+}
+
+void connection::handle_connect(mqtt::connect&& p, bool id_assigned) {
+    const auto& opts = shard_.owner().options();
+    version_ = p.protocol == mqtt::version::v5 ? mqtt::version::v5 : p.protocol;
+    if (p.client_id.empty()) {
+        reject_connect(mqtt::reason_code::client_identifier_not_valid);
+        return;
+    }
+    if (version_ == mqtt::version::v5 && p.props.authentication_method) {
+        reject_connect(mqtt::reason_code::bad_authentication_method);
+        return;
+    }
+    if (p.will_message) {
+        if (p.will_message->qos > opts.maximum_qos) {
+            reject_connect(mqtt::reason_code::qos_not_supported);
+            return;
+        }
+        if (p.will_message->retain && !opts.retain_available) {
+            reject_connect(mqtt::reason_code::retain_not_supported);
+            return;
+        }
+    }
+    keep_alive_s_ = p.keep_alive;
+    bool keep_alive_changed = false;
+    if (opts.max_keep_alive != 0 && (keep_alive_s_ == 0 || keep_alive_s_ > opts.max_keep_alive)) {
+        keep_alive_s_ = opts.max_keep_alive;
+        keep_alive_changed = true;
+    }
+    will_ = std::move(p.will_message);
+    will_delay_s_ = will_ ? will_->props.will_delay_interval.value_or(0) : 0;
+    request_problem_information_ = p.props.request_problem_information.value_or(1) != 0;
+    client_topic_alias_max_ = p.props.topic_alias_maximum.value_or(0);
+    state_ = state::connected;
+
+    bool present = false;
+    session_ = &shard_.open_session(*this, p, present);
+
+    mqtt::connack ack;
+    ack.session_present = present;
+    ack.code = mqtt::reason_code::success;
+    if (version_ == mqtt::version::v5) {
+        auto& props = ack.props;
+        props.receive_maximum = opts.receive_maximum;
+        if (opts.maximum_qos < 2) props.maximum_qos = opts.maximum_qos;
+        if (!opts.retain_available) props.retain_available = 0;
+        props.maximum_packet_size = opts.max_packet_size;
+        if (id_assigned) props.assigned_client_identifier = p.client_id;
+        props.topic_alias_maximum = opts.topic_alias_maximum;
+        props.wildcard_subscription_available = opts.wildcard_subscription_available ? 1 : 0;
+        props.subscription_identifier_available = opts.subscription_identifiers_available ? 1 : 0;
+        props.shared_subscription_available = opts.shared_subscription_available ? 1 : 0;
+        if (keep_alive_changed) props.server_keep_alive = keep_alive_s_;
+        uint32_t asked = p.props.session_expiry_interval.value_or(0);
+        if (asked != session_->expiry_interval) props.session_expiry_interval = session_->expiry_interval;
+    }
+    send_packet(ack);
+
+    if (present) {
+        // Resend what was in flight, in the order it was first sent (MQTT 5 §4.4).
+        std::vector<std::pair<uint64_t, uint16_t>> order;
+        order.reserve(session_->inflight.size());
+        for (const auto& [id, e] : session_->inflight) order.emplace_back(e.order, id);
+        std::sort(order.begin(), order.end());
+        for (const auto& [ord, id] : order) {
+            auto& e = session_->inflight.at(id);
+            if (e.st == inflight_entry::state::await_pubcomp) {
+                send_pubrel(id);
+            } else {
+                send_publish(e.out, id, true);
+            }
+        }
+    }
+    shard_.pump(*session_);
+}
+
+void connection::handle_publish(mqtt::publish&& p) {
+    const auto& opts = shard_.owner().options();
+    if (p.qos > opts.maximum_qos) {
+        close_with(mqtt::reason_code::qos_not_supported, true);
+        return;
+    }
+    if (p.retain && !opts.retain_available) {
+        close_with(mqtt::reason_code::retain_not_supported, true);
+        return;
+    }
+    if (version_ == mqtt::version::v5 && p.props.topic_alias) {
+        uint16_t alias = *p.props.topic_alias;
+        if (alias == 0 || alias > opts.topic_alias_maximum) {
+            close_with(mqtt::reason_code::topic_alias_invalid, true);
+            return;
+        }
+        if (p.topic.empty()) {
+            auto it = inbound_aliases_.find(alias);
+            if (it == inbound_aliases_.end()) {
+                close_with(mqtt::reason_code::protocol_error, true);
+                return;
+            }
+            p.topic = it->second;
+        } else {
+            inbound_aliases_[alias] = p.topic;
+        }
+    } else if (p.topic.empty()) {
+        close_with(mqtt::reason_code::topic_name_invalid, true);
+        return;
+    }
+
+    if (p.qos > 0) {
+        if (unacked_inbound_ >= opts.receive_maximum && version_ == mqtt::version::v5) {
+            close_with(mqtt::reason_code::receive_maximum_exceeded, true);
+            return;
+        }
+        if (p.qos == 2 && session_->inbound_qos2.count(p.packet_id) != 0) {
+            // A retransmission of a QoS 2 message we already own: acknowledge, don't route again.
+            queue_ack(mqtt::packet_type::pubrec, p.packet_id, mqtt::reason_code::success, true, next_ack_slot_++);
+            return;
+        }
+    }
+    shard_stats::add(shard_.stats().messages_received);
+
+    auto msg = std::make_shared<message>();
+    msg->qos = p.qos;
+    msg->retain = p.retain;
+    msg->publisher = session_->key();
+    if (p.props.message_expiry_interval) {
+        msg->expires_at_ms = shard_.now_ms() + static_cast<int64_t>(*p.props.message_expiry_interval) * 1000;
+    }
+    msg->props = forwarded_properties(std::move(p.props));
+
+    const ingest_hook& ingest = shard_.owner().ingest();
+    bool to_log = ingest.log != nullptr && ingest.matches && ingest.matches(p.topic);
+    mqtt::packet_type ack_type = p.qos == 1 ? mqtt::packet_type::puback : mqtt::packet_type::pubrec;
+
+    if (to_log) {
+        bus::bus& log = *ingest.log;
+        uint32_t partition = static_cast<uint32_t>(std::hash<std::string>{}(session_->client_id()) % log.partitions());
+        bus::message record;
+        record.receive_time_ms = unix_ms();
+        record.client_id = session_->client_id();
+        record.topic = p.topic;
+        record.payload = p.payload;
+        record.qos = p.qos;
+        if (p.qos == 0) {
+            shard* owner = &shard_;
+            log.append(partition, std::move(record), [owner](result<uint64_t> r) {
+                shard_stats::add(r ? owner->stats().ingest_appended : owner->stats().ingest_failed);
+            });
+        } else if (log.over_quota()) {
+            shard_stats::add(shard_.stats().ingest_quota_refused);
+            if (version_ != mqtt::version::v5) {
+                // 3.1.1 has no negative acknowledgement: withhold it and close; the client
+                // retransmits after reconnecting, when there is room again.
+                close_with(mqtt::reason_code::quota_exceeded, false);
+                return;
+            }
+            queue_ack(ack_type, p.packet_id, mqtt::reason_code::quota_exceeded, true, next_ack_slot_++);
+            return;  // refused: not routed either
+        } else {
+            uint64_t slot = next_ack_slot_++;
+            if (p.qos == 2) session_->inbound_qos2.insert(p.packet_id);
+            queue_ack(ack_type, p.packet_id, mqtt::reason_code::success, false, slot);
+            broker* owner_broker = &shard_.owner();
+            shard* owner = &shard_;
+            unsigned shard_index = shard_.index();
+            uint64_t serial = serial_;
+            log.append(partition, std::move(record), [owner_broker, owner, shard_index, serial, slot](result<uint64_t> r) {
+                bool ok = r.has_value();
+                owner_broker->post(shard_index, [owner, serial, slot, ok] {
+                    shard_stats::add(ok ? owner->stats().ingest_appended : owner->stats().ingest_failed);
+                    if (connection* c = owner->find_connection(serial)) c->ingest_done(slot, ok);
+                });
+            });
+        }
+    } else if (p.qos > 0) {
+        if (p.qos == 2) session_->inbound_qos2.insert(p.packet_id);
+        queue_ack(ack_type, p.packet_id, mqtt::reason_code::success, true, next_ack_slot_++);
+    }
+
+    msg->topic = std::move(p.topic);
+    msg->payload = std::move(p.payload);
+    shard_.publish(std::move(msg));
+}
+
+void connection::queue_ack(mqtt::packet_type type, uint16_t packet_id, mqtt::reason_code code, bool ready,
+                           uint64_t slot) {
+    acks_.push_back(pending_ack{slot, type, packet_id, code, ready});
+    ++unacked_inbound_;
+    flush_acks();
+}
+
+void connection::ingest_done(uint64_t slot, bool ok) {
+    for (auto& a : acks_) {
+        if (a.slot != slot) continue;
+        a.ready = true;
+        if (!ok) {
+            if (version_ != mqtt::version::v5) {
+                // No way to say "not stored" in 3.1.1: close without acknowledging.
+                close_with(mqtt::reason_code::unspecified_error, false);
+                return;
+            }
+            a.code = mqtt::reason_code::unspecified_error;
+            if (a.type == mqtt::packet_type::pubrec && session_ != nullptr) session_->inbound_qos2.erase(a.packet_id);
+        }
+        break;
+    }
+    flush_acks();
+}
+
+void connection::flush_acks() {
+    while (!acks_.empty() && acks_.front().ready && state_ != state::closed) {
+        const pending_ack& a = acks_.front();
+        if (a.type == mqtt::packet_type::puback) {
+            mqtt::puback ack;
+            ack.packet_id = a.packet_id;
+            ack.code = a.code;
+            send_packet(ack);
+        } else {
+            mqtt::pubrec ack;
+            ack.packet_id = a.packet_id;
+            ack.code = a.code;
+            send_packet(ack);
+        }
+        acks_.pop_front();
+        --unacked_inbound_;
+    }
+}
+
+void connection::handle_puback(uint16_t id, mqtt::reason_code) {
+    auto it = session_->inflight.find(id);
+    if (it != session_->inflight.end() && it->second.st == inflight_entry::state::await_puback) {
+        session_->inflight.erase(it);
+        shard_.pump(*session_);
+    }
+}
+
+void connection::handle_pubrec(uint16_t id, mqtt::reason_code code) {
+    auto it = session_->inflight.find(id);
+    if (it == session_->inflight.end()) {
+        if (version_ == mqtt::version::v5) {
+            mqtt::pubrel rel;
+            rel.packet_id = id;
+            rel.code = mqtt::reason_code::packet_identifier_not_found;
+            send_packet(rel);
+        }
+        return;
+    }
+    if (it->second.st == inflight_entry::state::await_puback) return;  // wrong flow; ignore
+    if (is_failure(code)) {
+        session_->inflight.erase(it);
+        shard_.pump(*session_);
+        return;
+    }
+    it->second.st = inflight_entry::state::await_pubcomp;
+    it->second.out.msg.reset();  // the payload is delivered; only the id is kept (MQTT 5 §4.3.3)
+    send_pubrel(id);
+}
+
+void connection::handle_pubrel(uint16_t id) {
+    mqtt::pubcomp comp;
+    comp.packet_id = id;
+    if (session_->inbound_qos2.erase(id) == 0) comp.code = mqtt::reason_code::packet_identifier_not_found;
+    if (version_ != mqtt::version::v5) comp.code = mqtt::reason_code::success;
+    send_packet(comp);
+}
+
+void connection::handle_pubcomp(uint16_t id) {
+    auto it = session_->inflight.find(id);
+    if (it != session_->inflight.end() && it->second.st == inflight_entry::state::await_pubcomp) {
+        session_->inflight.erase(it);
+        shard_.pump(*session_);
+    }
+}
+
+void connection::handle_subscribe(mqtt::subscribe&& p) {
+    for (const auto& e : p.entries) {
+        if (e.no_local && mqtt::parse_shared(e.filter)) {
+            // [MQTT-3.8.3-4]: No Local on a shared subscription is a Protocol Error.
+            close_with(mqtt::reason_code::protocol_error, true);
+            return;
+        }
+    }
+    uint16_t id = p.packet_id;
+    shard_.subscribe(*session_, p, [this, id](std::vector<mqtt::reason_code>&& codes) {
+        mqtt::suback ack;
+        ack.packet_id = id;
+        ack.codes = std::move(codes);
+        send_packet(ack);
+    });
+}
+
+void connection::handle_unsubscribe(mqtt::unsubscribe&& p) {
+    mqtt::unsuback ack;
+    ack.packet_id = p.packet_id;
+    ack.codes = shard_.unsubscribe(*session_, p);
+    send_packet(ack);
+}
+
+void connection::handle_disconnect(mqtt::disconnect&& p) {
+    if (version_ == mqtt::version::v5 && p.props.session_expiry_interval) {
+        if (session_->expiry_interval == 0 && *p.props.session_expiry_interval != 0) {
+            // [MQTT-3.14.2-2]: cannot turn a 0 session expiry into a non-zero one.
+            close_with(mqtt::reason_code::protocol_error, true);
+            return;
+        }
+        session_->expiry_interval =
+            std::min(*p.props.session_expiry_interval, shard_.owner().options().max_session_expiry);
+    }
+    bool will_due = p.code == mqtt::reason_code::disconnect_with_will_message;
+    finish(will_due);
+}
+
+void connection::on_transport_closed() {
+    if (state_ == state::closed) return;
+    finish(true);
+}
+
+void connection::check_keep_alive(int64_t now_ms) {
+    if (state_ == state::awaiting_connect) {
+        if (now_ms - last_received_ms_ > k_connect_timeout_ms) {
+            state_ = state::closed;
+            transport_.close();
+        }
+        return;
+    }
+    if (state_ != state::connected || keep_alive_s_ == 0) return;
+    if (now_ms - last_received_ms_ > static_cast<int64_t>(keep_alive_s_) * 1500) {
+        shard_stats::add(shard_.stats().keep_alive_timeouts);
+        close_with(mqtt::reason_code::keep_alive_timeout, true);
+    }
+}
+
+void connection::close_with(mqtt::reason_code code, bool notify) {
+    if (state_ == state::closed) return;
+    if (notify && state_ == state::connected && version_ == mqtt::version::v5) {
+        mqtt::disconnect d;
+        d.code = code;
+        send_packet(d);
+    }
+    if (state_ == state::awaiting_connect) {
+        state_ = state::closed;
+        transport_.close();
+        return;
+    }
+    finish(true);
+}
+
+std::pair<std::optional<mqtt::will>, uint32_t> connection::taken_over() {
+    if (state_ == state::connected && version_ == mqtt::version::v5) {
+        mqtt::disconnect d;
+        d.code = mqtt::reason_code::session_taken_over;
+        send_packet(d);
+    }
+    state_ = state::closed;
+    session_ = nullptr;
+    transport_.close();
+    return {std::move(will_), will_delay_s_};
+}
+
+void connection::finish(bool abnormal) {
+    state_ = state::closed;
+    if (session_ != nullptr) {
+        session* s = session_;
+        session_ = nullptr;
+        shard_.session_disconnected(*s, abnormal, will_, will_delay_s_);
+    }
+    will_.reset();
+    transport_.close();
+}
+
+bool connection::send_publish(const outgoing& out, uint16_t packet_id, bool dup) {
+    const message& m = *out.msg;
+    mqtt::publish h;
+    h.qos = out.qos;
+    h.retain = out.retain;
+    h.dup = dup;
+    h.packet_id = packet_id;
+    bool new_alias = false;
+    if (version_ == mqtt::version::v5) {
+        h.props = m.props;
+        h.props.subscription_identifiers = out.subscription_ids;
+        if (m.expires_at_ms != 0) {
+            int64_t left_ms = m.expires_at_ms - shard_.now_ms();
+            h.props.message_expiry_interval = static_cast<uint32_t>(std::max<int64_t>(1, (left_ms + 999) / 1000));
+        }
+        if (client_topic_alias_max_ != 0) {
+            auto it = outbound_aliases_.find(m.topic);
+            if (it != outbound_aliases_.end()) {
+                h.props.topic_alias = it->second;
+            } else if (outbound_aliases_.size() < client_topic_alias_max_) {
+                uint16_t alias = static_cast<uint16_t>(outbound_aliases_.size() + 1);
+                outbound_aliases_.emplace(m.topic, alias);
+                h.props.topic_alias = alias;
+                new_alias = true;
+            }
+        }
+    }
+    if (!h.props.topic_alias || new_alias) h.topic = m.topic;
+    std::string header;
+    header.reserve(16 + m.topic.size());
+    mqtt::encode_publish_header(h, m.payload.size(), version_, header);
+    uint32_t limit = session_ != nullptr ? session_->client_max_packet_size : mqtt::max_packet_size_limit;
+    if (header.size() + m.payload.size() > limit) {
+        if (new_alias) outbound_aliases_.erase(m.topic);
+        shard_stats::add(shard_.stats().dropped_too_large);
+        return false;
+    }
+    transport_.send_publish(std::move(header), out.msg);
+    shard_stats::add(shard_.stats().messages_sent);
+    return true;
+}
+
+void connection::send_pubrel(uint16_t packet_id) {
+    mqtt::pubrel rel;
+    rel.packet_id = packet_id;
+    send_packet(rel);
+}
+
+bool connection::output_congested() const {
+    return transport_.pending_output_bytes() > shard_.owner().options().max_pending_output_bytes;
+}
+
+void connection::send_packet(const mqtt::packet& p) {
+    std::string out;
+    mqtt::encode(p, version_, out);
+    transport_.send(std::move(out));
+}
+
+}  // namespace sluice::broker

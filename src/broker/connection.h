@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The MQTT protocol for one client connection, on the server side: decodes packets
+// from the bytes net/ hands it, enforces the protocol (CONNECT first, keep-alive,
+// Receive Maximum, topic aliases, packet ids), drives the QoS 1/2 state machines and
+// encodes replies through its transport. It knows no sockets.
+//
+// Acknowledgement contract: a QoS 1/2 PUBLISH whose topic matches the ingest hook is
+// acknowledged (PUBACK/PUBREC) only after the bus reports it durable; acknowledgements
+// leave in the order the PUBLISHes arrived, whatever mix of ingest and plain topics.
+//
+// Lifecycle: created by net/ for an accepted socket on its loop, attached to that
+// loop's shard; closed by the peer, by a protocol error, by takeover or by shutdown.
+// After close() the object lingers until net/ destroys it at the end of the iteration.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <unordered_map>
+
+#include "broker/session.h"
+#include "broker/transport.h"
+#include "mqtt/types.h"
+
+namespace sluice::broker {
+
+class shard;
+
+class connection {
+public:
+    connection(shard& owner, transport& t);
+    ~connection();
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+
+    uint64_t serial() const { return serial_; }
+    bool closed() const { return state_ == state::closed; }
+    mqtt::version protocol() const { return version_; }
+    session* current_session() const { return session_; }
+
+    // Consumes whole packets from `data`; returns how many bytes it used. Stops early once
+    // the connection closes. A trailing partial packet is left for the next call.
+    size_t on_data(std::string_view data);
+    // A CONNECT that net/ already decoded (to pick the shard) before handing us the socket.
+    // `id_assigned`: net/ gave it a client id because it came empty.
+    void on_connect(mqtt::connect&& pkt, bool id_assigned);
+    // The transport saw EOF or an error: abnormal close (will is published).
+    void on_transport_closed();
+    // Keep-alive check, from the shard's periodic tick.
+    void check_keep_alive(int64_t now_ms);
+
+    // Protocol-level close. v5 clients get a DISCONNECT with `code` first when `notify`.
+    void close_with(mqtt::reason_code code, bool notify);
+    // Taken over by a new connection with the same client id: tells a v5 client (0x8E),
+    // closes, and returns its will and will delay for the shard to decide on.
+    std::pair<std::optional<mqtt::will>, uint32_t> taken_over();
+
+    // Sends one PUBLISH to this client (shard decides QoS/packet id). Returns false if the
+    // message was too large for the client's Maximum Packet Size (dropped, not sent).
+    bool send_publish(const outgoing& out, uint16_t packet_id, bool dup);
+    void send_pubrel(uint16_t packet_id);
+    bool output_congested() const;
+
+    // Completion of an ingest append (posted back to our loop).
+    void ingest_done(uint64_t ack_slot, bool ok);
+
+private:
+    enum class state : uint8_t { awaiting_connect, connected, closed };
+
+    // An acknowledgement to send once `ready`; kept in arrival order.
+    struct pending_ack {
+        uint64_t slot;
+        mqtt::packet_type type;  // puback or pubrec
+        uint16_t packet_id;
+        mqtt::reason_code code;
+        bool ready;
+    };
+
+    void handle(mqtt::packet&& p);
+    void handle_connect(mqtt::connect&& p, bool id_assigned);
+    void handle_publish(mqtt::publish&& p);
+    void handle_puback(uint16_t id, mqtt::reason_code code);
+    void handle_pubrec(uint16_t id, mqtt::reason_code code);
+    void handle_pubrel(uint16_t id);
+    void handle_pubcomp(uint16_t id);
+    void handle_subscribe(mqtt::subscribe&& p);
+    void handle_unsubscribe(mqtt::unsubscribe&& p);
+    void handle_disconnect(mqtt::disconnect&& p);
+    void protocol_violation(std::error_code ec);
+    void reject_connect(mqtt::reason_code code);
+    void send_packet(const mqtt::packet& p);
+    void queue_ack(mqtt::packet_type type, uint16_t packet_id, mqtt::reason_code code, bool ready, uint64_t slot);
+    void flush_acks();
+    void finish(bool abnormal);
+
+    shard& shard_;
+    transport& transport_;
+    uint64_t serial_;
+    state state_ = state::awaiting_connect;
+    mqtt::version version_ = mqtt::version::v5;
+    session* session_ = nullptr;
+
+    uint16_t keep_alive_s_ = 0;
+    int64_t last_received_ms_ = 0;
+    std::optional<mqtt::will> will_;
+    uint32_t will_delay_s_ = 0;
+    bool request_problem_information_ = true;
+
+    // Inbound topic aliases (client -> us) and outbound (us -> client).
+    std::unordered_map<uint16_t, std::string> inbound_aliases_;
+    std::unordered_map<std::string, uint16_t> outbound_aliases_;
+    uint16_t client_topic_alias_max_ = 0;
+
+    std::deque<pending_ack> acks_;
+    uint64_t next_ack_slot_ = 0;
+    uint32_t unacked_inbound_ = 0;  // QoS 1/2 PUBLISHes not yet acknowledged (Receive Maximum)
+};
+
+}  // namespace sluice::broker

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Broker limits and policies. Every field has a key in config/sluice.toml ([mqtt]
+// section) with the same name and default; CONNACK advertises the limits to MQTT 5
+// clients.
+#pragma once
+
+#include <cstdint>
+
+namespace sluice::broker {
+
+struct broker_options {
+    // Largest packet the server accepts (checked before allocating). Advertised as Maximum Packet Size.
+    uint32_t max_packet_size = 1024 * 1024;
+    // How many QoS 1/2 PUBLISHes a client may have unacknowledged towards us (Receive Maximum).
+    uint16_t receive_maximum = 1024;
+    // Outbound window per session: QoS 1/2 messages sent but not yet acknowledged. The
+    // client's own Receive Maximum lowers it for MQTT 5 clients.
+    uint16_t max_inflight_messages = 256;
+    // Bound on messages queued per session beyond the inflight window (offline or slow).
+    uint32_t max_queued_messages = 10000;
+    uint64_t max_queued_bytes = 64ull * 1024 * 1024;
+    // A connection whose unsent output exceeds this is "slow": QoS 0 to it is dropped and counted.
+    uint64_t max_pending_output_bytes = 16ull * 1024 * 1024;
+    uint16_t topic_alias_maximum = 64;
+    // 0 = accept the client's keep-alive; else the largest we allow (Server Keep Alive).
+    uint16_t max_keep_alive = 0;
+    // Longest a session is kept after disconnect (seconds); also the expiry of MQTT 3.1.1
+    // clean-session=0 sessions. 0xFFFFFFFF = never expire.
+    uint32_t max_session_expiry = 0xFFFFFFFF;
+    bool retain_available = true;
+    bool wildcard_subscription_available = true;
+    bool shared_subscription_available = true;
+    bool subscription_identifiers_available = true;
+    uint8_t maximum_qos = 2;
+    // Accept MQTT 3.1.1 CONNECTs with an empty client id and clean session (we assign one).
+    bool allow_zero_length_client_id = true;
+};
+
+}  // namespace sluice::broker

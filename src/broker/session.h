@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// MQTT session state: what outlives a network connection (subscriptions, QoS 1/2
+// messages in flight and queued, QoS 2 packet ids awaiting PUBREL, the pending will).
+// A session belongs to exactly one shard (the one its client id hashes to) and is
+// touched only on that shard's event loop.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "broker/message.h"
+#include "broker/topic_index.h"
+#include "mqtt/types.h"
+
+namespace sluice::broker {
+
+class connection;
+
+// A message on its way to one subscriber.
+struct outgoing {
+    message_ptr msg;
+    uint8_t qos = 0;
+    bool retain = false;                 // the RETAIN flag as sent to this subscriber
+    std::vector<uint32_t> subscription_ids;
+};
+
+struct inflight_entry {
+    enum class state : uint8_t { await_puback, await_pubrec, await_pubcomp };
+    outgoing out;
+    state st = state::await_puback;
+    uint64_t order = 0;  // send order, for in-order retransmission on reconnect
+};
+
+class session {
+public:
+    session(std::string client_id, session_key key) : client_id_(std::move(client_id)), key_(key) {}
+
+    const std::string& client_id() const { return client_id_; }
+    session_key key() const { return key_; }
+
+    connection* conn = nullptr;          // nullptr while offline
+    mqtt::version protocol = mqtt::version::v5;
+    // Seconds to keep the session after the connection closes (0xFFFFFFFF: forever).
+    uint32_t expiry_interval = 0;
+    int64_t disconnected_at_ms = 0;
+
+    std::map<std::string, sub_options, std::less<>> subscriptions;  // filter -> options
+
+    std::map<uint16_t, inflight_entry> inflight;  // outbound, by packet id
+    std::deque<outgoing> queue;                   // outbound, waiting for window or connection
+    uint64_t queued_bytes = 0;
+    std::set<uint16_t> inbound_qos2;              // received PUBLISH QoS 2, PUBREC sent, awaiting PUBREL
+
+    // Will of the last connection, pending publication after will delay (or session end).
+    std::optional<mqtt::will> pending_will;
+    int64_t will_due_ms = 0;
+
+    // Limits the client told us (MQTT 5 CONNECT properties), reset on every CONNECT.
+    uint16_t send_window = 256;
+    uint32_t client_max_packet_size = 268435455 + 5;
+
+    // Allocates a packet id not in use by `inflight`. REQUIRES: inflight.size() < 65535.
+    uint16_t next_packet_id();
+    uint64_t next_order() { return ++order_counter_; }
+
+    bool expired(int64_t now_ms) const {
+        return conn == nullptr && expiry_interval != 0xFFFFFFFF &&
+               now_ms - disconnected_at_ms >= static_cast<int64_t>(expiry_interval) * 1000;
+    }
+
+private:
+    std::string client_id_;
+    session_key key_;
+    uint16_t last_packet_id_ = 0;
+    uint64_t order_counter_ = 0;
+};
+
+}  // namespace sluice::broker

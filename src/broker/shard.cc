@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "broker/shard.h"
+
+#include <algorithm>
+
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/connection.h"
+#include "mqtt/codec.h"
+#include "mqtt/topic.h"
+
+namespace sluice::broker {
+namespace {
+
+constexpr unsigned k_shard_shift = 48;
+
+unsigned shard_of_key(session_key k) { return static_cast<unsigned>(k >> k_shard_shift); }
+
+bool has_wildcard(std::string_view filter) {
+    return filter.find_first_of("+#") != std::string_view::npos;
+}
+
+}  // namespace
+
+shard::shard(broker& owner, unsigned index) : broker_(owner), index_(index) {}
+
+shard::~shard() = default;
+
+void shard::attach(connection* c) {
+    connections_[c->serial()] = c;
+    stats_.add(stats_.connections_current);
+    stats_.add(stats_.connections_total);
+}
+
+void shard::detach(connection* c) {
+    if (connections_.erase(c->serial()) > 0) stats_.sub(stats_.connections_current);
+}
+
+connection* shard::find_connection(uint64_t serial) {
+    auto it = connections_.find(serial);
+    return it == connections_.end() ? nullptr : it->second;
+}
+
+session& shard::open_session(connection& c, const mqtt::connect& pkt, bool& session_present) {
+    const auto& opts = broker_.options();
+    session_present = false;
+    session* s = nullptr;
+    auto it = sessions_.find(pkt.client_id);
+    if (it != sessions_.end()) {
+        s = it->second.get();
+        if (s->conn != nullptr && s->conn != &c) {
+            stats_.add(stats_.takeovers);
+            connection* old = s->conn;
+            s->conn = nullptr;
+            auto [will, delay] = old->taken_over();
+            // The old connection ended abnormally: its will is due now unless it has a
+            // delay and the session lives on (the new connection resumes it, MQTT 5 §3.1.3.2.2).
+            if (will && (delay == 0 || pkt.clean_start)) publish_will(pkt.client_id, s->key(), std::move(*will));
+        }
+        if (pkt.clean_start) {
+            end_session(*s);
+            s = nullptr;
+        } else {
+            session_present = true;
+            s->pending_will.reset();  // resumed before the will delay ran out: no will
+        }
+    }
+    if (s == nullptr) {
+        session_key key = (static_cast<uint64_t>(index_) << k_shard_shift) | ++next_session_serial_;
+        auto owned = std::make_unique<session>(pkt.client_id, key);
+        s = owned.get();
+        sessions_by_key_[key] = s;
+        sessions_[pkt.client_id] = std::move(owned);
+        stats_.add(stats_.sessions_current);
+    }
+    s->conn = &c;
+    s->protocol = pkt.protocol;
+    if (pkt.protocol == mqtt::version::v5) {
+        s->expiry_interval = pkt.props.session_expiry_interval.value_or(0);
+        uint16_t client_window = pkt.props.receive_maximum.value_or(65535);
+        s->send_window = std::min(client_window, opts.max_inflight_messages);
+        s->client_max_packet_size = pkt.props.maximum_packet_size.value_or(mqtt::max_packet_size_limit);
+    } else {
+        s->expiry_interval = pkt.clean_start ? 0 : 0xFFFFFFFF;
+        s->send_window = opts.max_inflight_messages;
+        s->client_max_packet_size = mqtt::max_packet_size_limit;
+    }
+    s->expiry_interval = std::min(s->expiry_interval, opts.max_session_expiry);
+    if (s->send_window == 0) s->send_window = 1;
+    return *s;
+}
+
+void shard::session_disconnected(session& s, bool will_due, const std::optional<mqtt::will>& will,
+                                 uint32_t will_delay) {
+    s.conn = nullptr;
+    s.disconnected_at_ms = now_ms_;
+    if (will_due && will) {
+        uint64_t delay = std::min<uint64_t>(will_delay, s.expiry_interval);
+        if (delay == 0) {
+            publish_will(s.client_id(), s.key(), mqtt::will(*will));
+        } else {
+            s.pending_will = *will;
+            s.will_due_ms = now_ms_ + static_cast<int64_t>(delay) * 1000;
+        }
+    }
+    if (s.expiry_interval == 0) end_session(s);
+}
+
+void shard::end_session(session& s) {
+    if (s.pending_will) {
+        mqtt::will w = std::move(*s.pending_will);
+        s.pending_will.reset();
+        publish_will(s.client_id(), s.key(), std::move(w));
+    }
+    session_key key = s.key();
+    for (const auto& [filter, opts] : s.subscriptions) index_replica_.unsubscribe(filter, key);
+    stats_.sub(stats_.subscriptions, s.subscriptions.size());
+    replicate_remove(key);
+    sessions_by_key_.erase(key);
+    stats_.sub(stats_.sessions_current);
+    sessions_.erase(s.client_id());  // destroys s
+}
+
+void shard::publish_will(const std::string& client_id, session_key key, mqtt::will&& w) {
+    auto msg = std::make_shared<message>();
+    msg->topic = std::move(w.topic);
+    msg->payload = std::move(w.payload);
+    msg->qos = std::min(w.qos, broker_.options().maximum_qos);
+    msg->retain = w.retain;
+    msg->publisher = key;
+    auto& p = w.props;
+    msg->props.payload_format_indicator = p.payload_format_indicator;
+    msg->props.content_type = std::move(p.content_type);
+    msg->props.response_topic = std::move(p.response_topic);
+    msg->props.correlation_data = std::move(p.correlation_data);
+    msg->props.user_properties = std::move(p.user_properties);
+    if (p.message_expiry_interval) {
+        msg->expires_at_ms = now_ms_ + static_cast<int64_t>(*p.message_expiry_interval) * 1000;
+    }
+    stats_.add(stats_.wills_published);
+    SLUICE_DEBUG("broker", "publishing will of %s on %s", client_id.c_str(), msg->topic.c_str());
+    publish(std::move(msg));
+}
+
+void shard::publish(message_ptr msg) {
+    if (msg->retain && broker_.options().retain_available) broker_.store_retained(msg);
+    match_scratch_.clear();
+    index_replica_.match(msg->topic, msg->publisher, match_scratch_,
+                         [this](session_key k) { return local_session_available(k); });
+    if (match_scratch_.empty()) return;
+    if (outbox_.size() != broker_.shard_count()) outbox_.resize(broker_.shard_count());
+    for (const auto& d : match_scratch_) {
+        unsigned target = shard_of_key(d.session);
+        if (target == index_) {
+            auto it = sessions_by_key_.find(d.session);
+            if (it != sessions_by_key_.end()) deliver(*it->second, msg, d);
+        } else {
+            outbox_[target].push_back(remote_delivery{msg, d});
+        }
+    }
+}
+
+bool shard::local_session_available(session_key key) const {
+    if (shard_of_key(key) != index_) return true;
+    auto it = sessions_by_key_.find(key);
+    return it != sessions_by_key_.end() && it->second->conn != nullptr;
+}
+
+void shard::deliver(session& s, const message_ptr& msg, const delivery& d) {
+    outgoing out;
+    out.msg = msg;
+    out.qos = std::min(msg->qos, d.qos);
+    out.retain = d.retain_as_published && msg->retain;
+    out.subscription_ids.assign(d.subscription_ids.begin(), d.subscription_ids.end());
+    deliver_outgoing(s, std::move(out));
+}
+
+void shard::deliver_outgoing(session& s, outgoing&& out) {
+    if (out.msg->expires_at_ms != 0 && now_ms_ >= out.msg->expires_at_ms) {
+        stats_.add(stats_.dropped_expired);
+        return;
+    }
+    if (out.qos == 0) {
+        if (s.conn == nullptr) {
+            stats_.add(stats_.dropped_qos0_offline);
+            return;
+        }
+        if (s.conn->output_congested()) {
+            stats_.add(stats_.dropped_qos0_slow_subscriber);
+            return;
+        }
+        s.conn->send_publish(out, 0, false);
+        return;
+    }
+    if (s.conn != nullptr && s.queue.empty() && s.inflight.size() < s.send_window) {
+        send_now(s, std::move(out));
+        return;
+    }
+    enqueue(s, std::move(out));
+}
+
+void shard::enqueue(session& s, outgoing&& out) {
+    const auto& opts = broker_.options();
+    size_t bytes = out.msg->payload.size() + out.msg->topic.size();
+    if (s.queue.size() >= opts.max_queued_messages || s.queued_bytes + bytes > opts.max_queued_bytes) {
+        stats_.add(stats_.dropped_queue_full);
+        uint64_t dropped = stats_.dropped_queue_full.load(std::memory_order_relaxed);
+        if ((dropped & (dropped - 1)) == 0) {  // log at powers of two, not per message
+            SLUICE_WARN("broker", "queue of %s is full (%zu messages): dropping QoS %u messages (%llu so far)",
+                        s.client_id().c_str(), s.queue.size(), out.qos, static_cast<unsigned long long>(dropped));
+        }
+        return;
+    }
+    s.queued_bytes += bytes;
+    s.queue.push_back(std::move(out));
+}
+
+void shard::send_now(session& s, outgoing&& out) {
+    uint16_t id = s.next_packet_id();
+    if (!s.conn->send_publish(out, id, false)) return;  // too large for this client: dropped, counted
+    inflight_entry e;
+    e.st = out.qos == 1 ? inflight_entry::state::await_puback : inflight_entry::state::await_pubrec;
+    e.order = s.next_order();
+    e.out = std::move(out);
+    s.inflight.emplace(id, std::move(e));
+}
+
+void shard::pump(session& s) {
+    while (s.conn != nullptr && !s.queue.empty() && s.inflight.size() < s.send_window) {
+        outgoing out = std::move(s.queue.front());
+        s.queue.pop_front();
+        s.queued_bytes -= out.msg->payload.size() + out.msg->topic.size();
+        if (out.msg->expires_at_ms != 0 && now_ms_ >= out.msg->expires_at_ms) {
+            stats_.add(stats_.dropped_expired);
+            continue;
+        }
+        send_now(s, std::move(out));
+    }
+}
+
+std::vector<mqtt::reason_code> shard::subscribe(session& s, const mqtt::subscribe& pkt,
+                                                const std::function<void(std::vector<mqtt::reason_code>&&)>& send_suback) {
+    const auto& opts = broker_.options();
+    std::vector<mqtt::reason_code> codes;
+    codes.reserve(pkt.entries.size());
+    uint32_t sub_id = pkt.props.subscription_identifiers.empty() ? 0 : pkt.props.subscription_identifiers.front();
+    struct retained_delivery {
+        std::string filter;
+        sub_options opts;
+    };
+    std::vector<retained_delivery> retained_due;
+    for (const auto& e : pkt.entries) {
+        if (!mqtt::valid_topic_filter(e.filter)) {
+            codes.push_back(mqtt::reason_code::topic_filter_invalid);
+            continue;
+        }
+        auto shared = mqtt::parse_shared(e.filter);
+        if (shared && !opts.shared_subscription_available) {
+            codes.push_back(mqtt::reason_code::shared_subscriptions_not_supported);
+            continue;
+        }
+        if (!opts.wildcard_subscription_available && has_wildcard(shared ? shared->filter : e.filter)) {
+            codes.push_back(mqtt::reason_code::wildcard_subscriptions_not_supported);
+            continue;
+        }
+        if (sub_id != 0 && !opts.subscription_identifiers_available) {
+            codes.push_back(mqtt::reason_code::subscription_identifiers_not_supported);
+            continue;
+        }
+        sub_options o;
+        o.qos = std::min(e.qos, opts.maximum_qos);
+        o.no_local = e.no_local;
+        o.retain_as_published = e.retain_as_published;
+        o.retain_handling = e.retain_handling;
+        o.subscription_id = sub_id;
+        bool existed = index_replica_.subscribe(e.filter, s.key(), o);
+        replicate_subscribe(e.filter, s.key(), o);
+        s.subscriptions[e.filter] = o;
+        if (!existed) stats_.add(stats_.subscriptions);
+        codes.push_back(static_cast<mqtt::reason_code>(o.qos));
+        bool send_retained = o.retain_handling == 0 || (o.retain_handling == 1 && !existed);
+        if (!shared && opts.retain_available && send_retained) retained_due.push_back({e.filter, o});
+    }
+    std::vector<mqtt::reason_code> result = codes;
+    send_suback(std::move(codes));
+    // Retained messages follow the SUBACK (MQTT 5 §3.8.4).
+    for (const auto& r : retained_due) {
+        retained_scratch_.clear();
+        broker_.retained_matching(r.filter, retained_scratch_);
+        for (auto& m : retained_scratch_) {
+            outgoing out;
+            out.msg = m;
+            out.qos = std::min(m->qos, r.opts.qos);
+            out.retain = true;
+            if (r.opts.subscription_id != 0) out.subscription_ids.push_back(r.opts.subscription_id);
+            deliver_outgoing(s, std::move(out));
+        }
+    }
+    return result;
+}
+
+std::vector<mqtt::reason_code> shard::unsubscribe(session& s, const mqtt::unsubscribe& pkt) {
+    std::vector<mqtt::reason_code> codes;
+    codes.reserve(pkt.filters.size());
+    for (const auto& f : pkt.filters) {
+        auto it = s.subscriptions.find(f);
+        if (it == s.subscriptions.end()) {
+            codes.push_back(mqtt::reason_code::no_subscription_existed);
+            continue;
+        }
+        s.subscriptions.erase(it);
+        index_replica_.unsubscribe(f, s.key());
+        replicate_unsubscribe(f, s.key());
+        stats_.sub(stats_.subscriptions);
+        codes.push_back(mqtt::reason_code::success);
+    }
+    return codes;
+}
+
+void shard::replicate_subscribe(const std::string& filter, session_key key, const sub_options& o) {
+    for (unsigned t = 0; t < broker_.shard_count(); ++t) {
+        if (t == index_) continue;
+        shard* target = &broker_.get_shard(t);
+        broker_.post(t, [target, filter, key, o] { (void)target->index_replica_.subscribe(filter, key, o); });
+    }
+}
+
+void shard::replicate_unsubscribe(const std::string& filter, session_key key) {
+    for (unsigned t = 0; t < broker_.shard_count(); ++t) {
+        if (t == index_) continue;
+        shard* target = &broker_.get_shard(t);
+        broker_.post(t, [target, filter, key] { (void)target->index_replica_.unsubscribe(filter, key); });
+    }
+}
+
+void shard::replicate_remove(session_key key) {
+    for (unsigned t = 0; t < broker_.shard_count(); ++t) {
+        if (t == index_) continue;
+        shard* target = &broker_.get_shard(t);
+        broker_.post(t, [target, key] { target->index_replica_.remove_session(key); });
+    }
+}
+
+void shard::flush_outbox() {
+    for (unsigned t = 0; t < outbox_.size(); ++t) {
+        if (outbox_[t].empty()) continue;
+        shard* target = &broker_.get_shard(t);
+        broker_.post(t, [target, batch = std::move(outbox_[t])]() mutable { target->apply_remote(batch); });
+        outbox_[t] = {};
+    }
+}
+
+void shard::apply_remote(std::vector<remote_delivery>& batch) {
+    for (auto& r : batch) {
+        auto it = sessions_by_key_.find(r.d.session);
+        if (it != sessions_by_key_.end()) deliver(*it->second, r.msg, r.d);
+    }
+}
+
+void shard::tick(int64_t now_ms) {
+    now_ms_ = now_ms;
+    std::vector<connection*> conns;
+    conns.reserve(connections_.size());
+    for (auto& [serial, c] : connections_) conns.push_back(c);
+    for (auto* c : conns) c->check_keep_alive(now_ms);
+
+    std::vector<session*> ending;
+    for (auto& [id, s] : sessions_) {
+        if (s->conn != nullptr) continue;
+        if (s->pending_will && now_ms >= s->will_due_ms) {
+            mqtt::will w = std::move(*s->pending_will);
+            s->pending_will.reset();
+            publish_will(s->client_id(), s->key(), std::move(w));
+        }
+        if (s->expired(now_ms)) ending.push_back(s.get());
+    }
+    for (auto* s : ending) {
+        stats_.add(stats_.sessions_expired);
+        end_session(*s);
+    }
+}
+
+void shard::shutdown() {
+    std::vector<connection*> conns;
+    for (auto& [serial, c] : connections_) conns.push_back(c);
+    for (auto* c : conns) c->close_with(mqtt::reason_code::server_shutting_down, true);
+}
+
+}  // namespace sluice::broker

@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// One shard of the broker per event loop: the sessions whose client ids hash here,
+// the connections on this loop, and a private replica of the subscription index.
+// Routing a PUBLISH matches it against the local replica; deliveries to sessions of
+// other shards are batched per target shard and posted once per loop iteration
+// (flush_outbox), so no lock is taken per message. Subscription changes are applied
+// locally and replicated to every other shard's index by posting.
+//
+// Everything here runs on the shard's loop thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/message.h"
+#include "broker/session.h"
+#include "broker/stats.h"
+#include "broker/topic_index.h"
+#include "mqtt/types.h"
+
+namespace sluice::broker {
+
+class broker;
+class connection;
+
+class shard {
+public:
+    shard(broker& owner, unsigned index);
+    ~shard();
+
+    unsigned index() const { return index_; }
+    broker& owner() { return broker_; }
+    shard_stats& stats() { return stats_; }
+    const shard_stats& stats() const { return stats_; }
+    int64_t now_ms() const { return now_ms_; }
+    void set_now(int64_t now_ms) { now_ms_ = now_ms; }
+    size_t subscription_count() const { return index_replica_.subscription_count(); }
+
+    // Connections register themselves so periodic checks and async acks can find them.
+    void attach(connection* c);
+    void detach(connection* c);
+    connection* find_connection(uint64_t serial);
+
+    // CONNECT accepted for `c`: returns its session (new or resumed) and whether it was
+    // resumed. Takes over an existing connection of the same client id.
+    session& open_session(connection& c, const mqtt::connect& pkt, bool& session_present);
+    // The connection of `s` is gone. `publish_will`: abnormal close, the will is due
+    // (after its delay). The session stays or ends per its expiry interval.
+    void session_disconnected(session& s, bool publish_will, const std::optional<mqtt::will>& will,
+                              uint32_t will_delay);
+
+    // Routes a new application message to every matching subscriber (all shards) and
+    // updates the retained store when its RETAIN flag is set.
+    void publish(message_ptr msg);
+
+    // SUBSCRIBE: decides a reason code per entry, hands them to send_suback, then
+    // delivers the retained messages due (they must follow the SUBACK).
+    std::vector<mqtt::reason_code> subscribe(session& s, const mqtt::subscribe& pkt,
+                                             const std::function<void(std::vector<mqtt::reason_code>&&)>& send_suback);
+    std::vector<mqtt::reason_code> unsubscribe(session& s, const mqtt::unsubscribe& pkt);
+
+    // Sends queued messages of `s` while its window allows.
+    void pump(session& s);
+    // Called by the loop: keep-alive, expiry, wills. `now_ms` is monotonic.
+    void tick(int64_t now_ms);
+    // Called at the end of each loop iteration: posts batched cross-shard deliveries.
+    void flush_outbox();
+    // Ends every session's connection (server shutting down).
+    void shutdown();
+
+private:
+    struct remote_delivery {
+        message_ptr msg;
+        delivery d;
+    };
+
+    void deliver(session& s, const message_ptr& msg, const delivery& d);
+    void deliver_outgoing(session& s, outgoing&& out);
+    void enqueue(session& s, outgoing&& out);
+    void send_now(session& s, outgoing&& out);
+    void apply_remote(std::vector<remote_delivery>& batch);
+    void end_session(session& s);
+    void publish_will(const std::string& client_id, session_key key, mqtt::will&& w);
+    void replicate_subscribe(const std::string& filter, session_key key, const sub_options& o);
+    void replicate_unsubscribe(const std::string& filter, session_key key);
+    void replicate_remove(session_key key);
+    bool local_session_available(session_key key) const;
+
+    broker& broker_;
+    unsigned index_;
+    int64_t now_ms_ = 0;
+    shard_stats stats_;
+    topic_index index_replica_;
+    uint64_t next_session_serial_ = 0;
+
+    std::unordered_map<std::string, std::unique_ptr<session>> sessions_;  // by client id
+    std::unordered_map<session_key, session*> sessions_by_key_;
+    std::unordered_map<uint64_t, connection*> connections_;               // by serial
+
+    std::vector<delivery> match_scratch_;
+    std::vector<std::vector<remote_delivery>> outbox_;                     // per target shard
+    std::vector<message_ptr> retained_scratch_;
+};
+
+}  // namespace sluice::broker

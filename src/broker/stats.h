@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Per-shard counters. Each shard writes only its own (relaxed atomics, one cache line
+// group per shard); /metrics sums them across shards.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace sluice::broker {
+
+struct shard_stats {
+    std::atomic<uint64_t> connections_current{0};
+    std::atomic<uint64_t> connections_total{0};
+    std::atomic<uint64_t> sessions_current{0};
+    std::atomic<uint64_t> messages_received{0};
+    std::atomic<uint64_t> messages_sent{0};
+    std::atomic<uint64_t> bytes_received{0};
+    std::atomic<uint64_t> dropped_qos0_slow_subscriber{0};   // QoS 0 to a connection with too much unsent output
+    std::atomic<uint64_t> dropped_qos0_offline{0};           // QoS 0 to an offline session (never queued)
+    std::atomic<uint64_t> dropped_queue_full{0};             // QoS 1/2 beyond max_queued_messages/bytes
+    std::atomic<uint64_t> dropped_too_large{0};              // larger than the client's Maximum Packet Size
+    std::atomic<uint64_t> dropped_expired{0};                // Message Expiry Interval passed before delivery
+    std::atomic<uint64_t> malformed_packets{0};
+    std::atomic<uint64_t> protocol_errors{0};
+    std::atomic<uint64_t> ingest_appended{0};
+    std::atomic<uint64_t> ingest_failed{0};
+    std::atomic<uint64_t> ingest_quota_refused{0};
+    std::atomic<uint64_t> wills_published{0};
+    std::atomic<uint64_t> sessions_expired{0};
+    std::atomic<uint64_t> keep_alive_timeouts{0};
+    std::atomic<uint64_t> takeovers{0};
+    std::atomic<uint64_t> subscriptions{0};                  // of this shard's sessions
+
+    static void add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    static void sub(std::atomic<uint64_t>& c, uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+};
+
+}  // namespace sluice::broker

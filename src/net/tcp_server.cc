@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "net/tcp_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <optional>
+#include <unordered_set>
+
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/connection.h"
+#include "broker/shard.h"
+#include "broker/transport.h"
+#include "mqtt/codec.h"
+
+namespace sluice::net {
+
+class tcp_connection;
+
+// What one loop owns: its listener, its connections, and the per-iteration work
+// (write batched output, hand cross-shard deliveries over, free closed connections).
+class loop_context final : public event_loop::handler {
+public:
+    loop_context(broker::broker& b, event_loop& l, std::vector<std::unique_ptr<loop_context>>& all)
+        : brk(b), loop(l), shard(b.get_shard(l.index())), contexts(all) {}
+    ~loop_context();
+
+    void on_events(uint32_t events) override;  // the listener is readable: accept
+    // Takes ownership of a socket accepted here or handed over by another loop.
+    void adopt(int fd, std::string peer, std::string buffered, std::optional<mqtt::connect> connect, bool assigned);
+    void mark_dirty(tcp_connection* c) { dirty_.push_back(c); }
+    void mark_dead(tcp_connection* c) { dead_.push_back(c); }
+    void end_of_iteration();
+    void close_all();
+
+    broker::broker& brk;
+    event_loop& loop;
+    broker::shard& shard;
+    std::vector<std::unique_ptr<loop_context>>& contexts;
+    int listen_fd = -1;
+
+private:
+    std::vector<tcp_connection*> dirty_;
+    std::vector<tcp_connection*> dead_;
+    std::unordered_set<tcp_connection*> live_;
+};
+
+namespace {
+
+constexpr size_t k_read_chunk = 64 * 1024;
+constexpr size_t k_read_budget = 1024 * 1024;  // per readiness event, for fairness between sockets
+constexpr size_t k_max_iov = 64;
+
+std::string peer_name(const sockaddr_storage& addr) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    uint16_t port = 0;
+    if (addr.ss_family == AF_INET) {
+        const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+    } else if (addr.ss_family == AF_INET6) {
+        const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+    }
+    return std::string(host) + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+// One TCP socket carrying one MQTT connection. Output is queued as chunks (owned
+// bytes, or a shared message whose payload is sent without copying) and written with
+// writev at the end of the loop iteration.
+class tcp_connection final : public broker::transport, public event_loop::handler {
+public:
+    tcp_connection(loop_context& ctx, int fd, std::string peer) : ctx_(ctx), fd_(fd), peer_(std::move(peer)) {
+        ctx_.loop.add(fd_, EPOLLIN | EPOLLRDHUP, this);
+    }
+    ~tcp_connection() override {
+        protocol_.reset();  // may still send (ignored) and detach from the shard
+        if (fd_ >= 0) {
+            ctx_.loop.remove(fd_);
+            ::close(fd_);
+        }
+    }
+
+    // ---- broker::transport
+    void send(std::string bytes) override {
+        if (closing_) return;
+        pending_ += bytes.size();
+        out_.push_back(chunk{std::move(bytes), nullptr, 0});
+        dirty();
+    }
+    void send_publish(std::string header, broker::message_ptr msg) override {
+        if (closing_) return;
+        pending_ += header.size() + msg->payload.size();
+        out_.push_back(chunk{std::move(header), std::move(msg), 0});
+        dirty();
+    }
+    void close() override {
+        if (closing_) return;
+        closing_ = true;
+        // Output already queued (a CONNACK with an error, a DISCONNECT) is written at the
+        // end of this iteration, then the socket is closed.
+        dirty();
+    }
+    void set_reading(bool enabled) override {
+        if (reading_ == enabled || fd_ < 0) return;
+        reading_ = enabled;
+        update_interest();
+    }
+    size_t pending_output_bytes() const override { return pending_; }
+    const std::string& peer() const override { return peer_; }
+
+    // ---- readiness
+    void on_events(uint32_t events) override {
+        if (dead_) return;
+        ctx_.shard.set_now(ctx_.loop.now_ms());
+        if (events & EPOLLOUT) flush();
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_some();
+    }
+
+    // Starts the protocol on this loop. `connect` is set when another loop already
+    // decoded the CONNECT to choose us.
+    void begin(std::string buffered, std::optional<mqtt::connect> connect, bool assigned) {
+        in_ = std::move(buffered);
+        if (connect) {
+            protocol_ = std::make_unique<broker::connection>(ctx_.shard, *this);
+            protocol_->on_connect(std::move(*connect), assigned);
+        }
+        process_input();
+    }
+
+    // Called at the end of the iteration: write what is queued; close if asked to.
+    void flush() {
+        dirty_ = false;
+        if (dead_) return;
+        while (!out_.empty()) {
+            iovec iov[k_max_iov];
+            size_t n = 0;
+            for (auto it = out_.begin(); it != out_.end() && n + 1 < k_max_iov; ++it) {
+                const std::string& h = it->bytes;
+                size_t off = it->offset;
+                if (off < h.size()) {
+                    iov[n++] = iovec{const_cast<char*>(h.data() + off), h.size() - off};
+                    off = 0;
+                } else {
+                    off -= h.size();
+                }
+                if (it->msg) {
+                    const std::string& p = it->msg->payload;
+                    if (off < p.size()) iov[n++] = iovec{const_cast<char*>(p.data() + off), p.size() - off};
+                }
+            }
+            ssize_t written = ::writev(fd_, iov, static_cast<int>(n));
+            if (written < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+                if (errno == EINTR) continue;
+                fail();
+                return;
+            }
+            consume_output(static_cast<size_t>(written));
+        }
+        bool want_out = !out_.empty();
+        if (want_out != want_out_) {
+            want_out_ = want_out;
+            update_interest();
+        }
+        if (closing_ && out_.empty()) fail();
+    }
+
+    // Detaches the socket for a hand-over to another loop; this object then dies.
+    int release_fd() {
+        int fd = fd_;
+        ctx_.loop.remove(fd_);
+        fd_ = -1;
+        dead_ = true;
+        ctx_.mark_dead(this);
+        return fd;
+    }
+
+    bool is_dead() const { return dead_; }
+
+private:
+    struct chunk {
+        std::string bytes;
+        broker::message_ptr msg;  // when set, msg->payload follows bytes
+        size_t offset;            // bytes already written from this chunk
+    };
+
+    void dirty() {
+        if (!dirty_ && !dead_) {
+            dirty_ = true;
+            ctx_.mark_dirty(this);
+        }
+    }
+
+    void consume_output(size_t n) {
+        pending_ -= n;
+        while (n > 0 && !out_.empty()) {
+            chunk& c = out_.front();
+            size_t total = c.bytes.size() + (c.msg ? c.msg->payload.size() : 0);
+            size_t left = total - c.offset;
+            if (n >= left) {
+                n -= left;
+                out_.pop_front();
+            } else {
+                c.offset += n;
+                n = 0;
+            }
+        }
+    }
+
+    void update_interest() {
+        if (fd_ < 0) return;
+        uint32_t ev = EPOLLRDHUP;
+        if (reading_) ev |= EPOLLIN;
+        if (want_out_) ev |= EPOLLOUT;
+        ctx_.loop.modify(fd_, ev, this);
+    }
+
+    void read_some() {
+        size_t budget = k_read_budget;
+        while (budget > 0 && !dead_ && !closing_ && reading_) {
+            size_t old = in_.size();
+            in_.resize(old + k_read_chunk);
+            ssize_t n = ::read(fd_, in_.data() + old, k_read_chunk);
+            if (n <= 0) {
+                in_.resize(old);
+                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+                if (n < 0 && errno == EINTR) continue;
+                peer_closed();
+                return;
+            }
+            in_.resize(old + static_cast<size_t>(n));
+            budget -= std::min(budget, static_cast<size_t>(n));
+            process_input();
+            if (static_cast<size_t>(n) < k_read_chunk) break;
+        }
+    }
+
+    void process_input() {
+        if (!protocol_) {
+            if (!route_first_packet()) return;
+        }
+        if (!protocol_ || in_.empty()) return;
+        size_t used = protocol_->on_data(in_);
+        in_.erase(0, used);
+        if (protocol_->closed()) close();
+    }
+
+    // Before CONNECT: find the shard that owns the client id and move there if needed.
+    // Returns true when the protocol handler exists here and should consume in_.
+    bool route_first_packet() {
+        auto f = mqtt::parse_frame(in_, ctx_.brk.options().max_packet_size);
+        if (f && !f->has_value()) return false;  // need more bytes
+        if (f && in_.size() < (*f)->total_size()) return false;
+        if (f && (*f)->type() == mqtt::packet_type::connect) {
+            auto p = mqtt::decode(**f, std::string_view(in_).substr(0, (*f)->total_size()), mqtt::version::v5);
+            if (p) {
+                mqtt::connect c = std::move(std::get<mqtt::connect>(*p));
+                bool assigned = ctx_.brk.assign_client_id(c);
+                unsigned target = ctx_.brk.shard_of_client(c.client_id);
+                std::string rest = in_.substr((*f)->total_size());
+                if (target != ctx_.loop.index()) {
+                    int fd = release_fd();
+                    loop_context* dest = ctx_.contexts[target].get();
+                    dest->loop.post([dest, fd, peer = peer_, rest = std::move(rest), c = std::move(c), assigned]() mutable {
+                        dest->adopt(fd, std::move(peer), std::move(rest), std::move(c), assigned);
+                    });
+                    return false;
+                }
+                in_ = std::move(rest);
+                protocol_ = std::make_unique<broker::connection>(ctx_.shard, *this);
+                protocol_->on_connect(std::move(c), assigned);
+                if (protocol_->closed()) close();
+                return true;
+            }
+        }
+        // Not a (valid) CONNECT: the protocol handler answers and closes.
+        protocol_ = std::make_unique<broker::connection>(ctx_.shard, *this);
+        return true;
+    }
+
+    void peer_closed() {
+        if (protocol_) protocol_->on_transport_closed();
+        fail();
+    }
+
+    void fail() {
+        if (dead_) return;
+        if (protocol_ && !protocol_->closed()) protocol_->on_transport_closed();
+        dead_ = true;
+        out_.clear();
+        pending_ = 0;
+        ctx_.mark_dead(this);
+    }
+
+    loop_context& ctx_;
+    int fd_;
+    std::string peer_;
+    std::unique_ptr<broker::connection> protocol_;
+    std::string in_;
+    std::deque<chunk> out_;
+    size_t pending_ = 0;
+    bool dirty_ = false;
+    bool closing_ = false;
+    bool dead_ = false;
+    bool reading_ = true;
+    bool want_out_ = false;
+};
+
+loop_context::~loop_context() {
+    for (auto* c : live_) delete c;
+    if (listen_fd >= 0) ::close(listen_fd);
+}
+
+void loop_context::on_events(uint32_t) {
+    for (int i = 0; i < 64; ++i) {
+        sockaddr_storage addr{};
+        socklen_t len = sizeof addr;
+        int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+            if (errno == EMFILE || errno == ENFILE) {
+                SLUICE_WARN("net", "accept: %s (raise the open-files limit)", std::strerror(errno));
+                return;
+            }
+            SLUICE_WARN("net", "accept: %s", std::strerror(errno));
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        adopt(fd, peer_name(addr), {}, std::nullopt, false);
+    }
+}
+
+void loop_context::adopt(int fd, std::string peer, std::string buffered, std::optional<mqtt::connect> connect,
+                         bool assigned) {
+    shard.set_now(loop.now_ms());
+    auto* c = new tcp_connection(*this, fd, std::move(peer));
+    live_.insert(c);
+    c->begin(std::move(buffered), std::move(connect), assigned);
+}
+
+void loop_context::end_of_iteration() {
+    shard.flush_outbox();
+    // flush() may close connections, which may queue more output elsewhere; loop until quiet.
+    while (!dirty_.empty()) {
+        std::vector<tcp_connection*> batch;
+        batch.swap(dirty_);
+        for (auto* c : batch) c->flush();
+    }
+    for (auto* c : dead_) {
+        if (live_.erase(c) > 0) delete c;
+    }
+    dead_.clear();
+}
+
+void loop_context::close_all() {
+    shard.shutdown();
+    end_of_iteration();
+}
+
+tcp_server::tcp_server(broker::broker& b, std::vector<event_loop*> loops) : broker_(b), loops_(std::move(loops)) {
+    SLUICE_CHECK(loops_.size() == broker_.shard_count(), "one loop per shard");
+    for (auto* l : loops_) contexts_.push_back(std::make_unique<loop_context>(broker_, *l, contexts_));
+}
+
+tcp_server::~tcp_server() = default;
+
+result<uint16_t> tcp_server::listen(const listener_options& opts) {
+    sockaddr_storage addr{};
+    socklen_t addr_len = 0;
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    if (inet_pton(AF_INET, opts.bind_address.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        addr_len = sizeof(sockaddr_in);
+    } else if (inet_pton(AF_INET6, opts.bind_address.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        addr_len = sizeof(sockaddr_in6);
+    } else {
+        return std::make_error_code(std::errc::invalid_argument);
+    }
+    uint16_t port = opts.port;
+    for (auto& ctx : contexts_) {
+        int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) return std::error_code(errno, std::system_category());
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        if (addr.ss_family == AF_INET) {
+            v4->sin_port = htons(port);
+        } else {
+            v6->sin6_port = htons(port);
+        }
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0 || ::listen(fd, 4096) != 0) {
+            auto ec = std::error_code(errno, std::system_category());
+            ::close(fd);
+            return ec;
+        }
+        if (port == 0) {
+            sockaddr_storage bound{};
+            socklen_t len = sizeof bound;
+            getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+            port = ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
+                                                    : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+        }
+        ctx->listen_fd = fd;
+    }
+    port_ = port;
+    return port;
+}
+
+void tcp_server::start() {
+    for (auto& ctx : contexts_) {
+        loop_context* c = ctx.get();
+        if (c->listen_fd >= 0) c->loop.add(c->listen_fd, EPOLLIN, c);
+        c->loop.on_iteration_end([c] { c->end_of_iteration(); });
+        c->loop.every(std::chrono::milliseconds(250), [c] { c->shard.tick(c->loop.now_ms()); });
+    }
+}
+
+void tcp_server::stop() {
+    std::vector<std::future<void>> done;
+    for (auto& ctx : contexts_) {
+        auto p = std::make_shared<std::promise<void>>();
+        done.push_back(p->get_future());
+        loop_context* c = ctx.get();
+        c->loop.post([c, p] {
+            if (c->listen_fd >= 0) {
+                c->loop.remove(c->listen_fd);
+                ::close(c->listen_fd);
+                c->listen_fd = -1;
+            }
+            c->close_all();
+            p->set_value();
+        });
+    }
+    for (auto& f : done) f.wait();
+}
+
+}  // namespace sluice::net

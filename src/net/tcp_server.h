@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// MQTT over TCP: one SO_REUSEPORT listening socket per event loop (the kernel spreads
+// new connections across loops), and a connection object per socket that feeds bytes
+// to the broker's protocol handler and batches its output into one writev per loop
+// iteration. After the first packet (CONNECT) the socket is handed to the loop whose
+// shard owns that client id, so a session is only ever touched by one thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "net/event_loop.h"
+
+namespace sluice::broker {
+class broker;
+}
+
+namespace sluice::net {
+
+struct listener_options {
+    std::string bind_address = "0.0.0.0";
+    uint16_t port = 1883;  // 0: the kernel picks one; see tcp_server::port()
+};
+
+class loop_context;
+
+class tcp_server {
+public:
+    // REQUIRES: loops.size() == b.shard_count(); loop i serves shard i.
+    tcp_server(broker::broker& b, std::vector<event_loop*> loops);
+    ~tcp_server();
+
+    // Binds one listener per loop on the same address and port. Returns the port.
+    result<uint16_t> listen(const listener_options& opts);
+    uint16_t port() const { return port_; }
+
+    // Registers listeners and per-loop hooks. REQUIRES: called before the loops run.
+    void start();
+    // Stops accepting and closes every connection (DISCONNECT 0x8B to MQTT 5 clients).
+    // Thread-safe: posts to each loop and waits until each has done it.
+    void stop();
+
+private:
+    broker::broker& broker_;
+    std::vector<event_loop*> loops_;
+    std::vector<std::unique_ptr<loop_context>> contexts_;
+    uint16_t port_ = 0;
+};
+
+}  // namespace sluice::net
