@@ -145,9 +145,14 @@ public:
     void match(std::string_view topic, session_key publisher, std::vector<delivery>& out,
                Available&& is_available) {
         using fn = std::remove_reference_t<Available>;
-        availability avail{const_cast<void*>(static_cast<const void*>(std::addressof(is_available))),
-                           [](void* ctx, session_key s) -> bool { return (*static_cast<fn*>(ctx))(s); }};
-        match_impl(topic, publisher, out, avail);
+        if constexpr (std::is_function_v<fn>) {  // a plain function: wrap its pointer
+            fn* f = &is_available;
+            match(topic, publisher, out, [f](session_key s) { return f(s); });
+        } else {
+            availability avail{const_cast<void*>(static_cast<const void*>(std::addressof(is_available))),
+                               [](void* ctx, session_key s) -> bool { return (*static_cast<fn*>(ctx))(s); }};
+            match_impl(topic, publisher, out, avail);
+        }
     }
     // As above with every session available.
     void match(std::string_view topic, session_key publisher, std::vector<delivery>& out) {
