@@ -362,7 +362,7 @@ void partition::writer_loop() {
                 }
                 continue;
             }
-            if (opts_.mode != durability::none && opts_.group_commit_max_delay.count() > 0 && !stopping_ &&
+            if (opts_.mode == durability::fsync && opts_.group_commit_max_delay.count() > 0 && !stopping_ &&
                 queued_bytes_ < opts_.group_commit_max_bytes) {
                 queue_cv_.wait_until(lock, first_enqueue_ + opts_.group_commit_max_delay,
                                      [&] { return queued_bytes_ >= opts_.group_commit_max_bytes || stopping_; });
