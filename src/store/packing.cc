@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Packing and rollup aggregation for write_batch; see store/packing.h.
+#include "store/packing.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "base/assert.h"
+
+namespace sluice::store {
+
+int64_t floor_to(int64_t t, int64_t width) {
+    SLUICE_ASSERT(width > 0, "width must be positive");
+    int64_t q = t / width;
+    if (t % width != 0 && t < 0) --q;
+    return q * width;
+}
+
+bool prepare_batch(std::span<const row> rows, prepared_batch& out) {
+    out.series.clear();
+    out.rollups.clear();
+    out.days_us.clear();
+    for (const row& r : rows) {
+        if (r.time_us < k_min_time_us || r.time_us >= k_max_time_us) return false;
+    }
+    std::vector<uint32_t> order(rows.size());
+    std::iota(order.begin(), order.end(), 0u);
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+        const row& x = rows[a];
+        const row& y = rows[b];
+        if (x.device_id != y.device_id) return x.device_id < y.device_id;
+        if (x.metric_id != y.metric_id) return x.metric_id < y.metric_id;
+        return x.time_us < y.time_us;
+    });
+
+    constexpr int64_t day_us = 24 * k_hour_us;
+    packed_series* cur = nullptr;
+    rollup_delta* roll = nullptr;
+    int64_t prev_time = 0;
+    for (uint32_t idx : order) {
+        const row& r = rows[idx];
+        const int64_t window = floor_to(r.time_us, k_window_us);
+        if (cur == nullptr || cur->device_id != r.device_id || cur->metric_id != r.metric_id ||
+            cur->window_start_us != window) {
+            cur = &out.series.emplace_back();
+            cur->device_id = r.device_id;
+            cur->metric_id = r.metric_id;
+            cur->window_start_us = window;
+            prev_time = window;
+            out.days_us.push_back(floor_to(window, day_us));
+        }
+        const int64_t delta = r.time_us - prev_time;
+        SLUICE_ASSERT(delta >= 0 && delta < k_window_us, "delta out of window");
+        cur->deltas.push_back(static_cast<int32_t>(delta));
+        cur->values.push_back(r.value);
+        cur->flags.push_back(r.flags);
+        cur->any_flag = cur->any_flag || r.flags != 0;
+        prev_time = r.time_us;
+
+        const int64_t bucket = floor_to(r.time_us, k_hour_us);
+        if (roll == nullptr || roll->device_id != r.device_id || roll->metric_id != r.metric_id ||
+            roll->bucket_us != bucket) {
+            roll = &out.rollups.emplace_back();
+            roll->device_id = r.device_id;
+            roll->metric_id = r.metric_id;
+            roll->bucket_us = bucket;
+            roll->min = r.value;
+            roll->max = r.value;
+        }
+        roll->sum += r.value;
+        roll->count += 1;
+        roll->min = std::min(roll->min, r.value);
+        roll->max = std::max(roll->max, r.value);
+        // Sorted by time, stable: the last row seen is the latest (ties: later in batch).
+        roll->last_time_us = r.time_us;
+        roll->last_value = r.value;
+    }
+    std::sort(out.days_us.begin(), out.days_us.end());
+    out.days_us.erase(std::unique(out.days_us.begin(), out.days_us.end()), out.days_us.end());
+    return true;
+}
+
+std::string sanitize_utf8(std::string_view in) {
+    static constexpr char k_replacement[] = "\xEF\xBF\xBD";
+    std::string out;
+    out.reserve(in.size());
+    const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+    const size_t n = in.size();
+    size_t i = 0;
+    while (i < n) {
+        const unsigned char c = p[i];
+        size_t len = 0;
+        uint32_t cp = 0;
+        if (c == 0) {
+            len = 0;
+        } else if (c < 0x80) {
+            len = 1;
+            cp = c;
+        } else if ((c & 0xE0) == 0xC0) {
+            len = 2;
+            cp = c & 0x1Fu;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3;
+            cp = c & 0x0Fu;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4;
+            cp = c & 0x07u;
+        }
+        bool valid = len > 0 && i + len <= n;
+        for (size_t k = 1; valid && k < len; ++k) {
+            if ((p[i + k] & 0xC0) != 0x80) {
+                valid = false;
+            } else {
+                cp = (cp << 6) | (p[i + k] & 0x3Fu);
+            }
+        }
+        if (valid) {
+            // Reject overlong forms, surrogates and values past U+10FFFF.
+            static constexpr uint32_t k_min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+            valid = cp >= k_min_cp[len] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+        }
+        if (valid) {
+            out.append(in.substr(i, len));
+            i += len;
+        } else {
+            out.append(k_replacement);
+            i += 1;
+        }
+    }
+    return out;
+}
+
+}  // namespace sluice::store

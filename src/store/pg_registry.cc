@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The libpq implementation of registry (devices and metrics in schema sluice_app).
+// One connection behind a mutex: this is human-speed data, and the pipeline caches it.
+#include <mutex>
+#include <string>
+
+#include "store/packing.h"
+#include "store/pg.h"
+#include "store/registry.h"
+#include "store/schema.h"
+
+namespace sluice::store {
+namespace {
+
+constexpr const char* k_device_columns = "id, key, name, site, line, metadata::text";
+
+std::optional<double> opt_double(const pg::query_result& q, int row, int col) {
+    if (q.is_null(row, col)) return std::nullopt;
+    return std::stod(std::string(q.get(row, col)));
+}
+
+device device_at(const pg::query_result& q, int i) {
+    return device{static_cast<int32_t>(std::stol(std::string(q.get(i, 0)))), std::string(q.get(i, 1)),
+                  std::string(q.get(i, 2)), std::string(q.get(i, 3)), std::string(q.get(i, 4)),
+                  std::string(q.get(i, 5))};
+}
+
+class pg_registry final : public registry {
+public:
+    explicit pg_registry(const store_options& o) : conn_(o.app_url, o.connect_timeout, "sluice-registry") {}
+
+    result<void> migrate() override {
+        std::lock_guard<std::mutex> lk(mu_);
+        return schema::migrate_app(conn_);
+    }
+
+    result<device> ensure_device(std::string_view key, std::string_view site, std::string_view line) override {
+        if (key.empty()) return errc::invalid_argument;
+        std::lock_guard<std::mutex> lk(mu_);
+        if (auto r = conn_.ensure(); !r) return r.error();
+        const std::string k = sanitize(key);
+        // Insert, or fill in a site/line that was unknown; no write when nothing changes.
+        const std::string sql = std::string(
+            "INSERT INTO sluice_app.devices AS d (key, name, site, line) VALUES ($1, $1, $2, $3) "
+            "ON CONFLICT (key) DO UPDATE SET site = CASE WHEN d.site = '' THEN excluded.site ELSE d.site END, "
+            "line = CASE WHEN d.line = '' THEN excluded.line ELSE d.line END "
+            "WHERE (d.site = '' AND excluded.site <> '') OR (d.line = '' AND excluded.line <> '') RETURNING ") +
+            k_device_columns;
+        auto q = conn_.query(sql.c_str(), {k, sanitize(site), sanitize(line)});
+        if (!q) return q.error();
+        if (q->rows() == 1) return device_at(*q, 0);
+        auto found = find_locked(k);
+        if (!found) return found.error();
+        if (!*found) return errc::query_failed;  // deleted concurrently
+        return std::move(**found);
+    }
+
+    result<std::optional<device>> find_device(std::string_view key) override {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (auto r = conn_.ensure(); !r) return r.error();
+        return find_locked(sanitize(key));
+    }
+
+    result<int32_t> ensure_metric(std::string_view name) override {
+        if (name.empty()) return errc::invalid_argument;
+        std::lock_guard<std::mutex> lk(mu_);
+        if (auto r = conn_.ensure(); !r) return r.error();
+        const std::string n = sanitize(name);
+        auto q = conn_.query(
+            "WITH ins AS (INSERT INTO sluice_app.metrics (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id) "
+            "SELECT id FROM ins UNION ALL SELECT id FROM sluice_app.metrics WHERE name = $1",
+            {n});
+        if (!q) return q.error();
+        if (q->rows() == 0) return errc::query_failed;
+        return static_cast<int32_t>(std::stol(std::string(q->get(0, 0))));
+    }
+
+    result<std::vector<metric_row>> load_metrics() override {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (auto r = conn_.ensure(); !r) return r.error();
+        auto q = conn_.query(
+            "SELECT id, name, unit, scale, \"offset\", valid_min, valid_max, warn_low, warn_high "
+            "FROM sluice_app.metrics ORDER BY id");
+        if (!q) return q.error();
+        std::vector<metric_row> out;
+        out.reserve(static_cast<size_t>(q->rows()));
+        for (int i = 0; i < q->rows(); ++i) {
+            metric_row m;
+            m.id = static_cast<int32_t>(std::stol(std::string(q->get(i, 0))));
+            m.name = std::string(q->get(i, 1));
+            m.unit = std::string(q->get(i, 2));
+            m.scale = std::stod(std::string(q->get(i, 3)));
+            m.offset = std::stod(std::string(q->get(i, 4)));
+            m.valid_min = opt_double(*q, i, 5);
+            m.valid_max = opt_double(*q, i, 6);
+            m.warn_low = opt_double(*q, i, 7);
+            m.warn_high = opt_double(*q, i, 8);
+            out.push_back(std::move(m));
+        }
+        return out;
+    }
+
+    result<std::vector<device>> load_devices() override {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (auto r = conn_.ensure(); !r) return r.error();
+        const std::string sql = std::string("SELECT ") + k_device_columns + " FROM sluice_app.devices ORDER BY id";
+        auto q = conn_.query(sql.c_str());
+        if (!q) return q.error();
+        std::vector<device> out;
+        out.reserve(static_cast<size_t>(q->rows()));
+        for (int i = 0; i < q->rows(); ++i) out.push_back(device_at(*q, i));
+        return out;
+    }
+
+private:
+    static std::string sanitize(std::string_view s) { return sanitize_utf8(s); }
+
+    // REQUIRES: mu_ held, connected.
+    result<std::optional<device>> find_locked(const std::string& key) {
+        const std::string sql = std::string("SELECT ") + k_device_columns + " FROM sluice_app.devices WHERE key = $1";
+        auto q = conn_.query(sql.c_str(), {key});
+        if (!q) return q.error();
+        if (q->rows() == 0) return std::optional<device>{};
+        return std::optional<device>{device_at(*q, 0)};
+    }
+
+    std::mutex mu_;
+    pg::connection conn_;
+};
+
+}  // namespace
+
+result<std::unique_ptr<registry>> open_registry(const store_options& options) {
+    if (options.app_url.empty()) return errc::invalid_argument;
+    auto reg = std::make_unique<pg_registry>(options);
+    if (auto r = reg->migrate(); !r) return r.error();
+    return std::unique_ptr<registry>(std::move(reg));
+}
+
+}  // namespace sluice::store

@@ -1,0 +1,378 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The libpq implementation of telemetry_store: a pool of connections (one per
+// concurrent write_batch), each batch written in one transaction with binary COPY.
+// The contract is in store/store.h, the layout in docs/storage.md.
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "base/log.h"
+#include "store/copy_format.h"
+#include "store/packing.h"
+#include "store/pg.h"
+#include "store/schema.h"
+#include "store/store.h"
+
+namespace sluice::store {
+namespace {
+
+// Flush the COPY buffer to libpq every this many bytes.
+constexpr size_t k_copy_chunk = 1 << 20;
+// Windows are compacted once they closed this long ago (late readings of the
+// batches in flight still land before).
+constexpr int64_t k_compaction_grace_us = 120'000'000;
+// Compaction works through at most this many hours of windows per maintain() call.
+constexpr int k_compaction_hours_per_call = 168;
+
+std::string timestamp_literal(int64_t unix_us) {
+    // An ISO-8601 literal PostgreSQL parses exactly (microseconds, UTC).
+    const int64_t secs = floor_to(unix_us, 1'000'000) / 1'000'000;
+    const int64_t micros = unix_us - secs * 1'000'000;
+    const std::time_t t = static_cast<std::time_t>(secs);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(micros));
+    return buf;
+}
+
+int64_t to_unix_us(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+
+class pg_store final : public telemetry_store {
+public:
+    explicit pg_store(store_options options) : options_(std::move(options)) {
+        const int n = std::max(1, options_.parallel_connections);
+        for (int i = 0; i < n; ++i) {
+            pool_.push_back(std::make_unique<pg::connection>(options_.telemetry_url, options_.connect_timeout,
+                                                             "sluice-store"));
+            free_.push_back(pool_.back().get());
+        }
+        admin_ = std::make_unique<pg::connection>(options_.telemetry_url, options_.connect_timeout, "sluice-admin");
+    }
+
+    result<void> migrate() override {
+        std::lock_guard<std::mutex> lk(admin_mu_);
+        if (auto r = schema::migrate_telemetry(*admin_); !r) return r;
+        auto ts = schema::telemetry_uses_timescale(*admin_);
+        if (!ts) return ts.error();
+        timescale_.store(*ts);
+        return ok();
+    }
+
+    bool timescale() const override { return timescale_.load(); }
+
+    result<void> write_batch(std::span<const row> rows, std::span<const dead_letter> dead_letters,
+                             std::span<const offset_update> offsets) override {
+        for (const offset_update& o : offsets) {
+            if (o.consumer.empty() || o.next_offset < 0) return errc::invalid_argument;
+        }
+        prepared_batch batch;
+        if (!prepare_batch(rows, batch)) return errc::invalid_data;
+        std::vector<const offset_update*> sorted_offsets;
+        for (const offset_update& o : offsets) sorted_offsets.push_back(&o);
+        // One lock order for every writer: no deadlocks between parallel batches.
+        std::sort(sorted_offsets.begin(), sorted_offsets.end(), [](const auto* a, const auto* b) {
+            return std::tie(a->consumer, a->partition) < std::tie(b->consumer, b->partition);
+        });
+
+        lease conn(*this);
+        if (auto r = conn->ensure(); !r) return r;
+        if (auto r = ensure_partitions(*conn, batch.days_us); !r) return r;
+        auto r = write_transaction(*conn, batch, dead_letters, sorted_offsets);
+        if (!r && r.error() == errc::constraint_violation && !batch.series.empty()) {
+            // "no partition of relation found for row": a partition this process
+            // believed in was dropped (retention elsewhere). Forget and retry once.
+            {
+                std::lock_guard<std::mutex> lk(mu_);
+                known_days_.clear();
+            }
+            if (auto p = ensure_partitions(*conn, batch.days_us); !p) return p;
+            r = write_transaction(*conn, batch, dead_letters, sorted_offsets);
+        }
+        return r;
+    }
+
+    result<std::optional<int64_t>> load_offset(std::string_view consumer, int32_t partition) override {
+        lease conn(*this);
+        if (auto r = conn->ensure(); !r) return r.error();
+        auto q = conn->query(
+            "SELECT next_offset FROM sluice_telemetry.sluice_offsets WHERE consumer = $1 AND partition = $2",
+            {std::string(consumer), std::to_string(partition)});
+        if (!q) return q.error();
+        if (q->rows() == 0) return std::optional<int64_t>{};
+        return std::optional<int64_t>{std::stoll(std::string(q->get(0, 0)))};
+    }
+
+    result<void> maintain(std::chrono::system_clock::time_point now) override {
+        std::lock_guard<std::mutex> lk(admin_mu_);
+        pg::connection& conn = *admin_;
+        if (auto r = conn.ensure(); !r) return r;
+        const int64_t now_us = to_unix_us(now);
+        constexpr int64_t day_us = 24 * k_hour_us;
+
+        // 1. Partitions for today and the days ahead.
+        std::vector<int64_t> days;
+        const int64_t today = floor_to(now_us, day_us);
+        for (int d = 0; d <= options_.partitions_ahead_days; ++d) days.push_back(today + d * day_us);
+        if (auto r = ensure_partitions(conn, days); !r) return r;
+
+        // 2. Retention: whole partitions (chunks) past the cutoff, and old dead letters.
+        if (options_.retention.count() > 0) {
+            const int64_t cutoff = now_us - std::chrono::duration_cast<std::chrono::microseconds>(options_.retention).count();
+            const std::string c = timestamp_literal(cutoff);
+            auto q = conn.query("SELECT sluice_telemetry.drop_partitions_before($1)", {c});
+            if (!q) return q.error();
+            if (q->get(0, 0) != "0") SLUICE_INFO("store", "retention dropped %s partitions", std::string(q->get(0, 0)).c_str());
+            if (auto d = conn.query("DELETE FROM sluice_telemetry.dead_letters WHERE received_at < $1", {c}); !d)
+                return d.error();
+            std::lock_guard<std::mutex> lk2(mu_);
+            known_days_.clear();
+        }
+
+        // 3. Compaction of closed windows, an hour of windows per transaction.
+        return compact(conn, now_us);
+    }
+
+private:
+    // RAII checkout of a pool connection; waits while all are in use.
+    class lease {
+    public:
+        explicit lease(pg_store& s) : s_(s) {
+            std::unique_lock<std::mutex> lk(s_.mu_);
+            s_.cv_.wait(lk, [&] { return !s_.free_.empty(); });
+            c_ = s_.free_.back();
+            s_.free_.pop_back();
+        }
+        ~lease() {
+            {
+                std::lock_guard<std::mutex> lk(s_.mu_);
+                s_.free_.push_back(c_);
+            }
+            s_.cv_.notify_one();
+        }
+        lease(const lease&) = delete;
+        lease& operator=(const lease&) = delete;
+        pg::connection* operator->() { return c_; }
+        pg::connection& operator*() { return *c_; }
+
+    private:
+        pg_store& s_;
+        pg::connection* c_;
+    };
+
+    result<void> ensure_partitions(pg::connection& conn, const std::vector<int64_t>& days) {
+        if (timescale_.load()) return ok();
+        for (int64_t day : days) {
+            {
+                std::lock_guard<std::mutex> lk(mu_);
+                if (known_days_.count(day) != 0) continue;
+            }
+            auto q = conn.query("SELECT sluice_telemetry.ensure_partition($1)", {timestamp_literal(day)});
+            if (!q) return q.error();
+            if (q->get(0, 0) == "t") SLUICE_INFO("store", "created partition for %s", timestamp_literal(day).c_str());
+            std::lock_guard<std::mutex> lk(mu_);
+            known_days_.insert(day);
+        }
+        return ok();
+    }
+
+    result<void> probe(write_stage stage) {
+        if (!options_.failure_probe) return ok();
+        return options_.failure_probe(stage);
+    }
+
+    result<void> write_transaction(pg::connection& conn, const prepared_batch& batch,
+                                   std::span<const dead_letter> dead_letters,
+                                   const std::vector<const offset_update*>& offsets) {
+        auto fail = [&](std::error_code ec) -> result<void> {
+            conn.abort_transaction();
+            return ec;
+        };
+        if (auto r = conn.exec("BEGIN"); !r) return fail(r.error());
+        copy_encoder enc;
+
+        if (!batch.series.empty()) {
+            if (auto r = conn.begin_copy("COPY sluice_telemetry.telemetry_packed "
+                                         "(device_id, metric_id, window_start, n, time_deltas, vals, flags) "
+                                         "FROM STDIN (FORMAT binary)");
+                !r)
+                return fail(r.error());
+            enc.header();
+            for (const packed_series& s : batch.series) {
+                enc.begin_tuple(7);
+                enc.int4(s.device_id);
+                enc.int4(s.metric_id);
+                enc.timestamptz(s.window_start_us);
+                enc.int4(static_cast<int32_t>(s.values.size()));
+                enc.int4_array(s.deltas);
+                enc.float8_array(s.values);
+                if (s.any_flag) {
+                    enc.int2_array(s.flags);
+                } else {
+                    enc.null_field();
+                }
+                if (enc.size() >= k_copy_chunk) {
+                    if (auto r = conn.put(enc); !r) return fail(r.error());
+                }
+            }
+            enc.trailer();
+            if (auto r = conn.put(enc); !r) return fail(r.error());
+            if (auto r = conn.end_copy(); !r) return fail(r.error());
+        }
+        if (auto r = probe(write_stage::after_rows_copied); !r) return fail(r.error());
+
+        if (!dead_letters.empty()) {
+            if (auto r = conn.begin_copy("COPY sluice_telemetry.dead_letters "
+                                         "(received_at, topic, client_id, payload, reason) FROM STDIN (FORMAT binary)");
+                !r)
+                return fail(r.error());
+            enc.header();
+            for (const dead_letter& d : dead_letters) {
+                if (d.received_at_us < k_min_time_us || d.received_at_us >= k_max_time_us) {
+                    return fail(errc::invalid_data);
+                }
+                enc.begin_tuple(5);
+                enc.timestamptz(d.received_at_us);
+                enc.text(sanitize_utf8(d.topic));
+                enc.text(sanitize_utf8(d.client_id));
+                enc.bytea(d.payload);
+                enc.text(sanitize_utf8(d.reason));
+                if (enc.size() >= k_copy_chunk) {
+                    if (auto r = conn.put(enc); !r) return fail(r.error());
+                }
+            }
+            enc.trailer();
+            if (auto r = conn.put(enc); !r) return fail(r.error());
+            if (auto r = conn.end_copy(); !r) return fail(r.error());
+        }
+        if (auto r = probe(write_stage::after_dead_letters); !r) return fail(r.error());
+
+        if (!batch.rollups.empty()) {
+            if (auto r = conn.exec("CREATE TEMP TABLE IF NOT EXISTS sluice_rollup_in ("
+                                   "device_id int4, metric_id int4, bucket timestamptz, sum float8, count int8, "
+                                   "min float8, max float8, last_time timestamptz, last_value float8) "
+                                   "ON COMMIT DELETE ROWS");
+                !r)
+                return fail(r.error());
+            if (auto r = conn.begin_copy("COPY pg_temp.sluice_rollup_in FROM STDIN (FORMAT binary)"); !r)
+                return fail(r.error());
+            enc.header();
+            for (const rollup_delta& d : batch.rollups) {
+                enc.begin_tuple(9);
+                enc.int4(d.device_id);
+                enc.int4(d.metric_id);
+                enc.timestamptz(d.bucket_us);
+                enc.float8(d.sum);
+                enc.int8(d.count);
+                enc.float8(d.min);
+                enc.float8(d.max);
+                enc.timestamptz(d.last_time_us);
+                enc.float8(d.last_value);
+                if (enc.size() >= k_copy_chunk) {
+                    if (auto r = conn.put(enc); !r) return fail(r.error());
+                }
+            }
+            enc.trailer();
+            if (auto r = conn.put(enc); !r) return fail(r.error());
+            if (auto r = conn.end_copy(); !r) return fail(r.error());
+            // Sorted in primary-key order so parallel writers lock rollup rows in one order.
+            if (auto r = conn.exec(
+                    "INSERT INTO sluice_telemetry.telemetry_1h_state AS s "
+                    "SELECT * FROM pg_temp.sluice_rollup_in ORDER BY device_id, metric_id, bucket "
+                    "ON CONFLICT (device_id, metric_id, bucket) DO UPDATE SET "
+                    "sum = s.sum + excluded.sum, count = s.count + excluded.count, "
+                    "min = least(s.min, excluded.min), max = greatest(s.max, excluded.max), "
+                    "last_value = CASE WHEN excluded.last_time >= s.last_time THEN excluded.last_value "
+                    "ELSE s.last_value END, "
+                    "last_time = greatest(s.last_time, excluded.last_time)");
+                !r)
+                return fail(r.error());
+        }
+        if (auto r = probe(write_stage::after_rollups); !r) return fail(r.error());
+
+        for (const offset_update* o : offsets) {
+            auto q = conn.query(
+                "INSERT INTO sluice_telemetry.sluice_offsets AS o (consumer, partition, next_offset, updated_at) "
+                "VALUES ($1, $2, $3, now()) ON CONFLICT (consumer, partition) DO UPDATE "
+                "SET next_offset = excluded.next_offset, updated_at = excluded.updated_at "
+                "WHERE o.next_offset < excluded.next_offset RETURNING 1",
+                {o->consumer, std::to_string(o->partition), std::to_string(o->next_offset)});
+            if (!q) return fail(q.error());
+            if (q->rows() == 0) {
+                SLUICE_WARN("store", "offset %lld of %s/%d does not advance the stored offset: batch refused",
+                            static_cast<long long>(o->next_offset), o->consumer.c_str(), o->partition);
+                return fail(errc::stale_offset);
+            }
+        }
+        if (auto r = probe(write_stage::before_commit); !r) return fail(r.error());
+        if (auto r = conn.exec("COMMIT"); !r) {
+            // A failed COMMIT on a broken connection leaves the outcome unknown to us;
+            // the caller reloads the offset (load_offset) before retrying, which resolves it.
+            return fail(r.error());
+        }
+        return ok();
+    }
+
+    result<void> compact(pg::connection& conn, int64_t now_us) {
+        // Windows that closed at least the grace period ago: window_start < limit.
+        const int64_t limit = floor_to(now_us - k_window_us - k_compaction_grace_us, k_window_us) + k_window_us;
+        auto q = conn.query("SELECT coalesce((SELECT value FROM sluice_telemetry.settings WHERE key = 'compacted_until'), "
+                            "(extract(epoch FROM sluice_telemetry.first_window()) * 1000000)::int8::text)");
+        if (!q) return q.error();
+        if (q->is_null(0, 0)) return ok();  // no partitions, nothing to compact
+        int64_t from = std::stoll(std::string(q->get(0, 0)));
+        for (int step = 0; step < k_compaction_hours_per_call && from < limit; ++step) {
+            const int64_t to = std::min(limit, floor_to(from, k_hour_us) + k_hour_us);
+            auto fail = [&](std::error_code ec) -> result<void> {
+                conn.abort_transaction();
+                return ec;
+            };
+            if (auto r = conn.exec("BEGIN"); !r) return fail(r.error());
+            auto c = conn.query("SELECT sluice_telemetry.compact_windows($1, $2)",
+                                {timestamp_literal(from), timestamp_literal(to)});
+            if (!c) return fail(c.error());
+            auto u = conn.query("INSERT INTO sluice_telemetry.settings VALUES ('compacted_until', $1) "
+                                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                {std::to_string(to)});
+            if (!u) return fail(u.error());
+            if (auto r = conn.exec("COMMIT"); !r) return fail(r.error());
+            if (c->get(0, 0) != "0") {
+                SLUICE_DEBUG("store", "compacted %s series windows from %s", std::string(c->get(0, 0)).c_str(),
+                             timestamp_literal(from).c_str());
+            }
+            from = to;
+        }
+        return ok();
+    }
+
+    store_options options_;
+    std::mutex mu_;  // guards free_, known_days_
+    std::condition_variable cv_;
+    std::vector<std::unique_ptr<pg::connection>> pool_;
+    std::vector<pg::connection*> free_;
+    std::set<int64_t> known_days_;
+    std::mutex admin_mu_;  // guards admin_ (migrate, maintain)
+    std::unique_ptr<pg::connection> admin_;
+    std::atomic<bool> timescale_{false};
+};
+
+}  // namespace
+
+result<std::unique_ptr<telemetry_store>> open_postgres(const store_options& options) {
+    if (options.telemetry_url.empty() || options.parallel_connections < 1) return errc::invalid_argument;
+    auto store = std::make_unique<pg_store>(options);
+    return std::unique_ptr<telemetry_store>(std::move(store));
+}
+
+}  // namespace sluice::store

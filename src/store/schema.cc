@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The SQL of every schema version. Append new versions; never edit a released one.
+#include "store/schema.h"
+
+#include <charconv>
+#include <string>
+#include <vector>
+
+#include "base/log.h"
+
+namespace sluice::store::schema {
+namespace {
+
+// Decoding of one packed row into readings: running sum of the int4 deltas gives
+// microseconds since window_start. Used by the view, telemetry_range and compaction.
+#define SLUICE_UNPACK                                                                            \
+    "CROSS JOIN LATERAL (SELECT sum(u.d) OVER (ORDER BY u.i ROWS UNBOUNDED PRECEDING) AS off, " \
+    "u.v AS value, coalesce(u.f, 0::int2) AS flags "                                           \
+    "FROM unnest(p.time_deltas, p.vals, p.flags) WITH ORDINALITY AS u(d, v, f, i)) x "
+
+const char* const k_telemetry_common_v1 = R"sql(
+CREATE TABLE sluice_telemetry.settings (key text PRIMARY KEY, value text NOT NULL);
+
+CREATE INDEX telemetry_packed_series ON sluice_telemetry.telemetry_packed (device_id, metric_id, window_start);
+CREATE INDEX telemetry_packed_window ON sluice_telemetry.telemetry_packed USING brin (window_start);
+
+CREATE VIEW sluice_telemetry.telemetry AS
+SELECT p.window_start + x.off * interval '1 microsecond' AS time, p.device_id, p.metric_id, x.value, x.flags
+FROM sluice_telemetry.telemetry_packed p )sql" SLUICE_UNPACK R"sql(;
+
+COMMENT ON VIEW sluice_telemetry.telemetry IS
+  'One row per reading. Filter on device_id and metric_id (index); for time ranges prefer telemetry_range(), which also prunes by window.';
+
+CREATE FUNCTION sluice_telemetry.telemetry_range(p_device int4, p_metric int4, p_from timestamptz, p_to timestamptz)
+RETURNS TABLE ("time" timestamptz, device_id int4, metric_id int4, value float8, flags int2)
+LANGUAGE sql STABLE AS $fn$
+  SELECT r.t, r.d, r.m, r.value, r.flags FROM (
+    SELECT p.window_start + x.off * interval '1 microsecond' AS t, p.device_id AS d, p.metric_id AS m, x.value, x.flags
+    FROM sluice_telemetry.telemetry_packed p )sql" SLUICE_UNPACK R"sql(
+    WHERE p.device_id = p_device AND p.metric_id = p_metric
+      AND p.window_start > p_from - interval '10 minutes' AND p.window_start < p_to) r
+  WHERE r.t >= p_from AND r.t < p_to
+  ORDER BY r.t
+$fn$;
+
+-- Hourly rollup state, merged by write_batch (sum/count so that avg stays exact under merging).
+CREATE TABLE sluice_telemetry.telemetry_1h_state (
+  device_id int4 NOT NULL, metric_id int4 NOT NULL, bucket timestamptz NOT NULL,
+  sum float8 NOT NULL, count int8 NOT NULL, min float8 NOT NULL, max float8 NOT NULL,
+  last_time timestamptz NOT NULL, last_value float8 NOT NULL,
+  PRIMARY KEY (device_id, metric_id, bucket));
+
+CREATE VIEW sluice_telemetry.telemetry_1h AS
+SELECT bucket, device_id, metric_id, sum / count AS avg, min, max, count, last_value AS last
+FROM sluice_telemetry.telemetry_1h_state;
+
+CREATE VIEW sluice_telemetry.telemetry_1d AS
+SELECT date_bin('1 day', bucket, timestamptz '2000-01-01 00:00:00+00') AS bucket, device_id, metric_id,
+       sum(sum) / sum(count) AS avg, min(min) AS min, max(max) AS max, sum(count)::int8 AS count,
+       (array_agg(last_value ORDER BY last_time DESC))[1] AS last
+FROM sluice_telemetry.telemetry_1h_state
+GROUP BY 1, 2, 3;
+
+CREATE TABLE sluice_telemetry.dead_letters (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  received_at timestamptz NOT NULL, topic text NOT NULL, client_id text NOT NULL,
+  payload bytea NOT NULL, reason text NOT NULL);
+CREATE INDEX dead_letters_received_at ON sluice_telemetry.dead_letters (received_at);
+
+CREATE TABLE sluice_telemetry.sluice_offsets (
+  consumer text NOT NULL, partition int4 NOT NULL, next_offset int8 NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (consumer, partition));
+
+-- Merges the fragments (one packed row per batch) of each (device, metric, window)
+-- with window_start in [lo, hi) into one packed row. Readings are ordered by time;
+-- rows written concurrently stay as they are (a later call merges them).
+CREATE FUNCTION sluice_telemetry.compact_windows(lo timestamptz, hi timestamptz) RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+DECLARE merged bigint;
+BEGIN
+  WITH frag AS (
+    SELECT device_id, metric_id, window_start FROM sluice_telemetry.telemetry_packed
+    WHERE window_start >= lo AND window_start < hi
+    GROUP BY 1, 2, 3 HAVING count(*) > 1),
+  moved AS (
+    DELETE FROM sluice_telemetry.telemetry_packed p USING frag f
+    WHERE p.window_start >= lo AND p.window_start < hi AND p.device_id = f.device_id
+      AND p.metric_id = f.metric_id AND p.window_start = f.window_start
+    RETURNING p.*),
+  readings AS (
+    SELECT p.device_id, p.metric_id, p.window_start, x.off, x.value, x.flags
+    FROM moved p )sql" SLUICE_UNPACK R"sql(),
+  ordered AS (
+    SELECT r.*,
+      r.off - coalesce(lag(r.off) OVER w, 0) AS d,
+      row_number() OVER w AS rn
+    FROM readings r
+    WINDOW w AS (PARTITION BY r.device_id, r.metric_id, r.window_start ORDER BY r.off, r.value, r.flags))
+  INSERT INTO sluice_telemetry.telemetry_packed (device_id, metric_id, window_start, n, time_deltas, vals, flags)
+  SELECT device_id, metric_id, window_start, count(*)::int4,
+         array_agg(d::int4 ORDER BY rn), array_agg(value ORDER BY rn),
+         CASE WHEN bool_or(flags <> 0) THEN array_agg(flags ORDER BY rn) END
+  FROM ordered GROUP BY 1, 2, 3;
+  GET DIAGNOSTICS merged = ROW_COUNT;
+  RETURN merged;
+END
+$fn$;
+)sql";
+
+#undef SLUICE_UNPACK
+
+// Columns of the packed table; COMPRESSION lz4 on the arrays, which the storage
+// parameter toast_tuple_target = 128 (set per partition) makes PostgreSQL compress.
+const char* const k_packed_columns = R"sql(
+  device_id int4 NOT NULL, metric_id int4 NOT NULL, window_start timestamptz NOT NULL,
+  n int4 NOT NULL,
+  time_deltas int4[] COMPRESSION lz4 NOT NULL,
+  vals float8[] COMPRESSION lz4 NOT NULL,
+  flags int2[] COMPRESSION lz4)sql";
+
+const char* const k_native_v1 = R"sql(
+-- Daily partitions, created ahead by maintain() and on demand by write_batch.
+CREATE FUNCTION sluice_telemetry.ensure_partition(day timestamptz) RETURNS boolean
+LANGUAGE plpgsql SET TimeZone = 'UTC' AS $fn$
+DECLARE
+  d timestamptz := date_trunc('day', day);
+  part text := 'telemetry_packed_p' || to_char(d, 'YYYYMMDD');
+BEGIN
+  IF to_regclass('sluice_telemetry.' || part) IS NOT NULL THEN RETURN false; END IF;
+  PERFORM pg_advisory_xact_lock(hashtext('sluice_telemetry.partitions'));
+  IF to_regclass('sluice_telemetry.' || part) IS NOT NULL THEN RETURN false; END IF;
+  BEGIN
+    EXECUTE format('CREATE TABLE sluice_telemetry.%I PARTITION OF sluice_telemetry.telemetry_packed '
+                   'FOR VALUES FROM (%L) TO (%L) WITH (toast_tuple_target = 128)', part, d, d + interval '1 day');
+  EXCEPTION WHEN duplicate_table THEN
+    RETURN false;  -- created by another session since our catalog lookup
+  END;
+  EXECUTE format('ALTER TABLE sluice_telemetry.%I ALTER COLUMN time_deltas SET COMPRESSION lz4, '
+                 'ALTER COLUMN vals SET COMPRESSION lz4, ALTER COLUMN flags SET COMPRESSION lz4', part);
+  RETURN true;
+END
+$fn$;
+
+-- Drops the daily partitions that end at or before cutoff; returns how many.
+CREATE FUNCTION sluice_telemetry.drop_partitions_before(cutoff timestamptz) RETURNS int4
+LANGUAGE plpgsql SET TimeZone = 'UTC' AS $fn$
+DECLARE
+  r record;
+  dropped int4 := 0;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('sluice_telemetry.partitions'));
+  FOR r IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+           WHERE i.inhparent = 'sluice_telemetry.telemetry_packed'::regclass
+             AND c.relname ~ '^telemetry_packed_p[0-9]{8}$' LOOP
+    IF to_timestamp(substr(r.relname, 19), 'YYYYMMDD') + interval '1 day' <= cutoff THEN
+      EXECUTE format('DROP TABLE sluice_telemetry.%I', r.relname);
+      dropped := dropped + 1;
+    END IF;
+  END LOOP;
+  RETURN dropped;
+END
+$fn$;
+
+-- Start of the earliest partition (where compaction starts), NULL when there is none.
+CREATE FUNCTION sluice_telemetry.first_window() RETURNS timestamptz
+LANGUAGE sql STABLE SET TimeZone = 'UTC' AS $fn$
+  SELECT min(to_timestamp(substr(c.relname, 19), 'YYYYMMDD'))
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+  WHERE i.inhparent = 'sluice_telemetry.telemetry_packed'::regclass
+    AND c.relname ~ '^telemetry_packed_p[0-9]{8}$'
+$fn$;
+)sql";
+
+// TimescaleDB: the same packed rows in a hypertable on window_start (daily chunks,
+// retention by drop_chunks). UNTESTED here: the extension is not in Debian.
+const char* const k_timescale_v1 = R"sql(
+CREATE FUNCTION sluice_telemetry.ensure_partition(day timestamptz) RETURNS boolean
+LANGUAGE sql AS $fn$ SELECT false $fn$;
+
+CREATE FUNCTION sluice_telemetry.drop_partitions_before(cutoff timestamptz) RETURNS int4
+LANGUAGE sql AS $fn$
+  SELECT count(*)::int4 FROM drop_chunks('sluice_telemetry.telemetry_packed', older_than => cutoff)
+$fn$;
+
+CREATE FUNCTION sluice_telemetry.first_window() RETURNS timestamptz
+LANGUAGE sql STABLE AS $fn$
+  SELECT min(range_start) FROM timescaledb_information.chunks
+  WHERE hypertable_schema = 'sluice_telemetry' AND hypertable_name = 'telemetry_packed'
+$fn$;
+)sql";
+
+result<int> current_version(pg::connection& conn, const char* schema) {
+    const std::string create = std::string("CREATE SCHEMA IF NOT EXISTS ") + schema +
+                               "; CREATE TABLE IF NOT EXISTS " + schema +
+                               ".schema_version (version int4 PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())";
+    if (auto r = conn.exec(create.c_str()); !r) return r.error();
+    const std::string select = std::string("SELECT coalesce(max(version), 0) FROM ") + schema + ".schema_version";
+    auto q = conn.query(select.c_str());
+    if (!q) return q.error();
+    int v = 0;
+    const auto text = q->get(0, 0);
+    std::from_chars(text.data(), text.data() + text.size(), v);
+    return v;
+}
+
+// Runs `steps` (version i+1 = steps[i]) above the current version in one transaction.
+result<void> run_migrations(pg::connection& conn, const char* schema, const std::vector<std::string>& steps,
+                            int known) {
+    if (auto r = conn.ensure(); !r) return r;
+    auto fail = [&](std::error_code ec) -> result<void> {
+        conn.abort_transaction();
+        return ec;
+    };
+    if (auto r = conn.exec("BEGIN"); !r) return fail(r.error());
+    const std::string lock = std::string("SELECT pg_advisory_xact_lock(hashtext('") + schema + ".migrate'))";
+    if (auto r = conn.exec(lock.c_str()); !r) return fail(r.error());
+    auto version = current_version(conn, schema);
+    if (!version) return fail(version.error());
+    if (*version > known) {
+        SLUICE_ERROR("store", "schema %s is at version %d, this build knows up to %d", schema, *version, known);
+        return fail(errc::schema_too_new);
+    }
+    for (int v = *version + 1; v <= known; ++v) {
+        if (auto r = conn.exec(steps[static_cast<size_t>(v - 1)].c_str()); !r) return fail(r.error());
+        const std::string record =
+            std::string("INSERT INTO ") + schema + ".schema_version (version) VALUES (" + std::to_string(v) + ")";
+        if (auto r = conn.exec(record.c_str()); !r) return fail(r.error());
+        SLUICE_INFO("store", "migrated schema %s to version %d", schema, v);
+    }
+    if (auto r = conn.exec("COMMIT"); !r) return fail(r.error());
+    return ok();
+}
+
+}  // namespace
+
+result<void> migrate_telemetry(pg::connection& conn) {
+    if (auto r = conn.ensure(); !r) return r;
+    // The layout is chosen once, on a fresh database, and recorded in settings.
+    auto avail = conn.query("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'");
+    if (!avail) return avail.error();
+    const bool timescale = avail->get(0, 0) != "0";
+
+    std::string v1;
+    if (timescale) {
+        v1 = std::string("CREATE EXTENSION IF NOT EXISTS timescaledb;\n"
+                         "CREATE TABLE sluice_telemetry.telemetry_packed (") +
+             k_packed_columns +
+             ") WITH (toast_tuple_target = 128);\n"
+             "SELECT create_hypertable('sluice_telemetry.telemetry_packed', 'window_start', "
+             "chunk_time_interval => interval '1 day', create_default_indexes => false);\n" +
+             k_timescale_v1;
+    } else {
+        v1 = std::string("CREATE TABLE sluice_telemetry.telemetry_packed (") + k_packed_columns +
+             ") PARTITION BY RANGE (window_start);\n" + k_native_v1;
+    }
+    v1 += k_telemetry_common_v1;
+    v1 += std::string("INSERT INTO sluice_telemetry.settings VALUES ('layout', '") +
+          (timescale ? "timescale" : "native") + "'), ('window_us', '600000000');\n";
+    return run_migrations(conn, "sluice_telemetry", {v1}, k_telemetry_version);
+}
+
+result<void> migrate_app(pg::connection& conn) {
+    static const std::vector<std::string> steps = {R"sql(
+CREATE TABLE sluice_app.devices (
+  id int4 GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  key text NOT NULL UNIQUE,
+  name text NOT NULL,
+  site text NOT NULL DEFAULT '',
+  line text NOT NULL DEFAULT '',
+  metadata jsonb NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now());
+
+-- canonical value = raw * scale + "offset"; valid_* bound valid readings, warn_* flag anomalies.
+CREATE TABLE sluice_app.metrics (
+  id int4 GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  name text NOT NULL UNIQUE,
+  unit text NOT NULL DEFAULT '',
+  scale float8 NOT NULL DEFAULT 1,
+  "offset" float8 NOT NULL DEFAULT 0,
+  valid_min float8, valid_max float8, warn_low float8, warn_high float8,
+  created_at timestamptz NOT NULL DEFAULT now());
+)sql"};
+    return run_migrations(conn, "sluice_app", steps, k_app_version);
+}
+
+result<bool> telemetry_uses_timescale(pg::connection& conn) {
+    if (auto r = conn.ensure(); !r) return r.error();
+    auto q = conn.query("SELECT value FROM sluice_telemetry.settings WHERE key = 'layout'");
+    if (!q) return q.error();
+    if (q->rows() == 0) return errc::schema_missing;
+    return q->get(0, 0) == "timescale";
+}
+
+}  // namespace sluice::store::schema

@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Versioned schema migrations of the two databases: sluice_telemetry (packed
+// readings, rollups, dead letters, offsets) and sluice_app (devices, metrics).
+// Each schema has a schema_version table; migrations run in one transaction under
+// an advisory lock, so concurrent start-ups and re-runs are safe. The SQL here and
+// store/packing.cc (the packed encoding) must change together; docs/storage.md explains both.
+#pragma once
+
+#include "base/result.h"
+#include "store/pg.h"
+
+namespace sluice::store::schema {
+
+// Highest versions this build knows.
+inline constexpr int k_telemetry_version = 1;
+inline constexpr int k_app_version = 1;
+
+// Migrates sluice_telemetry; on a fresh database chooses the TimescaleDB layout when
+// the extension is available. Returns schema_too_new if the database is ahead.
+result<void> migrate_telemetry(pg::connection& conn);
+result<void> migrate_app(pg::connection& conn);
+
+// True when the migrated telemetry schema uses TimescaleDB; schema_missing before migration.
+result<bool> telemetry_uses_timescale(pg::connection& conn);
+
+}  // namespace sluice::store::schema

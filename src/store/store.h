@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The telemetry store: where decoded readings, dead letters and bus offsets land in
+// PostgreSQL. The pipeline sees only this abstract interface (LevelDB's db.h shape);
+// the libpq implementation lives in store/pg_store.cc. The store knows nothing of MQTT.
+// Physical layout, rollups, partitions and the exactly-once rule: docs/storage.md.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+#include "store/errc.h"
+
+namespace sluice::store {
+
+// One reading. time_us: microseconds since the Unix epoch (UTC), within
+// [1970-01-01, 2200-01-01); the store refuses other times with errc::invalid_data.
+struct row {
+    int64_t time_us;
+    int32_t device_id;
+    int32_t metric_id;
+    double value;
+    int16_t flags;
+};
+
+// A payload the pipeline could not decode or validate. Text fields are stored as
+// UTF-8; invalid sequences and NUL bytes are replaced by U+FFFD (payload is bytea, verbatim).
+struct dead_letter {
+    int64_t received_at_us;
+    std::string topic;
+    std::string client_id;
+    std::string payload;
+    std::string reason;
+};
+
+// "Consumer `consumer` has stored everything of bus partition `partition` below
+// `next_offset`." Written in the same transaction as the batch it covers.
+struct offset_update {
+    std::string consumer;
+    int32_t partition;
+    int64_t next_offset;
+};
+
+// Named points inside write_batch where a test's failure probe runs (in order).
+enum class write_stage { after_rows_copied, after_dead_letters, after_rollups, before_commit };
+
+struct store_options {
+    std::string telemetry_url;  // libpq URL or key=value string of the telemetry database
+    std::string app_url;        // libpq URL of the application database (devices, metrics)
+    int parallel_connections = 2;          // write_batch may run this many calls at once
+    std::chrono::hours retention{0};       // raw readings older than this are dropped; 0 = keep
+    int partitions_ahead_days = 3;         // maintain() creates daily partitions this far ahead
+    std::chrono::seconds connect_timeout{10};
+    // Tests only: called at each write_stage inside the open transaction; an error
+    // aborts the write (rolled back) and is returned by write_batch.
+    std::function<result<void>(write_stage)> failure_probe;
+};
+
+// Lifecycle: open_postgres() connects lazily (the first call connects), migrate()
+// once at start-up, then write_batch() from any number of threads (up to
+// parallel_connections run at once, the rest wait), maintain() periodically.
+//
+// Durability contract: when write_batch() returns success, the batch's rows, dead
+// letters, rollup contributions and offsets are committed (fsync'ed by PostgreSQL)
+// in ONE transaction; on any error none of them is visible and the connection is
+// reset if it broke, so the next call reconnects. After a crash the pipeline resumes
+// from load_offset(): exactly once. Rule for parallel writers: batches of one bus
+// partition must be written in offset order (one writer per partition at a time);
+// an offset_update that does not advance the stored offset fails the whole batch
+// with errc::stale_offset (the batch was already stored), which fences zombie writers.
+class telemetry_store {
+public:
+    virtual ~telemetry_store() = default;
+
+    // Creates or upgrades the schema (versioned, schema_version table); idempotent
+    // and safe to run concurrently. Returns errc::schema_too_new if a newer Sluice migrated it.
+    virtual result<void> migrate() = 0;
+
+    // One transaction: binary COPY of the packed rows, dead letters, hourly rollup
+    // maintenance, offsets upsert. Returns connection_failed (retry later),
+    // stale_offset (already stored: skip), invalid_data/constraint_violation (data
+    // error: dead-letter), conflict/resource_exhausted (retry), query_failed.
+    virtual result<void> write_batch(std::span<const row> rows, std::span<const dead_letter> dead_letters,
+                                     std::span<const offset_update> offsets) = 0;
+
+    // The stored next offset of (consumer, partition), or nullopt if none was stored.
+    virtual result<std::optional<int64_t>> load_offset(std::string_view consumer, int32_t partition) = 0;
+
+    // True when the database has TimescaleDB and the schema uses it.
+    virtual bool timescale() const = 0;
+
+    // Creates partitions ahead of `now`, drops partitions past retention, merges
+    // the fragments of closed time windows into one packed row each. Call every
+    // minute or so; safe to run concurrently with write_batch.
+    virtual result<void> maintain(std::chrono::system_clock::time_point now) = 0;
+};
+
+result<std::unique_ptr<telemetry_store>> open_postgres(const store_options& options);
+
+}  // namespace sluice::store

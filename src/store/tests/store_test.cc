@@ -1,0 +1,408 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The telemetry store against a real PostgreSQL 15 (a private instance per test,
+// tests/support/pg_instance.h): schema migration, exact round trips through the
+// telemetry view, offsets atomic with data under injected failures and killed
+// connections, dead letters, rollups vs recomputation, partitions and retention,
+// compaction, and a database restart.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "store/packing.h"
+#include "store/store.h"
+#include "tests/support/pg_instance.h"
+
+namespace sluice::store {
+namespace {
+
+using test::pg_instance;
+using namespace std::chrono_literals;
+
+constexpr int64_t k_t0 = 1'767'225'600'000'000;  // 2026-01-01T00:00:00Z
+constexpr int64_t k_day = 24 * k_hour_us;
+
+std::chrono::system_clock::time_point at(int64_t unix_us) {
+    return std::chrono::system_clock::time_point(std::chrono::microseconds(unix_us));
+}
+
+class store_test : public ::testing::Test {
+protected:
+    void SetUp() override {
+        auto inst = pg_instance::start();
+        ASSERT_TRUE(inst) << inst.error().message();
+        pg_ = std::move(*inst);
+        auto db = pg_->create_database("store");
+        ASSERT_TRUE(db);
+        url_ = *db;
+    }
+
+    store_options options() const {
+        store_options o;
+        o.telemetry_url = url_;
+        o.app_url = url_;
+        return o;
+    }
+
+    std::unique_ptr<telemetry_store> open(const store_options& o) {
+        auto s = open_postgres(o);
+        EXPECT_TRUE(s);
+        auto m = (*s)->migrate();
+        EXPECT_TRUE(m) << m.error().message();
+        return std::move(*s);
+    }
+    std::unique_ptr<telemetry_store> open() { return open(options()); }
+
+    std::string scalar(const std::string& sql) {
+        auto r = pg_instance::scalar(url_, sql);
+        EXPECT_TRUE(r) << sql;
+        return r ? *r : std::string();
+    }
+    int64_t count(const std::string& from_where) { return std::stoll(scalar("SELECT count(*) FROM " + from_where)); }
+
+    std::unique_ptr<pg_instance> pg_;
+    std::string url_;
+};
+
+std::vector<row> make_rows(int devices, int metrics, int per_series, int64_t start, int64_t step, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<double> val(50.0, 20.0);
+    std::uniform_int_distribution<int64_t> jitter(0, 999);
+    std::vector<row> rows;
+    for (int d = 1; d <= devices; ++d) {
+        for (int m = 1; m <= metrics; ++m) {
+            for (int i = 0; i < per_series; ++i) {
+                rows.push_back({start + i * step + jitter(rng), d, m, val(rng), static_cast<int16_t>(i % 11 == 3 ? 2 : 0)});
+            }
+        }
+    }
+    std::shuffle(rows.begin(), rows.end(), rng);
+    return rows;
+}
+
+TEST_F(store_test, migrate_is_idempotent_and_concurrent_safe) {
+    auto s = open();
+    EXPECT_FALSE(s->timescale());
+    ASSERT_TRUE(s->migrate());
+    // Two more stores migrating at the same time.
+    auto a = open_postgres(options());
+    auto b = open_postgres(options());
+    ASSERT_TRUE(a && b);
+    std::thread ta([&] { EXPECT_TRUE((*a)->migrate()); });
+    std::thread tb([&] { EXPECT_TRUE((*b)->migrate()); });
+    ta.join();
+    tb.join();
+    EXPECT_EQ(scalar("SELECT string_agg(version::text, ',') FROM sluice_telemetry.schema_version"), "1");
+    EXPECT_EQ(scalar("SELECT value FROM sluice_telemetry.settings WHERE key = 'layout'"), "native");
+    // A database migrated by a newer Sluice is refused.
+    ASSERT_TRUE(pg_instance::query(url_, "INSERT INTO sluice_telemetry.schema_version (version) VALUES (99)"));
+    EXPECT_EQ(s->migrate().error(), errc::schema_too_new);
+}
+
+TEST_F(store_test, write_before_migrate_reports_schema_missing) {
+    auto s = open_postgres(options());
+    ASSERT_TRUE(s);
+    std::vector<row> rows = {{k_t0, 1, 1, 1.0, 0}};
+    EXPECT_EQ((*s)->write_batch(rows, {}, {}).error(), errc::schema_missing);
+}
+
+TEST_F(store_test, rows_round_trip_exactly_through_the_view) {
+    auto s = open();
+    // Two windows, two hours and a day boundary; awkward values and flags.
+    std::vector<row> rows = make_rows(3, 2, 50, k_t0 - 20 * 60'000'000, 47'000'001, 7);
+    rows.push_back({k_t0 + 123'456, 9, 9, -0.0, -32768});
+    rows.push_back({k_t0 + 123'457, 9, 9, 1e-310, 32767});
+    rows.push_back({k_t0 + 123'458, 9, 9, 1.0 / 3.0, 0});
+    rows.push_back({k_t0 + 123'458, 9, 9, -1e300, 1});  // equal time
+    rows.push_back({0, 9, 8, 42.0, 0});                  // the epoch
+    std::vector<offset_update> off = {{"pipeline", 0, 1000}};
+    auto w = s->write_batch(rows, {}, off);
+    ASSERT_TRUE(w) << w.error().message();
+
+    auto got = pg_instance::query(url_,
+                                  "SELECT device_id, metric_id, (extract(epoch FROM time) * 1000000)::int8, "
+                                  "float8send(value), flags FROM sluice_telemetry.telemetry");
+    ASSERT_TRUE(got);
+    ASSERT_EQ(got->size(), rows.size());
+    using key = std::tuple<int32_t, int32_t, int64_t, uint64_t, int16_t>;
+    std::multiset<key> want, have;
+    for (const row& r : rows) {
+        want.insert({r.device_id, r.metric_id, r.time_us, std::bit_cast<uint64_t>(r.value), r.flags});
+    }
+    for (const auto& g : *got) {
+        // float8send: "\x" + 16 hex digits, big-endian IEEE 754.
+        ASSERT_EQ(g[3].size(), 18u);
+        const uint64_t bits = std::stoull(g[3].substr(2), nullptr, 16);
+        have.insert({std::stoi(g[0]), std::stoi(g[1]), std::stoll(g[2]), bits, static_cast<int16_t>(std::stoi(g[4]))});
+    }
+    EXPECT_EQ(have, want);
+    EXPECT_EQ(s->load_offset("pipeline", 0).value(), std::optional<int64_t>(1000));
+    EXPECT_EQ(s->load_offset("pipeline", 1).value(), std::nullopt);
+
+    // telemetry_range returns one series' readings in [from, to), in time order.
+    const int64_t from = k_t0 - 10 * 60'000'000;
+    const int64_t to = k_t0 + 15 * 60'000'000;
+    std::vector<int64_t> expect;
+    for (const row& r : rows) {
+        if (r.device_id == 2 && r.metric_id == 1 && r.time_us >= from && r.time_us < to) expect.push_back(r.time_us);
+    }
+    std::sort(expect.begin(), expect.end());
+    auto range = pg_instance::query(
+        url_, "SELECT (extract(epoch FROM time) * 1000000)::int8 FROM sluice_telemetry.telemetry_range(2, 1, "
+              "to_timestamp(" + std::to_string(from / 1'000'000) + "), to_timestamp(" + std::to_string(to / 1'000'000) + "))");
+    ASSERT_TRUE(range);
+    std::vector<int64_t> have_range;
+    for (const auto& g : *range) have_range.push_back(std::stoll(g[0]));
+    EXPECT_FALSE(expect.empty());
+    EXPECT_EQ(have_range, expect);
+}
+
+TEST_F(store_test, failed_write_leaves_nothing_and_offset_unchanged) {
+    store_options o = options();
+    std::atomic<int> fail_at{-1};
+    o.failure_probe = [&](write_stage st) -> result<void> {
+        if (static_cast<int>(st) == fail_at.load()) return errc::injected_failure;
+        return ok();
+    };
+    auto s = open(o);
+    std::vector<offset_update> off1 = {{"p", 0, 100}};
+    ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, k_t0, 1'000'000, 1), {}, off1));
+    const std::string before = scalar("SELECT count(*) || '/' || sum(count) FROM sluice_telemetry.telemetry_1h_state");
+
+    const std::vector<dead_letter> dl = {{k_t0, "t", "c", "x", "bad"}};
+    std::vector<offset_update> off2 = {{"p", 0, 200}};
+    for (write_stage st : {write_stage::after_rows_copied, write_stage::after_dead_letters, write_stage::after_rollups,
+                           write_stage::before_commit}) {
+        fail_at = static_cast<int>(st);
+        EXPECT_EQ(s->write_batch(make_rows(2, 2, 10, k_t0 + k_hour_us, 1'000'000, 2), dl, off2).error(),
+                  errc::injected_failure);
+        EXPECT_EQ(count("sluice_telemetry.telemetry"), 40);
+        EXPECT_EQ(count("sluice_telemetry.dead_letters"), 0);
+        EXPECT_EQ(scalar("SELECT count(*) || '/' || sum(count) FROM sluice_telemetry.telemetry_1h_state"), before);
+        EXPECT_EQ(s->load_offset("p", 0).value(), std::optional<int64_t>(100));
+    }
+    fail_at = -1;
+    ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, k_t0 + k_hour_us, 1'000'000, 2), dl, off2));
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), 80);
+    EXPECT_EQ(s->load_offset("p", 0).value(), std::optional<int64_t>(200));
+}
+
+TEST_F(store_test, stale_offset_refuses_the_whole_batch) {
+    auto s = open();
+    std::vector<offset_update> off = {{"p", 3, 500}, {"p", 4, 10}};
+    ASSERT_TRUE(s->write_batch(make_rows(1, 1, 5, k_t0, 1'000'000, 1), {}, off));
+    // Replaying a stored batch (same offsets) or an older one changes nothing.
+    std::vector<offset_update> replay = {{"p", 4, 20}, {"p", 3, 500}};
+    EXPECT_EQ(s->write_batch(make_rows(1, 1, 5, k_t0 + 10'000'000, 1'000'000, 2), {}, replay).error(), errc::stale_offset);
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), 5);
+    EXPECT_EQ(s->load_offset("p", 4).value(), std::optional<int64_t>(10));
+    std::vector<offset_update> bad = {{"", 0, 1}};
+    EXPECT_EQ(s->write_batch({}, {}, bad).error(), errc::invalid_argument);
+    std::vector<row> bad_time = {{-5, 1, 1, 0, 0}};
+    EXPECT_EQ(s->write_batch(bad_time, {}, {}).error(), errc::invalid_data);
+}
+
+TEST_F(store_test, killed_connection_mid_transaction_leaves_nothing_then_reconnects) {
+    store_options o = options();
+    o.parallel_connections = 1;
+    std::atomic<bool> kill{true};
+    const std::string admin = url_;
+    o.failure_probe = [&](write_stage st) -> result<void> {
+        if (st == write_stage::after_rollups && kill.exchange(false)) {
+            auto r = pg_instance::query(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                               "WHERE application_name = 'sluice-store'");
+            EXPECT_TRUE(r);
+        }
+        return ok();
+    };
+    auto s = open(o);
+    std::vector<offset_update> off = {{"p", 0, 7}};
+    EXPECT_EQ(s->write_batch(make_rows(3, 3, 20, k_t0, 1'000'000, 3), {}, off).error(), errc::connection_failed);
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), 0);
+    EXPECT_EQ(count("sluice_telemetry.telemetry_1h_state"), 0);
+    EXPECT_EQ(s->load_offset("p", 0).value(), std::nullopt);
+    // The next call reconnects and stores the batch.
+    ASSERT_TRUE(s->write_batch(make_rows(3, 3, 20, k_t0, 1'000'000, 3), {}, off));
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), 180);
+    EXPECT_EQ(s->load_offset("p", 0).value(), std::optional<int64_t>(7));
+}
+
+TEST_F(store_test, dead_letters_are_stored_verbatim_or_sanitized) {
+    auto s = open();
+    const std::string payload("\x00\x01\xff{\"ts\":", 9);
+    std::vector<dead_letter> dl = {
+        {k_t0 + 1, "devices/d1/telemetry", "d1", payload, "json: unexpected end"},
+        {k_t0 + 2, "devices/\xff/telemetry", std::string("c\0d", 3), "", "unknown device"},
+    };
+    ASSERT_TRUE(s->write_batch({}, dl, {}));
+    auto rows = pg_instance::query(url_,
+                                   "SELECT (extract(epoch FROM received_at) * 1000000)::int8, topic, client_id, "
+                                   "encode(payload, 'hex'), reason FROM sluice_telemetry.dead_letters ORDER BY id");
+    ASSERT_TRUE(rows);
+    ASSERT_EQ(rows->size(), 2u);
+    EXPECT_EQ((*rows)[0], (std::vector<std::string>{std::to_string(k_t0 + 1), "devices/d1/telemetry", "d1",
+                                                    "0001ff7b227473223a", "json: unexpected end"}));
+    EXPECT_EQ((*rows)[1][1], "devices/\xEF\xBF\xBD/telemetry");
+    EXPECT_EQ((*rows)[1][2], "c\xEF\xBF\xBD" "d");
+    EXPECT_EQ((*rows)[1][3], "");
+}
+
+TEST_F(store_test, rollups_equal_aggregates_recomputed_from_raw_rows) {
+    store_options o = options();
+    o.parallel_connections = 3;
+    auto s = open(o);
+    // 4 writers, many small batches over 30 hours, overlapping series and buckets.
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 4; ++w) {
+        writers.emplace_back([&, w] {
+            for (int b = 0; b < 12; ++b) {
+                auto rows = make_rows(4, 3, 25, k_t0 + b * 3 * k_hour_us + w * 7'000'000, 37'000'000,
+                                      static_cast<uint64_t>(w * 100 + b));
+                std::vector<offset_update> off = {{"p", w, b + 1}};
+                auto r = s->write_batch(rows, {}, off);
+                EXPECT_TRUE(r) << r.error().message();
+            }
+        });
+    }
+    for (auto& t : writers) t.join();
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), 4 * 12 * 4 * 3 * 25);
+    for (int w = 0; w < 4; ++w) EXPECT_EQ(s->load_offset("p", w).value(), std::optional<int64_t>(12));
+
+    const char* mismatches_1h = R"sql(
+      WITH raw AS (
+        SELECT date_trunc('hour', time) AS bucket, device_id, metric_id, avg(value) AS avg, min(value) AS min,
+               max(value) AS max, count(*) AS count,
+               (array_agg(value ORDER BY time DESC))[1] AS last
+        FROM sluice_telemetry.telemetry GROUP BY 1, 2, 3)
+      SELECT count(*) FROM raw FULL JOIN sluice_telemetry.telemetry_1h r USING (bucket, device_id, metric_id)
+      WHERE r.count IS DISTINCT FROM raw.count OR r.min IS DISTINCT FROM raw.min OR r.max IS DISTINCT FROM raw.max
+         OR r.last IS DISTINCT FROM raw.last OR abs(r.avg - raw.avg) > 1e-9 * (1 + abs(raw.avg)) OR r.avg IS NULL)sql";
+    EXPECT_EQ(scalar(mismatches_1h), "0");
+    EXPECT_GE(count("sluice_telemetry.telemetry_1h"), 12 * 12);
+    const char* mismatches_1d = R"sql(
+      WITH raw AS (
+        SELECT date_trunc('day', time) AS bucket, device_id, metric_id, avg(value) AS avg, min(value) AS min,
+               max(value) AS max, count(*) AS count, (array_agg(value ORDER BY time DESC))[1] AS last
+        FROM sluice_telemetry.telemetry GROUP BY 1, 2, 3)
+      SELECT count(*) FROM raw FULL JOIN sluice_telemetry.telemetry_1d r USING (bucket, device_id, metric_id)
+      WHERE r.count IS DISTINCT FROM raw.count OR r.min IS DISTINCT FROM raw.min OR r.max IS DISTINCT FROM raw.max
+         OR r.last IS DISTINCT FROM raw.last OR abs(r.avg - raw.avg) > 1e-9 * (1 + abs(raw.avg)) OR r.avg IS NULL)sql";
+    EXPECT_EQ(scalar(mismatches_1d), "0");
+    EXPECT_EQ(count("sluice_telemetry.telemetry_1d"), 2 * 4 * 3);  // 2026-01-01 and 2026-01-02
+}
+
+TEST_F(store_test, maintain_creates_partitions_ahead_and_drops_past_retention) {
+    store_options o = options();
+    o.retention = std::chrono::hours(24 * 7);
+    o.partitions_ahead_days = 2;
+    auto s = open(o);
+    const int64_t now = k_t0 + 13 * k_hour_us;
+    ASSERT_TRUE(s->maintain(at(now)));
+    const char* parts = "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i "
+                        "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'sluice_telemetry.telemetry_packed'::regclass";
+    EXPECT_EQ(scalar(parts), "telemetry_packed_p20260101,telemetry_packed_p20260102,telemetry_packed_p20260103");
+    // Partitions get lz4 and toast_tuple_target.
+    EXPECT_EQ(scalar("SELECT reloptions::text FROM pg_class WHERE relname = 'telemetry_packed_p20260102'"),
+              "{toast_tuple_target=128}");
+    EXPECT_EQ(scalar("SELECT attcompression FROM pg_attribute WHERE attrelid = "
+                     "'sluice_telemetry.telemetry_packed_p20260102'::regclass AND attname = 'vals'"),
+              "l");
+
+    // Old data creates its partitions on demand.
+    ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, k_t0 - 10 * k_day, 1'000'000, 1), {}, {}));
+    ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, k_t0 - 6 * k_day, 1'000'000, 2), {}, {}));
+    ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, k_t0, 1'000'000, 3), {}, {}));
+    std::vector<dead_letter> dl = {{k_t0 - 9 * k_day, "t", "c", "p", "r"}, {k_t0, "t", "c", "p", "r"}};
+    ASSERT_TRUE(s->write_batch({}, dl, {}));
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), 120);
+    EXPECT_EQ(count("pg_class WHERE relname = 'telemetry_packed_p20251222'"), 1);
+
+    ASSERT_TRUE(s->maintain(at(now)));
+    EXPECT_EQ(count("pg_class WHERE relname = 'telemetry_packed_p20251222'"), 0);
+    EXPECT_EQ(count("pg_class WHERE relname = 'telemetry_packed_p20251226'"), 1);
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), 80);
+    EXPECT_EQ(count("sluice_telemetry.telemetry WHERE time < '2025-12-25'"), 0);
+    EXPECT_EQ(count("sluice_telemetry.dead_letters"), 1);
+    // Writing into a dropped day again works (the partition is recreated).
+    ASSERT_TRUE(s->write_batch(make_rows(1, 1, 3, k_t0 - 10 * k_day, 1'000'000, 4), {}, {}));
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), 83);
+}
+
+TEST_F(store_test, maintain_compacts_fragments_of_closed_windows) {
+    auto s = open();
+    // 30 batches of one reading per series: 30 fragments per series and window.
+    std::vector<row> all;
+    for (int b = 0; b < 30; ++b) {
+        std::vector<row> rows;
+        for (int d = 1; d <= 20; ++d) {
+            for (int m = 1; m <= 2; ++m) rows.push_back({k_t0 + b * 10'000'000 + d, d, m, d * 0.5 + b, static_cast<int16_t>(b == 7 ? 1 : 0)});
+        }
+        ASSERT_TRUE(s->write_batch(rows, {}, {}));
+        all.insert(all.end(), rows.begin(), rows.end());
+    }
+    EXPECT_EQ(count("sluice_telemetry.telemetry_packed"), 30 * 40);
+    const char* digest = "SELECT md5(string_agg(device_id || ':' || metric_id || ':' || "
+                         "(extract(epoch FROM time) * 1000000)::int8 || ':' || value || ':' || flags, ',' "
+                         "ORDER BY device_id, metric_id, time)) FROM sluice_telemetry.telemetry";
+    const std::string before = scalar(digest);
+    const int64_t bytes_before = std::stoll(scalar("SELECT sum(pg_column_size(p.*)) FROM sluice_telemetry.telemetry_packed p"));
+
+    // The window is still open: nothing happens.
+    ASSERT_TRUE(s->maintain(at(k_t0 + 5 * 60'000'000)));
+    EXPECT_EQ(count("sluice_telemetry.telemetry_packed"), 30 * 40);
+    // Closed (plus grace): one packed row per series, same readings.
+    ASSERT_TRUE(s->maintain(at(k_t0 + 20 * 60'000'000)));
+    EXPECT_EQ(count("sluice_telemetry.telemetry_packed"), 40);
+    EXPECT_EQ(scalar(digest), before);
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), static_cast<int64_t>(all.size()));
+    const int64_t bytes_after = std::stoll(scalar("SELECT sum(pg_column_size(p.*)) FROM sluice_telemetry.telemetry_packed p"));
+    EXPECT_LT(bytes_after * 3, bytes_before);
+    // A late fragment behind the watermark stays readable.
+    std::vector<row> late = {{k_t0 + 1, 1, 1, 99.0, 0}};
+    ASSERT_TRUE(s->write_batch(late, {}, {}));
+    ASSERT_TRUE(s->maintain(at(k_t0 + 30 * 60'000'000)));
+    EXPECT_EQ(count("sluice_telemetry.telemetry WHERE value = 99"), 1);
+}
+
+TEST_F(store_test, database_restart_fails_with_connection_failed_then_recovers) {
+    store_options o = options();
+    o.parallel_connections = 1;
+    o.connect_timeout = 2s;
+    auto s = open(o);
+    std::vector<offset_update> off1 = {{"p", 0, 10}};
+    ASSERT_TRUE(s->write_batch(make_rows(2, 2, 5, k_t0, 1'000'000, 1), {}, off1));
+
+    ASSERT_TRUE(pg_->stop());
+    std::vector<offset_update> off2 = {{"p", 0, 20}};
+    auto rows2 = make_rows(2, 2, 5, k_t0 + 60'000'000, 1'000'000, 2);
+    EXPECT_EQ(s->write_batch(rows2, {}, off2).error(), errc::connection_failed);  // broken connection
+    EXPECT_EQ(s->write_batch(rows2, {}, off2).error(), errc::connection_failed);  // cannot connect
+    EXPECT_EQ(s->load_offset("p", 0).error(), errc::connection_failed);
+    EXPECT_TRUE(is_retryable(s->write_batch(rows2, {}, off2).error()));
+
+    ASSERT_TRUE(pg_->restart());
+    ASSERT_TRUE(s->write_batch(rows2, {}, off2));
+    EXPECT_EQ(s->load_offset("p", 0).value(), std::optional<int64_t>(20));
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), 40);
+
+    // Restart while connected: the first call sees the broken connection, the next reconnects.
+    ASSERT_TRUE(pg_->stop());
+    ASSERT_TRUE(pg_->restart());
+    std::vector<offset_update> off3 = {{"p", 0, 30}};
+    auto rows3 = make_rows(2, 2, 5, k_t0 + 120'000'000, 1'000'000, 3);
+    auto first = s->write_batch(rows3, {}, off3);
+    if (!first) {
+        EXPECT_EQ(first.error(), errc::connection_failed);
+        ASSERT_TRUE(s->write_batch(rows3, {}, off3));
+    }
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), 60);
+    EXPECT_EQ(s->load_offset("p", 0).value(), std::optional<int64_t>(30));
+}
+
+}  // namespace
+}  // namespace sluice::store
