@@ -71,7 +71,7 @@ inline std::size_t put_value(uint8_t* out, double v) {
                 kind = kind_int32;
                 len = 4;
             }
-            out[0] = static_cast<uint8_t>((kind << 4) | s);
+            out[0] = static_cast<uint8_t>((static_cast<unsigned>(kind) << 4) | s);
             const auto u = static_cast<uint32_t>(i);
             for (std::size_t b = 0; b < len; ++b) out[1 + b] = static_cast<uint8_t>(u >> (8 * b));
             return 1 + len;
@@ -102,7 +102,7 @@ inline std::size_t put_value_rounded(uint8_t* out, double v, unsigned decimals) 
     if (static_cast<double>(i) / pow10_table[decimals] == v) return put_value(out, v);  // may pack smaller
     std::size_t len = (i >= -128 && i <= 127) ? 1 : (i >= -32768 && i <= 32767) ? 2 : 4;
     const uint8_t kind = len == 1 ? kind_int8 : len == 2 ? kind_int16 : kind_int32;
-    out[0] = static_cast<uint8_t>((kind << 4) | decimals);
+    out[0] = static_cast<uint8_t>((static_cast<unsigned>(kind) << 4) | decimals);
     const auto u = static_cast<uint32_t>(i);
     for (std::size_t b = 0; b < len; ++b) out[1 + b] = static_cast<uint8_t>(u >> (8 * b));
     return 1 + len;
