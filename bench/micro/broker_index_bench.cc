@@ -51,7 +51,7 @@ void populate(topic_index& idx, size_t n) {
         } else if (kind < 19) {
             (void)idx.subscribe(device_prefix(device % 1000) + "/#", s, o);
         } else {
-            (void)idx.subscribe("$share/ingest" + std::to_string(i % 4) + "/plant/+/line/+/+/telemetry", s, o);
+            (void)idx.subscribe("$share/ingest" + std::to_string((i / 20) % 4) + "/plant/+/line/+/+/telemetry", s, o);
         }
     }
 }

@@ -23,6 +23,10 @@ namespace {
 std::atomic<long> g_allocations{0};
 }  // namespace
 
+// GCC cannot see that every allocation below pairs malloc with free.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 void* operator new(std::size_t size) {
     g_allocations.fetch_add(1, std::memory_order_relaxed);
     if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
