@@ -22,12 +22,14 @@
 #include <vector>
 
 #include "app/config.h"
+#include "app/metrics.h"
 #include "base/log.h"
 #include "broker/broker.h"
 #include "bus/wal/wal.h"
 #include "mqtt/topic.h"
 #include "net/event_loop.h"
 #include "net/tcp_server.h"
+#include "http/server.h"
 
 namespace sluice::app {
 namespace {
@@ -258,6 +260,30 @@ int serve(int argc, char** argv) {
         });
     }
 
+    // 5. HTTP: health and metrics.
+    http::server web;
+    metric_sources sources;
+    sources.brk = &brk;
+    sources.log = log_bus.get();
+    web.route("GET", "/health", [](const http::request&) {
+        return http::response{200, "application/json", "{\"status\":\"ok\"}\n", {}};
+    });
+    web.route("GET", "/metrics", [&sources](const http::request&) {
+        return http::response{200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(sources), {}};
+    });
+    auto http_port = web.start(cfg.bind_address, cfg.http_port);
+    if (!http_port) {
+        SLUICE_ERROR("app", "cannot listen for HTTP on %s:%u: %s", cfg.bind_address.c_str(), cfg.http_port,
+                     http_port.error().message().c_str());
+        server.stop();
+        for (auto& l : loops) l->stop();
+        for (auto& t : workers) t.join();
+        log_bus->stop();
+        return 1;
+    }
+    std::fprintf(stderr, "http listening on %s:%u\n", cfg.bind_address.c_str(), *http_port);
+    write_file_atomically(cfg.data_dir + "/http.port", std::to_string(*http_port));
+
     std::fprintf(stderr, "mqtt listening on %s:%u\n", cfg.bind_address.c_str(), *port);
     if (!write_file_atomically(cfg.data_dir + "/mqtt.port", std::to_string(*port))) {
         SLUICE_WARN("app", "cannot write %s/mqtt.port", cfg.data_dir.c_str());
@@ -269,12 +295,14 @@ int serve(int argc, char** argv) {
     sigwait(&signals, &sig);
     SLUICE_INFO("app", "received %s, shutting down", strsignal(sig));
 
-    // Reverse order: stop accepting and close clients, stop loops, then the bus.
+    // Reverse order: HTTP, stop accepting and close clients, stop loops, then the bus.
+    web.stop();
     server.stop();
     for (auto& l : loops) l->stop();
     for (auto& t : workers) t.join();
     log_bus->stop();
     std::filesystem::remove(cfg.data_dir + "/mqtt.port", ec);
+    std::filesystem::remove(cfg.data_dir + "/http.port", ec);
     SLUICE_INFO("app", "stopped");
     return 0;
 }

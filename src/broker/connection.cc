@@ -238,6 +238,11 @@ void connection::handle_publish(mqtt::publish&& p) {
         close_with(mqtt::reason_code::retain_not_supported, true);
         return;
     }
+    if (!p.props.subscription_identifiers.empty()) {
+        // [MQTT-3.3.4-6]: a PUBLISH from a client must not carry Subscription Identifiers.
+        close_with(mqtt::reason_code::protocol_error, true);
+        return;
+    }
     if (version_ == mqtt::version::v5 && p.props.topic_alias) {
         uint16_t alias = *p.props.topic_alias;
         if (alias == 0 || alias > opts.topic_alias_maximum) {

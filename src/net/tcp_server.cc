@@ -41,6 +41,7 @@ public:
     void mark_dirty(tcp_connection* c) { dirty_.push_back(c); }
     void mark_dead(tcp_connection* c) { dead_.push_back(c); }
     void end_of_iteration();
+    void close_idle_unconnected();
     void close_all();
 
     broker::broker& brk;
@@ -83,7 +84,8 @@ std::string peer_name(const sockaddr_storage& addr) {
 // writev at the end of the loop iteration.
 class tcp_connection final : public broker::transport, public event_loop::handler {
 public:
-    tcp_connection(loop_context& ctx, int fd, std::string peer) : ctx_(ctx), fd_(fd), peer_(std::move(peer)) {
+    tcp_connection(loop_context& ctx, int fd, std::string peer)
+        : ctx_(ctx), fd_(fd), peer_(std::move(peer)), created_ms_(ctx.loop.now_ms()) {
         ctx_.loop.add(fd_, EPOLLIN | EPOLLRDHUP, this);
     }
     ~tcp_connection() override {
@@ -190,6 +192,10 @@ public:
     }
 
     bool is_dead() const { return dead_; }
+    // True while no CONNECT has been handled yet and the connection is older than `limit_ms`.
+    bool connect_overdue(int64_t now_ms, int64_t limit_ms) const {
+        return !protocol_ && !dead_ && !closing_ && now_ms - created_ms_ > limit_ms;
+    }
 
 private:
     struct chunk {
@@ -262,6 +268,12 @@ private:
     // Before CONNECT: find the shard that owns the client id and move there if needed.
     // Returns true when the protocol handler exists here and should consume in_.
     bool route_first_packet() {
+        if (!in_.empty() && (static_cast<uint8_t>(in_[0]) >> 4) != static_cast<uint8_t>(mqtt::packet_type::connect)) {
+            // [MQTT-3.1.0-1]: the first packet must be CONNECT. Don't wait for the rest of
+            // whatever this is (an HTTP request, say): close now, without a reply.
+            close();
+            return false;
+        }
         auto f = mqtt::parse_frame(in_, ctx_.brk.options().max_packet_size);
         if (f && !f->has_value()) return false;  // need more bytes
         if (f && in_.size() < (*f)->total_size()) return false;
@@ -318,6 +330,7 @@ private:
     bool dead_ = false;
     bool reading_ = true;
     bool want_out_ = false;
+    int64_t created_ms_;
 };
 
 loop_context::~loop_context() {
@@ -365,6 +378,15 @@ void loop_context::end_of_iteration() {
         if (live_.erase(c) > 0) delete c;
     }
     dead_.clear();
+}
+
+void loop_context::close_idle_unconnected() {
+    // A socket that has not completed a CONNECT in time is closed (the broker's own
+    // connect timeout starts once the first packet arrived).
+    constexpr int64_t k_connect_timeout_ms = 10'000;
+    for (auto* c : live_) {
+        if (c->connect_overdue(loop.now_ms(), k_connect_timeout_ms)) c->close();
+    }
 }
 
 void loop_context::close_all() {
@@ -428,7 +450,10 @@ void tcp_server::start() {
         loop_context* c = ctx.get();
         if (c->listen_fd >= 0) c->loop.add(c->listen_fd, EPOLLIN, c);
         c->loop.on_iteration_end([c] { c->end_of_iteration(); });
-        c->loop.every(std::chrono::milliseconds(250), [c] { c->shard.tick(c->loop.now_ms()); });
+        c->loop.every(std::chrono::milliseconds(250), [c] {
+            c->shard.tick(c->loop.now_ms());
+            c->close_idle_unconnected();
+        });
     }
 }
 

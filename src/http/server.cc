@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <unordered_map>
+
+#include "base/log.h"
+#include "net/event_loop.h"
+
+namespace sluice::http {
+namespace {
+
+constexpr size_t k_max_header_bytes = 64 * 1024;
+constexpr size_t k_max_body_bytes = 1024 * 1024;
+
+const char* status_text(int status) {
+    switch (status) {
+        case 200: return "OK";
+        case 204: return "No Content";
+        case 400: return "Bad Request";
+        case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 413: return "Payload Too Large";
+        case 500: return "Internal Server Error";
+        case 503: return "Service Unavailable";
+        default: return "Unknown";
+    }
+}
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+}  // namespace
+
+std::string url_decode(std::string_view s, bool plus_is_space) {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size(); ++i) {
+        char c = s[i];
+        if (c == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+            out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            out.push_back(' ');
+        } else {
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+struct route_entry {
+    std::string method;
+    std::string path;
+    bool prefix;
+    handler h;
+};
+
+class http_connection;
+
+struct server::impl {
+    std::vector<route_entry> routes;
+    std::unique_ptr<net::event_loop> loop;
+    std::thread thread;
+    int listen_fd = -1;
+    std::unordered_map<int, std::unique_ptr<http_connection>> connections;
+    std::vector<int> closing;
+
+    struct listener final : net::event_loop::handler {
+        impl* owner = nullptr;
+        void on_events(uint32_t) override;
+    } accept_handler;
+
+    response dispatch(const request& req) const {
+        bool path_known = false;
+        for (const auto& r : routes) {
+            bool match = r.prefix ? req.path.compare(0, r.path.size(), r.path) == 0 : req.path == r.path;
+            if (!match) continue;
+            path_known = true;
+            if (r.method == req.method || (req.method == "HEAD" && r.method == "GET")) return r.h(req);
+        }
+        response res;
+        res.status = path_known ? 405 : 404;
+        res.body = path_known ? "method not allowed\n" : "not found\n";
+        return res;
+    }
+};
+
+class http_connection final : public net::event_loop::handler {
+public:
+    http_connection(server::impl& owner, int fd) : owner_(owner), fd_(fd) {}
+    ~http_connection() { ::close(fd_); }
+
+    void on_events(uint32_t events) override {
+        if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+            char buf[16384];
+            for (;;) {
+                ssize_t n = ::read(fd_, buf, sizeof buf);
+                if (n > 0) {
+                    in_.append(buf, static_cast<size_t>(n));
+                    if (in_.size() > k_max_header_bytes + k_max_body_bytes) {
+                        finish_with_error(413);
+                        return;
+                    }
+                    continue;
+                }
+                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+                if (n < 0 && errno == EINTR) continue;
+                close_later();
+                return;
+            }
+            while (!closed_ && parse_and_respond()) {
+            }
+        }
+        if (events & EPOLLOUT) write_out();
+    }
+
+private:
+    // Handles one complete request from in_ if there is one. Returns true if it did.
+    bool parse_and_respond() {
+        size_t end = in_.find("\r\n\r\n");
+        if (end == std::string::npos) {
+            if (in_.size() > k_max_header_bytes) finish_with_error(400);
+            return false;
+        }
+        request req;
+        std::string_view head(in_.data(), end);
+        size_t line_end = head.find("\r\n");
+        std::string_view first = head.substr(0, line_end);
+        size_t sp1 = first.find(' ');
+        size_t sp2 = first.rfind(' ');
+        if (sp1 == std::string_view::npos || sp2 == sp1) {
+            finish_with_error(400);
+            return false;
+        }
+        req.method = std::string(first.substr(0, sp1));
+        std::string_view target = first.substr(sp1 + 1, sp2 - sp1 - 1);
+        std::string version(first.substr(sp2 + 1));  // a copy: in_ is erased below
+        size_t q = target.find('?');
+        req.path = url_decode(target.substr(0, q), false);
+        if (q != std::string_view::npos) {
+            std::string_view qs = target.substr(q + 1);
+            while (!qs.empty()) {
+                size_t amp = qs.find('&');
+                std::string_view kv = qs.substr(0, amp);
+                size_t eq = kv.find('=');
+                req.query[url_decode(kv.substr(0, eq), true)] =
+                    eq == std::string_view::npos ? std::string() : url_decode(kv.substr(eq + 1), true);
+                if (amp == std::string_view::npos) break;
+                qs = qs.substr(amp + 1);
+            }
+        }
+        size_t pos = line_end == std::string_view::npos ? head.size() : line_end + 2;
+        while (pos < head.size()) {
+            size_t e = head.find("\r\n", pos);
+            if (e == std::string_view::npos) e = head.size();
+            std::string_view line = head.substr(pos, e - pos);
+            size_t colon = line.find(':');
+            if (colon != std::string_view::npos) {
+                std::string_view v = line.substr(colon + 1);
+                while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+                req.headers[lower(std::string(line.substr(0, colon)))] = std::string(v);
+            }
+            pos = e + 2;
+        }
+        size_t body_len = 0;
+        if (auto it = req.headers.find("content-length"); it != req.headers.end()) {
+            body_len = static_cast<size_t>(std::strtoull(it->second.c_str(), nullptr, 10));
+            if (body_len > k_max_body_bytes) {
+                finish_with_error(413);
+                return false;
+            }
+        }
+        if (in_.size() < end + 4 + body_len) return false;
+        req.body = in_.substr(end + 4, body_len);
+        in_.erase(0, end + 4 + body_len);
+
+        bool keep_alive = version == "HTTP/1.1";
+        if (auto it = req.headers.find("connection"); it != req.headers.end()) {
+            std::string v = lower(it->second);
+            if (v == "close") keep_alive = false;
+            if (v == "keep-alive") keep_alive = true;
+        }
+        response res;
+        try {
+            res = owner_.dispatch(req);
+        } catch (const std::exception& e) {
+            // Handlers are control plane: an exception is a 500 for this request, not a crash.
+            SLUICE_ERROR("http", "%s %s: %s", req.method.c_str(), req.path.c_str(), e.what());
+            res = response{500, "text/plain; charset=utf-8", "internal error\n", {}};
+        }
+        queue_response(res, req.method == "HEAD", keep_alive);
+        return true;
+    }
+
+    void queue_response(const response& res, bool head_only, bool keep_alive) {
+        std::string out = "HTTP/1.1 " + std::to_string(res.status) + " " + status_text(res.status) + "\r\n";
+        out += "Content-Type: " + res.content_type + "\r\n";
+        out += "Content-Length: " + std::to_string(res.body.size()) + "\r\n";
+        for (const auto& [k, v] : res.headers) out += k + ": " + v + "\r\n";
+        out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+        if (!head_only) out += res.body;
+        out_ += out;
+        if (!keep_alive) close_after_write_ = true;
+        write_out();
+    }
+
+    void finish_with_error(int status) {
+        response res;
+        res.status = status;
+        res.body = std::string(status_text(status)) + "\n";
+        in_.clear();
+        queue_response(res, false, false);
+    }
+
+    void write_out() {
+        while (!out_.empty()) {
+            ssize_t n = ::write(fd_, out_.data(), out_.size());
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    owner_.loop->modify(fd_, EPOLLIN | EPOLLOUT, this);
+                    return;
+                }
+                if (errno == EINTR) continue;
+                close_later();
+                return;
+            }
+            out_.erase(0, static_cast<size_t>(n));
+        }
+        owner_.loop->modify(fd_, EPOLLIN, this);
+        if (close_after_write_) close_later();
+    }
+
+    void close_later() {
+        if (closed_) return;
+        closed_ = true;
+        owner_.loop->remove(fd_);
+        owner_.closing.push_back(fd_);
+    }
+
+    server::impl& owner_;
+    int fd_;
+    std::string in_;
+    std::string out_;
+    bool close_after_write_ = false;
+    bool closed_ = false;
+};
+
+void server::impl::listener::on_events(uint32_t) {
+    for (;;) {
+        int fd = ::accept4(owner->listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) return;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        auto c = std::make_unique<http_connection>(*owner, fd);
+        owner->loop->add(fd, EPOLLIN, c.get());
+        owner->connections[fd] = std::move(c);
+    }
+}
+
+server::server() : impl_(std::make_unique<impl>()) { impl_->accept_handler.owner = impl_.get(); }
+
+server::~server() { stop(); }
+
+void server::route(std::string method, std::string path, handler h) {
+    bool prefix = !path.empty() && path.back() == '*';
+    if (prefix) path.pop_back();
+    impl_->routes.push_back(route_entry{std::move(method), std::move(path), prefix, std::move(h)});
+}
+
+result<uint16_t> server::start(const std::string& bind_address, uint16_t port) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    if (inet_pton(AF_INET, bind_address.c_str(), &addr.sin_addr) != 1) {
+        return std::make_error_code(std::errc::invalid_argument);
+    }
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return std::error_code(errno, std::system_category());
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 128) != 0) {
+        auto ec = std::error_code(errno, std::system_category());
+        ::close(fd);
+        return ec;
+    }
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    impl_->listen_fd = fd;
+    impl_->loop = std::make_unique<net::event_loop>(0);
+    impl* self = impl_.get();
+    impl_->loop->add(fd, EPOLLIN, &impl_->accept_handler);
+    impl_->loop->on_iteration_end([self] {
+        for (int c : self->closing) self->connections.erase(c);
+        self->closing.clear();
+    });
+    impl_->thread = std::thread([self] {
+        pthread_setname_np(pthread_self(), "sluice-http");
+        self->loop->run();
+    });
+    return ntohs(addr.sin_port);
+}
+
+void server::stop() {
+    if (!impl_ || !impl_->loop) return;
+    impl_->loop->stop();
+    if (impl_->thread.joinable()) impl_->thread.join();
+    impl_->connections.clear();
+    if (impl_->listen_fd >= 0) ::close(impl_->listen_fd);
+    impl_->listen_fd = -1;
+    impl_->loop.reset();
+}
+
+}  // namespace sluice::http
