@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The values the broker keeps in the state store, as plain structs with pure encode and
+// decode functions. They are deliberately independent of the broker's own types
+// (broker::session, broker::message, mqtt::properties): the on-disk layout must not change
+// when an in-memory type does, so the broker maps to and from these at the boundary.
+// Every time here is wall-clock milliseconds since the Unix epoch, so that session expiry,
+// will delay and message expiry keep running across a restart (the broker's monotonic
+// clock does not survive one). Layouts: docs/decisions/0002-session-persistence.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/result.h"
+#include "broker/persist/errc.h"
+
+namespace sluice::broker::persist {
+
+// The MQTT 5 properties a stored message keeps (those forwarded to subscribers).
+struct message_properties {
+    std::optional<uint8_t> payload_format_indicator;
+    std::optional<std::string> content_type;
+    std::optional<std::string> response_topic;
+    std::optional<std::string> correlation_data;
+    std::vector<std::pair<std::string, std::string>> user_properties;  // order kept
+    friend bool operator==(const message_properties&, const message_properties&) = default;
+};
+
+// An application message: a retained message (kind::retained, key = topic) or the message
+// inside a session_message_record.
+struct message_record {
+    std::string topic;
+    std::string payload;
+    uint8_t qos = 0;  // 0..2
+    bool retain = false;
+    message_properties props;
+    int64_t expires_at_ms = 0;  // absolute wall-clock expiry; 0 = never
+    friend bool operator==(const message_record&, const message_record&) = default;
+};
+
+struct subscription_record {
+    std::string filter;  // as subscribed, including any "$share/<group>/" prefix
+    uint8_t qos = 0;     // 0..2
+    bool no_local = false;
+    bool retain_as_published = false;
+    uint8_t retain_handling = 0;   // 0..2
+    uint32_t subscription_id = 0;  // 0 = none
+    friend bool operator==(const subscription_record&, const subscription_record&) = default;
+};
+
+struct will_record {
+    std::string topic;
+    std::string payload;
+    uint8_t qos = 0;  // 0..2
+    bool retain = false;
+    message_properties props;
+    // Message Expiry Interval in seconds, counted from publication (not from now).
+    std::optional<uint32_t> message_expiry_interval;
+    int64_t due_at_ms = 0;  // wall-clock time the will is to be published
+    friend bool operator==(const will_record&, const will_record&) = default;
+};
+
+// A session (kind::session, key = client id): everything but its outbound messages,
+// which are separate session_message records so that one ack rewrites one small record.
+struct session_record {
+    std::string client_id;
+    uint8_t protocol_version = 5;       // 3 (3.1), 4 (3.1.1) or 5
+    uint32_t expiry_interval = 0;       // seconds; 0xFFFFFFFF = never
+    int64_t disconnected_at_ms = 0;     // wall clock; 0 = connected when written
+    std::vector<subscription_record> subscriptions;
+    std::vector<uint16_t> inbound_qos2;  // PUBREC sent, awaiting PUBREL
+    std::optional<will_record> will;
+    friend bool operator==(const session_record&, const session_record&) = default;
+};
+
+// One outbound QoS 1/2 message of a session (kind::session_message, key =
+// session_message_key(client_id, order)).
+struct session_message_record {
+    enum class state : uint8_t { queued = 0, await_puback = 1, await_pubrec = 2, await_pubcomp = 3 };
+    uint64_t order = 0;      // send order within the session
+    uint16_t packet_id = 0;  // 0 while queued
+    state st = state::queued;
+    uint8_t qos = 0;  // as granted to this subscriber, 0..2
+    bool retain = false;  // the RETAIN flag as sent to this subscriber
+    std::vector<uint32_t> subscription_ids;
+    message_record message;
+    friend bool operator==(const session_message_record&, const session_message_record&) = default;
+};
+
+// Encoders never fail: every field fits by construction (REQUIRES: enum-like fields in
+// range; checked with SLUICE_CHECK).
+std::string encode(const message_record& m);
+std::string encode(const session_record& s);
+std::string encode(const session_message_record& m);
+
+// Decoders check every length and range. Returns errc::corruption for malformed bytes and
+// errc::unsupported_version for a record version this build does not know.
+result<message_record> decode_message_record(std::string_view bytes);
+result<session_record> decode_session_record(std::string_view bytes);
+result<session_message_record> decode_session_message_record(std::string_view bytes);
+
+// Keys of session messages: u16 big-endian length of the client id, the client id, u64
+// big-endian order. Keys of one session share the prefix session_message_prefix(client_id)
+// (for state_store::erase_prefix) and sort by order.
+std::string session_message_prefix(std::string_view client_id);
+std::string session_message_key(std::string_view client_id, uint64_t order);
+// Splits a session message key; false when `key` is not one.
+bool parse_session_message_key(std::string_view key, std::string& client_id, uint64_t& order);
+
+}  // namespace sluice::broker::persist

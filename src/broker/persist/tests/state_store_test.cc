@@ -1,0 +1,585 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The state store's contracts, end to end on real files: state survives close/reopen and
+// kill -9 (simulated by cutting the file system off mid-run), a torn journal tail is
+// truncated, corruption in the middle is reported and stops replay, compaction keeps the
+// state, flush()ed changes survive a simulated power loss (bus::fault_injection_fs drops
+// every unsynced byte), the store heals after write failures, and concurrent writers lose
+// nothing.
+#include "broker/persist/state_store.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "broker/persist/format.h"
+#include "broker/persist/records.h"
+#include "bus/fault_injection_fs.h"
+#include "bus/wal/crc32c.h"
+
+namespace sluice::broker::persist {
+namespace {
+
+namespace fs = std::filesystem;
+using state_map = std::map<std::pair<kind, std::string>, std::string>;
+
+class temp_dir {
+public:
+    temp_dir() {
+        std::string tmpl = (fs::temp_directory_path() / "sluice-persist-XXXXXX").string();
+        SLUICE_CHECK(::mkdtemp(tmpl.data()) != nullptr, "mkdtemp");
+        path_ = tmpl + "/store";  // open() must create it
+    }
+    ~temp_dir() { fs::remove_all(fs::path(path_).parent_path()); }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+state_map dump(const state_store& s) {
+    state_map m;
+    s.load([&](kind k, std::string_view key, std::string_view value) {
+        m.emplace(std::make_pair(k, std::string(key)), std::string(value));
+    });
+    return m;
+}
+
+std::unique_ptr<state_store> open_store(const std::string& dir, options opts = {}) {
+    auto r = state_store::open(dir, std::move(opts));
+    EXPECT_TRUE(r) << r.error().message();
+    return r ? std::move(*r) : nullptr;
+}
+
+// The single journal file in `dir`.
+std::string journal_path(const std::string& dir) {
+    std::string found;
+    for (const auto& e : fs::directory_iterator(dir)) {
+        if (format::parse_journal_file_name(e.path().filename().string())) {
+            EXPECT_TRUE(found.empty()) << "two journals: " << found << " and " << e.path();
+            found = e.path().string();
+        }
+    }
+    EXPECT_FALSE(found.empty());
+    return found;
+}
+
+std::string read_file(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+void write_file(const std::string& p, const std::string& bytes) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// Writes `n` keys "key-<i>" = "value-<i>" with a flush after each (one journal group
+// each), then cuts the file system off as kill -9 would: the journal keeps its records,
+// no clean-close compaction happens.
+void write_then_kill(const std::string& dir, int n) {
+    auto ffs = std::make_shared<bus::fault_injection_fs>();
+    options o;
+    o.fs = ffs;
+    auto s = open_store(dir, o);
+    ASSERT_NE(s, nullptr);
+    for (int i = 1; i <= n; ++i) {
+        s->put(kind::session, "key-" + std::to_string(i), "value-" + std::to_string(i));
+        ASSERT_TRUE(s->flush());
+    }
+    ffs->crash();
+    s.reset();  // close() fails quietly against the dead file system
+}
+
+TEST(state_store, put_erase_reopen) {
+    temp_dir d;
+    state_map model;
+    {
+        auto s = open_store(d.path());
+        ASSERT_NE(s, nullptr);
+        EXPECT_TRUE(dump(*s).empty());
+        for (int i = 0; i < 3; ++i) {
+            session_record rec;
+            rec.client_id = "client-" + std::to_string(i);
+            rec.subscriptions.push_back({"a/#", 1, false, false, 0, 0});
+            s->put(kind::session, rec.client_id, encode(rec));
+            model[{kind::session, rec.client_id}] = encode(rec);
+        }
+        message_record retained;
+        retained.topic = "status/x";
+        retained.payload = "up";
+        s->put(kind::retained, "status/x", encode(retained));
+        s->put(kind::retained, "status/y", "old");
+        s->put(kind::retained, "status/y", "new");  // overwrite
+        model[{kind::retained, "status/x"}] = encode(retained);
+        model[{kind::retained, "status/y"}] = "new";
+        s->erase(kind::session, "client-1");
+        model.erase({kind::session, "client-1"});
+        s->erase(kind::session, "never-existed");
+        for (uint64_t order = 1; order <= 3; ++order) {
+            s->put(kind::session_message, session_message_key("client-0", order), "m0");
+            s->put(kind::session_message, session_message_key("client-2", order), "m2");
+            model[{kind::session_message, session_message_key("client-2", order)}] = "m2";
+        }
+        s->erase_prefix(kind::session_message, session_message_prefix("client-0"));
+        // Same bytes under another kind are a different key.
+        s->put(kind::retained, "client-0", "x");
+        model[{kind::retained, "client-0"}] = "x";
+
+        ASSERT_TRUE(s->flush());
+        EXPECT_EQ(dump(*s), model);
+        EXPECT_EQ(s->get_stats().live_keys, model.size());
+        ASSERT_TRUE(s->close());
+        ASSERT_TRUE(s->close());  // idempotent
+        EXPECT_EQ(s->compact().error(), errc::closed);
+    }
+    auto s = open_store(d.path());
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(dump(*s), model);
+    auto st = s->get_stats();
+    EXPECT_EQ(st.live_keys, model.size());
+    // A clean close compacted: the journal holds only its header.
+    EXPECT_EQ(st.journal_bytes, format::k_file_header_size);
+    EXPECT_TRUE(fs::exists(d.path() + "/" + format::k_snapshot_name));
+}
+
+TEST(state_store, flushed_state_survives_kill_without_close) {
+    temp_dir d;
+    write_then_kill(d.path(), 5);
+    auto s = open_store(d.path());
+    ASSERT_NE(s, nullptr);
+    auto m = dump(*s);
+    ASSERT_EQ(m.size(), 5u);
+    EXPECT_EQ((m[{kind::session, "key-3"}]), "value-3");
+}
+
+TEST(state_store, torn_tail_is_truncated) {
+    temp_dir d;
+    write_then_kill(d.path(), 3);
+    const std::string j = journal_path(d.path());
+    const std::string bytes = read_file(j);
+    write_file(j, bytes.substr(0, bytes.size() - 5));  // tear the last record
+    {
+        auto s = open_store(d.path());
+        ASSERT_NE(s, nullptr);
+        auto m = dump(*s);
+        EXPECT_EQ(m.size(), 2u);
+        EXPECT_FALSE(m.count({kind::session, "key-3"}));
+        EXPECT_EQ(s->get_stats().journal_bytes, bytes.size() - format::encoded_record_size("key-3", "value-3"));
+        s->put(kind::session, "key-4", "value-4");
+        ASSERT_TRUE(s->flush());
+    }
+    auto s = open_store(d.path());
+    ASSERT_NE(s, nullptr);
+    auto m = dump(*s);
+    EXPECT_EQ(m.size(), 3u);
+    EXPECT_EQ((m[{kind::session, "key-4"}]), "value-4");
+}
+
+TEST(state_store, zero_filled_and_garbage_tails_are_truncated) {
+    temp_dir d;
+    write_then_kill(d.path(), 2);
+    const std::string j = journal_path(d.path());
+    const std::string bytes = read_file(j);
+    write_file(j, bytes + std::string(8192, '\0'));
+    {
+        auto s = open_store(d.path());
+        ASSERT_NE(s, nullptr);
+        EXPECT_EQ(dump(*s).size(), 2u);
+        EXPECT_EQ(s->get_stats().journal_bytes, bytes.size());
+    }
+    // Cleanly closed now: the journal is empty after the snapshot; tear its header-only
+    // tail with garbage that cannot be a record.
+    const std::string j2 = journal_path(d.path());
+    write_file(j2, read_file(j2) + "\x01\x02\x03 not a record");
+    auto s = open_store(d.path());
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(dump(*s).size(), 2u);
+}
+
+TEST(state_store, corruption_in_the_middle_stops_replay_with_an_error) {
+    temp_dir d;
+    write_then_kill(d.path(), 3);
+    const std::string j = journal_path(d.path());
+    std::string bytes = read_file(j);
+    const auto at = bytes.find("value-2");
+    ASSERT_NE(at, std::string::npos);
+    bytes[at] = 'V';
+    write_file(j, bytes);
+
+    for (int attempt = 0; attempt < 2; ++attempt) {  // refusing changes nothing on disk
+        auto r = state_store::open(d.path());
+        ASSERT_FALSE(r);
+        EXPECT_EQ(r.error(), errc::corruption);
+        EXPECT_EQ(read_file(j), bytes);
+    }
+
+    options repair;
+    repair.repair = true;
+    {
+        auto s = open_store(d.path(), repair);
+        ASSERT_NE(s, nullptr);
+        auto m = dump(*s);
+        ASSERT_EQ(m.size(), 1u);  // replay stopped at the damaged record
+        EXPECT_EQ((m[{kind::session, "key-1"}]), "value-1");
+        EXPECT_EQ(read_file(j + ".corrupt"), bytes);
+    }
+    auto s = open_store(d.path());  // repaired: opens without the option
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(dump(*s).size(), 1u);
+}
+
+TEST(state_store, damaged_snapshot_is_corruption) {
+    temp_dir d;
+    {
+        auto s = open_store(d.path());
+        ASSERT_NE(s, nullptr);
+        s->put(kind::retained, "a", "retained value a");
+        s->put(kind::retained, "b", "retained value b");
+        ASSERT_TRUE(s->close());
+    }
+    const std::string snap = d.path() + "/" + format::k_snapshot_name;
+    const std::string good = read_file(snap);
+
+    std::string flipped = good;
+    flipped[flipped.find("retained value b")] ^= 0x01;
+    write_file(snap, flipped);
+    EXPECT_EQ(state_store::open(d.path()).error(), errc::corruption);
+
+    // Cut off before its end record: also corruption (a snapshot is synced before rename).
+    write_file(snap, good.substr(0, good.size() - format::encoded_record_size("", "12345678")));
+    EXPECT_EQ(state_store::open(d.path()).error(), errc::corruption);
+
+    write_file(snap, good);
+    auto s = open_store(d.path());
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(dump(*s).size(), 2u);
+}
+
+TEST(state_store, recovery_checks_files_around_the_snapshot) {
+    temp_dir d;
+    {
+        auto s = open_store(d.path());
+        ASSERT_NE(s, nullptr);
+        s->put(kind::session, "c", "v");
+        ASSERT_TRUE(s->close());  // snapshot generation 1, journal generation 1
+    }
+    // Left over from an interrupted compaction: ignored and removed.
+    write_file(d.path() + "/" + format::k_snapshot_temp_name, "half a snapshot");
+    // A journal older than the snapshot: already in it, removed.
+    write_file(d.path() + "/" + format::journal_file_name(0), "stale");
+    {
+        auto s = open_store(d.path());
+        ASSERT_NE(s, nullptr);
+        EXPECT_EQ(dump(*s).size(), 1u);
+        EXPECT_FALSE(fs::exists(d.path() + "/" + format::k_snapshot_temp_name));
+        EXPECT_FALSE(fs::exists(d.path() + "/" + format::journal_file_name(0)));
+    }
+    // A journal newer than the snapshot means the snapshot was lost.
+    const std::string newer = d.path() + "/" + format::journal_file_name(99);
+    write_file(newer, format::encode_file_header(format::file_type::journal, 99));
+    EXPECT_EQ(state_store::open(d.path()).error(), errc::corruption);
+    fs::remove(newer);
+
+    // A journal header of a newer format version is refused, not misread.
+    const std::string j = journal_path(d.path());
+    std::string header = read_file(j).substr(0, format::k_file_header_size);
+    header[4] = 2;
+    const uint32_t crc = bus::wal::crc32c(header.data(), 16);
+    for (int i = 0; i < 4; ++i) header[16 + static_cast<size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+    const std::string original = read_file(j);
+    write_file(j, header);
+    EXPECT_EQ(state_store::open(d.path()).error(), errc::unsupported_version);
+
+    // A journal whose header never reached the disk is recreated.
+    write_file(j, original.substr(0, 7));
+    auto s = open_store(d.path());
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(dump(*s).size(), 1u);
+}
+
+TEST(state_store, automatic_compaction_keeps_state_and_bounds_the_journal) {
+    temp_dir d;
+    options o;
+    o.compact_min_bytes = 8192;
+    o.compact_ratio = 2.0;
+    state_map model;
+    uint64_t written = 0;
+    {
+        auto s = open_store(d.path(), o);
+        ASSERT_NE(s, nullptr);
+        for (int round = 0; round < 200; ++round) {
+            for (int k = 0; k < 10; ++k) {
+                const std::string key = "client-" + std::to_string(k);
+                const std::string value(100, static_cast<char>('a' + (round + k) % 26));
+                s->put(kind::session, key, value);
+                model[{kind::session, key}] = value;
+                written += format::encoded_record_size(key, value);
+            }
+            if (round % 7 == 0) {
+                s->erase(kind::session, "client-3");
+                model.erase({kind::session, "client-3"});
+            }
+            ASSERT_TRUE(s->flush());
+        }
+        const auto st = s->get_stats();
+        EXPECT_GT(st.compactions, 0u);
+        EXPECT_LT(st.journal_bytes, written / 4);
+        EXPECT_EQ(dump(*s), model);
+    }
+    auto s = open_store(d.path(), o);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(dump(*s), model);
+}
+
+TEST(state_store, reopen_after_compaction_and_more_writes) {
+    temp_dir d;
+    auto ffs = std::make_shared<bus::fault_injection_fs>();
+    options o;
+    o.fs = ffs;
+    state_map model;
+    {
+        auto s = open_store(d.path(), o);
+        ASSERT_NE(s, nullptr);
+        for (uint64_t i = 0; i < 20; ++i) {
+            s->put(kind::session_message, session_message_key("c1", i), "q" + std::to_string(i));
+            s->put(kind::session_message, session_message_key("c2", i), "q" + std::to_string(i));
+            model[{kind::session_message, session_message_key("c1", i)}] = "q" + std::to_string(i);
+        }
+        s->put(kind::retained, "r", "1");
+        ASSERT_TRUE(s->compact());
+        EXPECT_EQ(s->get_stats().compactions, 1u);
+        // After the snapshot: overwrite, erase, erase a whole session's messages.
+        s->put(kind::retained, "r", "2");
+        model[{kind::retained, "r"}] = "2";
+        s->erase(kind::session_message, session_message_key("c1", 0));
+        model.erase({kind::session_message, session_message_key("c1", 0)});
+        s->erase_prefix(kind::session_message, session_message_prefix("c2"));
+        ASSERT_TRUE(s->flush());
+        ffs->crash();
+    }
+    auto s = open_store(d.path());
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(dump(*s), model);
+}
+
+TEST(state_store, power_loss_keeps_exactly_the_flushed_state) {
+    temp_dir d;
+    auto ffs = std::make_shared<bus::fault_injection_fs>();
+    options o;
+    o.fs = ffs;
+    o.sync_interval = std::chrono::hours(1);  // only flush() writes: the test is deterministic
+    {
+        auto s = open_store(d.path(), o);
+        ASSERT_NE(s, nullptr);
+        for (int i = 0; i < 50; ++i) s->put(kind::session, "durable-" + std::to_string(i), "v1");
+        ASSERT_TRUE(s->flush());
+        s->put(kind::session, "durable-0", "v2");  // not flushed: lost
+        for (int i = 0; i < 50; ++i) s->put(kind::session, "lost-" + std::to_string(i), "v");
+        ffs->crash();
+    }  // the destructor's final write fails against the crashed fs
+    ffs->drop_unsynced_data();
+    auto s = open_store(d.path());
+    ASSERT_NE(s, nullptr);
+    auto m = dump(*s);
+    ASSERT_EQ(m.size(), 50u);
+    for (const auto& [k, v] : m) {
+        EXPECT_EQ(k.second.rfind("durable-", 0), 0u);
+        EXPECT_EQ(v, "v1");
+    }
+}
+
+TEST(state_store, power_loss_mid_stream_keeps_a_prefix) {
+    temp_dir d;
+    auto ffs = std::make_shared<bus::fault_injection_fs>();
+    options o;
+    o.fs = ffs;
+    o.sync_interval = std::chrono::milliseconds(1);
+    constexpr int n = 400;
+    {
+        auto s = open_store(d.path(), o);
+        ASSERT_NE(s, nullptr);
+        for (int i = 0; i < n; ++i) {
+            s->put(kind::retained, "t/" + std::to_string(i), std::to_string(i));
+            if (i == 99) {
+                ASSERT_TRUE(s->flush());
+            }
+            if (i % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        ffs->crash();
+    }
+    ffs->drop_unsynced_data();
+    auto s = open_store(d.path());
+    ASSERT_NE(s, nullptr);
+    const auto m = dump(*s);
+    // Everything flushed is there, and what survived beyond it is a prefix of the order.
+    const size_t survived = m.size();
+    EXPECT_GE(survived, 100u);
+    for (size_t i = 0; i < survived; ++i) {
+        auto it = m.find({kind::retained, "t/" + std::to_string(i)});
+        ASSERT_NE(it, m.end()) << "hole at " << i << " of " << survived;
+        EXPECT_EQ(it->second, std::to_string(i));
+    }
+}
+
+TEST(state_store, heals_after_write_and_compaction_failures) {
+    temp_dir d;
+    auto ffs = std::make_shared<bus::fault_injection_fs>();
+    options o;
+    o.fs = ffs;
+    state_map model;
+    auto put = [&](state_store& s, const std::string& key) {
+        s.put(kind::session, key, "v-" + key);
+        model[{kind::session, key}] = "v-" + key;
+    };
+    {
+        auto s = open_store(d.path(), o);
+        ASSERT_NE(s, nullptr);
+        put(*s, "a");
+        ASSERT_TRUE(s->flush());
+
+        // Compaction fails before its rename: the old journal stays current.
+        ffs->inject(bus::fault_injection_fs::op::rename, format::k_snapshot_temp_name, 1);
+        put(*s, "b");
+        EXPECT_EQ(s->compact().error(), errc::io_error);
+        put(*s, "c");
+        ASSERT_TRUE(s->flush());
+
+        // A failed journal fsync: that flush reports it; the next group rewrites all
+        // state into a new generation and succeeds.
+        ffs->inject(bus::fault_injection_fs::op::sync, "journal-", 1);
+        put(*s, "d");
+        EXPECT_EQ(s->flush().error(), errc::io_error);
+        EXPECT_EQ(s->last_error(), errc::io_error);
+        put(*s, "e");
+        ASSERT_TRUE(s->flush());
+        EXPECT_EQ(s->get_stats().write_errors, 2u);
+
+        // Compaction fails after its rename (the new journal cannot be created).
+        ffs->inject(bus::fault_injection_fs::op::open, "journal-", 1);
+        EXPECT_FALSE(s->compact());
+        put(*s, "f");
+        ASSERT_TRUE(s->flush());
+        EXPECT_EQ(dump(*s), model);
+        ffs->crash();
+    }
+    ffs->drop_unsynced_data();
+    auto s = open_store(d.path());
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(dump(*s), model);
+}
+
+TEST(state_store, group_commit_shares_one_fsync) {
+    temp_dir d;
+    options o;
+    o.sync_interval = std::chrono::hours(1);
+    auto s = open_store(d.path(), o);
+    ASSERT_NE(s, nullptr);
+    for (int i = 0; i < 1000; ++i) s->put(kind::retained, "t/" + std::to_string(i), "payload");
+    EXPECT_GT(s->get_stats().pending_bytes, 0u);
+    ASSERT_TRUE(s->flush());
+    EXPECT_EQ(s->get_stats().syncs, 1u);
+    EXPECT_EQ(s->get_stats().pending_bytes, 0u);
+    ASSERT_TRUE(s->flush());  // nothing new: no sync
+    EXPECT_EQ(s->get_stats().syncs, 1u);
+}
+
+// Waits (bounded) until the writer has synced at least `n` groups.
+bool wait_for_syncs(const state_store& s, uint64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (s.get_stats().syncs < n) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
+TEST(state_store, writes_without_flush_after_the_interval_or_group_size) {
+    temp_dir d;
+    {
+        options o;
+        o.sync_interval = std::chrono::milliseconds(5);
+        auto s = open_store(d.path(), o);
+        ASSERT_NE(s, nullptr);
+        s->put(kind::session, "k", "v");
+        EXPECT_TRUE(wait_for_syncs(*s, 1));
+    }
+    {
+        options o;
+        o.sync_interval = std::chrono::hours(1);
+        o.group_bytes = 4096;
+        auto s = open_store(d.path(), o);
+        ASSERT_NE(s, nullptr);
+        for (int i = 0; i < 100; ++i) s->put(kind::session, "k" + std::to_string(i), std::string(100, 'x'));
+        EXPECT_TRUE(wait_for_syncs(*s, 1));
+    }
+}
+
+TEST(state_store, concurrent_writers_lose_nothing) {
+    temp_dir d;
+    constexpr int threads = 4;
+    constexpr int per_thread = 1000;
+    {
+        options o;
+        o.compact_min_bytes = 16384;  // compactions run while writers write
+        auto s = open_store(d.path(), o);
+        ASSERT_NE(s, nullptr);
+        std::atomic<bool> done{false};
+        std::thread reader([&] {
+            while (!done.load()) (void)dump(*s).size();
+        });
+        std::vector<std::thread> writers;
+        for (int t = 0; t < threads; ++t) {
+            writers.emplace_back([&s, t] {
+                for (int i = 0; i < per_thread; ++i) {
+                    const std::string key = "w" + std::to_string(t) + "-" + std::to_string(i % 100);
+                    s->put(kind::session, key, std::to_string(i));
+                    if (i % 250 == 0) {
+                        EXPECT_TRUE(s->flush());
+                    }
+                }
+                s->erase(kind::session, "w" + std::to_string(t) + "-0");
+                EXPECT_TRUE(s->flush());
+            });
+        }
+        for (auto& w : writers) w.join();
+        done = true;
+        reader.join();
+        ASSERT_TRUE(s->close());
+    }
+    auto s = open_store(d.path());
+    ASSERT_NE(s, nullptr);
+    auto m = dump(*s);
+    EXPECT_EQ(m.size(), static_cast<size_t>(threads * 99));
+    for (int t = 0; t < threads; ++t) {
+        EXPECT_FALSE(m.count({kind::session, "w" + std::to_string(t) + "-0"}));
+        for (int k = 1; k < 100; ++k) {
+            // The last write of key k by this thread was i = 900 + k.
+            EXPECT_EQ((m[{kind::session, "w" + std::to_string(t) + "-" + std::to_string(k)}]),
+                      std::to_string(900 + k));
+        }
+    }
+}
+
+TEST(state_store, large_values_round_trip) {
+    temp_dir d;
+    std::string big(3u << 20, '\0');
+    for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131);
+    {
+        auto s = open_store(d.path());
+        ASSERT_NE(s, nullptr);
+        s->put(kind::retained, "big", big);
+        ASSERT_TRUE(s->flush());
+    }
+    auto s = open_store(d.path());
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ((dump(*s)[{kind::retained, "big"}]), big);
+}
+
+}  // namespace
+}  // namespace sluice::broker::persist
