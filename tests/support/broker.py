@@ -10,6 +10,7 @@
 # Every start is bounded in time, and every process started here is stopped (SIGTERM, then
 # SIGKILL) when the test ends, whatever happened.
 
+import ctypes
 import getpass
 import os
 import shutil
@@ -53,6 +54,19 @@ def _port_accepts(port):
 
 class BrokerError(RuntimeError):
     pass
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """Runs in the child before exec: if the test process is killed (a ctest TIMEOUT sends
+    SIGKILL to pytest, which then cannot clean up), the kernel kills the broker too, so no
+    broker outlives its test run."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 class Broker:
@@ -102,7 +116,8 @@ class Broker:
                 f.write(self.config_text)
             args += ["--config", cfg]
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=self._log,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -139,7 +154,7 @@ class Broker:
                 f.write(self.config_text)
         self.proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", conf], stdout=self._log,
                                      stderr=self._log, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
