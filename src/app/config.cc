@@ -154,6 +154,16 @@ std::string load_config_file(const std::string& path, config& cfg) {
         }
     }
     if (auto* i = root["ingest"].as_table()) {
+        std::string policy;
+        if (!read_string(*i, "over_quota", policy, err, "ingest")) return fail();
+        if (policy == "pause") {
+            cfg.mqtt.ingest_over_quota = broker::broker_options::over_quota_policy::pause;
+        } else if (policy == "refuse") {
+            cfg.mqtt.ingest_over_quota = broker::broker_options::over_quota_policy::refuse;
+        } else if (!policy.empty()) {
+            err = "ingest.over_quota: \"pause\" or \"refuse\"";
+            return fail();
+        }
         if (auto* rules = (*i)["rules"].as_array()) {
             cfg.ingest_rules.clear();
             for (auto& r : *rules) {

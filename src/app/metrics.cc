@@ -40,6 +40,8 @@ std::string render_metrics(const metric_sources& sources) {
         w.counter("ingest_failed_total", "Ingest appends that failed (not acknowledged).", d(t.ingest_failed));
         w.counter("ingest_refused_total", "QoS 1/2 ingest messages refused because the bus was over quota.",
                   d(t.ingest_quota_refused));
+        w.counter("ingest_paused_total", "Ingest publishes held with the client's reading paused at the bus quota.",
+                  d(t.ingest_paused));
     }
     if (sources.log != nullptr) {
         for (uint32_t p = 0; p < sources.log->partitions(); ++p) {

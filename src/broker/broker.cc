@@ -78,6 +78,7 @@ broker::totals broker::get_totals() const {
         t.ingest_appended += v(st.ingest_appended);
         t.ingest_failed += v(st.ingest_failed);
         t.ingest_quota_refused += v(st.ingest_quota_refused);
+        t.ingest_paused += v(st.ingest_paused);
         t.wills_published += v(st.wills_published);
         t.sessions_expired += v(st.sessions_expired);
         t.keep_alive_timeouts += v(st.keep_alive_timeouts);

@@ -54,7 +54,7 @@ connection::~connection() {
 size_t connection::on_data(std::string_view data) {
     const uint32_t max_size = shard_.owner().options().max_packet_size;
     size_t used = 0;
-    while (state_ != state::closed && used < data.size()) {
+    while (state_ != state::closed && !parked_ && used < data.size()) {
         std::string_view rest = data.substr(used);
         auto f = mqtt::parse_frame(rest, max_size);
         if (!f) {
@@ -264,6 +264,16 @@ void connection::handle_publish(mqtt::publish&& p) {
         return;
     }
 
+    const ingest_hook& ingest = shard_.owner().ingest();
+    bool to_log = ingest.log != nullptr && ingest.matches && ingest.matches(p.topic);
+    if (to_log && ingest.log->over_quota() && opts.ingest_over_quota == broker_options::over_quota_policy::pause) {
+        // Back-pressure: hold this PUBLISH and stop reading until the bus has room again.
+        shard_stats::add(shard_.stats().ingest_paused);
+        parked_ = std::move(p);
+        transport_.set_reading(false);
+        return;
+    }
+
     if (p.qos > 0) {
         if (unacked_inbound_ >= opts.receive_maximum && version_ == mqtt::version::v5) {
             close_with(mqtt::reason_code::receive_maximum_exceeded, true);
@@ -286,8 +296,6 @@ void connection::handle_publish(mqtt::publish&& p) {
     }
     msg->props = forwarded_properties(std::move(p.props));
 
-    const ingest_hook& ingest = shard_.owner().ingest();
-    bool to_log = ingest.log != nullptr && ingest.matches && ingest.matches(p.topic);
     mqtt::packet_type ack_type = p.qos == 1 ? mqtt::packet_type::puback : mqtt::packet_type::pubrec;
 
     if (to_log) {
@@ -338,6 +346,16 @@ void connection::handle_publish(mqtt::publish&& p) {
     msg->topic = std::move(p.topic);
     msg->payload = std::move(p.payload);
     shard_.publish(std::move(msg));
+}
+
+void connection::retry_parked() {
+    if (!parked_ || state_ != state::connected) return;
+    last_received_ms_ = shard_.now_ms();  // a paused client is not idle: don't time it out
+    if (shard_.owner().ingest().log->over_quota()) return;
+    mqtt::publish p = std::move(*parked_);
+    parked_.reset();
+    handle_publish(std::move(p));
+    if (!parked_ && state_ == state::connected) transport_.set_reading(true);  // also processes buffered input
 }
 
 void connection::queue_ack(mqtt::packet_type type, uint16_t packet_id, mqtt::reason_code code, bool ready,
@@ -481,6 +499,7 @@ void connection::check_keep_alive(int64_t now_ms) {
         }
         return;
     }
+    if (parked_) retry_parked();
     if (state_ != state::connected || keep_alive_s_ == 0) return;
     if (now_ms - last_received_ms_ > static_cast<int64_t>(keep_alive_s_) * 1500) {
         shard_stats::add(shard_.stats().keep_alive_timeouts);

@@ -65,6 +65,9 @@ public:
     void send_pubrel(uint16_t packet_id);
     bool output_congested() const;
 
+    // Retries a PUBLISH held while the bus was over quota; resumes reading once it went through.
+    void retry_parked();
+
     // Completion of an ingest append (posted back to our loop).
     void ingest_done(uint64_t ack_slot, bool ok);
 
@@ -118,6 +121,7 @@ private:
     std::deque<pending_ack> acks_;
     uint64_t next_ack_slot_ = 0;
     uint32_t unacked_inbound_ = 0;  // QoS 1/2 PUBLISHes not yet acknowledged (Receive Maximum)
+    std::optional<mqtt::publish> parked_;  // held while the bus is over quota (pause policy)
 };
 
 }  // namespace sluice::broker

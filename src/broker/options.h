@@ -33,6 +33,12 @@ struct broker_options {
     bool shared_subscription_available = true;
     bool subscription_identifiers_available = true;
     uint8_t maximum_qos = 2;
+    // What an ingest PUBLISH meets while the bus is over its quota: `pause` holds it and
+    // stops reading that client's socket until there is room (nothing is refused, the
+    // client just waits); `refuse` answers QoS 1/2 with Quota exceeded (0x97; MQTT 3.1.1
+    // clients are disconnected unacknowledged, so they retransmit later).
+    enum class over_quota_policy : uint8_t { pause, refuse };
+    over_quota_policy ingest_over_quota = over_quota_policy::pause;
     // Accept MQTT 3.1.1 CONNECTs with an empty client id and clean session (we assign one).
     bool allow_zero_length_client_id = true;
 };

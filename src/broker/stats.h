@@ -26,6 +26,7 @@ struct shard_stats {
     std::atomic<uint64_t> ingest_appended{0};
     std::atomic<uint64_t> ingest_failed{0};
     std::atomic<uint64_t> ingest_quota_refused{0};
+    std::atomic<uint64_t> ingest_paused{0};                  // publishes held (reading paused) at the quota
     std::atomic<uint64_t> wills_published{0};
     std::atomic<uint64_t> sessions_expired{0};
     std::atomic<uint64_t> keep_alive_timeouts{0};

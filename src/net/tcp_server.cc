@@ -120,6 +120,9 @@ public:
         if (reading_ == enabled || fd_ < 0) return;
         reading_ = enabled;
         update_interest();
+        // Packets that arrived before the pause are still buffered: handle them now
+        // rather than waiting for the socket to become readable again.
+        if (enabled && protocol_ && !in_.empty()) process_input();
     }
     size_t pending_output_bytes() const override { return pending_; }
     const std::string& peer() const override { return peer_; }
