@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,30 @@ std::string preview(const std::string& payload) {
     return out;
 }
 
+void dump_segment(const std::string& name, uint64_t base, const std::string& data, bool records, uint64_t from) {
+    std::vector<std::pair<record, uint64_t>> recs;
+    auto scan = wal::scan_segment(data, base, [&](const record& r, uint64_t pos) {
+        if (records && r.offset >= from) recs.emplace_back(r, pos);
+    });
+    std::printf("  segment %s base=%llu size=%zu records=%llu version=%u", name.c_str(),
+                static_cast<unsigned long long>(base), data.size(), static_cast<unsigned long long>(scan.records),
+                scan.version);
+    if (scan.header != wal::header_status::ok) {
+        std::printf(" HEADER: %s", wal::to_string(scan.header));
+    } else if (scan.first_damage != wal::damage::none) {
+        std::printf(" DAMAGE: %s at byte %llu (%s)", wal::to_string(scan.first_damage),
+                    static_cast<unsigned long long>(scan.damage_pos),
+                    scan.valid_after_damage ? "valid records follow: corruption" : "tail");
+    }
+    std::printf("\n");
+    for (const auto& [r, pos] : recs) {
+        std::printf("    offset=%llu pos=%llu time=%s client=%s topic=%s qos=%u payload=%zuB \"%s\"\n",
+                    static_cast<unsigned long long>(r.offset), static_cast<unsigned long long>(pos),
+                    format_time(r.msg.receive_time_ms).c_str(), r.msg.client_id.c_str(), r.msg.topic.c_str(),
+                    r.msg.qos, r.msg.payload.size(), preview(r.msg.payload).c_str());
+    }
+}
+
 void dump_partition(file_system& fs, const std::string& dir, bool records, uint64_t from) {
     auto names = fs.list(dir);
     if (!names) {
@@ -73,27 +98,7 @@ void dump_partition(file_system& fs, const std::string& dir, bool records, uint6
             std::printf("  segment %s: %s\n", name.c_str(), data.error().message().c_str());
             continue;
         }
-        std::vector<std::pair<record, uint64_t>> recs;
-        auto scan = wal::scan_segment(*data, *base, [&](const record& r, uint64_t pos) {
-            if (records && r.offset >= from) recs.emplace_back(r, pos);
-        });
-        std::printf("  segment %s base=%llu size=%zu records=%llu version=%u", name.c_str(),
-                    static_cast<unsigned long long>(*base), data->size(),
-                    static_cast<unsigned long long>(scan.records), scan.version);
-        if (scan.header != wal::header_status::ok) {
-            std::printf(" HEADER: %s", wal::to_string(scan.header));
-        } else if (scan.first_damage != wal::damage::none) {
-            std::printf(" DAMAGE: %s at byte %llu (%s)", wal::to_string(scan.first_damage),
-                        static_cast<unsigned long long>(scan.damage_pos),
-                        scan.valid_after_damage ? "valid records follow: corruption" : "tail");
-        }
-        std::printf("\n");
-        for (const auto& [r, pos] : recs) {
-            std::printf("    offset=%llu pos=%llu time=%s client=%s topic=%s qos=%u payload=%zuB \"%s\"\n",
-                        static_cast<unsigned long long>(r.offset), static_cast<unsigned long long>(pos),
-                        format_time(r.msg.receive_time_ms).c_str(), r.msg.client_id.c_str(), r.msg.topic.c_str(),
-                        r.msg.qos, r.msg.payload.size(), preview(r.msg.payload).c_str());
-        }
+        dump_segment(name, *base, *data, records, from);
     }
 }
 
@@ -121,6 +126,26 @@ int main(int argc, char** argv) {
         return 2;
     }
     auto fs = default_fs();
+    if (std::filesystem::is_regular_file(dir)) {
+        // A single segment file (e.g. a quarantined *.corrupt one or a golden copy).
+        auto slash = dir.rfind('/');
+        std::string name = slash == std::string::npos ? dir : dir.substr(slash + 1);
+        if (auto dot = name.find(".log"); dot != std::string::npos) name = name.substr(0, dot + 4);
+        auto base = wal::parse_segment_file_name(name);
+        auto data = read_whole_file(*fs, dir);
+        if (!data) {
+            std::fprintf(stderr, "sluice-wal-dump: %s: %s\n", dir.c_str(), data.error().message().c_str());
+            return 1;
+        }
+        uint64_t b = base ? *base : 0;
+        if (!base && data->size() >= 20) {  // take the base from the header
+            b = 0;
+            for (int i = 7; i >= 0; --i) b = (b << 8) | static_cast<unsigned char>((*data)[12 + static_cast<size_t>(i)]);
+        }
+        std::printf("file %s (base %llu)\n", dir.c_str(), static_cast<unsigned long long>(b));
+        dump_segment(name, b, *data, records, from);
+        return 0;
+    }
     auto names = fs->list(dir);
     bool is_partition = false;
     if (names) {

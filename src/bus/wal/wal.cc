@@ -344,7 +344,7 @@ void partition::stop() {
 }
 
 void partition::writer_loop() {
-    const bool async = opts_.mode == durability::batch_async;
+    const bool async = opts_.mode != durability::fsync;  // sync on the window timer
     for (;;) {
         std::vector<pending> batch;
         {
