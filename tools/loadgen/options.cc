@@ -85,7 +85,7 @@ const char* usage() {
   --format binary|json|raw  --payload-size B (raw)
   --batch-bytes B --flush-bytes B --flush-ms MS --metrics N   edge batching (280/140/1000/4)
   --max-inflight N --max-queue N --threads N
-  --subscribe  --subscribers N  --sub-qos Q  --sub-filter F
+  --subscribe | --no-subscribe  --subscribers N  --sub-qos Q  --sub-filter F
   --source-addrs N --connect-rate R --keep-alive S
   --step S --ramp-factor F --max-latency-ms MS --max-steps N     (ramp)
   --warmup S --offline S                                         (storm)
@@ -170,6 +170,7 @@ result<options> parse_options(const std::vector<std::string>& args, std::string&
             return o;
         }
         if (a == "--subscribe") { o.subscribe = true; continue; }
+        if (a == "--no-subscribe") { o.subscribe = false; continue; }
         if (a == "--persistent") { o.persistent = true; continue; }
         if (a == "--quiet") { o.quiet = true; continue; }
         const auto it = flags.find(a);
