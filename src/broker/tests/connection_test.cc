@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Drives broker::connection with no sockets: a recording transport captures what the
+// broker sends, and cross-thread posts (from the real WAL's writer thread) are queued and
+// run by the test on "the loop", as net/ would.
+#include "broker/connection.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+
+#include "broker/broker.h"
+#include "broker/shard.h"
+#include "bus/wal/wal.h"
+#include "mqtt/codec.h"
+#include "mqtt/topic.h"
+
+namespace sluice::broker {
+namespace {
+
+using namespace std::chrono_literals;
+
+class recording_transport final : public transport {
+public:
+    void send(std::string bytes) override { decoder.feed(bytes); }
+    void send_publish(std::string header, message_ptr msg) override {
+        decoder.feed(header);
+        decoder.feed(msg->payload);
+    }
+    void close() override { closed = true; }
+    void set_reading(bool enabled) override { reading = enabled; }
+    size_t pending_output_bytes() const override { return 0; }
+    const std::string& peer() const override { return name; }
+
+    // Everything sent since the last call, decoded.
+    std::vector<mqtt::packet> take() {
+        std::vector<mqtt::packet> out;
+        for (;;) {
+            auto p = decoder.next();
+            EXPECT_TRUE(p) << p.error().message();
+            if (!p || !p->has_value()) break;
+            out.push_back(std::move(**p));
+        }
+        return out;
+    }
+
+    mqtt::stream_decoder decoder{mqtt::version::v5};
+    bool closed = false;
+    bool reading = true;
+    std::string name = "test-peer";
+};
+
+// A broker with one shard whose loop is the test thread.
+class broker_fixture : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = std::filesystem::temp_directory_path() /
+               ("sluice-conn-test-" + std::to_string(::getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        std::filesystem::remove_all(dir_);
+        bus::wal_options wo;
+        wo.dir = dir_.string();
+        wo.group_commit_max_delay = 200us;
+        auto w = bus::open_wal(wo);
+        ASSERT_TRUE(w) << w.error().message();
+        wal_ = std::move(*w);
+        ingest_hook hook;
+        hook.log = wal_.get();
+        hook.matches = [](std::string_view t) { return mqtt::topic_matches("devices/+/telemetry", t); };
+        brk_ = std::make_unique<broker>(
+            broker_options{}, 1,
+            [this](unsigned, std::function<void()> fn) {
+                std::lock_guard<std::mutex> lock(mu_);
+                posted_.push_back(std::move(fn));
+                cv_.notify_all();
+            },
+            std::move(hook));
+        now_ = 1'000'000;
+        shard_().set_now(now_);
+    }
+    void TearDown() override {
+        conns_.clear();
+        brk_.reset();
+        wal_->stop();
+        std::filesystem::remove_all(dir_);
+    }
+
+    shard& shard_() { return brk_->get_shard(0); }
+
+    struct client {
+        std::unique_ptr<recording_transport> t;
+        std::unique_ptr<connection> c;
+        std::vector<mqtt::packet> after_connack;  // sent right after the CONNACK (resumed session)
+    };
+
+    client& open() {
+        auto t = std::make_unique<recording_transport>();
+        auto c = std::make_unique<connection>(shard_(), *t);
+        conns_.push_back(client{std::move(t), std::move(c), {}});
+        return conns_.back();
+    }
+
+    static std::string bytes(const mqtt::packet& p, mqtt::version v = mqtt::version::v5) {
+        std::string out;
+        mqtt::encode(p, v, out);
+        return out;
+    }
+
+    client& connect(const std::string& id, bool clean = true, uint32_t expiry = 0,
+                    std::optional<mqtt::will> will = std::nullopt) {
+        client& cl = open();
+        mqtt::connect c;
+        c.client_id = id;
+        c.clean_start = clean;
+        c.keep_alive = 60;
+        if (expiry) c.props.session_expiry_interval = expiry;
+        c.will_message = std::move(will);
+        cl.c->on_data(bytes(c));
+        auto got = cl.t->take();
+        EXPECT_GE(got.size(), 1u);
+        EXPECT_TRUE(std::holds_alternative<mqtt::connack>(got.at(0)));
+        cl.after_connack.assign(std::make_move_iterator(got.begin() + 1), std::make_move_iterator(got.end()));
+        return cl;
+    }
+
+    // Runs posted functions (WAL completions) until `pred` holds or 5 s pass.
+    bool run_until(const std::function<bool()>& pred) {
+        auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (!pred()) {
+            std::deque<std::function<void()>> batch;
+            {
+                std::unique_lock<std::mutex> lock(mu_);
+                cv_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + 50ms),
+                               [this] { return !posted_.empty(); });
+                batch.swap(posted_);
+            }
+            for (auto& fn : batch) fn();
+            shard_().flush_outbox();
+            if (std::chrono::steady_clock::now() > deadline) return pred();
+        }
+        return true;
+    }
+
+    void advance(int64_t ms) {
+        now_ += ms;
+        shard_().tick(now_);
+    }
+
+    std::filesystem::path dir_;
+    std::unique_ptr<bus::bus> wal_;
+    std::unique_ptr<broker> brk_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::function<void()>> posted_;
+    std::deque<client> conns_;
+    int64_t now_ = 0;
+};
+
+mqtt::publish make_publish(std::string topic, std::string payload, uint8_t qos, uint16_t id) {
+    mqtt::publish p;
+    p.topic = std::move(topic);
+    p.payload = std::move(payload);
+    p.qos = qos;
+    p.packet_id = id;
+    return p;
+}
+
+TEST_F(broker_fixture, ingest_puback_waits_for_wal_durability_and_keeps_order) {
+    auto& pub = connect("pub");
+    // Ingest, then plain topic: the plain PUBACK must not overtake the ingest one.
+    pub.c->on_data(bytes(make_publish("devices/d1/telemetry", "{\"t\":1}", 1, 10)) +
+                   bytes(make_publish("plain/topic", "x", 1, 11)));
+    EXPECT_TRUE(pub.t->take().empty()) << "acknowledged before the WAL said durable";
+    std::vector<mqtt::packet> acks;
+    ASSERT_TRUE(run_until([&] {
+        for (auto& p : pub.t->take()) acks.push_back(std::move(p));
+        return acks.size() == 2;
+    }));
+    EXPECT_EQ(std::get<mqtt::puback>(acks[0]).packet_id, 10);
+    EXPECT_EQ(std::get<mqtt::puback>(acks[1]).packet_id, 11);
+    EXPECT_EQ(wal_->get_stats(0).durable_end, 1u);
+}
+
+TEST_F(broker_fixture, qos2_inbound_duplicate_is_not_routed_twice) {
+    auto& sub = connect("sub");
+    mqtt::subscribe s;
+    s.packet_id = 1;
+    s.entries.push_back(mqtt::subscription{"q2/#", 2, false, false, 0});
+    sub.c->on_data(bytes(s));
+    ASSERT_EQ(sub.t->take().size(), 1u);  // SUBACK
+
+    auto& pub = connect("pub");
+    auto p = make_publish("q2/a", "once", 2, 7);
+    pub.c->on_data(bytes(p));
+    p.dup = true;
+    pub.c->on_data(bytes(p));  // retransmission before PUBREL
+    auto acks = pub.t->take();
+    ASSERT_EQ(acks.size(), 2u);
+    EXPECT_EQ(std::get<mqtt::pubrec>(acks[0]).packet_id, 7);
+    EXPECT_EQ(std::get<mqtt::pubrec>(acks[1]).packet_id, 7);
+    mqtt::pubrel rel;
+    rel.packet_id = 7;
+    pub.c->on_data(bytes(rel));
+    auto comp = pub.t->take();
+    ASSERT_EQ(comp.size(), 1u);
+    EXPECT_EQ(std::get<mqtt::pubcomp>(comp[0]).code, mqtt::reason_code::success);
+
+    auto got = sub.t->take();
+    ASSERT_EQ(got.size(), 1u) << "QoS 2 message delivered more than once";
+    EXPECT_EQ(std::get<mqtt::publish>(got[0]).payload, "once");
+}
+
+TEST_F(broker_fixture, unacknowledged_qos1_is_retransmitted_with_dup_after_reconnect) {
+    auto& sub = connect("sub", false, 600);
+    mqtt::subscribe s;
+    s.packet_id = 1;
+    s.entries.push_back(mqtt::subscription{"r/#", 1, false, false, 0});
+    sub.c->on_data(bytes(s));
+    sub.t->take();
+    auto& pub = connect("pub");
+    pub.c->on_data(bytes(make_publish("r/1", "a", 1, 1)));
+    auto first = sub.t->take();
+    ASSERT_EQ(first.size(), 1u);
+    uint16_t id = std::get<mqtt::publish>(first[0]).packet_id;
+    sub.c->on_transport_closed();  // gone without PUBACK
+
+    // While offline, one more is queued.
+    pub.c->on_data(bytes(make_publish("r/2", "b", 1, 2)));
+
+    auto& again = connect("sub", false, 600);
+    auto got = std::move(again.after_connack);
+    ASSERT_EQ(got.size(), 2u);
+    auto& re = std::get<mqtt::publish>(got[0]);
+    EXPECT_TRUE(re.dup);
+    EXPECT_EQ(re.packet_id, id);
+    EXPECT_EQ(re.payload, "a");
+    EXPECT_EQ(std::get<mqtt::publish>(got[1]).payload, "b");
+    EXPECT_FALSE(std::get<mqtt::publish>(got[1]).dup);
+}
+
+TEST_F(broker_fixture, takeover_disconnects_old_connection_with_0x8e) {
+    auto& first = connect("same");
+    auto& second = connect("same");
+    auto got = first.t->take();
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(std::get<mqtt::disconnect>(got[0]).code, mqtt::reason_code::session_taken_over);
+    EXPECT_TRUE(first.t->closed);
+    EXPECT_FALSE(second.t->closed);
+}
+
+TEST_F(broker_fixture, will_waits_for_its_delay_and_is_cancelled_by_resumption) {
+    auto& watcher = connect("watcher");
+    mqtt::subscribe s;
+    s.packet_id = 1;
+    s.entries.push_back(mqtt::subscription{"wills/#", 0, false, false, 0});
+    watcher.c->on_data(bytes(s));
+    watcher.t->take();
+
+    mqtt::will w;
+    w.topic = "wills/a";
+    w.payload = "gone";
+    w.props.will_delay_interval = 5;
+    auto& a = connect("a", false, 600, w);
+    a.c->on_transport_closed();
+    advance(4000);
+    EXPECT_TRUE(watcher.t->take().empty()) << "will sent before its delay";
+    advance(1500);
+    auto got = watcher.t->take();
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(std::get<mqtt::publish>(got[0]).payload, "gone");
+
+    auto& b = connect("b", false, 600, w);
+    b.c->on_transport_closed();
+    advance(2000);
+    connect("b", false, 600);  // resumed within the delay: no will
+    advance(10000);
+    EXPECT_TRUE(watcher.t->take().empty());
+}
+
+TEST_F(broker_fixture, session_expires_after_its_interval) {
+    auto& s = connect("exp", false, 2);
+    s.c->on_transport_closed();
+    advance(1000);
+    EXPECT_EQ(brk_->get_totals().sessions_current, 1u) << "session kept during its expiry interval";
+    advance(1500);
+    EXPECT_EQ(brk_->get_totals().sessions_current, 0u);
+    EXPECT_EQ(brk_->get_totals().sessions_expired, 1u);
+}
+
+TEST_F(broker_fixture, first_packet_must_be_connect) {
+    auto& cl = open();
+    mqtt::pingreq ping;
+    cl.c->on_data(bytes(ping));
+    EXPECT_TRUE(cl.t->closed);
+    EXPECT_TRUE(cl.t->take().empty());
+}
+
+TEST_F(broker_fixture, malformed_packet_gets_disconnect_0x81) {
+    auto& cl = connect("bad");
+    // PUBLISH QoS 1 whose remaining length says 3 but the topic length says 200.
+    cl.c->on_data(std::string("\x32\x03\x00\xc8\x61", 5));
+    auto got = cl.t->take();
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(std::get<mqtt::disconnect>(got[0]).code, mqtt::reason_code::malformed_packet);
+    EXPECT_TRUE(cl.t->closed);
+}
+
+TEST_F(broker_fixture, pause_policy_holds_publish_while_over_quota) {
+    // Re-open the WAL with a tiny quota that one record already exceeds.
+    conns_.clear();
+    brk_.reset();
+    wal_->stop();
+    std::filesystem::remove_all(dir_);
+    bus::wal_options wo;
+    wo.dir = dir_.string();
+    wo.quota_bytes = 1;
+    auto w = bus::open_wal(wo);
+    ASSERT_TRUE(w);
+    wal_ = std::move(*w);
+    ingest_hook hook;
+    hook.log = wal_.get();
+    hook.matches = [](std::string_view) { return true; };
+    brk_ = std::make_unique<broker>(broker_options{}, 1, [this](unsigned, std::function<void()> fn) {
+        std::lock_guard<std::mutex> lock(mu_);
+        posted_.push_back(std::move(fn));
+    }, std::move(hook));
+    shard_().set_now(now_);
+    ASSERT_TRUE(wal_->over_quota());
+    auto& pub = connect("pub");
+    pub.c->on_data(bytes(make_publish("any", "x", 1, 3)));
+    EXPECT_FALSE(pub.t->reading);
+    EXPECT_TRUE(pub.t->take().empty());
+    EXPECT_FALSE(pub.t->closed);
+    EXPECT_EQ(brk_->get_totals().ingest_paused, 1u);
+}
+
+}  // namespace
+}  // namespace sluice::broker
