@@ -510,7 +510,8 @@ private:
             c.qos2_received.push_back(p.packet_id);
         }
         if (!c.ledger) return;
-        stats.received.fetch_add(1, std::memory_order_relaxed);
+        // The slow subscriber is reported on its own; the drain waits for the others.
+        if (!c.slow) stats.received.fetch_add(1, std::memory_order_relaxed);
         const int64_t now_ns = unix_now_ns();
         switch (s_.opts.format) {
             case payload_kind::raw: {
@@ -985,13 +986,19 @@ result<results> run(const options& opts) {
                                                                        : b.readings_sent - a.readings_sent) / opts.step_s;
             st.acked_msgs_per_s = static_cast<double>(b.acked - a.acked) / opts.step_s;
             st.ack_p99_us = hb.percentile(0.99);
-            st.passed = st.acked_readings_per_s >= 0.95 * st.offered_readings_per_s && b.errors == a.errors &&
-                        b.dropped == a.dropped && static_cast<double>(st.ack_p99_us) <= opts.max_latency_ms * 1000.0;
+            // Edge batching delays acks by up to flush_ms, so acked < offered within a step
+            // even when the broker keeps up. The step passes while payloads do not pile up
+            // behind the inflight window (at most one queued per device), nothing was
+            // dropped or refused, no connection failed, and ack p99 is within the bound.
+            st.backlog = static_cast<uint64_t>(std::max<int64_t>(0, b.queued));
+            st.passed = st.backlog <= opts.devices && b.errors == a.errors && b.dropped == a.dropped &&
+                        b.rejected == a.rejected && static_cast<double>(st.ack_p99_us) <= opts.max_latency_ms * 1000.0;
             r.steps.push_back(st);
             if (!opts.quiet) {
-                std::fprintf(stderr, "ramp step %u: offered %.0f readings/s, acked %.0f readings/s, ack p99 %.2fms -> %s\n",
+                std::fprintf(stderr, "ramp step %u: offered %.0f readings/s, acked %.0f readings/s, backlog %llu, ack p99 %.2fms -> %s\n",
                              step, st.offered_readings_per_s, st.acked_readings_per_s,
-                             static_cast<double>(st.ack_p99_us) / 1000.0, st.passed ? "ok" : "limit");
+                             static_cast<unsigned long long>(st.backlog), static_cast<double>(st.ack_p99_us) / 1000.0,
+                             st.passed ? "ok" : "limit");
             }
             if (!st.passed) break;
             r.max_loss_free_readings_per_s = st.offered_readings_per_s;
@@ -1036,7 +1043,8 @@ result<results> run(const options& opts) {
         const totals t = sum(ws);
         const bool acks_done = s.workers_draining.load(std::memory_order_acquire) == opts.threads && t.queued == 0 &&
                                t.inflight == 0;
-        const uint64_t expected = (opts.qos > 0 ? t.acked : t.published) * subs;
+        const uint32_t counted_subs = subs - (opts.kind == scenario::slow_subscriber ? 1 : 0);
+        const uint64_t expected = (opts.qos > 0 ? t.acked : t.published) * counted_subs;
         if (t.received != last_received) {
             last_received = t.received;
             last_progress = clock_type::now();
@@ -1076,6 +1084,11 @@ result<results> run(const options& opts) {
         for (auto& c : w->conns) {
             if (!c->subscriber) continue;
             const reconciliation one = reconcile(s.sends, *c->ledger);
+            if (c->slow) {
+                r.slow_received = one.received;
+                r.slow_lost = one.lost;
+                continue;
+            }
             r.totals.sent = one.sent;
             r.totals.acked = one.acked;
             r.totals.received += one.received;
@@ -1087,11 +1100,6 @@ result<results> run(const options& opts) {
             r.totals.gaps += one.gaps;
             r.totals.unexpected += one.unexpected;
             r.e2e_latency.merge(c->ledger->latency());
-            if (c->slow) {
-                r.slow_received = one.received;
-            } else {
-                r.fast_e2e_latency.merge(c->ledger->latency());
-            }
         }
     }
     return r;

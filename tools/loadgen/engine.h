@@ -22,6 +22,7 @@ struct ramp_step {
     double acked_readings_per_s = 0;
     double acked_msgs_per_s = 0;
     int64_t ack_p99_us = 0;
+    uint64_t backlog = 0;  // payloads queued behind the inflight windows at the step's end
     bool passed = false;
 };
 
@@ -48,9 +49,10 @@ struct results {
     reconciliation totals;         // summed over subscribers
     histogram e2e_latency;         // publish -> receive, us
     double received_per_s = 0;
-    // slow-subscriber: the fast subscribers' view and the slow one's count
+    // slow-subscriber: totals and e2e_latency cover the other subscribers only; the slow
+    // one's deliveries (and what it had not received when the run stopped) are here.
     uint64_t slow_received = 0;
-    histogram fast_e2e_latency;
+    uint64_t slow_lost = 0;
     // ramp
     std::vector<ramp_step> steps;
     double max_loss_free_readings_per_s = 0;
