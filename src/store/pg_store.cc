@@ -5,6 +5,7 @@
 // The contract is in store/store.h, the layout in docs/storage.md.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <ctime>
@@ -188,6 +189,12 @@ private:
     }
 
     result<void> probe(write_stage stage) {
+        if (log::current_level() == log::level::debug) {
+            const auto now = std::chrono::steady_clock::now();
+            SLUICE_DEBUG("store", "write stage %d after %.1f ms", static_cast<int>(stage),
+                         std::chrono::duration<double, std::milli>(now - stage_start_).count());
+            stage_start_ = now;
+        }
         if (!options_.failure_probe) return ok();
         return options_.failure_probe(stage);
     }
@@ -199,6 +206,7 @@ private:
             conn.abort_transaction();
             return ec;
         };
+        stage_start_ = std::chrono::steady_clock::now();
         if (auto r = conn.exec("BEGIN"); !r) return fail(r.error());
         copy_encoder enc;
 
@@ -259,13 +267,9 @@ private:
         if (auto r = probe(write_stage::after_dead_letters); !r) return fail(r.error());
 
         if (!batch.rollups.empty()) {
-            if (auto r = conn.exec("CREATE TEMP TABLE IF NOT EXISTS sluice_rollup_in ("
-                                   "device_id int4, metric_id int4, bucket timestamptz, sum float8, count int8, "
-                                   "min float8, max float8, last_time timestamptz, last_value float8) "
-                                   "ON COMMIT DELETE ROWS");
+            if (auto r = conn.begin_copy("COPY sluice_telemetry.telemetry_1h_state (device_id, metric_id, bucket, "
+                                         "sum, count, min, max, last_time, last_value) FROM STDIN (FORMAT binary)");
                 !r)
-                return fail(r.error());
-            if (auto r = conn.begin_copy("COPY pg_temp.sluice_rollup_in FROM STDIN (FORMAT binary)"); !r)
                 return fail(r.error());
             enc.header();
             for (const rollup_delta& d : batch.rollups) {
@@ -286,18 +290,6 @@ private:
             enc.trailer();
             if (auto r = conn.put(enc); !r) return fail(r.error());
             if (auto r = conn.end_copy(); !r) return fail(r.error());
-            // Sorted in primary-key order so parallel writers lock rollup rows in one order.
-            if (auto r = conn.exec(
-                    "INSERT INTO sluice_telemetry.telemetry_1h_state AS s "
-                    "SELECT * FROM pg_temp.sluice_rollup_in ORDER BY device_id, metric_id, bucket "
-                    "ON CONFLICT (device_id, metric_id, bucket) DO UPDATE SET "
-                    "sum = s.sum + excluded.sum, count = s.count + excluded.count, "
-                    "min = least(s.min, excluded.min), max = greatest(s.max, excluded.max), "
-                    "last_value = CASE WHEN excluded.last_time >= s.last_time THEN excluded.last_value "
-                    "ELSE s.last_value END, "
-                    "last_time = greatest(s.last_time, excluded.last_time)");
-                !r)
-                return fail(r.error());
         }
         if (auto r = probe(write_stage::after_rollups); !r) return fail(r.error());
 
@@ -342,6 +334,14 @@ private:
             auto c = conn.query("SELECT sluice_telemetry.compact_windows($1, $2)",
                                 {timestamp_literal(from), timestamp_literal(to)});
             if (!c) return fail(c.error());
+            // Rollup partials of the hours that closed (with grace) before `to`.
+            const int64_t hour_limit = std::min(to, floor_to(now_us - k_compaction_grace_us, k_hour_us));
+            const int64_t hour_from = floor_to(from, k_hour_us);
+            if (hour_from < hour_limit) {
+                auto h = conn.query("SELECT sluice_telemetry.compact_rollups($1, $2)",
+                                    {timestamp_literal(hour_from), timestamp_literal(hour_limit)});
+                if (!h) return fail(h.error());
+            }
             auto u = conn.query("INSERT INTO sluice_telemetry.settings VALUES ('compacted_until', $1) "
                                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                                 {std::to_string(to)});
@@ -365,7 +365,11 @@ private:
     std::mutex admin_mu_;  // guards admin_ (migrate, maintain)
     std::unique_ptr<pg::connection> admin_;
     std::atomic<bool> timescale_{false};
+    // Debug-level stage timing of write_transaction (only read when logging at debug).
+    static thread_local std::chrono::steady_clock::time_point stage_start_;
 };
+
+thread_local std::chrono::steady_clock::time_point pg_store::stage_start_;
 
 }  // namespace
 

@@ -44,16 +44,22 @@ LANGUAGE sql STABLE AS $fn$
   ORDER BY r.t
 $fn$;
 
--- Hourly rollup state, merged by write_batch (sum/count so that avg stays exact under merging).
+-- Hourly rollup partials: write_batch appends one row per (device, metric, hour) of
+-- each batch (plain COPY: no upsert, no row locks shared between parallel writers);
+-- maintain() merges the partials of closed hours into one row. sum/count/min/max/last
+-- merge exactly, so the views below are exact at any time.
 CREATE TABLE sluice_telemetry.telemetry_1h_state (
   device_id int4 NOT NULL, metric_id int4 NOT NULL, bucket timestamptz NOT NULL,
   sum float8 NOT NULL, count int8 NOT NULL, min float8 NOT NULL, max float8 NOT NULL,
-  last_time timestamptz NOT NULL, last_value float8 NOT NULL,
-  PRIMARY KEY (device_id, metric_id, bucket));
+  last_time timestamptz NOT NULL, last_value float8 NOT NULL);
+CREATE INDEX telemetry_1h_state_series ON sluice_telemetry.telemetry_1h_state (device_id, metric_id, bucket);
+CREATE INDEX telemetry_1h_state_bucket ON sluice_telemetry.telemetry_1h_state USING brin (bucket);
 
 CREATE VIEW sluice_telemetry.telemetry_1h AS
-SELECT bucket, device_id, metric_id, sum / count AS avg, min, max, count, last_value AS last
-FROM sluice_telemetry.telemetry_1h_state;
+SELECT bucket, device_id, metric_id, sum(sum) / sum(count) AS avg, min(min) AS min, max(max) AS max,
+       sum(count)::int8 AS count, (array_agg(last_value ORDER BY last_time DESC))[1] AS last
+FROM sluice_telemetry.telemetry_1h_state
+GROUP BY 1, 2, 3;
 
 CREATE VIEW sluice_telemetry.telemetry_1d AS
 SELECT date_bin('1 day', bucket, timestamptz '2000-01-01 00:00:00+00') AS bucket, device_id, metric_id,
@@ -61,6 +67,28 @@ SELECT date_bin('1 day', bucket, timestamptz '2000-01-01 00:00:00+00') AS bucket
        (array_agg(last_value ORDER BY last_time DESC))[1] AS last
 FROM sluice_telemetry.telemetry_1h_state
 GROUP BY 1, 2, 3;
+
+-- Merges the rollup partials of each (device, metric, bucket) with bucket in [lo, hi).
+CREATE FUNCTION sluice_telemetry.compact_rollups(lo timestamptz, hi timestamptz) RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+DECLARE merged bigint;
+BEGIN
+  WITH frag AS (
+    SELECT device_id, metric_id, bucket FROM sluice_telemetry.telemetry_1h_state
+    WHERE bucket >= lo AND bucket < hi GROUP BY 1, 2, 3 HAVING count(*) > 1),
+  moved AS (
+    DELETE FROM sluice_telemetry.telemetry_1h_state s USING frag f
+    WHERE s.bucket >= lo AND s.bucket < hi AND s.device_id = f.device_id
+      AND s.metric_id = f.metric_id AND s.bucket = f.bucket
+    RETURNING s.*)
+  INSERT INTO sluice_telemetry.telemetry_1h_state
+  SELECT device_id, metric_id, bucket, sum(sum), sum(count), min(min), max(max), max(last_time),
+         (array_agg(last_value ORDER BY last_time DESC))[1]
+  FROM moved GROUP BY 1, 2, 3;
+  GET DIAGNOSTICS merged = ROW_COUNT;
+  RETURN merged;
+END
+$fn$;
 
 CREATE TABLE sluice_telemetry.dead_letters (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

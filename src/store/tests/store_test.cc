@@ -362,6 +362,15 @@ TEST_F(store_test, maintain_compacts_fragments_of_closed_windows) {
     EXPECT_EQ(count("sluice_telemetry.telemetry"), static_cast<int64_t>(all.size()));
     const int64_t bytes_after = std::stoll(scalar("SELECT sum(pg_column_size(p.*)) FROM sluice_telemetry.telemetry_packed p"));
     EXPECT_LT(bytes_after * 3, bytes_before);
+    // Rollup partials (one per batch) merge once their hour closed; the views do not change.
+    const char* rollup_digest = "SELECT md5(string_agg(concat_ws(':', bucket, device_id, metric_id, avg, min, max, count, last), ',' "
+                                "ORDER BY device_id, metric_id, bucket)) FROM sluice_telemetry.telemetry_1h";
+    const std::string rollups_before = scalar(rollup_digest);
+    EXPECT_EQ(count("sluice_telemetry.telemetry_1h_state"), 30 * 40);
+    ASSERT_TRUE(s->maintain(at(k_t0 + 2 * k_hour_us)));
+    EXPECT_EQ(count("sluice_telemetry.telemetry_1h_state"), 40);
+    EXPECT_EQ(scalar(rollup_digest), rollups_before);
+    EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h"), std::to_string(all.size()));
     // A late fragment behind the watermark stays readable.
     std::vector<row> late = {{k_t0 + 1, 1, 1, 99.0, 0}};
     ASSERT_TRUE(s->write_batch(late, {}, {}));
