@@ -346,3 +346,19 @@ def test_puback_for_unknown_id_is_harmless(broker, uid):
     with connected(broker.port, uid, V311) as c:
         c.send(gen_puback(1234, V311))
         c.ping()
+
+
+@PROTOS
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_ingest_topics_are_ordinary_topics(broker, uid, proto, qos):
+    """Sluice also writes devices/+/telemetry to its durable log before acknowledging;
+    to MQTT clients those topics must behave like any other (mosquitto: plain topics)."""
+    topic = "devices/%s/telemetry" % uid
+    sub = connected(broker.port, uid + "-s", proto)
+    sub.subscribe("devices/+/telemetry", qos=2)
+    with connected(broker.port, uid, proto) as dev:
+        for i in range(5):
+            dev.publish(topic, b'{"temperature": %d}' % i, qos=qos)
+    got = [sub.receive() for _ in range(5)]
+    assert [p.payload for p in got] == [b'{"temperature": %d}' % i for i in range(5)]
+    assert all(p.topic == topic and p.qos == qos for p in got)

@@ -101,6 +101,14 @@ CONNACK_REFUSED_PROTOCOL_VERSION = 1
 CONNACK_REFUSED_IDENTIFIER_REJECTED = 2
 
 
+def short_repr(packets, limit=8):
+    """repr of a packet list, abbreviated so that a failure message stays readable."""
+    if len(packets) <= limit:
+        return repr(packets)
+    return "[%s, ... %d more ..., %r]" % (
+        ", ".join(repr(p) for p in packets[:limit - 1]), len(packets) - limit, packets[-1])
+
+
 class MqttError(Exception):
     """A protocol-level surprise: wrong packet, bad bytes, unexpected close."""
 
@@ -582,7 +590,7 @@ class Client:
     def expect_nothing(self, wait=0.5):
         """Asserts that no packet arrives within `wait` seconds (closing is also an error)."""
         if self.pending:
-            raise MqttError("expected nothing, have %r" % (self.pending,))
+            raise MqttError("expected nothing, have %s" % short_repr(self.pending))
         try:
             p = self.recv_packet(wait)
         except Timeout:
@@ -602,7 +610,7 @@ class Client:
                 self.close()
                 return got
             except Timeout:
-                raise Timeout("connection still open; received %r" % (got,)) from None
+                raise Timeout("connection still open; received %s" % short_repr(got)) from None
 
     # -- protocol helpers --------------------------------------------------------------
 
