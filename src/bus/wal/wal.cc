@@ -656,6 +656,7 @@ public:
 
     void append(uint32_t part, message m, append_callback done) override {
         SLUICE_CHECK(part < parts_.size(), "append to partition %u of %zu", part, parts_.size());
+        if (!done) done = [](result<uint64_t>) {};
         pending p{std::move(m), std::move(done), {}};
         if (over_quota()) p.preset = err(errc::quota_exceeded);
         if (!parts_[part]->enqueue(std::move(p))) {
