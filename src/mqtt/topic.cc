@@ -88,9 +88,25 @@ bool valid_utf8_string(std::string_view s) {
     return s.size() <= 65535 && check_utf8(s) == utf8_status::ok;
 }
 
+bool has_wildcard(std::string_view s) {
+    // 8 bytes at a time: a byte of w equal to b leaves a zero byte in w ^ (b * 0x0101...).
+    constexpr uint64_t ones = 0x0101010101010101ULL;
+    constexpr uint64_t highs = 0x8080808080808080ULL;
+    auto has_zero_byte = [](uint64_t x) { return ((x - ones) & ~x & highs) != 0; };
+    size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+        uint64_t w;
+        std::memcpy(&w, s.data() + i, 8);
+        if (has_zero_byte(w ^ (ones * '+')) || has_zero_byte(w ^ (ones * '#'))) return true;
+    }
+    for (; i < s.size(); ++i) {
+        if (s[i] == '+' || s[i] == '#') return true;
+    }
+    return false;
+}
+
 bool valid_topic_name(std::string_view t) {
-    if (t.empty() || !valid_utf8_string(t)) return false;
-    return t.find_first_of("+#") == std::string_view::npos;
+    return !t.empty() && valid_utf8_string(t) && !has_wildcard(t);
 }
 
 std::optional<shared_filter> parse_shared(std::string_view f) {
@@ -99,7 +115,7 @@ std::optional<shared_filter> parse_shared(std::string_view f) {
     const size_t slash = rest.find('/');
     if (slash == std::string_view::npos || slash == 0) return std::nullopt;
     const std::string_view group = rest.substr(0, slash);
-    if (group.find_first_of("+#") != std::string_view::npos) return std::nullopt;
+    if (has_wildcard(group)) return std::nullopt;
     const std::string_view filter = rest.substr(slash + 1);
     if (!valid_filter_levels(filter)) return std::nullopt;
     return shared_filter{group, filter};

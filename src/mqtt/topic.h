@@ -19,6 +19,9 @@ bool valid_utf8_string(std::string_view s);
 enum class utf8_status : uint8_t { ok, malformed, null_character };
 utf8_status check_utf8(std::string_view s);
 
+// Does s contain '+' or '#'? (Faster than find_first_of, which calls memchr per byte.)
+bool has_wildcard(std::string_view s);
+
 // Topic name: valid UTF-8 string, non-empty, no '+' or '#'.
 bool valid_topic_name(std::string_view t);
 

@@ -75,7 +75,18 @@ const char* to_string(packet_type type) {
     return "UNKNOWN";
 }
 
-bool properties::empty() const { return *this == properties{}; }
+bool properties::empty() const {
+    // Spelled out rather than `*this == properties{}`: this runs for every encoded packet.
+    return !payload_format_indicator && !message_expiry_interval && !content_type && !response_topic &&
+           !correlation_data && subscription_identifiers.empty() && !session_expiry_interval &&
+           !assigned_client_identifier && !server_keep_alive && !authentication_method &&
+           !authentication_data && !request_problem_information && !will_delay_interval &&
+           !request_response_information && !response_information && !server_reference &&
+           !reason_string && !receive_maximum && !topic_alias_maximum && !topic_alias && !maximum_qos &&
+           !retain_available && user_properties.empty() && !maximum_packet_size &&
+           !wildcard_subscription_available && !subscription_identifier_available &&
+           !shared_subscription_available;
+}
 
 packet_type type_of(const packet& p) { return static_cast<packet_type>(p.index() + 1); }
 
