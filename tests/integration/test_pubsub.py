@@ -10,7 +10,7 @@ import pytest
 from mqtt_raw import (Client, V311, V5, PUBLISH, PUBREC, PUBREL, PUBCOMP, PUBACK,
                       SUBSCRIPTION_IDENTIFIER, RC_NO_SUBSCRIPTION_EXISTED,
                       gen_publish, gen_pubrel, gen_pubrec, gen_pubcomp, gen_puback,
-                      sub_options, connected)
+                      sub_options, connected, Timeout)
 from fixtures import spec_strict
 
 PROTOS = pytest.mark.parametrize("proto", [V311, V5])
@@ -92,20 +92,23 @@ def test_qos1_publish_gets_puback_even_without_subscribers(broker, uid, proto):
 
 @PROTOS
 def test_overlapping_subscriptions_max_qos(broker, uid, proto):
+    """Delivered respecting the maximum QoS of all matching subscriptions; further copies
+    (one per subscription) are allowed (3.3.4-2 / 3.1.1 section 3.3.5)."""
     sub = connected(broker.port, uid + "-s", proto)
     sub.subscribe("ov/" + uid + "/#", qos=0)
     sub.subscribe("ov/" + uid + "/+", qos=2)
     with connected(broker.port, uid + "-p", proto) as pub:
         pub.publish("ov/" + uid + "/a", b"x", qos=2)
-    p = sub.receive()
-    assert p.qos == 2
-    # 3.1.1 and 5.0 both allow one copy at max QoS or one per subscription; with one copy
-    # at QoS 2 expected by the spec's "MUST deliver ... the maximum QoS of all".
+    copies = [sub.receive()]
     try:
-        extra = sub.receive(timeout=0.5)
-        assert extra.payload == b"x"
-    except Exception as e:  # noqa: BLE001 - a Timeout is the common case
-        assert "timed out" in str(e)
+        copies.append(sub.receive(timeout=0.7))
+    except Timeout:
+        pass
+    assert [p.payload for p in copies] == [b"x"] * len(copies)
+    assert max(p.qos for p in copies) == 2
+    if len(copies) == 2:
+        assert sorted(p.qos for p in copies) == [0, 2]
+    sub.expect_nothing(0.3)
 
 
 @PROTOS
