@@ -6,6 +6,7 @@
 // subscribe/unsubscribe churn and a retained wildcard lookup. Run with
 // --benchmark_repetitions=5 to get the median and MAD (STYLE.md §7).
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <cmath>
@@ -66,8 +67,10 @@ std::vector<std::string> sample_topics(size_t n, const char* suffix) {
 
 void run_match(benchmark::State& state, const char* suffix) {
     const auto n = static_cast<size_t>(state.range(0));
+    const size_t heap_before = mallinfo2().uordblks;
     topic_index idx;
     populate(idx, n);
+    const size_t heap_bytes = mallinfo2().uordblks - heap_before;
     const auto topics = sample_topics(n, suffix);
     std::vector<delivery> out;
     size_t i = 0;
@@ -80,6 +83,8 @@ void run_match(benchmark::State& state, const char* suffix) {
     state.counters["deliveries/match"] =
         benchmark::Counter(static_cast<double>(delivered) / static_cast<double>(state.iterations()));
     state.counters["subscriptions"] = static_cast<double>(idx.subscription_count());
+    state.counters["heap_bytes/subscription"] = static_cast<double>(heap_bytes) / static_cast<double>(n);
+    state.counters["trie_nodes"] = static_cast<double>(idx.node_count());
 }
 
 // Device command topics: literal hits plus '#' monitors for some devices.
