@@ -22,6 +22,9 @@ public:
             case errc::unknown_format: return "payload is neither JSON nor compact binary";
             case errc::empty_payload: return "empty payload";
             case errc::bad_topic_pattern: return "bad topic rule pattern";
+            case errc::no_matching_rule: return "topic matches no ingest rule";
+            case errc::unknown_device: return "unknown device";
+            case errc::device_mismatch: return "payload device differs from topic device";
         }
         return "unknown pipeline error " + std::to_string(code);
     }

@@ -19,6 +19,9 @@ enum class errc : int {
     unknown_format,         // auto-detect found neither JSON nor the binary magic byte
     empty_payload,          // zero bytes (or only whitespace)
     bad_topic_pattern,      // a topic rule pattern that does not compile
+    no_matching_rule,       // the topic matches no ingest rule
+    unknown_device,         // the device lookup refused the device key
+    device_mismatch,        // the payload's "device" differs from the topic's device
 };
 
 const std::error_category& pipeline_category() noexcept;

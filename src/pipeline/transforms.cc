@@ -92,6 +92,7 @@ void transformer::apply(uint32_t device_id, std::string_view device_key, const d
     for (std::size_t i = 0; i < payload.readings.size(); ++i) {
         const reading& r = payload.readings[i];
         const metric_def* def = r.metric_name.empty() ? metrics_.find(r.metric_id) : metrics_.find(r.metric_name);
+        if (def == nullptr && !r.metric_name.empty() && unknown_metric_) def = unknown_metric_(r.metric_name);
         if (def == nullptr) {
             if (r.metric_name.empty()) {
                 std::snprintf(buf, sizeof buf, "unknown metric id %u", r.metric_id);

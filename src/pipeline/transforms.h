@@ -119,6 +119,13 @@ class transformer {
 public:
     transformer(const metric_dictionary& metrics, anomaly_config cfg = {}, sequence_tracker::config seq_cfg = {});
 
+    // Called for a metric *name* the dictionary does not know (JSON payloads). It may
+    // register the metric (e.g. store::registry::ensure_metric, then add it to the
+    // dictionary) and return its definition; nullptr rejects the reading as unknown.
+    // Not called for unknown binary ids: those always reject. Unset: unknown rejects.
+    using unknown_metric_fn = std::function<const metric_def*(std::string_view name)>;
+    void on_unknown_metric(unknown_metric_fn fn) { unknown_metric_ = std::move(fn); }
+
     // Converts, validates and flags the readings of `payload` from device
     // (device_id, device_key); appends accepted rows to `rows` and rejected readings
     // (unknown metric, non-finite value) to `rejected`. `now_ms` is the wall clock used
@@ -132,6 +139,7 @@ public:
 
 private:
     const metric_dictionary& metrics_;
+    unknown_metric_fn unknown_metric_;
     anomaly_config cfg_;
     zscore_detector zscores_;
     sequence_tracker sequences_;

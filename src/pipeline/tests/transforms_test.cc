@@ -182,5 +182,27 @@ TEST_F(transformer_test, flags_rows_after_a_sequence_gap) {
     EXPECT_TRUE(rejected_.empty());
 }
 
+TEST_F(transformer_test, unknown_metric_names_can_be_registered_on_the_fly) {
+    transformer tf(dict_);
+    int calls = 0;
+    tf.on_unknown_metric([&](std::string_view name) -> const metric_def* {
+        ++calls;
+        if (name != "rain") return nullptr;
+        std::string reason;
+        EXPECT_TRUE(dict_.add({.id = 50, .name = "rain", .unit = "mm"}, reason));
+        return dict_.find(50);
+    });
+    decoded_payload p;
+    p.readings = {{1000, "rain", 0, 2.5}, {1000, "snow", 0, 1.0}, {1000, {}, 51, 1.0}, {1001, "rain", 0, 3.0}};
+    tf.apply(1, "d", p, 10'000, rows_, rejected_);
+    ASSERT_EQ(rows_.size(), 2u);
+    EXPECT_EQ(rows_[0].metric_id, 50u);
+    EXPECT_EQ(rows_[1].value, 3.0);
+    EXPECT_EQ(calls, 2);  // "rain" once (then known), "snow" once; never for ids
+    ASSERT_EQ(rejected_.size(), 2u);
+    EXPECT_EQ(rejected_[0].reason, "unknown metric 'snow'");
+    EXPECT_EQ(rejected_[1].reason, "unknown metric id 51");
+}
+
 }  // namespace
 }  // namespace sluice::pipeline
