@@ -46,6 +46,7 @@ public:
 
     broker::broker& brk;
     event_loop& loop;
+    std::vector<char> scratch = std::vector<char>(64 * 1024);  // read buffer shared by this loop's sockets
     broker::shard& shard;
     std::vector<std::unique_ptr<loop_context>>& contexts;
     int listen_fd = -1;
@@ -122,7 +123,7 @@ public:
         update_interest();
         // Packets that arrived before the pause are still buffered: handle them now
         // rather than waiting for the socket to become readable again.
-        if (enabled && protocol_ && !in_.empty()) process_input();
+        if (enabled && protocol_ && !in_.empty()) consume_buffered();
     }
     size_t pending_output_bytes() const override { return pending_; }
     const std::string& peer() const override { return peer_; }
@@ -142,8 +143,12 @@ public:
         if (connect) {
             protocol_ = std::make_unique<broker::connection>(ctx_.shard, *this);
             protocol_->on_connect(std::move(*connect), assigned);
+            if (protocol_->closed()) {
+                close();
+                return;
+            }
         }
-        process_input();
+        if (!in_.empty()) consume_buffered();
     }
 
     // Called at the end of the iteration: write what is queued; close if asked to.
@@ -240,54 +245,77 @@ private:
 
     void read_some() {
         size_t budget = k_read_budget;
+        std::vector<char>& scratch = ctx_.scratch;
         while (budget > 0 && !dead_ && !closing_ && reading_) {
-            size_t old = in_.size();
-            in_.resize(old + k_read_chunk);
-            ssize_t n = ::read(fd_, in_.data() + old, k_read_chunk);
+            ssize_t n = ::read(fd_, scratch.data(), scratch.size());
             if (n <= 0) {
-                in_.resize(old);
                 if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
                 if (n < 0 && errno == EINTR) continue;
                 peer_closed();
                 return;
             }
-            in_.resize(old + static_cast<size_t>(n));
-            budget -= std::min(budget, static_cast<size_t>(n));
-            process_input();
-            if (static_cast<size_t>(n) < k_read_chunk) break;
+            size_t got = static_cast<size_t>(n);
+            budget -= std::min(budget, got);
+            std::string_view fresh(scratch.data(), got);
+            // Whole packets are handled straight from the loop's scratch buffer; only a
+            // trailing partial packet is copied into this connection's own buffer, so an
+            // idle connection holds no input memory.
+            if (in_.empty()) {
+                size_t used = consume(fresh);
+                if (!dead_ && used < got) in_.assign(fresh.substr(used));
+            } else {
+                in_.append(fresh);
+                consume_buffered();
+            }
+            if (got < scratch.size()) break;
         }
     }
 
-    void process_input() {
-        if (!protocol_) {
-            if (!route_first_packet()) return;
-        }
-        if (!protocol_ || in_.empty()) return;
-        size_t used = protocol_->on_data(in_);
+    void consume_buffered() {
+        size_t used = consume(in_);
+        if (dead_) return;
         in_.erase(0, used);
+        if (in_.empty() && in_.capacity() > k_read_chunk) std::string().swap(in_);
+    }
+
+    // Feeds whole packets from `data` to the protocol; returns the bytes used.
+    size_t consume(std::string_view data) {
+        size_t used = 0;
+        if (!protocol_) {
+            if (!route_first_packet(data, used)) return used;
+        }
+        if (!protocol_) return used;
+        if (used < data.size()) used += protocol_->on_data(data.substr(used));
         if (protocol_->closed()) close();
+        return used;
     }
 
     // Before CONNECT: find the shard that owns the client id and move there if needed.
-    // Returns true when the protocol handler exists here and should consume in_.
-    bool route_first_packet() {
-        if (!in_.empty() && (static_cast<uint8_t>(in_[0]) >> 4) != static_cast<uint8_t>(mqtt::packet_type::connect)) {
+    // Sets `used` to the bytes taken (all of them when the socket moved to another loop).
+    // Returns true when the protocol handler exists here and should consume the rest.
+    bool route_first_packet(std::string_view data, size_t& used) {
+        used = 0;
+        if (data.empty()) return false;
+        if ((static_cast<uint8_t>(data[0]) >> 4) != static_cast<uint8_t>(mqtt::packet_type::connect)) {
             // [MQTT-3.1.0-1]: the first packet must be CONNECT. Don't wait for the rest of
             // whatever this is (an HTTP request, say): close now, without a reply.
             close();
+            used = data.size();
             return false;
         }
-        auto f = mqtt::parse_frame(in_, ctx_.brk.options().max_packet_size);
+        auto f = mqtt::parse_frame(data, ctx_.brk.options().max_packet_size);
         if (f && !f->has_value()) return false;  // need more bytes
-        if (f && in_.size() < (*f)->total_size()) return false;
-        if (f && (*f)->type() == mqtt::packet_type::connect) {
-            auto p = mqtt::decode(**f, std::string_view(in_).substr(0, (*f)->total_size()), mqtt::version::v5);
+        if (f && data.size() < (*f)->total_size()) return false;
+        if (f) {
+            size_t total = (*f)->total_size();
+            auto p = mqtt::decode(**f, data.substr(0, total), mqtt::version::v5);
             if (p) {
                 mqtt::connect c = std::move(std::get<mqtt::connect>(*p));
                 bool assigned = ctx_.brk.assign_client_id(c);
                 unsigned target = ctx_.brk.shard_of_client(c.client_id);
-                std::string rest = in_.substr((*f)->total_size());
                 if (target != ctx_.loop.index()) {
+                    std::string rest(data.substr(total));
+                    used = data.size();
                     int fd = release_fd();
                     loop_context* dest = ctx_.contexts[target].get();
                     dest->loop.post([dest, fd, peer = peer_, rest = std::move(rest), c = std::move(c), assigned]() mutable {
@@ -295,14 +323,14 @@ private:
                     });
                     return false;
                 }
-                in_ = std::move(rest);
+                used = total;
                 protocol_ = std::make_unique<broker::connection>(ctx_.shard, *this);
                 protocol_->on_connect(std::move(c), assigned);
                 if (protocol_->closed()) close();
                 return true;
             }
         }
-        // Not a (valid) CONNECT: the protocol handler answers and closes.
+        // Not a valid CONNECT: the protocol handler decodes it again, answers and closes.
         protocol_ = std::make_unique<broker::connection>(ctx_.shard, *this);
         return true;
     }
