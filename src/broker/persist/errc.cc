@@ -18,6 +18,7 @@ public:
         case errc::corruption: return "state store data corrupted";
         case errc::unsupported_version: return "state store format version not supported";
         case errc::closed: return "state store closed";
+        case errc::locked: return "state store directory in use by another process";
         }
         return "unknown state store error";
     }

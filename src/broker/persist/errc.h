@@ -15,6 +15,7 @@ enum class errc {
     corruption,           // on-disk bytes fail their checks (CRC, framing, record layout)
     unsupported_version,  // an intact file or record of a format this build cannot read
     closed,               // the store was closed
+    locked,               // another state_store (in this or another process) has the directory open
 };
 
 const std::error_category& persist_category() noexcept;

@@ -6,8 +6,14 @@
 // state_store.h for the contracts and docs/decisions/0002-session-persistence.md for why.
 #include "broker/persist/state_store.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -54,6 +60,9 @@ public:
     impl(std::string dir, options opts) : dir_(std::move(dir)), opts_(std::move(opts)), fs_(opts_.fs) {
         if (!fs_) fs_ = bus::default_fs();
     }
+    ~impl() {
+        if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+    }
 
     result<void> recover();
     void start() { thread_ = std::thread([this] { run(); }); }
@@ -72,8 +81,10 @@ public:
 private:
     std::string path(std::string_view name) const { return dir_ + "/" + std::string(name); }
 
-    // Applies one record to the live map. REQUIRES: live_mu_ held, or no other thread yet.
-    void apply(format::op o, uint8_t k, std::string_view key, std::string_view value);
+    // Applies one record to the live map; a put takes the value from `owned` when given
+    // (saving a copy). REQUIRES: live_mu_ held, or no other thread yet.
+    void apply(format::op o, uint8_t k, std::string_view key, std::string_view value,
+               std::string* owned = nullptr);
     result<void> load_snapshot(uint64_t& generation);
     result<void> replay_journal(uint64_t generation);
     result<void> create_journal(uint64_t generation);
@@ -93,9 +104,12 @@ private:
                std::chrono::steady_clock::now() >= compact_retry_after_;
     }
 
+    result<void> lock_dir();
+
     const std::string dir_;
     const options opts_;
     std::shared_ptr<bus::file_system> fs_;
+    int lock_fd_ = -1;  // flock(LOCK_EX) on <dir>/LOCK while open
 
     // Live state: mutated by recovery, then only by the writer thread (under live_mu_);
     // the writer reads it without the lock, everyone else with it.
@@ -141,7 +155,8 @@ private:
 
 // ---- recovery ------------------------------------------------------------------------
 
-void state_store::impl::apply(format::op o, uint8_t k, std::string_view key, std::string_view value) {
+void state_store::impl::apply(format::op o, uint8_t k, std::string_view key, std::string_view value,
+                              std::string* owned) {
     switch (o) {
     case format::op::put: {
         std::string lk = live_key(k, key);
@@ -149,11 +164,15 @@ void state_store::impl::apply(format::op o, uint8_t k, std::string_view key, std
         if (it == live_.end()) {
             live_bytes_ += format::encoded_record_size(key, value);
             ++live_keys_;
-            live_.emplace(std::move(lk), std::string(value));
+            live_.emplace(std::move(lk), owned ? std::move(*owned) : std::string(value));
         } else {
             live_bytes_ -= it->second.size();
             live_bytes_ += value.size();
-            it->second.assign(value);
+            if (owned) {
+                it->second = std::move(*owned);
+            } else {
+                it->second.assign(value);
+            }
         }
         break;
     }
@@ -212,10 +231,15 @@ result<void> state_store::impl::load_snapshot(uint64_t& generation) {
     });
     // A snapshot is fsynced before it is renamed into place: any damage is real corruption.
     if (scan.first_damage != format::damage::none || bad || !ended) {
-        SLUICE_ERROR(k_log, "%s: corrupt snapshot (%s at byte %llu, %s)", file.c_str(),
-                     format::to_string(scan.first_damage),
-                     static_cast<unsigned long long>(format::k_file_header_size + scan.damage_pos),
-                     ended ? "bad record" : "no end record");
+        if (scan.first_damage != format::damage::none) {
+            SLUICE_ERROR(k_log, "%s: corrupt snapshot: %s at byte %llu after %llu records", file.c_str(),
+                         format::to_string(scan.first_damage),
+                         static_cast<unsigned long long>(format::k_file_header_size + scan.damage_pos),
+                         static_cast<unsigned long long>(scan.records));
+        } else {
+            SLUICE_ERROR(k_log, "%s: corrupt snapshot: %s", file.c_str(),
+                         ended ? "record count or order does not match its end record" : "no end record");
+        }
         return errc::corruption;
     }
     SLUICE_INFO(k_log, "%s: generation %llu, %llu keys", file.c_str(), static_cast<unsigned long long>(generation),
@@ -305,11 +329,30 @@ result<void> state_store::impl::replay_journal(uint64_t generation) {
     return ok();
 }
 
+// Two stores on one directory would interleave their journals: the second open fails.
+// The lock is advisory flock(2) on the real file system, outside the file_system seam,
+// because it guards the process, not the data.
+result<void> state_store::impl::lock_dir() {
+    const std::string file = path("LOCK");
+    lock_fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd_ < 0) {
+        SLUICE_ERROR(k_log, "cannot open %s: %s", file.c_str(), std::strerror(errno));
+        return errc::io_error;
+    }
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+        const int err = errno;
+        SLUICE_ERROR(k_log, "cannot lock %s: %s", file.c_str(), std::strerror(err));
+        return err == EWOULDBLOCK ? errc::locked : errc::io_error;
+    }
+    return ok();
+}
+
 result<void> state_store::impl::recover() {
     if (auto r = fs_->create_dirs(dir_); !r) {
         SLUICE_ERROR(k_log, "cannot create %s", dir_.c_str());
         return errc::io_error;
     }
+    if (auto r = lock_dir(); !r) return r;
     auto names = fs_->list(dir_);
     if (!names) {
         SLUICE_ERROR(k_log, "cannot list %s", dir_.c_str());
@@ -479,9 +522,11 @@ void state_store::impl::run() {
 
 std::error_code state_store::impl::process(std::vector<pending_op>& batch, bool force_compact,
                                            std::error_code& compact_ec) {
+    buf_.clear();
+    for (const auto& op : batch) format::encode_record(buf_, op.o, op.kind, op.key, op.value);
     if (!batch.empty()) {
         std::lock_guard lock(live_mu_);
-        for (const auto& op : batch) apply(op.o, op.kind, op.key, op.value);
+        for (auto& op : batch) apply(op.o, op.kind, op.key, op.value, &op.value);
     }
     if (broken_ || force_compact) {
         // A full snapshot makes everything in memory durable, whatever the old journal holds.
@@ -494,8 +539,6 @@ std::error_code state_store::impl::process(std::vector<pending_op>& batch, bool 
         // current one, so the group goes there as usual.
     }
     if (batch.empty()) return {};
-    buf_.clear();
-    for (const auto& op : batch) format::encode_record(buf_, op.o, op.kind, op.key, op.value);
     auto r = journal_->append(buf_);
     if (r) r = journal_->sync();
     if (!r) {

@@ -80,7 +80,7 @@ public:
     // written; errc::corruption when the snapshot is damaged, a journal is newer than the
     // snapshot, or a record in the middle of the journal is damaged (logged with its file
     // and position; see options::repair); errc::unsupported_version for files of a newer
-    // format.
+    // format; errc::locked when another open store (in any process) holds `dir`.
     static result<std::unique_ptr<state_store>> open(const std::string& dir, options opts = {});
 
     ~state_store();  // close() if not yet closed

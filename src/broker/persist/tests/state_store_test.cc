@@ -148,6 +148,17 @@ TEST(state_store, put_erase_reopen) {
     EXPECT_TRUE(fs::exists(d.path() + "/" + format::k_snapshot_name));
 }
 
+TEST(state_store, a_directory_is_open_once) {
+    temp_dir d;
+    auto first = open_store(d.path());
+    ASSERT_NE(first, nullptr);
+    auto second = state_store::open(d.path());
+    ASSERT_FALSE(second);
+    EXPECT_EQ(second.error(), errc::locked);
+    first.reset();
+    EXPECT_NE(open_store(d.path()), nullptr);
+}
+
 TEST(state_store, flushed_state_survives_kill_without_close) {
     temp_dir d;
     write_then_kill(d.path(), 5);
