@@ -109,6 +109,12 @@ void transformer::apply(uint32_t device_id, std::string_view device_key, const d
             rejected.push_back({i, buf});
             continue;
         }
+        if (r.time_ms < cfg_.min_time_ms || r.time_ms >= cfg_.max_time_ms) {
+            std::snprintf(buf, sizeof buf, "metric '%s': time %lld ms is outside the storable range",
+                          def->name.c_str(), static_cast<long long>(r.time_ms));
+            rejected.push_back({i, buf});
+            continue;
+        }
         const double value = r.value * def->scale + def->offset;
         int16_t flags = payload_flags;
         const bool out_of_range = (def->valid_min && value < *def->valid_min) || (def->valid_max && value > *def->valid_max);

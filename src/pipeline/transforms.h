@@ -3,8 +3,9 @@
 // The pure transforms between decode and store: unit conversion, validation, anomaly
 // flags and per-device sequence-gap tracking. No I/O and no clocks (callers pass
 // "now"), so every rule here is unit-tested with exact inputs. Decisions, documented in
-// docs/payload-formats.md: a non-finite value or an unknown metric rejects that reading
-// (dead letter with reason); a value outside the valid range is kept and flagged.
+// docs/payload-formats.md: a non-finite value, an unknown metric or a time the store
+// cannot hold rejects that reading (dead letter with reason); a value outside the valid
+// range is kept and flagged.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,10 @@ struct anomaly_config {
     uint32_t window = 100;              // EWMA span in samples: alpha = 2 / (window + 1)
     uint32_t min_samples = 30;          // no z-score flag before this many samples
     int64_t future_tolerance_ms = 60'000;
+    // Readings outside [min_time_ms, max_time_ms) are rejected: the store only takes
+    // times in [1970-01-01, 2200-01-01) and would otherwise refuse the whole batch.
+    int64_t min_time_ms = 0;
+    int64_t max_time_ms = 7'258'118'400'000;  // 2200-01-01T00:00:00Z
 };
 
 // Rolling z-score per series (device, metric), as an exponentially weighted mean and

@@ -144,7 +144,9 @@ TEST_F(transformer_test, converts_validates_and_flags) {
                   {2000, {}, 4, 20.0},               // by id: 0.2 bar, below warn_low
                   {1000, {}, 9, 1.0},                // unknown id
                   {1000, "pressure", 0, std::numeric_limits<double>::quiet_NaN()},
-                  {999'999, "pressure", 0, 100.0}};  // far in the future
+                  {999'999, "pressure", 0, 100.0},   // far in the future
+                  {7'258'118'400'000, "pressure", 0, 1.0},  // 2200-01-01: the store cannot hold it
+                  {-1, "pressure", 0, 1.0}};
     tf.apply(7, "dev-7", p, 10'000, rows_, rejected_);
     ASSERT_EQ(rows_.size(), 5u);
     EXPECT_NEAR(rows_[0].value, 100.0, 1e-12);
@@ -158,7 +160,9 @@ TEST_F(transformer_test, converts_validates_and_flags) {
     EXPECT_EQ(rows_[3].flags, flag::threshold);
     EXPECT_EQ(rows_[3].time_ms, 2000);
     EXPECT_EQ(rows_[4].flags, flag::future_time);
-    ASSERT_EQ(rejected_.size(), 3u);
+    ASSERT_EQ(rejected_.size(), 5u);
+    EXPECT_EQ(rejected_[3].reason, "metric 'pressure': time 7258118400000 ms is outside the storable range");
+    EXPECT_EQ(rejected_[4].index, 9u);
     EXPECT_EQ(rejected_[0].index, 3u);
     EXPECT_EQ(rejected_[0].reason, "unknown metric 'rain'");
     EXPECT_EQ(rejected_[1].reason, "unknown metric id 9");
