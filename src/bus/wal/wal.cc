@@ -171,6 +171,7 @@ private:
     bool unsynced_ = false;        // batch_async: written but not yet synced
     clock::time_point last_sync_;
     clock::time_point last_collect_;
+    size_t last_group_size_ = 0;  // appends in the previous group (read under queue_mu_ by the writer)
     std::string chunk_;  // encoded records not yet written
     struct staged_record {
         append_callback done;
@@ -362,11 +363,17 @@ void partition::writer_loop() {
                 }
                 continue;
             }
-            if (opts_.mode == durability::fsync && opts_.group_commit_max_delay.count() > 0 && !stopping_ &&
-                queued_bytes_ < opts_.group_commit_max_bytes) {
-                queue_cv_.wait_until(lock, first_enqueue_ + opts_.group_commit_max_delay,
-                                     [&] { return queued_bytes_ >= opts_.group_commit_max_bytes || stopping_; });
+            // Gather a group: wait up to the max delay, but stop as soon as the group is
+            // as large as the previous one (the appenders that were waiting on the last
+            // fsync are all back) or max_bytes is reached.
+            auto full = [&] {
+                return queued_bytes_ >= opts_.group_commit_max_bytes || stopping_ ||
+                       (last_group_size_ > 1 && queue_.size() >= last_group_size_);
+            };
+            if (opts_.mode == durability::fsync && opts_.group_commit_max_delay.count() > 0 && !full()) {
+                queue_cv_.wait_until(lock, first_enqueue_ + opts_.group_commit_max_delay, full);
             }
+            last_group_size_ = queue_.size();
             batch.swap(queue_);
             queued_bytes_ = 0;
         }
