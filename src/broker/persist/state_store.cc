@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -69,6 +70,7 @@ public:
 
     void enqueue(format::op o, kind k, std::string_view key, std::string_view value);
     result<void> flush();
+    void when_durable(std::function<void(std::error_code)> done);
     result<void> compact();
     result<void> close();
     void load(const std::function<void(kind, std::string_view, std::string_view)>& visit) const;
@@ -143,6 +145,7 @@ private:
     std::error_code processed_error_;  // error of the most recent batch, if it failed
     std::error_code last_error_;
     int flush_waiters_ = 0;
+    std::deque<std::pair<uint64_t, std::function<void(std::error_code)>>> callbacks_;  // by ticket
     uint64_t compact_requests_ = 0;
     uint64_t compact_served_ = 0;
     std::error_code compact_error_;  // result of the most recent requested compaction
@@ -420,6 +423,17 @@ result<void> state_store::impl::flush() {
     return last_error_ ? last_error_ : make_error_code(errc::io_error);
 }
 
+void state_store::impl::when_durable(std::function<void(std::error_code)> done) {
+    {
+        std::lock_guard lock(mu_);
+        SLUICE_CHECK(!closed_, "state store used after close()");
+        callbacks_.emplace_back(enqueued_seq_, std::move(done));
+        // Nothing to wait for: the writer fires it on its next turn.
+        if (callbacks_.front().first > processed_seq_) return;
+    }
+    work_cv_.notify_one();
+}
+
 result<void> state_store::impl::compact() {
     std::unique_lock lock(mu_);
     if (thread_done_) return errc::closed;
@@ -468,7 +482,10 @@ state_store::stats state_store::impl::get_stats() const {
 void state_store::impl::run() {
     std::unique_lock lock(mu_);
     for (;;) {
-        work_cv_.wait(lock, [&] { return stop_ || !pending_.empty() || compact_requests_ > compact_served_; });
+        work_cv_.wait(lock, [&] {
+            return stop_ || !pending_.empty() || compact_requests_ > compact_served_ ||
+                   (!callbacks_.empty() && callbacks_.front().first <= processed_seq_);
+        });
         if (!pending_.empty() && !stop_ && !urgent()) {
             // Group commit: wait for more changes until the oldest has waited sync_interval.
             work_cv_.wait_until(lock, first_pending_ + opts_.sync_interval, [&] { return stop_ || urgent(); });
@@ -504,6 +521,20 @@ void state_store::impl::run() {
         if (compact_ticket > compact_served_) {
             compact_served_ = compact_ticket;
             compact_error_ = compact_ec ? compact_ec : ec;
+        }
+        // Callbacks are queued in ticket order; everything up to `seq` is now decided.
+        std::vector<std::pair<std::function<void(std::error_code)>, std::error_code>> fire;
+        while (!callbacks_.empty() && callbacks_.front().first <= seq) {
+            const uint64_t ticket = callbacks_.front().first;
+            std::error_code result_ec;
+            if (durable_seq_ < ticket) result_ec = last_error_ ? last_error_ : make_error_code(errc::io_error);
+            fire.emplace_back(std::move(callbacks_.front().second), result_ec);
+            callbacks_.pop_front();
+        }
+        if (!fire.empty()) {
+            lock.unlock();
+            for (auto& [cb, cb_ec] : fire) cb(cb_ec);
+            lock.lock();
         }
         if (final_pass) {
             close_error_ = ec ? ec : close_ec;
@@ -633,6 +664,7 @@ void state_store::erase_prefix(kind k, std::string_view prefix) {
     impl_->enqueue(format::op::erase_prefix, k, prefix, {});
 }
 result<void> state_store::flush() { return impl_->flush(); }
+void state_store::when_durable(std::function<void(std::error_code)> done) { impl_->when_durable(std::move(done)); }
 void state_store::load(const std::function<void(kind, std::string_view, std::string_view)>& visit) const {
     impl_->load(visit);
 }

@@ -100,6 +100,13 @@ public:
     // Returns: success, or the error of the write that covered those changes.
     [[nodiscard]] result<void> flush();
 
+    // The non-blocking flush, for event loops: `done` runs once every change queued before
+    // the call is durable (error_code{}) or failed to be (the write's error). It runs on the
+    // writer thread, at the group's fsync (no earlier sync is forced), so it must be quick
+    // and not call back into the store's blocking functions: typically it posts to the
+    // caller's loop. Callbacks run in registration order. REQUIRES: not closed.
+    void when_durable(std::function<void(std::error_code)> done);
+
     // Visits the live state in (kind, key) byte order. The views are valid during the call.
     void load(const std::function<void(kind, std::string_view key, std::string_view value)>& visit) const;
 

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <thread>
 #include <vector>
@@ -529,6 +530,71 @@ TEST(state_store, writes_without_flush_after_the_interval_or_group_size) {
         for (int i = 0; i < 100; ++i) s->put(kind::session, "k" + std::to_string(i), std::string(100, 'x'));
         EXPECT_TRUE(wait_for_syncs(*s, 1));
     }
+}
+
+TEST(state_store, when_durable_calls_back_after_the_group_sync) {
+    temp_dir d;
+    auto ffs = std::make_shared<bus::fault_injection_fs>();
+    options o;
+    o.fs = ffs;
+    o.sync_interval = std::chrono::milliseconds(20);
+    auto s = open_store(d.path(), o);
+    ASSERT_NE(s, nullptr);
+    std::vector<int> order;  // only the writer thread touches it while callbacks run
+    std::promise<std::error_code> first;
+    std::promise<std::error_code> second;
+    s->put(kind::session, "a", "1");
+    s->when_durable([&](std::error_code ec) {
+        order.push_back(1);
+        first.set_value(ec);
+    });
+    s->put(kind::session, "b", "2");
+    s->when_durable([&](std::error_code ec) {
+        order.push_back(2);
+        second.set_value(ec);
+    });
+    auto f1 = first.get_future();
+    auto f2 = second.get_future();
+    ASSERT_EQ(f2.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_FALSE(f1.get());
+    EXPECT_FALSE(f2.get());
+    EXPECT_EQ(order, (std::vector<int>{1, 2}));
+    EXPECT_GE(s->get_stats().syncs, 1u);
+
+    // Nothing queued: called back on the writer's next turn.
+    std::promise<std::error_code> idle;
+    s->when_durable([&](std::error_code ec) { idle.set_value(ec); });
+    auto fi = idle.get_future();
+    ASSERT_EQ(fi.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_FALSE(fi.get());
+
+    // A failed group reports its error.
+    ffs->inject(bus::fault_injection_fs::op::sync, "journal-", 1);
+    std::promise<std::error_code> failed;
+    s->put(kind::session, "c", "3");
+    s->when_durable([&](std::error_code ec) { failed.set_value(ec); });
+    auto ff = failed.get_future();
+    ASSERT_EQ(ff.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_EQ(ff.get(), errc::io_error);
+}
+
+TEST(state_store, close_completes_pending_callbacks) {
+    temp_dir d;
+    options o;
+    o.sync_interval = std::chrono::hours(1);
+    auto s = open_store(d.path(), o);
+    ASSERT_NE(s, nullptr);
+    s->put(kind::retained, "t", "v");
+    std::error_code got = make_error_code(errc::closed);
+    bool called = false;
+    s->when_durable([&](std::error_code ec) {
+        called = true;
+        got = ec;
+    });
+    EXPECT_FALSE(called);
+    ASSERT_TRUE(s->close());  // joins the writer: its writes are visible here
+    EXPECT_TRUE(called);
+    EXPECT_FALSE(got);
 }
 
 TEST(state_store, concurrent_writers_lose_nothing) {
