@@ -16,6 +16,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "base/assert.h"
 #include "broker/topic_index.h"
@@ -29,6 +30,19 @@ template <typename T>
 class retained_store {
 public:
     retained_store() : root_(std::make_unique<node>(nullptr, "")) {}
+    ~retained_store() { destroy(std::move(root_)); }
+    retained_store(retained_store&&) noexcept = default;
+    retained_store& operator=(retained_store&& other) noexcept {
+        if (this != &other) {
+            destroy(std::move(root_));
+            root_ = std::move(other.root_);
+            size_ = std::exchange(other.size_, 0);
+            node_count_ = std::exchange(other.node_count_, 0);
+        }
+        return *this;
+    }
+    retained_store(const retained_store&) = delete;
+    retained_store& operator=(const retained_store&) = delete;
 
     // Stores `value` as the retained message of `topic`, replacing any previous one.
     // REQUIRES: valid_topic_name(topic).
@@ -82,15 +96,13 @@ public:
     template <typename Visitor>
     void match(std::string_view filter, Visitor&& v) const {
         SLUICE_ASSERT(valid_topic_filter(filter), "retained match on an invalid topic filter");
-        std::string path;
-        walk(*root_, filter, 0, path, v);
+        walk(filter, 0, false, v);
     }
 
     // Calls v(std::string_view topic, const T&) for every retained message.
     template <typename Visitor>
     void for_each(Visitor&& v) const {
-        std::string path;
-        visit_subtree(*root_, path, v, false);
+        walk({}, npos, true, v);
     }
 
     size_t size() const noexcept { return size_; }
@@ -136,58 +148,75 @@ private:
         return n;
     }
 
-    // Appends a child's level to the topic being rebuilt; returns the length to restore.
-    static size_t descend(std::string& path, const node& child) {
-        const size_t saved = path.size();
-        if (child.parent->parent != nullptr) path.push_back('/');
-        path.append(child.level);
-        return saved;
-    }
-
     static bool hidden_from_wildcard(const node& child) noexcept {
         // MQTT 5.0 §4.7.2: '+' or '#' as the first filter level never matches a '$' topic.
         return child.parent->parent == nullptr && !child.level.empty() && child.level.front() == '$';
     }
 
+    // Depth-first walk over an explicit stack (a topic may have 65536 levels; a peer must
+    // not be able to overflow our stack). `path` is rebuilt incrementally: a frame keeps
+    // the length of its parent's topic, which stays intact in the buffer because LIFO
+    // order finishes a parent's whole subtree before leaving it.
+    struct frame {
+        const node* n;
+        size_t parent_len;  // length of the parent's topic in `path`
+        size_t pos;         // filter position of the level n's children must match; npos: filter done
+        bool subtree;       // inside a '#': everything below matches
+    };
+
     template <typename Visitor>
-    static void visit_subtree(const node& n, std::string& path, Visitor& v, bool skip_dollar) {
-        if (n.value) v(std::string_view(path), *n.value);
-        for (const auto& [level, child] : n.children) {
-            if (skip_dollar && hidden_from_wildcard(*child)) continue;
-            const size_t saved = descend(path, *child);
-            visit_subtree(*child, path, v, false);
-            path.resize(saved);
+    void walk(std::string_view filter, size_t start, bool subtree, Visitor& v) const {
+        std::string path;
+        std::vector<frame> stack;
+        stack.push_back(frame{root_.get(), 0, start, subtree});
+        while (!stack.empty()) {
+            const frame f = stack.back();
+            stack.pop_back();
+            const node& n = *f.n;
+            path.resize(f.parent_len);
+            if (n.parent != nullptr) {
+                if (n.parent->parent != nullptr) path.push_back('/');
+                path.append(n.level);
+            }
+            // A wildcard at the first level hides '$' topics; for_each (the only walk
+            // that starts at the root in subtree mode) sees them all.
+            const bool hide_dollar = n.parent == nullptr && !f.subtree;
+            auto push_children = [&](size_t pos, bool all) {
+                for (const auto& [level, child] : n.children) {
+                    if (hide_dollar && hidden_from_wildcard(*child)) continue;
+                    stack.push_back(frame{child.get(), path.size(), pos, all});
+                }
+            };
+            if (f.subtree || f.pos == npos) {
+                if (n.value) v(std::string_view(path), *n.value);
+                if (f.subtree) push_children(npos, true);
+                continue;
+            }
+            size_t next = 0;
+            const std::string_view level = level_at(filter, f.pos, next);
+            if (level == "#") {
+                // Matches n's own topic (the parent level: "sport/#" matches "sport") and
+                // everything below it. The root holds no message.
+                if (n.value) v(std::string_view(path), *n.value);
+                push_children(npos, true);
+            } else if (level == "+") {
+                push_children(next, false);
+            } else {
+                auto it = n.children.find(level);
+                if (it != n.children.end()) stack.push_back(frame{it->second.get(), path.size(), next, false});
+            }
         }
     }
 
-    template <typename Visitor>
-    static void walk(const node& n, std::string_view filter, size_t pos, std::string& path, Visitor& v) {
-        if (pos == npos) {
-            if (n.value) v(std::string_view(path), *n.value);
-            return;
+    // Frees the trie without recursion (nested unique_ptr destructors recurse per level).
+    static void destroy(std::unique_ptr<node> root) {
+        std::vector<std::unique_ptr<node>> pending;
+        if (root) pending.push_back(std::move(root));
+        while (!pending.empty()) {
+            std::unique_ptr<node> n = std::move(pending.back());
+            pending.pop_back();
+            for (auto& [level, child] : n->children) pending.push_back(std::move(child));
         }
-        size_t next = 0;
-        const std::string_view level = level_at(filter, pos, next);
-        if (level == "#") {
-            // Matches this node's own topic (the parent level, "sport/#" matches "sport")
-            // and everything below it. The root holds no message.
-            visit_subtree(n, path, v, true);
-            return;
-        }
-        if (level == "+") {
-            for (const auto& [key, child] : n.children) {
-                if (hidden_from_wildcard(*child)) continue;
-                const size_t saved = descend(path, *child);
-                walk(*child, filter, next, path, v);
-                path.resize(saved);
-            }
-            return;
-        }
-        auto it = n.children.find(level);
-        if (it == n.children.end()) return;
-        const size_t saved = descend(path, *it->second);
-        walk(*it->second, filter, next, path, v);
-        path.resize(saved);
     }
 
     std::unique_ptr<node> root_;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <functional>
 #include <string>
+#include <utility>
 
 namespace sluice::broker {
 
@@ -125,10 +126,41 @@ size_t topic_index::slot_hash::operator()(const slot_key& k) const noexcept {
     return a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
 }
 
+namespace {
+
+// Frees a trie without recursion (a chain of unique_ptr destructors would recurse once
+// per level). Works for any node type with children/plus/hash members.
+template <typename Node>
+void destroy_trie(std::unique_ptr<Node> root) {
+    std::vector<std::unique_ptr<Node>> pending;
+    if (root) pending.push_back(std::move(root));
+    while (!pending.empty()) {
+        std::unique_ptr<Node> n = std::move(pending.back());
+        pending.pop_back();
+        for (auto& [level, child] : n->children) pending.push_back(std::move(child));
+        if (n->plus) pending.push_back(std::move(n->plus));
+        if (n->hash) pending.push_back(std::move(n->hash));
+    }  // each n is destroyed here with no live children
+}
+
+}  // namespace
+
 topic_index::topic_index() : root_(std::make_unique<node>(nullptr, node::kind::root, "")) {}
-topic_index::~topic_index() = default;
+topic_index::~topic_index() { destroy_trie(std::move(root_)); }
 topic_index::topic_index(topic_index&&) noexcept = default;
-topic_index& topic_index::operator=(topic_index&&) noexcept = default;
+topic_index& topic_index::operator=(topic_index&& other) noexcept {
+    if (this != &other) {
+        destroy_trie(std::move(root_));
+        root_ = std::move(other.root_);
+        node_count_ = std::exchange(other.node_count_, 0);
+        slots_ = std::move(other.slots_);
+        sessions_ = std::move(other.sessions_);
+        hits_ = std::move(other.hits_);
+        groups_hit_ = std::move(other.groups_hit_);
+        walk_ = std::move(other.walk_);
+    }
+    return *this;
+}
 
 topic_index::node* topic_index::find_node(std::string_view filter) const {
     node* n = root_.get();
@@ -299,19 +331,28 @@ void topic_index::add_hits(node& n) {
     for (auto& g : n.groups) groups_hit_.push_back(g.get());
 }
 
-void topic_index::collect(node& n, std::string_view topic, size_t pos, bool at_root) {
-    const bool wildcards_allowed = !(at_root && dollar_topic_);  // MQTT 5.0 §4.7.2
-    if (n.hash && wildcards_allowed) add_hits(*n.hash);          // '#' also matches the parent level
-    if (pos == npos) {
-        add_hits(n);
-        return;
-    }
-    size_t next = 0;
-    const std::string_view level = level_at(topic, pos, next);
-    if (n.plus && wildcards_allowed) collect(*n.plus, topic, next, false);
-    if (!n.children.empty()) {
-        auto it = n.children.find(level);
-        if (it != n.children.end()) collect(*it->second, topic, next, false);
+void topic_index::collect(std::string_view topic) {
+    // Depth-first over an explicit stack: a 64 KiB topic has 65536 levels, and a peer
+    // must not be able to overflow an event loop's stack with one.
+    walk_.clear();
+    walk_.push_back(walk_frame{root_.get(), 0, true});
+    while (!walk_.empty()) {
+        const walk_frame f = walk_.back();
+        walk_.pop_back();
+        node& n = *f.n;
+        const bool wildcards_allowed = !(f.at_root && dollar_topic_);  // MQTT 5.0 §4.7.2
+        if (n.hash && wildcards_allowed) add_hits(*n.hash);            // '#' also matches the parent level
+        if (f.pos == npos) {
+            add_hits(n);
+            continue;
+        }
+        size_t next = 0;
+        const std::string_view level = level_at(topic, f.pos, next);
+        if (n.plus && wildcards_allowed) walk_.push_back(walk_frame{n.plus.get(), next, false});
+        if (!n.children.empty()) {
+            auto it = n.children.find(level);
+            if (it != n.children.end()) walk_.push_back(walk_frame{it->second.get(), next, false});
+        }
     }
 }
 
@@ -323,7 +364,7 @@ void topic_index::match_impl(std::string_view topic, session_key publisher, std:
     groups_hit_.clear();
     dollar_topic_ = !topic.empty() && topic.front() == '$';
     publisher_ = publisher;
-    collect(*root_, topic, 0, true);
+    collect(topic);
 
     std::sort(hits_.begin(), hits_.end(), [](const hit& a, const hit& b) { return a.session < b.session; });
     for (const hit& h : hits_) {

@@ -197,7 +197,12 @@ private:
 
     void match_impl(std::string_view topic, session_key publisher, std::vector<delivery>& out,
                     availability avail);
-    void collect(node& n, std::string_view topic, size_t pos, bool at_root);
+    struct walk_frame {
+        node* n;
+        size_t pos;  // start of the next topic level; npos once all levels are consumed
+        bool at_root;
+    };
+    void collect(std::string_view topic);
     void add_hits(node& n);
     node* find_node(std::string_view filter) const;
     node* find_or_create_node(std::string_view filter);
@@ -215,6 +220,7 @@ private:
     session_key publisher_ = no_session;
     std::vector<hit> hits_;
     std::vector<shared_group*> groups_hit_;
+    std::vector<walk_frame> walk_;  // explicit stack: topic depth must not bound our stack
 };
 
 }  // namespace sluice::broker

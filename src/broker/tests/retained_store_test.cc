@@ -122,6 +122,25 @@ TEST(retained_store, narrow_and_broad_filters_over_a_large_store) {
     EXPECT_EQ(topics_matching(store, "#").size(), 10000u);
 }
 
+TEST(retained_store, deepest_topics_do_not_exhaust_the_stack) {
+    const std::string deep(65535, '/');  // 65536 levels
+    retained_store<message> store;
+    put(store, deep);
+    put(store, "/a");
+    EXPECT_EQ(topics_matching(store, "#").size(), 2u);
+    EXPECT_EQ(topics_matching(store, "/#").size(), 2u);
+    EXPECT_EQ(topics_matching(store, deep), (std::vector<std::string>{deep}));
+    size_t seen = 0;
+    store.for_each([&](std::string_view t, const message&) { seen += t.size(); });
+    EXPECT_EQ(seen, deep.size() + 2);
+    retained_store<message> other;
+    put(other, deep);
+    other = std::move(store);
+    EXPECT_EQ(other.size(), 2u);
+    EXPECT_TRUE(other.erase(deep));
+    EXPECT_EQ(other.node_count(), 2u);  // "" and "a"
+}  // the rest is destroyed without recursion
+
 TEST(retained_store, move_only_values) {
     retained_store<std::unique_ptr<int>> store;
     store.set("x", std::make_unique<int>(4));

@@ -492,6 +492,37 @@ TEST(topic_index, hundred_thousand_subscriptions) {
     EXPECT_EQ(idx.node_count(), 0u);
 }
 
+TEST(topic_index, deepest_topics_do_not_exhaust_the_stack) {
+    // A 65535-byte topic of slashes has 65536 levels: matching, pruning and destroying
+    // such a trie must not recurse per level (a peer could crash the loop otherwise).
+    const std::string deep(65535, '/');
+    std::string wild;
+    for (int i = 0; i < 32767; ++i) wild += "+/";
+    wild += '#';
+    std::vector<delivery> out;
+    {
+        topic_index idx;
+        (void)idx.subscribe(deep, 1, {});
+        (void)idx.subscribe(wild, 2, {});
+        (void)idx.subscribe("$share/g/" + std::string(65535 - 9, '/'), 3, {});
+        idx.match(deep, no_session, out);
+        ASSERT_EQ(out.size(), 2u);
+        EXPECT_EQ(out[0].session, 1u);
+        EXPECT_EQ(out[1].session, 2u);
+        EXPECT_EQ(idx.node_count(), 65536u + 32768u);
+        EXPECT_TRUE(idx.unsubscribe(deep, 1));
+        EXPECT_EQ(idx.node_count(), 32768u + 65536u - 9u);  // the shared filter keeps its path
+    }  // destroyed with subscriptions still in place
+    topic_index a;
+    (void)a.subscribe(deep, 1, {});
+    topic_index b;
+    (void)b.subscribe(deep, 2, {});
+    b = std::move(a);  // the old trie of b is freed iteratively too
+    b.match(deep, no_session, out);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].session, 1u);
+}
+
 // --- No allocation in the steady state ------------------------------------------------
 
 TEST(topic_index, steady_state_match_does_not_allocate) {
