@@ -147,8 +147,8 @@ def test_client_receive_maximum_window_slides_by_one(broker, uid):
     assert [p.payload for p in rest] == [b"3", b"4", b"5"]
 
 
-@spec_strict("does not disconnect a client that exceeds the server's Receive Maximum "
-             "(spec 3.3.4-9 requires DISCONNECT 0x93)")
+@spec_strict("answers the PUBLISH beyond its Receive Maximum with PUBREC 0x97 (quota "
+             "exceeded) and keeps the connection (spec 3.3.4-9: DISCONNECT 0x93)")
 def test_server_receive_maximum_enforced(broker, uid):
     c = Client(broker.port, V5)
     recv_max = c.connect(uid).prop(RECEIVE_MAXIMUM, 65535)
