@@ -92,6 +92,7 @@ struct connection {
     bool want_write = false;   // EPOLLOUT armed
     bool in_dirty = false;     // listed for flush_dirty()
     bool had_session = false;  // a CONNECT with clean start false has succeeded before
+    uint32_t failures = 0;     // consecutive connection failures, for the backoff
     std::string client_id;
     std::string topic;
     std::optional<mqtt::stream_decoder> decoder;
@@ -259,7 +260,7 @@ private:
         const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
             stats.errors.fetch_add(1, std::memory_order_relaxed);
-            timers_.push(timer{mono_ns() + 500'000'000, c.slot, 1});
+            timers_.push(timer{mono_ns() + backoff_ns(c), c.slot, 1});
             return;
         }
         const int one = 1;
@@ -281,7 +282,7 @@ private:
         if (rc != 0 && errno != EINPROGRESS) {
             ::close(fd);
             stats.errors.fetch_add(1, std::memory_order_relaxed);
-            timers_.push(timer{mono_ns() + 500'000'000, c.slot, 1});
+            timers_.push(timer{mono_ns() + backoff_ns(c), c.slot, 1});
             return;
         }
         c.fd = fd;
@@ -294,6 +295,13 @@ private:
         ev.events = EPOLLIN | EPOLLOUT;
         ev.data.u32 = c.slot;
         SLUICE_CHECK(epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0, "epoll_ctl: %s", std::strerror(errno));
+    }
+
+    // 200 ms doubling to 6.4 s, with jitter, so a refusing broker is not hammered.
+    int64_t backoff_ns(connection& c) {
+        const uint32_t step = std::min<uint32_t>(c.failures++, 5);
+        const int64_t base = int64_t{200'000'000} << step;
+        return base + static_cast<int64_t>(jitter_() % static_cast<uint64_t>(base / 2 + 1));
     }
 
     uint32_t source_addrs() const {
@@ -321,7 +329,7 @@ private:
             const phase p = s_.now();
             if (p != phase::stopping && p != phase::offline) {
                 stats.reconnects.fetch_add(1, std::memory_order_relaxed);
-                timers_.push(timer{mono_ns() + 200'000'000, c.slot, 1});
+                timers_.push(timer{mono_ns() + backoff_ns(c), c.slot, 1});
             }
         }
     }
@@ -450,6 +458,7 @@ private:
             close_conn(c, true);
             return;
         }
+        c.failures = 0;
         c.max_inflight = s_.opts.max_inflight;
         if (a.props.receive_maximum) c.max_inflight = std::min<uint32_t>(c.max_inflight, *a.props.receive_maximum);
         if (a.session_present) stats.sessions_resumed.fetch_add(1, std::memory_order_relaxed);
@@ -805,6 +814,7 @@ private:
     std::priority_queue<timer, std::vector<timer>, std::greater<>> timers_;
     std::vector<uint32_t> dirty_;
     bool pumping_ = false;
+    std::mt19937_64 jitter_{0x5eed};
     int64_t next_housekeeping_ = 0;
     int64_t next_ping_ = 0;
     bool next_ping_done_ = false;
@@ -890,12 +900,16 @@ private:
 
 void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
-void raise_fd_limit(uint64_t wanted) {
+// Raises the soft open-file limit towards `wanted`; returns the limit now in force.
+uint64_t raise_fd_limit(uint64_t wanted) {
     rlimit lim{};
-    if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
-    if (lim.rlim_cur >= wanted) return;
-    lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, static_cast<rlim_t>(wanted));
-    (void)setrlimit(RLIMIT_NOFILE, &lim);
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+    if (lim.rlim_cur < wanted) {
+        lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, static_cast<rlim_t>(wanted));
+        (void)setrlimit(RLIMIT_NOFILE, &lim);
+        (void)getrlimit(RLIMIT_NOFILE, &lim);
+    }
+    return lim.rlim_cur;
 }
 
 }  // namespace
@@ -916,7 +930,14 @@ result<results> run(const options& opts) {
         freeaddrinfo(res);
     }
     const uint32_t subs = opts.subscribe ? opts.subscribers : 0;
-    raise_fd_limit(uint64_t{opts.devices} + subs + 1024);
+    const uint64_t fds_needed = uint64_t{opts.devices} + subs + 64;
+    const uint64_t fd_limit = raise_fd_limit(fds_needed + 1024);
+    if (fd_limit < fds_needed) {
+        std::fprintf(stderr, "loadgen: %llu connections need %llu open files but the limit is %llu (ulimit -Hn)\n",
+                     static_cast<unsigned long long>(uint64_t{opts.devices} + subs),
+                     static_cast<unsigned long long>(fds_needed), static_cast<unsigned long long>(fd_limit));
+        return std::make_error_code(std::errc::too_many_files_open);
+    }
 
     std::vector<std::unique_ptr<worker>> ws;
     for (uint32_t i = 0; i < opts.threads; ++i) ws.push_back(std::make_unique<worker>(s, i));
