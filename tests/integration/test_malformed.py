@@ -16,7 +16,8 @@ import struct
 
 import pytest
 
-from mqtt_raw import (Client, V311, V5, CONNACK, DISCONNECT, PUBLISH, SESSION_EXPIRY_INTERVAL,
+from mqtt_raw import (Client, ConnectionClosed, V311, V5, CONNACK, DISCONNECT, PUBLISH,
+                      SESSION_EXPIRY_INTERVAL,
                       TOPIC_ALIAS, RC_MALFORMED_PACKET as MAL, RC_PROTOCOL_ERROR as PROTO,
                       RC_TOPIC_NAME_INVALID, RC_TOPIC_FILTER_INVALID, RC_CLIENT_ID_NOT_VALID,
                       RC_UNSUPPORTED_PROTOCOL_VERSION, gen_connect, gen_publish, gen_subscribe,
@@ -256,3 +257,47 @@ def test_connect_timeout_without_connect(broker, witness):
     with Client(broker.port, V5) as c:
         c.send(b"\x10")  # a started but never finished CONNECT
         c.expect_closed(timeout=30)
+
+
+INVALID_FILTERS = ["a/#/b", "a+", "a/b#", "+a/b", "#/a", "a/+b", "$share/g+/a", "$share/g#/a",
+                   ""]
+# Invalid only as 5.0 shared subscriptions (4.8.2-1, 4.8.2-2); plain filters in 3.1.1.
+MOSQUITTO_ACCEPTS_SHARED = "grants a shared subscription with an empty ShareName or no " \
+                           "Topic Filter (spec 4.8.2-1, 4.8.2-2)"
+INVALID_FILTER_CASES = [(v, f) for v in (V311, V5) for f in INVALID_FILTERS] + [
+    pytest.param(V5, f, marks=spec_strict(MOSQUITTO_ACCEPTS_SHARED))
+    for f in ("$share/g", "$share//a")]
+
+
+@pytest.mark.parametrize("proto,topic_filter", INVALID_FILTER_CASES)
+def test_invalid_topic_filter(broker, witness, uid, proto, topic_filter):
+    """An invalid filter gets a failure SUBACK (3.1.1: 0x80; 5.0: 0x8F, or 0x80/0x9E for
+    shared ones) or the connection is closed (5.0: after DISCONNECT 0x81/0x82/0x8F)."""
+    c = connected(broker.port, uid, proto)
+    mid = c.mid()
+    c.send(gen_subscribe(mid, [(topic_filter, 1), ("ok/" + uid, 1)], proto))
+    try:
+        p = c.recv_packet()
+    except ConnectionClosed:
+        return
+    if p.type == 9:  # SUBACK: the bad filter failed, the good one may be granted
+        assert p.mid == mid
+        if proto == V5:
+            assert p.reasons[0] in (RC_TOPIC_FILTER_INVALID, 0x80, 0x9E), p
+        else:
+            assert p.reasons[0] == 0x80, p
+        assert p.reasons[1] in (1, 0x80, RC_TOPIC_FILTER_INVALID), p
+        c.ping()
+    else:
+        assert proto == V5 and p.type == DISCONNECT and p.reason in (
+            MAL, PROTO, RC_TOPIC_FILTER_INVALID), p
+        c.expect_closed()
+
+
+def test_unsupported_authentication_method(broker, witness, uid):
+    """5.0 (4.12): an unknown Authentication Method gets CONNACK 0x8C or 0x87 (or just
+    the close) and the connection MUST be closed."""
+    with Client(broker.port, V5) as c:
+        c.send(gen_connect(uid, proto_ver=V5, properties={0x15: "NO-SUCH-METHOD"}))
+        got = c.expect_closed()
+        assert all(p.type == CONNACK and p.reason in (0x8C, 0x87) for p in got), got

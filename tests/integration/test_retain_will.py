@@ -13,7 +13,7 @@ import pytest
 from mqtt_raw import (Client, V311, V5, MESSAGE_EXPIRY_INTERVAL, CONTENT_TYPE, RESPONSE_TOPIC,
                       CORRELATION_DATA, USER_PROPERTY, PAYLOAD_FORMAT_INDICATOR,
                       WILL_DELAY_INTERVAL, SESSION_EXPIRY_INTERVAL, RC_DISCONNECT_WITH_WILL,
-                      connected)
+                      Timeout, connected)
 
 PROTOS = pytest.mark.parametrize("proto", [V311, V5])
 
@@ -254,3 +254,20 @@ def test_5_application_properties_pass_through(broker, uid):
         assert p.prop(CORRELATION_DATA) == b"\x00\xffcorr"
         # Order of user properties must be kept, duplicates included.
         assert p.prop(USER_PROPERTY) == [("k1", "v1"), ("k1", "v2"), ("k2", "ünïcode")]
+
+
+def test_retained_dollar_topics_not_sent_to_hash(broker, uid):
+    with connected(broker.port, uid + "-p", V5) as pub:
+        pub.publish("$test/" + uid, b"dollar", qos=1, retain=True)
+        pub.publish("rd/" + uid, b"normal", qos=1, retain=True)
+    s = connected(broker.port, uid + "-s", V5)
+    s.subscribe("#", qos=1)
+    got = []
+    try:
+        while True:
+            got.append(s.receive(timeout=0.7))
+    except Timeout:
+        pass
+    assert [p.payload for p in got] == [b"normal"]
+    s.subscribe("$test/#", qos=1)
+    assert s.receive().payload == b"dollar"
