@@ -5,8 +5,8 @@
 # messages to its neighbour's topic and receives exactly its predecessor's messages, in
 # order, plus every broadcast, with no duplicates and nothing missing. A second test is a
 # reconnect storm: 1,000 persistent sessions get a backlog while offline and all come back
-# at once. asyncio over raw
-# sockets keeps it in one process with bounded memory; every wait has a deadline.
+# at once. asyncio over raw sockets keeps it in one process with bounded memory; every
+# wait has a deadline.
 
 import asyncio
 import resource
