@@ -378,6 +378,47 @@ TEST_F(store_test, maintain_compacts_fragments_of_closed_windows) {
     EXPECT_EQ(count("sluice_telemetry.telemetry WHERE value = 99"), 1);
 }
 
+TEST_F(store_test, compaction_concurrent_with_writers_loses_and_duplicates_nothing) {
+    store_options o = options();
+    o.parallel_connections = 2;
+    auto s = open(o);
+    std::atomic<bool> done{false};
+    int64_t written = 0;
+    double value_sum = 0;
+    std::thread writer([&] {
+        for (int b = 0; b < 60; ++b) {
+            std::vector<row> rows;
+            for (int d = 1; d <= 10; ++d) {
+                for (int k = 0; k < 3; ++k) {
+                    const double v = b * 1000 + d * 10 + k;
+                    rows.push_back({k_t0 + (b * 3 + k) * 1'000'000 + d, d, 1, v, 0});
+                    value_sum += v;
+                }
+            }
+            auto r = s->write_batch(rows, {}, {});
+            EXPECT_TRUE(r) << r.error().message();
+            written += static_cast<int64_t>(rows.size());
+        }
+        done = true;
+    });
+    const std::string compact = "SELECT sluice_telemetry.compact_windows('2026-01-01 00:00+00', '2026-01-01 00:10+00')";
+    int rounds = 0;
+    while (!done.load()) {
+        auto r = pg_instance::query(url_, compact);
+        EXPECT_TRUE(r);
+        ++rounds;
+    }
+    writer.join();
+    ASSERT_TRUE(pg_instance::query(url_, compact));
+    EXPECT_GT(rounds, 0);
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), written);
+    EXPECT_EQ(count("sluice_telemetry.telemetry_packed"), 10);
+    EXPECT_EQ(std::stod(scalar("SELECT sum(value) FROM sluice_telemetry.telemetry")), value_sum);
+    EXPECT_EQ(scalar("SELECT count(*) FROM (SELECT time, device_id FROM sluice_telemetry.telemetry "
+                     "GROUP BY 1, 2 HAVING count(*) > 1) d"),
+              "0");
+}
+
 TEST_F(store_test, database_restart_fails_with_connection_failed_then_recovers) {
     store_options o = options();
     o.parallel_connections = 1;
