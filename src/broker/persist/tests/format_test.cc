@@ -41,7 +41,7 @@ std::string three_records() {
     return out;
 }
 
-TEST(format, record_round_trip) {
+TEST(persist_format, record_round_trip) {
     std::string out;
     encode_record(out, op::put, 2, "a/b", std::string("v\0v", 3));
     ASSERT_EQ(out.size(), encoded_record_size("a/b", std::string("v\0v", 3)));
@@ -55,7 +55,7 @@ TEST(format, record_round_trip) {
     EXPECT_EQ(r.value, std::string("v\0v", 3));
 }
 
-TEST(format, file_header_round_trip_and_checks) {
+TEST(persist_format, file_header_round_trip_and_checks) {
     uint64_t g = 0;
     const auto j = encode_file_header(file_type::journal, 42);
     ASSERT_EQ(j.size(), k_file_header_size);
@@ -69,7 +69,7 @@ TEST(format, file_header_round_trip_and_checks) {
     EXPECT_EQ(decode_file_header(flipped, file_type::journal, g), header_status::bad);
 }
 
-TEST(format, journal_file_names) {
+TEST(persist_format, journal_file_names) {
     EXPECT_EQ(journal_file_name(7), "journal-00000000000000000007.log");
     EXPECT_EQ(parse_journal_file_name(journal_file_name(UINT64_MAX)), UINT64_MAX);
     EXPECT_EQ(parse_journal_file_name("journal-00000000000000000007.log"), 7u);
@@ -79,7 +79,7 @@ TEST(format, journal_file_names) {
     EXPECT_FALSE(parse_journal_file_name("state.snapshot"));
 }
 
-TEST(format, damage_cases) {
+TEST(persist_format, damage_cases) {
     std::string rec;
     encode_record(rec, op::put, 1, "k", "value");
     record_view r;
@@ -106,7 +106,7 @@ TEST(format, damage_cases) {
     EXPECT_EQ(decode_record(frame(op::put, 1, "k", "v"), r, size), damage::none);
 }
 
-TEST(format, scan_reports_records_and_tail_damage) {
+TEST(persist_format, scan_reports_records_and_tail_damage) {
     const auto recs = three_records();
     std::vector<std::string> keys;
     auto s = scan(recs, [&](const record_view& r) { keys.emplace_back(r.key); });
@@ -135,7 +135,7 @@ TEST(format, scan_reports_records_and_tail_damage) {
     EXPECT_FALSE(garbage.valid_after_damage);
 }
 
-TEST(format, scan_detects_corruption_in_the_middle) {
+TEST(persist_format, scan_detects_corruption_in_the_middle) {
     std::string first;
     encode_record(first, op::put, 1, "a", "first value");
     auto recs = first + three_records();

@@ -67,7 +67,7 @@ session_message_record full_session_message() {
     return m;
 }
 
-TEST(records, message_round_trip) {
+TEST(persist_records, message_round_trip) {
     const auto m = full_message();
     auto d = decode_message_record(encode(m));
     ASSERT_TRUE(d) << d.error().message();
@@ -80,7 +80,7 @@ TEST(records, message_round_trip) {
     EXPECT_FALSE(e->props.content_type.has_value());
 }
 
-TEST(records, session_round_trip) {
+TEST(persist_records, session_round_trip) {
     const auto s = full_session();
     auto d = decode_session_record(encode(s));
     ASSERT_TRUE(d) << d.error().message();
@@ -102,7 +102,7 @@ TEST(records, session_round_trip) {
     EXPECT_EQ(*d2, s2);
 }
 
-TEST(records, session_message_round_trip) {
+TEST(persist_records, session_message_round_trip) {
     const auto m = full_session_message();
     auto d = decode_session_message_record(encode(m));
     ASSERT_TRUE(d) << d.error().message();
@@ -131,13 +131,13 @@ void check_truncations(const std::string& bytes, Decode decode) {
     EXPECT_EQ(longer.error(), errc::corruption);
 }
 
-TEST(records, truncated_and_trailing_bytes_are_corruption) {
+TEST(persist_records, truncated_and_trailing_bytes_are_corruption) {
     check_truncations(encode(full_message()), decode_message_record);
     check_truncations(encode(full_session()), decode_session_record);
     check_truncations(encode(full_session_message()), decode_session_message_record);
 }
 
-TEST(records, unknown_version_is_unsupported) {
+TEST(persist_records, unknown_version_is_unsupported) {
     auto bytes = encode(full_session());
     bytes[0] = 2;
     auto r = decode_session_record(bytes);
@@ -148,7 +148,7 @@ TEST(records, unknown_version_is_unsupported) {
     EXPECT_EQ(decode_message_record(m).error(), errc::unsupported_version);
 }
 
-TEST(records, out_of_range_fields_are_corruption) {
+TEST(persist_records, out_of_range_fields_are_corruption) {
     // message: version(1) topic(4+n) payload(4+n) qos retain ...
     message_record m;
     m.topic = "t";
@@ -177,7 +177,7 @@ TEST(records, out_of_range_fields_are_corruption) {
     EXPECT_EQ(decode_session_message_record(smb).error(), errc::corruption);
 }
 
-TEST(records, random_mutations_never_crash) {
+TEST(persist_records, random_mutations_never_crash) {
     std::mt19937 rng(12345);
     const std::string originals[] = {encode(full_message()), encode(full_session()), encode(full_session_message())};
     int decoded = 0;
@@ -196,7 +196,7 @@ TEST(records, random_mutations_never_crash) {
     EXPECT_GT(refused, 0);
 }
 
-TEST(records, session_message_keys_sort_by_client_then_order) {
+TEST(persist_records, session_message_keys_sort_by_client_then_order) {
     const auto k1 = session_message_key("a", 2);
     const auto k2 = session_message_key("a", 256);
     const auto k3 = session_message_key("ab", 1);
