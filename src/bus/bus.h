@@ -39,7 +39,9 @@ struct record {
 };
 
 // Called exactly once per append, on a bus-owned thread (except after stop(), see
-// bus::append), with the record's offset or the reason it was not stored.
+// bus::append), with the record's offset or the reason it was not stored. It runs on
+// the partition's writer thread: keep it short (post to your event loop), never block
+// in it and never call append() and wait for that append's callback from inside it.
 using append_callback = std::function<void(result<uint64_t> offset)>;
 
 // One consumer's sequential view of one partition. Not thread-safe: one thread polls.
