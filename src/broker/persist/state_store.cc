@@ -453,6 +453,10 @@ result<void> state_store::impl::close() {
     }
     work_cv_.notify_one();
     if (thread_.joinable()) thread_.join();
+    if (lock_fd_ >= 0) {  // the directory is free for the next open
+        ::close(lock_fd_);
+        lock_fd_ = -1;
+    }
     std::lock_guard lock(mu_);
     return close_error_ ? result<void>(close_error_) : ok();
 }

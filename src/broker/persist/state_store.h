@@ -113,7 +113,8 @@ public:
     // Writes a snapshot now and starts a new journal; returns when done.
     [[nodiscard]] result<void> compact();
 
-    // Flushes, compacts (if the journal holds anything) and stops the writer. Idempotent.
+    // Flushes, compacts (if the journal holds anything), stops the writer and unlocks the
+    // directory. Idempotent.
     // Returns the first error of those steps.
     [[nodiscard]] result<void> close();
 

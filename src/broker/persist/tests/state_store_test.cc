@@ -16,6 +16,7 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -640,6 +641,99 @@ TEST(state_store, concurrent_writers_lose_nothing) {
             EXPECT_EQ((m[{kind::session, "w" + std::to_string(t) + "-" + std::to_string(k)}]),
                       std::to_string(900 + k));
         }
+    }
+}
+
+// Model-based (Redpanda storage/opfuzz style): random puts, erases, prefix erases,
+// flushes, compactions, clean reopens and power losses against an in-memory model. After a
+// power loss the store must hold the flushed state plus some prefix of the later changes.
+TEST(state_store, random_operations_match_a_model) {
+    struct change {
+        int o;  // 0 put, 1 erase, 2 erase_prefix
+        kind k;
+        std::string key;
+        std::string value;
+    };
+    auto apply = [](state_map& m, const change& c) {
+        if (c.o == 0) {
+            m[{c.k, c.key}] = c.value;
+        } else if (c.o == 1) {
+            m.erase({c.k, c.key});
+        } else {
+            for (auto it = m.begin(); it != m.end();) {
+                it = (it->first.first == c.k && it->first.second.rfind(c.key, 0) == 0) ? m.erase(it) : std::next(it);
+            }
+        }
+    };
+    for (uint32_t seed = 1; seed <= 4; ++seed) {
+        SCOPED_TRACE("seed " + std::to_string(seed));
+        std::mt19937 rng(seed);
+        temp_dir d;
+        auto ffs = std::make_shared<bus::fault_injection_fs>();
+        options o;
+        o.fs = ffs;
+        o.sync_interval = std::chrono::milliseconds(1);
+        o.compact_min_bytes = 2048;
+        o.compact_ratio = 1.5;
+        auto s = open_store(d.path(), o);
+        ASSERT_NE(s, nullptr);
+        state_map durable;               // confirmed by flush()
+        std::vector<change> unconfirmed;  // queued since
+        int power_losses = 0;
+        for (int step = 0; step < 300; ++step) {
+            const uint32_t dice = rng() % 100;
+            const kind k = static_cast<kind>(1 + rng() % 3);
+            const std::string key = "k" + std::to_string(rng() % 12);
+            if (dice < 55) {
+                change c{0, k, key, std::string(rng() % 300, static_cast<char>('a' + rng() % 26))};
+                s->put(c.k, c.key, c.value);
+                unconfirmed.push_back(std::move(c));
+            } else if (dice < 70) {
+                s->erase(k, key);
+                unconfirmed.push_back({1, k, key, {}});
+            } else if (dice < 74) {
+                s->erase_prefix(k, "k1");
+                unconfirmed.push_back({2, k, "k1", {}});
+            } else if (dice < 88) {
+                ASSERT_TRUE(s->flush());
+                for (const auto& c : unconfirmed) apply(durable, c);
+                unconfirmed.clear();
+                ASSERT_EQ(dump(*s), durable);
+            } else if (dice < 92) {
+                ASSERT_TRUE(s->compact());
+            } else if (dice < 96) {
+                ASSERT_TRUE(s->close());
+                for (const auto& c : unconfirmed) apply(durable, c);
+                unconfirmed.clear();
+                s = open_store(d.path(), o);
+                ASSERT_NE(s, nullptr);
+                ASSERT_EQ(dump(*s), durable);
+            } else {
+                ffs->crash();
+                s.reset();
+                ffs->drop_unsynced_data();
+                ffs = std::make_shared<bus::fault_injection_fs>();
+                o.fs = ffs;
+                s = open_store(d.path(), o);
+                ASSERT_NE(s, nullptr);
+                const state_map got = dump(*s);
+                state_map candidate = durable;
+                bool matched = got == candidate;
+                for (size_t i = 0; i < unconfirmed.size() && !matched; ++i) {
+                    apply(candidate, unconfirmed[i]);
+                    matched = got == candidate;
+                }
+                ASSERT_TRUE(matched) << "recovered state is not the flushed state plus a prefix of "
+                                     << unconfirmed.size() << " later changes";
+                durable = got;
+                unconfirmed.clear();
+                ++power_losses;
+            }
+        }
+        ASSERT_TRUE(s->flush());
+        for (const auto& c : unconfirmed) apply(durable, c);
+        EXPECT_EQ(dump(*s), durable);
+        EXPECT_GT(s->get_stats().live_keys + static_cast<uint64_t>(power_losses), 0u);
     }
 }
 
