@@ -23,10 +23,12 @@
 
 #include "app/config.h"
 #include "app/metrics.h"
+#include "app/pipeline_service.h"
 #include "base/log.h"
 #include "broker/broker.h"
 #include "bus/wal/wal.h"
 #include "mqtt/topic.h"
+#include "pipeline/topic_rules.h"
 #include "net/event_loop.h"
 #include "net/tcp_server.h"
 #include "http/server.h"
@@ -71,23 +73,6 @@ bool write_file_atomically(const std::string& path, const std::string& text) {
         if (!f.flush()) return false;
     }
     return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
-
-// "devices/{device}/telemetry" -> "devices/+/telemetry": the MQTT filter a rule listens on.
-std::string rule_to_filter(const std::string& rule) {
-    std::string out;
-    out.reserve(rule.size());
-    for (size_t i = 0; i < rule.size(); ++i) {
-        if (rule[i] == '{') {
-            size_t close = rule.find('}', i);
-            if (close == std::string::npos) return {};
-            out.push_back('+');
-            i = close;
-        } else {
-            out.push_back(rule[i]);
-        }
-    }
-    return out;
 }
 
 void raise_open_files_limit() {
@@ -210,23 +195,18 @@ int serve(int argc, char** argv) {
         loops.push_back(std::make_unique<net::event_loop>(i));
         loop_ptrs.push_back(loops.back().get());
     }
-    std::vector<std::string> ingest_filters;
+    pipeline::rule_set rules;
     for (const auto& rule : cfg.ingest_rules) {
-        std::string f = rule_to_filter(rule);
-        if (f.empty() || !mqtt::valid_topic_filter(f)) {
-            SLUICE_ERROR("app", "ingest rule %s is not a valid topic pattern", rule.c_str());
+        std::string reason;
+        auto added = rules.add(rule, pipeline::payload_format::auto_detect, reason);
+        if (!added) {
+            SLUICE_ERROR("app", "ingest rule \"%s\": %s", rule.c_str(), reason.c_str());
             return 2;
         }
-        ingest_filters.push_back(std::move(f));
     }
     broker::ingest_hook ingest;
     ingest.log = log_bus.get();
-    ingest.matches = [ingest_filters](std::string_view topic) {
-        for (const auto& f : ingest_filters) {
-            if (mqtt::topic_matches(f, topic)) return true;
-        }
-        return false;
-    };
+    ingest.matches = [&rules](std::string_view topic) { return rules.could_match(topic); };
     broker::broker brk(
         cfg.mqtt, threads, [&loop_ptrs](unsigned shard, std::function<void()> fn) { loop_ptrs[shard]->post(std::move(fn)); },
         std::move(ingest));
@@ -260,11 +240,24 @@ int serve(int argc, char** argv) {
         });
     }
 
-    // 5. HTTP: health and metrics.
+    // 5. The pipeline into PostgreSQL (waits for the database in the background).
+    std::unique_ptr<pipeline_service> pipe;
+    if (!cfg.telemetry_db_url.empty()) {
+        store::store_options so;
+        so.telemetry_url = cfg.telemetry_db_url;
+        so.app_url = cfg.app_db_url.empty() ? cfg.telemetry_db_url : cfg.app_db_url;
+        pipe = std::make_unique<pipeline_service>(*log_bus, rules, so, pipeline::runner_options{});
+        pipe->start();
+    } else {
+        SLUICE_WARN("app", "no database configured (--db): ingest data is kept in the WAL only");
+    }
+
+    // 6. HTTP: health and metrics.
     http::server web;
     metric_sources sources;
     sources.brk = &brk;
     sources.log = log_bus.get();
+    if (pipe) sources.extra.push_back([&pipe](http::prometheus_writer& w) { pipe->write_metrics(w); });
     web.route("GET", "/health", [](const http::request&) {
         return http::response{200, "application/json", "{\"status\":\"ok\"}\n", {}};
     });
@@ -278,6 +271,7 @@ int serve(int argc, char** argv) {
         server.stop();
         for (auto& l : loops) l->stop();
         for (auto& t : workers) t.join();
+        if (pipe) pipe->stop();
         log_bus->stop();
         return 1;
     }
@@ -300,6 +294,7 @@ int serve(int argc, char** argv) {
     server.stop();
     for (auto& l : loops) l->stop();
     for (auto& t : workers) t.join();
+    if (pipe) pipe->stop();
     log_bus->stop();
     std::filesystem::remove(cfg.data_dir + "/mqtt.port", ec);
     std::filesystem::remove(cfg.data_dir + "/http.port", ec);

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Owns the database side of `sluice serve`: the telemetry store, the device registry
+// and one pipeline runner per bus partition. Starting never waits for the database:
+// a supervisor thread migrates the schema when PostgreSQL answers (retrying with
+// backoff) and then starts the runners, so the broker serves and the WAL fills even
+// while the database is down.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pipeline/runner.h"
+#include "pipeline/topic_rules.h"
+#include "store/registry.h"
+#include "store/store.h"
+
+namespace sluice::bus {
+class bus;
+}
+namespace sluice::http {
+class prometheus_writer;
+}
+
+namespace sluice::app {
+
+class pipeline_service {
+public:
+    pipeline_service(bus::bus& log, const pipeline::rule_set& rules, store::store_options store_opts,
+                     pipeline::runner_options runner_opts);
+    ~pipeline_service();
+
+    void start();
+    void stop();  // stops runners after their current batch; idempotent
+
+    // Pipeline and lag metrics (sluice_pipeline_*, sluice_bus_lag_*).
+    void write_metrics(http::prometheus_writer& w) const;
+    // True once the schema is migrated and runners are going.
+    bool running() const { return running_.load(); }
+
+private:
+    void supervise();
+
+    bus::bus& log_;
+    const pipeline::rule_set& rules_;
+    store::store_options store_opts_;
+    pipeline::runner_options runner_opts_;
+    std::unique_ptr<store::telemetry_store> store_;
+    std::unique_ptr<store::registry> registry_;
+    mutable std::mutex runners_mutex_;
+    std::vector<std::unique_ptr<pipeline::runner>> runners_;  // GUARDED_BY(runners_mutex_)
+    std::atomic<bool> stopping_{false};
+    std::atomic<bool> running_{false};
+    std::thread supervisor_;
+};
+
+}  // namespace sluice::app

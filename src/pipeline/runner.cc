@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "pipeline/runner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/log.h"
+#include "bus/bus.h"
+#include "pipeline/processor.h"
+#include "store/errc.h"
+#include "store/registry.h"
+#include "store/store.h"
+
+namespace sluice::pipeline {
+namespace {
+
+using namespace std::chrono_literals;
+
+int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+int64_t steady_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+bool retryable(std::error_code ec) {
+    return ec == store::errc::connection_failed || ec == store::errc::conflict ||
+           ec == store::errc::resource_exhausted;
+}
+
+// Exponential backoff: 200 ms doubling to 5 s, reset after a success.
+class backoff {
+public:
+    std::chrono::milliseconds next() {
+        auto d = delay_;
+        delay_ = std::min(delay_ * 2, std::chrono::milliseconds(5000));
+        return d;
+    }
+    void reset() { delay_ = 200ms; }
+
+private:
+    std::chrono::milliseconds delay_{200};
+};
+
+}  // namespace
+
+// The state of one run() (kept out of the header: it is all thread-local to the runner).
+struct runner::impl {
+    runner& r;
+    metric_dictionary metrics;
+    std::unordered_map<std::string, uint32_t> devices;
+    bool db_error = false;  // set by the registry hooks when the database could not answer
+    backoff wait;
+    std::unique_ptr<processor> proc;
+
+    std::vector<telemetry_row> trows;
+    std::vector<rejected_reading> rejected;
+    std::vector<store::row> rows;
+    std::vector<store::dead_letter> dead;
+    uint64_t batch_first = 0;
+    uint64_t next = 0;
+    int64_t batch_started_ms = 0;
+    int64_t newest_receive_ms = 0;
+
+    explicit impl(runner& owner) : r(owner) {}
+
+    // Sleeps for the next backoff step, waking early on stop. Returns false if stopping.
+    bool pause() {
+        auto until = std::chrono::steady_clock::now() + wait.next();
+        while (std::chrono::steady_clock::now() < until) {
+            if (r.stopping_.load()) return false;
+            std::this_thread::sleep_for(20ms);
+        }
+        return !r.stopping_.load();
+    }
+
+    std::optional<uint32_t> device_id(std::string_view key, const topic_match& m) {
+        auto it = devices.find(std::string(key));
+        if (it != devices.end()) return it->second;
+        if (!r.options_.auto_register_devices) {
+            auto found = r.registry_.find_device(key);
+            if (!found) {
+                db_error = retryable(found.error());
+                return std::nullopt;
+            }
+            if (!*found) return std::nullopt;
+            devices.emplace(std::string(key), static_cast<uint32_t>((*found)->id));
+            return static_cast<uint32_t>((*found)->id);
+        }
+        auto d = r.registry_.ensure_device(key, m.get("site").value_or(""), m.get("line").value_or(""));
+        if (!d) {
+            db_error = retryable(d.error());
+            if (!db_error) SLUICE_ERROR("pipeline", "cannot register device %.*s: %s", static_cast<int>(key.size()),
+                                        key.data(), d.error().message().c_str());
+            return std::nullopt;
+        }
+        devices.emplace(std::string(key), static_cast<uint32_t>(d->id));
+        return static_cast<uint32_t>(d->id);
+    }
+
+    const metric_def* metric(std::string_view name) {
+        auto id = r.registry_.ensure_metric(name);
+        if (!id) {
+            db_error = retryable(id.error());
+            return nullptr;
+        }
+        metric_def def;
+        def.id = static_cast<uint32_t>(*id);
+        def.name = std::string(name);
+        std::string reason;
+        if (!metrics.add(def, reason)) {
+            SLUICE_ERROR("pipeline", "metric %s: %s", def.name.c_str(), reason.c_str());
+            return nullptr;
+        }
+        return metrics.find(def.id);
+    }
+
+    bool load_dictionary() {
+        for (;;) {
+            auto m = r.registry_.load_metrics();
+            if (m) {
+                for (const auto& row : *m) {
+                    metric_def def;
+                    def.id = static_cast<uint32_t>(row.id);
+                    def.name = row.name;
+                    def.unit = row.unit;
+                    def.scale = row.scale;
+                    def.offset = row.offset;
+                    def.valid_min = row.valid_min;
+                    def.valid_max = row.valid_max;
+                    def.warn_low = row.warn_low;
+                    def.warn_high = row.warn_high;
+                    std::string reason;
+                    if (!metrics.add(def, reason)) SLUICE_WARN("pipeline", "metric %s ignored: %s", def.name.c_str(), reason.c_str());
+                }
+                wait.reset();
+                return true;
+            }
+            SLUICE_WARN("pipeline", "cannot load the metrics dictionary: %s; retrying", m.error().message().c_str());
+            if (!pause()) return false;
+        }
+    }
+
+    // Turns one bus record into rows and dead letters appended to the batch. Retries
+    // (after a pause) when the registry could not reach the database.
+    bool process(const bus::record& rec) {
+        for (;;) {
+            db_error = false;
+            trows.clear();
+            rejected.clear();
+            message_view view{rec.msg.topic, rec.msg.client_id, rec.msg.payload, rec.msg.receive_time_ms};
+            auto res = proc->process(view, wall_ms(), trows, rejected);
+            if (db_error) {
+                r.stats_.retries.fetch_add(1, std::memory_order_relaxed);
+                r.stats_.database_up.store(false);
+                if (!pause()) return false;
+                continue;
+            }
+            int64_t received_us = rec.msg.receive_time_ms * 1000;
+            if (!res) {
+                dead.push_back(store::dead_letter{received_us, rec.msg.topic, rec.msg.client_id, rec.msg.payload,
+                                                  std::string(proc->reason())});
+                return true;
+            }
+            for (const auto& t : trows) {
+                rows.push_back(store::row{t.time_ms * 1000, static_cast<int32_t>(t.device_id),
+                                          static_cast<int32_t>(t.metric_id), t.value, t.flags});
+            }
+            if (!rejected.empty()) {
+                std::string reason = std::to_string(rejected.size()) + " of " +
+                                     std::to_string(rejected.size() + trows.size()) + " readings refused: ";
+                for (size_t i = 0; i < rejected.size() && i < 8; ++i) {
+                    if (i) reason += "; ";
+                    reason += "reading " + std::to_string(rejected[i].index) + ": " + rejected[i].reason;
+                }
+                dead.push_back(store::dead_letter{received_us, rec.msg.topic, rec.msg.client_id, rec.msg.payload,
+                                                  std::move(reason)});
+            }
+            return true;
+        }
+    }
+
+    // Writes the batch with its offset. Returns false if stopping interrupted it.
+    bool flush() {
+        if (next == batch_first) return true;
+        std::vector<store::offset_update> offsets{
+            store::offset_update{r.options_.consumer, static_cast<int32_t>(r.options_.partition), static_cast<int64_t>(next)}};
+        for (;;) {
+            auto w = r.store_.write_batch(rows, dead, offsets);
+            if (w) break;
+            if (w.error() == store::errc::stale_offset) {
+                SLUICE_WARN("pipeline", "offsets up to %llu were already stored; skipping the batch",
+                            static_cast<unsigned long long>(next));
+                break;
+            }
+            if (retryable(w.error())) {
+                if (r.stats_.database_up.exchange(false)) {
+                    SLUICE_WARN("pipeline", "database unavailable (%s); the WAL keeps everything, retrying",
+                                w.error().message().c_str());
+                }
+                r.stats_.retries.fetch_add(1, std::memory_order_relaxed);
+                if (!pause()) return false;
+                continue;
+            }
+            SLUICE_ERROR("pipeline", "the store refused a batch (%s); writing it message by message",
+                         w.error().message().c_str());
+            if (!write_one_by_one()) return false;
+            break;
+        }
+        wait.reset();
+        if (!r.stats_.database_up.exchange(true)) SLUICE_INFO("pipeline", "database available; writing");
+        r.stats_.rows.fetch_add(rows.size(), std::memory_order_relaxed);
+        r.stats_.dead_letters.fetch_add(dead.size(), std::memory_order_relaxed);
+        r.stats_.batches.fetch_add(1, std::memory_order_relaxed);
+        r.stats_.committed_offset.store(next);
+        r.stats_.committed_receive_time_ms.store(newest_receive_ms);
+        const auto& seq = proc->transforms().sequences().totals();
+        r.stats_.sequence_gaps.store(seq.gaps);
+        r.stats_.sequence_missing.store(seq.missing);
+        auto c = r.log_.commit_cursor(r.options_.consumer, r.options_.partition, next);
+        if (!c) SLUICE_WARN("pipeline", "cannot commit the bus cursor: %s", c.error().message().c_str());
+        rows.clear();
+        dead.clear();
+        batch_first = next;
+        batch_started_ms = 0;
+        return true;
+    }
+
+    // Rare path: the store refused the batch's data. Re-read it from the bus and write each
+    // message alone; a message the store refuses becomes a dead letter with the store's error.
+    bool write_one_by_one() {
+        auto reader = r.log_.open_reader(r.options_.partition, batch_first);
+        if (!reader) {
+            SLUICE_ERROR("pipeline", "cannot re-read offsets %llu..%llu: %s", static_cast<unsigned long long>(batch_first),
+                         static_cast<unsigned long long>(next), reader.error().message().c_str());
+            return false;
+        }
+        std::vector<bus::record> recs;
+        uint64_t at = batch_first;
+        while (at < next) {
+            recs.clear();
+            auto n = (*reader)->poll(recs, std::min<size_t>(1024, next - at), 1000ms);
+            if (!n) return false;
+            for (const auto& rec : recs) {
+                if (rec.offset >= next) break;
+                rows.clear();
+                dead.clear();
+                if (!process(rec)) return false;
+                std::vector<store::offset_update> off{store::offset_update{
+                    r.options_.consumer, static_cast<int32_t>(r.options_.partition), static_cast<int64_t>(rec.offset + 1)}};
+                for (;;) {
+                    auto w = r.store_.write_batch(rows, dead, off);
+                    if (w || w.error() == store::errc::stale_offset) break;
+                    if (retryable(w.error())) {
+                        if (!pause()) return false;
+                        continue;
+                    }
+                    std::vector<store::dead_letter> refused{store::dead_letter{
+                        rec.msg.receive_time_ms * 1000, rec.msg.topic, rec.msg.client_id, rec.msg.payload,
+                        "the store refused this message: " + w.error().message()}};
+                    auto d = r.store_.write_batch({}, refused, off);
+                    if (d || d.error() == store::errc::stale_offset) break;
+                    if (!pause()) return false;
+                }
+                at = rec.offset + 1;
+            }
+        }
+        rows.clear();
+        dead.clear();
+        return true;
+    }
+};
+
+runner::runner(bus::bus& log, store::telemetry_store& store, store::registry& registry, const rule_set& rules,
+               runner_options options)
+    : log_(log), store_(store), registry_(registry), rules_(rules), options_(std::move(options)) {}
+
+runner::~runner() { stop(); }
+
+void runner::start() {
+    thread_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "sluice-pipeline");
+        run();
+    });
+}
+
+void runner::stop() {
+    stopping_.store(true);
+    if (thread_.joinable()) thread_.join();
+}
+
+void runner::run() {
+    impl s(*this);
+    if (!s.load_dictionary()) return;
+
+    // Resume from the offset committed with the data (exactly once).
+    uint64_t start = 0;
+    for (;;) {
+        auto o = store_.load_offset(options_.consumer, static_cast<int32_t>(options_.partition));
+        if (o) {
+            start = o->has_value() ? static_cast<uint64_t>(**o) : log_.get_stats(options_.partition).oldest_offset;
+            break;
+        }
+        SLUICE_WARN("pipeline", "cannot read the stored offset: %s; retrying", o.error().message().c_str());
+        if (!s.pause()) return;
+    }
+    stats_.database_up.store(true);
+    s.wait.reset();
+    auto reader = log_.open_reader(options_.partition, start);
+    if (!reader && reader.error() == bus::errc::not_found) {
+        uint64_t oldest = log_.get_stats(options_.partition).oldest_offset;
+        SLUICE_ERROR("pipeline", "offset %llu is no longer in the bus (retention); continuing at %llu: offsets in "
+                     "between are lost", static_cast<unsigned long long>(start), static_cast<unsigned long long>(oldest));
+        start = oldest;
+        reader = log_.open_reader(options_.partition, start);
+    }
+    if (!reader) {
+        SLUICE_ERROR("pipeline", "cannot read the bus at %llu: %s", static_cast<unsigned long long>(start),
+                     reader.error().message().c_str());
+        return;
+    }
+    SLUICE_INFO("pipeline", "consumer %s resumes partition %u at offset %llu", options_.consumer.c_str(),
+                options_.partition, static_cast<unsigned long long>(start));
+    stats_.committed_offset.store(start);
+    s.batch_first = s.next = start;
+
+    s.proc = std::make_unique<processor>(
+        rules_, s.metrics, [&s](std::string_view key, const topic_match& m) { return s.device_id(key, m); },
+        options_.anomalies);
+    s.proc->transforms().on_unknown_metric([&s](std::string_view name) { return s.metric(name); });
+
+    std::vector<bus::record> recs;
+    int64_t last_maintenance = 0;
+    while (!stopping_.load()) {
+        int64_t now = steady_ms();
+        if (options_.partition == 0 && now - last_maintenance > 60'000) {
+            auto m = store_.maintain(std::chrono::system_clock::now());
+            if (!m) SLUICE_WARN("pipeline", "store maintenance: %s", m.error().message().c_str());
+            last_maintenance = now;
+        }
+        auto wait = 100ms;
+        if (s.batch_started_ms != 0) {
+            int64_t left = s.batch_started_ms + options_.max_batch_delay.count() - now;
+            wait = std::chrono::milliseconds(std::clamp<int64_t>(left, 0, 100));
+        }
+        recs.clear();
+        auto n = (*reader)->poll(recs, options_.poll_records, wait);
+        if (!n) {
+            if (n.error() == bus::errc::closed) break;
+            SLUICE_ERROR("pipeline", "reading the bus at %llu: %s", static_cast<unsigned long long>((*reader)->position()),
+                         n.error().message().c_str());
+            if (!s.pause()) break;
+            continue;
+        }
+        for (const auto& rec : recs) {
+            if (!s.process(rec)) return;  // stopping: the batch is abandoned, its offset not stored
+            s.next = rec.offset + 1;
+            s.newest_receive_ms = rec.msg.receive_time_ms;
+            stats_.records.fetch_add(1, std::memory_order_relaxed);
+        }
+        if (s.next != s.batch_first && s.batch_started_ms == 0) s.batch_started_ms = steady_ms();
+        bool full = s.rows.size() >= options_.max_batch_rows;
+        bool old = s.batch_started_ms != 0 && steady_ms() - s.batch_started_ms >= options_.max_batch_delay.count();
+        if ((full || old) && !s.flush()) return;
+    }
+    s.flush();
+}
+
+}  // namespace sluice::pipeline
