@@ -77,8 +77,12 @@ result<void> connection::ensure() {
     }
     // Defaults first: keywords that the URL (expanded from dbname) sets override them.
     const std::string timeout = std::to_string(connect_timeout_.count());
-    const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
-    const char* values[] = {timeout.c_str(), application_name_.c_str(), url_.c_str(), nullptr};
+    // TCP keepalives and tcp_user_timeout turn a silently dead server into an error
+    // within about a minute instead of a hang (ignored on unix sockets).
+    const char* keys[] = {"connect_timeout", "application_name", "keepalives", "keepalives_idle",
+                          "keepalives_interval", "keepalives_count", "tcp_user_timeout", "dbname", nullptr};
+    const char* values[] = {timeout.c_str(), application_name_.c_str(), "1", "30", "10", "3", "60000",
+                            url_.c_str(), nullptr};
     conn_ = PQconnectdbParams(keys, values, 1);
     if (conn_ == nullptr) return errc::resource_exhausted;
     if (PQstatus(conn_) != CONNECTION_OK) {
