@@ -120,7 +120,10 @@ result<void> pg_instance::start_server() {
                                            "-c", "shared_buffers=" + options_.shared_buffers,
                                            "-c", "max_connections=60",
                                            "-c", "max_wal_size=2GB",
-                                           "-c", "logging_collector=off"};
+                                           "-c", "logging_collector=off",
+                                           // Deterministic date_trunc()/text output in assertions.
+                                           "-c", "TimeZone=UTC",
+                                           "-c", "log_timezone=UTC"};
     pid_ = spawn(argv, dir_ + "/postgres.log", user, true);
     if (pid_ < 0) return errno_code();
     const std::string conninfo = url("postgres");

@@ -4,7 +4,9 @@
 // directory, start on a unix socket inside it, stop and delete it in the destructor
 // (also when the test fails). PostgreSQL refuses to run as root, so as root the
 // server runs as the system user `postgres` (setpriv). Any module's test links
-// sluice_test_pg. Startup takes well under a second (initdb --no-sync, trust auth).
+// sluice_test_pg. Startup takes about a second (initdb --no-sync, trust auth).
+// The server's TimeZone is UTC, so date_trunc() and text timestamps in assertions
+// do not depend on the machine's zone.
 #pragma once
 
 #include <initializer_list>
