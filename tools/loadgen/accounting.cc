@@ -124,9 +124,9 @@ void send_ledger::on_sent(uint32_t device, uint64_t seq) {
     sent_[device].insert(seq);
 }
 
-void send_ledger::on_acked(uint32_t device, uint64_t seq) {
+void send_ledger::on_acked(uint32_t device, uint64_t seq, uint32_t readings) {
     SLUICE_CHECK(device < acked_.size(), "device %u out of range", device);
-    acked_[device].insert(seq);
+    if (acked_[device].insert(seq)) acked_readings_[device] += readings;
 }
 
 void receive_ledger::on_message(uint32_t device, uint64_t seq, int64_t latency_us) {

@@ -70,16 +70,19 @@ private:
 // Each device is written by one thread only (its owner); sized once before threads start.
 class send_ledger {
 public:
-    explicit send_ledger(uint32_t devices) : sent_(devices), acked_(devices) {}
+    explicit send_ledger(uint32_t devices) : sent_(devices), acked_(devices), acked_readings_(devices, 0) {}
     void on_sent(uint32_t device, uint64_t seq);
-    void on_acked(uint32_t device, uint64_t seq);
+    // `readings`: how many readings the message carried (counted once per seq).
+    void on_acked(uint32_t device, uint64_t seq, uint32_t readings = 1);
     uint32_t devices() const { return static_cast<uint32_t>(sent_.size()); }
     const seq_set& sent(uint32_t device) const { return sent_[device]; }
     const seq_set& acked(uint32_t device) const { return acked_[device]; }
+    const std::vector<uint64_t>& acked_readings() const { return acked_readings_; }
 
 private:
     std::vector<seq_set> sent_;
     std::vector<seq_set> acked_;
+    std::vector<uint64_t> acked_readings_;
 };
 
 // Subscriber side: one per subscribing connection, written by its thread only.

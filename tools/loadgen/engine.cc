@@ -32,6 +32,7 @@
 
 #include "mqtt/codec.h"
 #include "sluice_edge.h"
+#include "verify_pg.h"
 
 namespace sluice::loadgen {
 namespace {
@@ -558,7 +559,7 @@ private:
         auto it = std::find_if(c.inflight.begin(), c.inflight.end(), [&](const pending& m) { return m.packet_id == id; });
         if (it == c.inflight.end()) return;  // a late duplicate ack
         if (success) {
-            s_.sends.on_acked(it->device, it->seq);
+            s_.sends.on_acked(it->device, it->seq, it->readings);
             stats.acked.fetch_add(1, std::memory_order_relaxed);
             stats.readings_acked.fetch_add(it->readings, std::memory_order_relaxed);
             stats.ack_latency.record((mono_ns() - it->sent_mono) / 1000);
@@ -959,6 +960,7 @@ result<results> run(const options& opts) {
     r.subscribed = subs > 0;
 
     progress prog(opts, ws);
+    const int64_t started_us = unix_now_ns() / 1000 - 1'000'000;
     const auto t_connect = clock_type::now();
     for (auto& w : ws) w->start();
     // Phase 1: every connection up (bounded).
@@ -1122,6 +1124,17 @@ result<results> run(const options& opts) {
             r.totals.unexpected += one.unexpected;
             r.e2e_latency.merge(c->ledger->latency());
         }
+    }
+    if (!opts.verify_pg.empty()) {
+        pg_expectation e;
+        e.readings_acked = s.sends.acked_readings();
+        e.device_prefix = opts.device_prefix;
+        e.since_us = started_us;
+        const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(opts.verify_timeout_s * 1000));
+        auto v = verify_pg(opts.verify_pg, e, timeout, std::min(timeout, std::chrono::milliseconds(10'000)));
+        if (!v) return v.error();
+        r.pg = *v;
+        r.verified_pg = true;
     }
     return r;
 }

@@ -13,6 +13,7 @@
 
 #include "accounting.h"
 #include "options.h"
+#include "verify_pg.h"
 
 namespace sluice::loadgen {
 
@@ -60,6 +61,9 @@ struct results {
     double storm_reconnect_s = 0;
     double storm_drain_s = 0;
     uint64_t storm_backlog_peak = 0;
+    // --verify-pg
+    bool verified_pg = false;
+    pg_verdict pg;
 };
 
 // Runs the scenario to completion (bounded by its durations and drain timeout) and

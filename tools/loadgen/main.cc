@@ -3,7 +3,8 @@
 // sluice-loadgen: fleet simulator and load generator for Sluice and any other MQTT
 // broker. Parses options, runs the scenario (engine.cc), prints the summary and writes
 // --json. Exit status: 0 when the run completed and no acknowledged message was lost,
-// 1 when acknowledged messages were lost, 2 on bad usage or setup failure.
+// 1 when acknowledged messages (or, with --verify-pg, acknowledged readings) were lost,
+// 2 on bad usage or setup failure.
 // Documented in docs/loadgen.md.
 #include <cstdio>
 #include <string>
@@ -60,6 +61,12 @@ void print_summary(const options& o, const results& r) {
                          static_cast<unsigned long long>(r.slow_lost));
         }
     }
+    if (r.verified_pg) {
+        std::fprintf(f, "  postgres: expected %llu readings, stored %llu, MISSING %llu (%u devices), extra %llu (%u devices), waited %.1fs\n",
+                     static_cast<unsigned long long>(r.pg.expected), static_cast<unsigned long long>(r.pg.stored),
+                     static_cast<unsigned long long>(r.pg.missing), r.pg.devices_short,
+                     static_cast<unsigned long long>(r.pg.extra), r.pg.devices_over, r.pg.waited_s);
+    }
     for (size_t i = 0; i < r.steps.size(); ++i) {
         const auto& s = r.steps[i];
         std::fprintf(f, "  step %zu: offered %.0f readings/s, acked %.0f readings/s (%.0f msgs/s), backlog %llu, ack p99 %.2fms%s\n",
@@ -96,6 +103,12 @@ bool write_json(const std::string& path, const options& o, const results& r) {
                     "  \"unexpected\": %llu,\n  \"received_per_s\": %.1f,\n",
                  u(r.totals.lost), u(r.totals.missing_unacked), u(r.totals.gaps), u(r.totals.foreign),
                  u(r.totals.unexpected), r.received_per_s);
+    if (r.verified_pg) {
+        std::fprintf(f, "  \"pg\": {\"expected\": %llu, \"stored\": %llu, \"missing\": %llu, \"extra\": %llu, "
+                        "\"devices_short\": %u, \"devices_over\": %u, \"waited_s\": %.3f},\n",
+                     u(r.pg.expected), u(r.pg.stored), u(r.pg.missing), u(r.pg.extra), r.pg.devices_short,
+                     r.pg.devices_over, r.pg.waited_s);
+    }
     std::fprintf(f, "  \"slow_received\": %llu,\n  \"slow_not_received\": %llu,\n", u(r.slow_received), u(r.slow_lost));
     std::fprintf(f, "  \"max_loss_free_readings_per_s\": %.1f,\n  \"steps\": [", r.max_loss_free_readings_per_s);
     for (size_t i = 0; i < r.steps.size(); ++i) {
@@ -139,5 +152,5 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "sluice-loadgen: cannot write %s\n", o.json_file.c_str());
         return 2;
     }
-    return r->totals.lost > 0 ? 1 : 0;
+    return r->totals.lost > 0 || r->pg.missing > 0 ? 1 : 0;
 }

@@ -59,8 +59,10 @@ struct options {
     double offline_s = 3.0;
     // slow-subscriber
     uint32_t slow_bytes_per_s = 20000;
-    // verification against PostgreSQL (not implemented yet, rejected at parse time)
+    // verification against PostgreSQL: libpq URL of the database holding sluice_telemetry
+    // and sluice_app (the default single-instance layout)
     std::string verify_pg;
+    double verify_timeout_s = 60.0;
 };
 
 const char* to_string(scenario s);
