@@ -4,7 +4,6 @@
 #include "store/packing.h"
 
 #include <algorithm>
-#include <numeric>
 
 #include "base/assert.h"
 
@@ -24,22 +23,33 @@ bool prepare_batch(std::span<const row> rows, prepared_batch& out) {
     for (const row& r : rows) {
         if (r.time_us < k_min_time_us || r.time_us >= k_max_time_us) return false;
     }
-    std::vector<uint32_t> order(rows.size());
-    std::iota(order.begin(), order.end(), 0u);
-    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-        const row& x = rows[a];
-        const row& y = rows[b];
-        if (x.device_id != y.device_id) return x.device_id < y.device_id;
-        if (x.metric_id != y.metric_id) return x.metric_id < y.metric_id;
-        return x.time_us < y.time_us;
+    // Sort keys by value (no indirection in the comparator); idx makes it stable.
+    struct sort_key {
+        uint64_t series;  // device_id, metric_id as unsigned order-preserving halves
+        int64_t time_us;
+        uint32_t idx;
+    };
+    std::vector<sort_key> keys(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+        const row& r = rows[i];
+        const uint64_t dev = static_cast<uint32_t>(r.device_id) ^ 0x80000000u;
+        const uint64_t met = static_cast<uint32_t>(r.metric_id) ^ 0x80000000u;
+        keys[i] = {(dev << 32) | met, r.time_us, static_cast<uint32_t>(i)};
+    }
+    std::sort(keys.begin(), keys.end(), [](const sort_key& a, const sort_key& b) {
+        if (a.series != b.series) return a.series < b.series;
+        if (a.time_us != b.time_us) return a.time_us < b.time_us;
+        return a.idx < b.idx;
     });
+    out.series.reserve(rows.size() / 4 + 1);
+    out.rollups.reserve(rows.size() / 4 + 1);
 
     constexpr int64_t day_us = 24 * k_hour_us;
     packed_series* cur = nullptr;
     rollup_delta* roll = nullptr;
     int64_t prev_time = 0;
-    for (uint32_t idx : order) {
-        const row& r = rows[idx];
+    for (const sort_key& key : keys) {
+        const row& r = rows[key.idx];
         const int64_t window = floor_to(r.time_us, k_window_us);
         if (cur == nullptr || cur->device_id != r.device_id || cur->metric_id != r.metric_id ||
             cur->window_start_us != window) {
