@@ -181,7 +181,8 @@ damage decode_record(std::string_view bytes, record_view& out, size_t& size) {
     return damage::none;
 }
 
-scan_result scan(std::string_view records, const std::function<void(const record_view&)>& visit) {
+scan_result scan(std::string_view records, const std::function<void(const record_view&)>& visit,
+                 uint64_t search_budget) {
     scan_result r;
     size_t pos = 0;
     while (pos < records.size()) {
@@ -200,8 +201,26 @@ scan_result scan(std::string_view records, const std::function<void(const record
     r.valid_bytes = pos;
     if (r.first_damage != damage::none && r.first_damage != damage::zero_filled) {
         // Any decodable record after the damage means bytes that were once durable follow
-        // it. Only runs on damage, so the byte-by-byte search is acceptable.
+        // it. Only runs on damage. Cheap header checks first, then the CRC, within a budget
+        // so a large damaged journal cannot stall start-up: past it, assume the worst.
+        uint64_t crc_bytes = 0;
         for (size_t q = pos + 1; q + k_record_header_size + k_min_body_size <= records.size(); ++q) {
+            const char* h = records.data() + q;
+            const uint32_t length = get_u32(h + 4);
+            const auto o = static_cast<uint8_t>(h[8]);
+            const auto kind = static_cast<uint8_t>(h[9]);
+            if (length < k_min_body_size || length > k_max_body_size ||
+                length > records.size() - q - k_record_header_size || o < 1 || o > 4 ||
+                (kind == 0) != (o == static_cast<uint8_t>(op::snapshot_end)) ||
+                get_u32(h + 10) > length - k_min_body_size) {
+                continue;
+            }
+            crc_bytes += length;
+            if (crc_bytes > search_budget) {
+                r.valid_after_damage = true;
+                r.search_exhausted = true;
+                break;
+            }
             record_view rec;
             size_t size = 0;
             if (decode_record(records.substr(q), rec, size) == damage::none) {

@@ -91,11 +91,16 @@ struct scan_result {
     damage first_damage = damage::none;
     uint64_t damage_pos = 0;          // position in `records` of the first damage
     bool valid_after_damage = false;  // a valid record starts after the damage: not a torn tail
+    bool search_exhausted = false;    // valid_after_damage assumed: the search hit its budget
 };
+
+// Most bytes the search after damage checksums before assuming a valid record follows.
+inline constexpr uint64_t k_search_budget = 1ull << 30;
 
 // Walks the records in `records` (a file's bytes after its header), calling `visit` for
 // each valid one until the first damage. When there is damage, looks for any valid record
 // after it, to tell a torn tail (nothing valid follows) from corruption in the middle.
-scan_result scan(std::string_view records, const std::function<void(const record_view&)>& visit);
+scan_result scan(std::string_view records, const std::function<void(const record_view&)>& visit,
+                 uint64_t search_budget = k_search_budget);
 
 }  // namespace sluice::broker::persist::format

@@ -30,6 +30,7 @@ namespace {
 
 constexpr const char* k_log = "persist";
 constexpr size_t k_snapshot_chunk = 1u << 20;
+constexpr size_t k_write_chunk = 4u << 20;
 
 std::error_code to_persist_error(std::error_code ec) {
     // The file_system speaks bus::errc; callers of the store get persist::errc.
@@ -98,6 +99,10 @@ private:
     // Applies a group to the live map and makes it durable. Returns the group's error;
     // `compact_ec` gets the result of a forced compaction.
     std::error_code process(std::vector<pending_op>& batch, bool force_compact, std::error_code& compact_ec);
+    // Appends the group to the journal and fsyncs it; on failure marks the journal broken.
+    std::error_code append_batch(const std::vector<pending_op>& batch);
+    // Applies the group to the live map, moving the values in when `take_values`.
+    void apply_batch(std::vector<pending_op>& batch, bool take_values);
     std::error_code write_snapshot_and_journal();
     bool should_compact() const {
         const auto journal = journal_bytes_.load();
@@ -303,9 +308,10 @@ result<void> state_store::impl::replay_journal(uint64_t generation) {
                         static_cast<unsigned long long>(all.size() - keep));
         } else if (!opts_.repair) {
             SLUICE_ERROR(k_log,
-                         "%s: corruption (%s) at byte %llu with valid records after it; replay stopped after %llu "
+                         "%s: corruption (%s) at byte %llu with %s after it; replay stopped after %llu "
                          "records. Refusing to open; set repair to keep the state before the damage.",
                          file.c_str(), format::to_string(scan.first_damage), static_cast<unsigned long long>(keep),
+                         scan.search_exhausted ? "too much data to rule out valid records" : "valid records",
                          static_cast<unsigned long long>(scan.records));
             return errc::corruption;
         } else {
@@ -555,26 +561,19 @@ void state_store::impl::run() {
     }
 }
 
-std::error_code state_store::impl::process(std::vector<pending_op>& batch, bool force_compact,
-                                           std::error_code& compact_ec) {
+std::error_code state_store::impl::append_batch(const std::vector<pending_op>& batch) {
+    // Encoded and written in chunks so a huge group does not need a second copy of itself.
     buf_.clear();
-    for (const auto& op : batch) format::encode_record(buf_, op.o, op.kind, op.key, op.value);
-    if (!batch.empty()) {
-        std::lock_guard lock(live_mu_);
-        for (auto& op : batch) apply(op.o, op.kind, op.key, op.value, &op.value);
+    auto r = ok();
+    for (size_t i = 0; i < batch.size() && r; ++i) {
+        const auto& op = batch[i];
+        format::encode_record(buf_, op.o, op.kind, op.key, op.value);
+        if (buf_.size() >= k_write_chunk || i + 1 == batch.size()) {
+            r = journal_->append(buf_);
+            buf_.clear();
+        }
     }
-    if (broken_ || force_compact) {
-        // A full snapshot makes everything in memory durable, whatever the old journal holds.
-        compact_ec = write_snapshot_and_journal();
-        if (!compact_ec) return {};
-        ++write_errors_;
-        SLUICE_ERROR(k_log, "compaction failed: %s", compact_ec.message().c_str());
-        if (broken_) return compact_ec;
-        // Failed before the new snapshot replaced the old one: the journal is still the
-        // current one, so the group goes there as usual.
-    }
-    if (batch.empty()) return {};
-    auto r = journal_->append(buf_);
+    if (buf_.capacity() > 4 * k_write_chunk) std::string().swap(buf_);
     if (r) r = journal_->sync();
     if (!r) {
         // After a failed write or fsync the journal's content is unknown (and a retried
@@ -587,17 +586,42 @@ std::error_code state_store::impl::process(std::vector<pending_op>& batch, bool 
     }
     ++syncs_;
     journal_bytes_ = journal_->size();
-    if (!force_compact && should_compact()) {
-        if (auto ec = write_snapshot_and_journal()) {
+    return {};
+}
+
+void state_store::impl::apply_batch(std::vector<pending_op>& batch, bool take_values) {
+    if (batch.empty()) return;
+    std::lock_guard lock(live_mu_);
+    for (auto& op : batch) apply(op.o, op.kind, op.key, op.value, take_values ? &op.value : nullptr);
+}
+
+std::error_code state_store::impl::process(std::vector<pending_op>& batch, bool force_compact,
+                                           std::error_code& compact_ec) {
+    if (!broken_ && !force_compact) {
+        // The usual path: one append and one fsync for the group, then the map.
+        const std::error_code ec = batch.empty() ? std::error_code{} : append_batch(batch);
+        apply_batch(batch, true);  // also on failure: the next snapshot must hold it
+        if (ec || !should_compact()) return ec;
+        if (auto cec = write_snapshot_and_journal()) {
             // The group itself is durable in the old journal. If the failure came after
             // the new snapshot replaced the old one, broken_ is set and the next group
             // retries at once; otherwise retry after a pause.
-            SLUICE_ERROR(k_log, "compaction failed: %s", ec.message().c_str());
+            SLUICE_ERROR(k_log, "compaction failed: %s", cec.message().c_str());
             ++write_errors_;
             compact_retry_after_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
         }
+        return {};
     }
-    return {};
+    // A full snapshot makes everything in memory durable, whatever the old journal holds.
+    apply_batch(batch, false);
+    compact_ec = write_snapshot_and_journal();
+    if (!compact_ec) return {};
+    ++write_errors_;
+    SLUICE_ERROR(k_log, "compaction failed: %s", compact_ec.message().c_str());
+    if (broken_ || batch.empty()) return broken_ ? compact_ec : std::error_code{};
+    // Failed before the new snapshot replaced the old one: the journal is still the
+    // current one, so the group goes there as usual.
+    return append_batch(batch);
 }
 
 std::error_code state_store::impl::write_snapshot_and_journal() {

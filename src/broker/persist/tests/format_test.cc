@@ -155,5 +155,24 @@ TEST(persist_format, scan_detects_corruption_in_the_middle) {
     EXPECT_TRUE(s2.valid_after_damage);
 }
 
+TEST(persist_format, search_after_damage_has_a_budget) {
+    // Damage, then records whose CRCs are all wrong: no valid record follows.
+    std::string recs = "\x01\x02\x03\x04";
+    for (int i = 0; i < 50; ++i) {
+        std::string r;
+        encode_record(r, op::put, 1, "key", std::string(100, 'v'));
+        r[0] ^= 0x55;
+        recs += r;
+    }
+    auto full = scan(recs, nullptr);
+    EXPECT_EQ(full.records, 0u);
+    EXPECT_FALSE(full.valid_after_damage);
+    EXPECT_FALSE(full.search_exhausted);
+    // With a tiny budget the search gives up and assumes the worst (refuse, don't drop).
+    auto limited = scan(recs, nullptr, 1000);
+    EXPECT_TRUE(limited.valid_after_damage);
+    EXPECT_TRUE(limited.search_exhausted);
+}
+
 }  // namespace
 }  // namespace sluice::broker::persist::format
