@@ -331,6 +331,14 @@ TEST_F(store_test, maintain_creates_partitions_ahead_and_drops_past_retention) {
     // Writing into a dropped day again works (the partition is recreated).
     ASSERT_TRUE(s->write_batch(make_rows(1, 1, 3, k_t0 - 10 * k_day, 1'000'000, 4), {}, {}));
     EXPECT_EQ(count("sluice_telemetry.telemetry"), 83);
+    // A partition dropped behind this store's back (another node's retention) is
+    // recreated: the COPY fails with "no partition", the store forgets and retries once.
+    ASSERT_TRUE(s->write_batch(make_rows(1, 1, 4, k_t0 + k_hour_us, 1'000'000, 5), {}, {}));  // day cached
+    ASSERT_TRUE(pg_instance::query(url_, "DROP TABLE sluice_telemetry.telemetry_packed_p20260101"));
+    std::vector<offset_update> off = {{"p", 0, 1}};
+    ASSERT_TRUE(s->write_batch(make_rows(1, 1, 4, k_t0 + k_hour_us, 1'000'000, 6), {}, off));
+    EXPECT_EQ(count("sluice_telemetry.telemetry WHERE time >= '2026-01-01' AND time < '2026-01-02'"), 4);
+    EXPECT_EQ(s->load_offset("p", 0).value(), std::optional<int64_t>(1));
 }
 
 TEST_F(store_test, maintain_compacts_fragments_of_closed_windows) {
