@@ -182,8 +182,13 @@ int serve(int argc, char** argv) {
         return 1;
     }
     for (const auto& ev : recovery) {
-        SLUICE_WARN("app", "WAL recovery: partition %u, %s: action %d at %llu", ev.partition, ev.file.c_str(),
-                    static_cast<int>(ev.what), static_cast<unsigned long long>(ev.position));
+        static const char* const k_actions[] = {"torn tail truncated", "empty segment removed", "segment quarantined",
+                                                "offsets missing"};
+        SLUICE_WARN("app", "WAL recovery: partition %u, %s: %s (%s, header %s) at byte %llu, offsets %llu..%llu",
+                    ev.partition, ev.file.c_str(), k_actions[static_cast<int>(ev.what)],
+                    bus::wal::to_string(ev.record_damage), bus::wal::to_string(ev.header),
+                    static_cast<unsigned long long>(ev.position), static_cast<unsigned long long>(ev.first_offset),
+                    static_cast<unsigned long long>(ev.end_offset));
     }
     std::unique_ptr<bus::bus> log_bus = std::move(*wal);
 

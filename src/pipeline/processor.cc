@@ -50,6 +50,12 @@ result<void> processor::process(const message_view& m, int64_t now_ms, std::vect
         return refuse(set_reason(reason_, errc::unknown_device, "unknown device '%.*s'", name_len(key.size()),
                                  key.data()));
     }
+    if (decoded_.seq && sequence_filter_ && !sequence_filter_(*device_id, *decoded_.seq, decoded_.seq_restart)) {
+        // A resend of a payload already taken (QoS 1 retransmission after a lost PUBACK):
+        // dropped, not a dead letter.
+        ++totals_.duplicates;
+        return ok();
+    }
     const std::size_t rows_before = rows.size(), rejected_before = rejected.size();
     transformer_.apply(*device_id, key, decoded_, now_ms, rows, rejected);
     totals_.rows += rows.size() - rows_before;

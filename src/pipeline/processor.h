@@ -42,6 +42,7 @@ public:
         uint64_t dead_letters = 0;       // whole messages refused
         uint64_t rows = 0;
         uint64_t rejected_readings = 0;  // single readings refused
+        uint64_t duplicates = 0;         // payloads dropped by the sequence filter
     };
 
     processor(const rule_set& rules, const metric_dictionary& metrics, device_fn devices, anomaly_config cfg = {},
@@ -60,11 +61,18 @@ public:
     const counters& totals() const noexcept { return totals_; }
     transformer& transforms() noexcept { return transformer_; }
 
+    // Decides, for a payload with a sequence number, whether it is new (true) or a
+    // resend of one already taken (false: the payload is dropped and counted in
+    // totals().duplicates). Called after the device is resolved, before transforms.
+    using sequence_filter_fn = std::function<bool(uint32_t device_id, uint64_t seq, bool restart)>;
+    void on_sequence(sequence_filter_fn fn) { sequence_filter_ = std::move(fn); }
+
 private:
     result<void> refuse(std::error_code ec);
 
     const rule_set& rules_;
     device_fn devices_;
+    sequence_filter_fn sequence_filter_;
     payload_decoder decoder_;
     decoded_payload decoded_;
     transformer transformer_;

@@ -473,7 +473,11 @@ void partition::process(std::vector<pending>& batch) {
             p.done(err(errc::invalid_argument));
             continue;
         }
-        if (total_bytes_->load() + chunk_.size() >= opts_.quota_bytes) {
+        // The quota is enforced when appends are enqueued (over_quota() also tells the
+        // broker to stop reading). Appends already accepted are written even if that
+        // overshoots a little, so a caller that checked over_quota() is not refused; only
+        // a hard ceiling above the quota protects the disk from a flood of queued appends.
+        if (total_bytes_->load() + chunk_.size() >= opts_.quota_bytes + 4 * opts_.group_commit_max_bytes) {
             p.done(err(errc::quota_exceeded));
             continue;
         }
