@@ -9,6 +9,10 @@
 #include "broker/persist/state_store.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -734,6 +738,56 @@ TEST(state_store, random_operations_match_a_model) {
         for (const auto& c : unconfirmed) apply(durable, c);
         EXPECT_EQ(dump(*s), durable);
         EXPECT_GT(s->get_stats().live_keys + static_cast<uint64_t>(power_losses), 0u);
+    }
+}
+
+// A real kill -9: a child process writes a stream of changes, reporting over a pipe each
+// index it has flush()ed; the parent SIGKILLs it mid-stream and reopens the directory.
+TEST(state_store, real_kill_9_keeps_every_flushed_change) {
+    temp_dir d;
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::close(fds[0]);
+        options o;
+        o.sync_interval = std::chrono::milliseconds(2);
+        auto r = state_store::open(d.path(), o);
+        if (!r) ::_exit(2);
+        auto& s = *r;
+        for (uint32_t i = 0;; ++i) {
+            s->put(kind::session_message, session_message_key("c", i), std::to_string(i));
+            if (i % 10 == 9) {
+                if (!s->flush()) ::_exit(3);
+                if (::write(fds[1], &i, sizeof i) != sizeof i) ::_exit(4);
+            }
+        }
+    }
+    ::close(fds[1]);
+    uint32_t last_flushed = 0;
+    int reports = 0;
+    while (reports < 100) {
+        pollfd p{fds[0], POLLIN, 0};
+        ASSERT_EQ(::poll(&p, 1, 10000), 1) << "child stopped reporting";
+        ASSERT_EQ(::read(fds[0], &last_flushed, sizeof last_flushed), static_cast<ssize_t>(sizeof last_flushed));
+        ++reports;
+    }
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status));
+    ::close(fds[0]);
+
+    auto s = open_store(d.path());
+    ASSERT_NE(s, nullptr);
+    const auto m = dump(*s);
+    // Every flushed change, and beyond it a gap-free prefix of the stream.
+    ASSERT_GT(m.size(), static_cast<size_t>(last_flushed));
+    for (uint32_t i = 0; i < m.size(); ++i) {
+        auto it = m.find({kind::session_message, session_message_key("c", i)});
+        ASSERT_NE(it, m.end()) << "hole at " << i << " of " << m.size();
+        EXPECT_EQ(it->second, std::to_string(i));
     }
 }
 
