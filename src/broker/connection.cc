@@ -226,6 +226,7 @@ void connection::handle_connect(mqtt::connect&& p, bool id_assigned) {
         }
     }
     shard_.pump(*session_);
+    update_reading();  // a resumed session may still be throttled by a slow subscriber
 }
 
 void connection::handle_publish(mqtt::publish&& p) {
@@ -270,7 +271,7 @@ void connection::handle_publish(mqtt::publish&& p) {
         // Back-pressure: hold this PUBLISH and stop reading until the bus has room again.
         shard_stats::add(shard_.stats().ingest_paused);
         parked_ = std::move(p);
-        transport_.set_reading(false);
+        update_reading();
         return;
     }
 
@@ -355,7 +356,13 @@ void connection::retry_parked() {
     mqtt::publish p = std::move(*parked_);
     parked_.reset();
     handle_publish(std::move(p));
-    if (!parked_ && state_ == state::connected) transport_.set_reading(true);  // also processes buffered input
+    update_reading();  // resuming also processes buffered input
+}
+
+void connection::update_reading() {
+    if (state_ != state::connected) return;
+    bool throttled = session_ != nullptr && session_->throttled_by > 0;
+    transport_.set_reading(!parked_ && !throttled);
 }
 
 void connection::queue_ack(mqtt::packet_type type, uint16_t packet_id, mqtt::reason_code code, bool ready,

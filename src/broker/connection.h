@@ -67,6 +67,9 @@ public:
 
     // Retries a PUBLISH held while the bus was over quota; resumes reading once it went through.
     void retry_parked();
+    // Reading from the socket follows parked_ (bus quota) and the session's throttling
+    // (slow subscribers): it is on only when neither holds it back.
+    void update_reading();
 
     // Completion of an ingest append (posted back to our loop).
     void ingest_done(uint64_t ack_slot, bool ok);

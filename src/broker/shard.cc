@@ -94,6 +94,7 @@ void shard::session_disconnected(session& s, bool will_due, const std::optional<
                                  uint32_t will_delay) {
     s.conn = nullptr;
     s.disconnected_at_ms = now_ms_;
+    release_throttled(s);  // an offline session throttles nobody
     if (will_due && will) {
         uint64_t delay = std::min<uint64_t>(will_delay, s.expiry_interval);
         if (delay == 0) {
@@ -113,6 +114,7 @@ void shard::end_session(session& s) {
         publish_will(s.client_id(), s.key(), std::move(w));
     }
     session_key key = s.key();
+    release_throttled(s);
     for (const auto& [filter, opts] : s.subscriptions) index_replica_.unsubscribe(filter, key);
     stats_.sub(stats_.subscriptions, s.subscriptions.size());
     replicate_remove(key);
@@ -212,7 +214,44 @@ void shard::enqueue(session& s, outgoing&& out) {
         return;
     }
     s.queued_bytes += bytes;
+    session_key publisher = out.msg->publisher;
     s.queue.push_back(std::move(out));
+    // Back-pressure instead of loss: an online subscriber whose queue passes half its
+    // bound throttles the publishers that keep filling it (MQTT gives no way to slow a
+    // publisher but not reading its socket). Offline sessions never throttle anyone:
+    // a disconnected persistent subscriber must not stop the fleet; its queue drops at
+    // the bound, counted.
+    if (s.conn != nullptr && publisher != 0 && publisher != s.key() &&
+        (s.queue.size() * 2 >= opts.max_queued_messages || s.queued_bytes * 2 >= opts.max_queued_bytes)) {
+        if (s.throttled_publishers.insert(publisher).second) post_throttle(publisher, +1);
+    }
+}
+
+void shard::release_throttled(session& s) {
+    for (session_key p : s.throttled_publishers) post_throttle(p, -1);
+    s.throttled_publishers.clear();
+}
+
+void shard::post_throttle(session_key publisher, int delta) {
+    unsigned target = shard_of_key(publisher);
+    if (target == index_) {
+        throttle(publisher, delta);
+        return;
+    }
+    shard* t = &broker_.get_shard(target);
+    broker_.post(target, [t, publisher, delta] { t->throttle(publisher, delta); });
+}
+
+void shard::throttle(session_key publisher, int delta) {
+    auto it = sessions_by_key_.find(publisher);
+    if (it == sessions_by_key_.end()) return;
+    session& p = *it->second;
+    if (delta > 0) {
+        ++p.throttled_by;
+    } else if (p.throttled_by > 0) {
+        --p.throttled_by;
+    }
+    if (p.conn != nullptr) p.conn->update_reading();
 }
 
 void shard::send_now(session& s, outgoing&& out) {
@@ -235,6 +274,11 @@ void shard::pump(session& s) {
             continue;
         }
         send_now(s, std::move(out));
+    }
+    const auto& opts = broker_.options();
+    if (!s.throttled_publishers.empty() && s.queue.size() * 4 <= opts.max_queued_messages &&
+        s.queued_bytes * 4 <= opts.max_queued_bytes) {
+        release_throttled(s);
     }
 }
 

@@ -73,6 +73,9 @@ public:
     void flush_outbox();
     // Ends every session's connection (server shutting down).
     void shutdown();
+    // A congested subscriber (on any shard) starts (+1) or stops (-1) throttling the
+    // publisher session `publisher` of this shard.
+    void throttle(session_key publisher, int delta);
 
 private:
     struct remote_delivery {
@@ -83,6 +86,8 @@ private:
     void deliver(session& s, const message_ptr& msg, const delivery& d);
     void deliver_outgoing(session& s, outgoing&& out);
     void enqueue(session& s, outgoing&& out);
+    void release_throttled(session& s);
+    void post_throttle(session_key publisher, int delta);
     void send_now(session& s, outgoing&& out);
     void apply_remote(std::vector<remote_delivery>& batch);
     void end_session(session& s);
