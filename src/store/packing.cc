@@ -18,7 +18,6 @@ int64_t floor_to(int64_t t, int64_t width) {
 
 bool prepare_batch(std::span<const row> rows, prepared_batch& out) {
     out.series.clear();
-    out.rollups.clear();
     out.days_us.clear();
     for (const row& r : rows) {
         if (r.time_us < k_min_time_us || r.time_us >= k_max_time_us) return false;
@@ -42,11 +41,9 @@ bool prepare_batch(std::span<const row> rows, prepared_batch& out) {
         return a.idx < b.idx;
     });
     out.series.reserve(rows.size() / 4 + 1);
-    out.rollups.reserve(rows.size() / 4 + 1);
 
     constexpr int64_t day_us = 24 * k_hour_us;
     packed_series* cur = nullptr;
-    rollup_delta* roll = nullptr;
     int64_t prev_time = 0;
     for (const sort_key& key : keys) {
         const row& r = rows[key.idx];
@@ -57,6 +54,8 @@ bool prepare_batch(std::span<const row> rows, prepared_batch& out) {
             cur->device_id = r.device_id;
             cur->metric_id = r.metric_id;
             cur->window_start_us = window;
+            cur->min = r.value;
+            cur->max = r.value;
             prev_time = window;
             out.days_us.push_back(floor_to(window, day_us));
         }
@@ -66,25 +65,13 @@ bool prepare_batch(std::span<const row> rows, prepared_batch& out) {
         cur->values.push_back(r.value);
         cur->flags.push_back(r.flags);
         cur->any_flag = cur->any_flag || r.flags != 0;
-        prev_time = r.time_us;
-
-        const int64_t bucket = floor_to(r.time_us, k_hour_us);
-        if (roll == nullptr || roll->device_id != r.device_id || roll->metric_id != r.metric_id ||
-            roll->bucket_us != bucket) {
-            roll = &out.rollups.emplace_back();
-            roll->device_id = r.device_id;
-            roll->metric_id = r.metric_id;
-            roll->bucket_us = bucket;
-            roll->min = r.value;
-            roll->max = r.value;
-        }
-        roll->sum += r.value;
-        roll->count += 1;
-        roll->min = std::min(roll->min, r.value);
-        roll->max = std::max(roll->max, r.value);
+        cur->sum += r.value;
+        cur->min = std::min(cur->min, r.value);
+        cur->max = std::max(cur->max, r.value);
         // Sorted by time, stable: the last row seen is the latest (ties: later in batch).
-        roll->last_time_us = r.time_us;
-        roll->last_value = r.value;
+        cur->last_offset_us = static_cast<int32_t>(r.time_us - window);
+        cur->last_value = r.value;
+        prev_time = r.time_us;
     }
     std::sort(out.days_us.begin(), out.days_us.end());
     out.days_us.erase(std::unique(out.days_us.begin(), out.days_us.end()), out.days_us.end());

@@ -212,17 +212,23 @@ private:
 
         if (!batch.series.empty()) {
             if (auto r = conn.begin_copy("COPY sluice_telemetry.telemetry_packed "
-                                         "(device_id, metric_id, window_start, n, time_deltas, vals, flags) "
+                                         "(device_id, metric_id, window_start, n, sum, min, max, last_off, "
+                                         "last_value, time_deltas, vals, flags) "
                                          "FROM STDIN (FORMAT binary)");
                 !r)
                 return fail(r.error());
             enc.header();
             for (const packed_series& s : batch.series) {
-                enc.begin_tuple(7);
+                enc.begin_tuple(12);
                 enc.int4(s.device_id);
                 enc.int4(s.metric_id);
                 enc.timestamptz(s.window_start_us);
                 enc.int4(static_cast<int32_t>(s.values.size()));
+                enc.float8(s.sum);
+                enc.float8(s.min);
+                enc.float8(s.max);
+                enc.int4(s.last_offset_us);
+                enc.float8(s.last_value);
                 enc.int4_array(s.deltas);
                 enc.float8_array(s.values);
                 if (s.any_flag) {
@@ -266,33 +272,6 @@ private:
         }
         if (auto r = probe(write_stage::after_dead_letters); !r) return fail(r.error());
 
-        if (!batch.rollups.empty()) {
-            if (auto r = conn.begin_copy("COPY sluice_telemetry.telemetry_1h_state (device_id, metric_id, bucket, "
-                                         "sum, count, min, max, last_time, last_value) FROM STDIN (FORMAT binary)");
-                !r)
-                return fail(r.error());
-            enc.header();
-            for (const rollup_delta& d : batch.rollups) {
-                enc.begin_tuple(9);
-                enc.int4(d.device_id);
-                enc.int4(d.metric_id);
-                enc.timestamptz(d.bucket_us);
-                enc.float8(d.sum);
-                enc.int8(d.count);
-                enc.float8(d.min);
-                enc.float8(d.max);
-                enc.timestamptz(d.last_time_us);
-                enc.float8(d.last_value);
-                if (enc.size() >= k_copy_chunk) {
-                    if (auto r = conn.put(enc); !r) return fail(r.error());
-                }
-            }
-            enc.trailer();
-            if (auto r = conn.put(enc); !r) return fail(r.error());
-            if (auto r = conn.end_copy(); !r) return fail(r.error());
-        }
-        if (auto r = probe(write_stage::after_rollups); !r) return fail(r.error());
-
         for (const offset_update* o : offsets) {
             auto q = conn.query(
                 "INSERT INTO sluice_telemetry.sluice_offsets AS o (consumer, partition, next_offset, updated_at) "
@@ -334,14 +313,6 @@ private:
             auto c = conn.query("SELECT sluice_telemetry.compact_windows($1, $2)",
                                 {timestamp_literal(from), timestamp_literal(to)});
             if (!c) return fail(c.error());
-            // Rollup partials of the hours that closed (with grace) before `to`.
-            const int64_t hour_limit = std::min(to, floor_to(now_us - k_compaction_grace_us, k_hour_us));
-            const int64_t hour_from = floor_to(from, k_hour_us);
-            if (hour_from < hour_limit) {
-                auto h = conn.query("SELECT sluice_telemetry.compact_rollups($1, $2)",
-                                    {timestamp_literal(hour_from), timestamp_literal(hour_limit)});
-                if (!h) return fail(h.error());
-            }
             auto u = conn.query("INSERT INTO sluice_telemetry.settings VALUES ('compacted_until', $1) "
                                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                                 {std::to_string(to)});

@@ -44,49 +44,49 @@ LANGUAGE sql STABLE AS $fn$
   ORDER BY r.t
 $fn$;
 
--- Hourly rollup partials: write_batch appends one row per (device, metric, hour) of
--- each batch (plain COPY: no upsert, no row locks shared between parallel writers);
--- maintain() merges the partials of closed hours into one row. sum/count/min/max/last
--- merge exactly, so the views below are exact at any time.
+-- Rollups. Every packed row carries the aggregates of its readings (sum, n, min, max,
+-- last), and windows nest in hours, so hourly and daily rollups are exact GROUP BYs
+-- over those columns, without reading the arrays: no extra write per batch.
+-- telemetry_1h_state keeps the hourly aggregates of partitions dropped by retention
+-- (drop_partitions_before archives them first), so rollups outlive raw readings.
 CREATE TABLE sluice_telemetry.telemetry_1h_state (
   device_id int4 NOT NULL, metric_id int4 NOT NULL, bucket timestamptz NOT NULL,
   sum float8 NOT NULL, count int8 NOT NULL, min float8 NOT NULL, max float8 NOT NULL,
   last_time timestamptz NOT NULL, last_value float8 NOT NULL);
 CREATE INDEX telemetry_1h_state_series ON sluice_telemetry.telemetry_1h_state (device_id, metric_id, bucket);
-CREATE INDEX telemetry_1h_state_bucket ON sluice_telemetry.telemetry_1h_state USING brin (bucket);
+
+CREATE VIEW sluice_telemetry.telemetry_1h_parts AS
+SELECT date_bin('1 hour', window_start, timestamptz '2000-01-01 00:00:00+00') AS bucket, device_id, metric_id,
+       sum, n::int8 AS count, min, max, window_start + last_off * interval '1 microsecond' AS last_time, last_value
+FROM sluice_telemetry.telemetry_packed
+UNION ALL
+SELECT bucket, device_id, metric_id, sum, count, min, max, last_time, last_value
+FROM sluice_telemetry.telemetry_1h_state;
 
 CREATE VIEW sluice_telemetry.telemetry_1h AS
 SELECT bucket, device_id, metric_id, sum(sum) / sum(count) AS avg, min(min) AS min, max(max) AS max,
        sum(count)::int8 AS count, (array_agg(last_value ORDER BY last_time DESC))[1] AS last
-FROM sluice_telemetry.telemetry_1h_state
+FROM sluice_telemetry.telemetry_1h_parts
 GROUP BY 1, 2, 3;
 
 CREATE VIEW sluice_telemetry.telemetry_1d AS
 SELECT date_bin('1 day', bucket, timestamptz '2000-01-01 00:00:00+00') AS bucket, device_id, metric_id,
        sum(sum) / sum(count) AS avg, min(min) AS min, max(max) AS max, sum(count)::int8 AS count,
        (array_agg(last_value ORDER BY last_time DESC))[1] AS last
-FROM sluice_telemetry.telemetry_1h_state
+FROM sluice_telemetry.telemetry_1h_parts
 GROUP BY 1, 2, 3;
 
--- Merges the rollup partials of each (device, metric, bucket) with bucket in [lo, hi).
-CREATE FUNCTION sluice_telemetry.compact_rollups(lo timestamptz, hi timestamptz) RETURNS bigint
+-- Archives the hourly aggregates of the packed rows of one relation (a partition or
+-- chunk about to be dropped) into telemetry_1h_state.
+CREATE FUNCTION sluice_telemetry.archive_rollups(rel regclass) RETURNS void
 LANGUAGE plpgsql AS $fn$
-DECLARE merged bigint;
 BEGIN
-  WITH frag AS (
-    SELECT device_id, metric_id, bucket FROM sluice_telemetry.telemetry_1h_state
-    WHERE bucket >= lo AND bucket < hi GROUP BY 1, 2, 3 HAVING count(*) > 1),
-  moved AS (
-    DELETE FROM sluice_telemetry.telemetry_1h_state s USING frag f
-    WHERE s.bucket >= lo AND s.bucket < hi AND s.device_id = f.device_id
-      AND s.metric_id = f.metric_id AND s.bucket = f.bucket
-    RETURNING s.*)
-  INSERT INTO sluice_telemetry.telemetry_1h_state
-  SELECT device_id, metric_id, bucket, sum(sum), sum(count), min(min), max(max), max(last_time),
-         (array_agg(last_value ORDER BY last_time DESC))[1]
-  FROM moved GROUP BY 1, 2, 3;
-  GET DIAGNOSTICS merged = ROW_COUNT;
-  RETURN merged;
+  EXECUTE format('INSERT INTO sluice_telemetry.telemetry_1h_state '
+    '(bucket, device_id, metric_id, sum, count, min, max, last_time, last_value) '
+    'SELECT date_bin(''1 hour'', window_start, timestamptz ''2000-01-01 00:00:00+00''), device_id, metric_id, '
+    'sum(sum), sum(n), min(min), max(max), max(window_start + last_off * interval ''1 microsecond''), '
+    '(array_agg(last_value ORDER BY window_start + last_off * interval ''1 microsecond'' DESC))[1] '
+    'FROM %s GROUP BY 1, 2, 3', rel);
 END
 $fn$;
 
@@ -126,8 +126,10 @@ BEGIN
       row_number() OVER w AS rn
     FROM readings r
     WINDOW w AS (PARTITION BY r.device_id, r.metric_id, r.window_start ORDER BY r.off, r.value, r.flags))
-  INSERT INTO sluice_telemetry.telemetry_packed (device_id, metric_id, window_start, n, time_deltas, vals, flags)
-  SELECT device_id, metric_id, window_start, count(*)::int4,
+  INSERT INTO sluice_telemetry.telemetry_packed
+    (device_id, metric_id, window_start, n, sum, min, max, last_off, last_value, time_deltas, vals, flags)
+  SELECT device_id, metric_id, window_start, count(*)::int4, sum(value), min(value), max(value),
+         max(off)::int4, (array_agg(value ORDER BY rn DESC))[1],
          array_agg(d::int4 ORDER BY rn), array_agg(value ORDER BY rn),
          CASE WHEN bool_or(flags <> 0) THEN array_agg(flags ORDER BY rn) END
   FROM ordered GROUP BY 1, 2, 3;
@@ -144,6 +146,9 @@ $fn$;
 const char* const k_packed_columns = R"sql(
   device_id int4 NOT NULL, metric_id int4 NOT NULL, window_start timestamptz NOT NULL,
   n int4 NOT NULL,
+  sum float8 NOT NULL, min float8 NOT NULL, max float8 NOT NULL,
+  last_off int4 NOT NULL,     -- microseconds from window_start to the latest reading
+  last_value float8 NOT NULL, -- its value
   time_deltas int4[] COMPRESSION lz4 NOT NULL,
   vals float8[] COMPRESSION lz4 NOT NULL,
   flags int2[] COMPRESSION lz4)sql";
@@ -183,6 +188,7 @@ BEGIN
            WHERE i.inhparent = 'sluice_telemetry.telemetry_packed'::regclass
              AND c.relname ~ '^telemetry_packed_p[0-9]{8}$' LOOP
     IF to_timestamp(substr(r.relname, 19), 'YYYYMMDD') + interval '1 day' <= cutoff THEN
+      PERFORM sluice_telemetry.archive_rollups(format('sluice_telemetry.%I', r.relname)::regclass);
       EXECUTE format('DROP TABLE sluice_telemetry.%I', r.relname);
       dropped := dropped + 1;
     END IF;
@@ -208,8 +214,18 @@ CREATE FUNCTION sluice_telemetry.ensure_partition(day timestamptz) RETURNS boole
 LANGUAGE sql AS $fn$ SELECT false $fn$;
 
 CREATE FUNCTION sluice_telemetry.drop_partitions_before(cutoff timestamptz) RETURNS int4
-LANGUAGE sql AS $fn$
-  SELECT count(*)::int4 FROM drop_chunks('sluice_telemetry.telemetry_packed', older_than => cutoff)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  c regclass;
+  dropped int4 := 0;
+BEGIN
+  FOR c IN SELECT show_chunks('sluice_telemetry.telemetry_packed', older_than => cutoff) LOOP
+    PERFORM sluice_telemetry.archive_rollups(c);
+    dropped := dropped + 1;
+  END LOOP;
+  PERFORM drop_chunks('sluice_telemetry.telemetry_packed', older_than => cutoff);
+  RETURN dropped;
+END
 $fn$;
 
 CREATE FUNCTION sluice_telemetry.first_window() RETURNS timestamptz

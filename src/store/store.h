@@ -49,7 +49,7 @@ struct offset_update {
 };
 
 // Named points inside write_batch where a test's failure probe runs (in order).
-enum class write_stage { after_rows_copied, after_dead_letters, after_rollups, before_commit };
+enum class write_stage { after_rows_copied, after_dead_letters, before_commit };
 
 struct store_options {
     std::string telemetry_url;  // libpq URL or key=value string of the telemetry database
@@ -67,9 +67,9 @@ struct store_options {
 // once at start-up, then write_batch() from any number of threads (up to
 // parallel_connections run at once, the rest wait), maintain() periodically.
 //
-// Durability contract: when write_batch() returns success, the batch's rows, dead
-// letters, rollup contributions and offsets are committed (fsync'ed by PostgreSQL)
-// in ONE transaction; on any error none of them is visible and the connection is
+// Durability contract: when write_batch() returns success, the batch's rows (with
+// the aggregates the rollups are computed from), dead letters and offsets are
+// committed (fsync'ed by PostgreSQL) in ONE transaction; on any error none of them is visible and the connection is
 // reset if it broke, so the next call reconnects. After a crash the pipeline resumes
 // from load_offset(): exactly once. Rule for parallel writers: batches of one bus
 // partition must be written in offset order (one writer per partition at a time);
@@ -83,8 +83,8 @@ public:
     // and safe to run concurrently. Returns errc::schema_too_new if a newer Sluice migrated it.
     virtual result<void> migrate() = 0;
 
-    // One transaction: binary COPY of the packed rows, dead letters, hourly rollup
-    // maintenance, offsets upsert. Returns connection_failed (retry later),
+    // One transaction: binary COPY of the packed rows (which carry the rollup
+    // aggregates) and dead letters, offsets upsert. Returns connection_failed (retry later),
     // stale_offset (already stored: skip), invalid_data/constraint_violation (data
     // error: dead-letter), conflict/resource_exhausted (retry), query_failed.
     virtual result<void> write_batch(std::span<const row> rows, std::span<const dead_letter> dead_letters,

@@ -69,8 +69,8 @@ TEST(prepare_batch, equal_times_keep_batch_order) {
     ASSERT_EQ(b.series.size(), 1u);
     EXPECT_EQ(b.series[0].values, (std::vector<double>{1.0, 2.0, 3.0}));
     EXPECT_EQ(b.series[0].deltas, (std::vector<int32_t>{0, 0, 0}));
-    ASSERT_EQ(b.rollups.size(), 1u);
-    EXPECT_EQ(b.rollups[0].last_value, 3.0);  // ties: the later one in the batch
+    EXPECT_EQ(b.series[0].last_value, 3.0);  // ties: the later one in the batch
+    EXPECT_EQ(b.series[0].last_offset_us, 0);
 }
 
 TEST(prepare_batch, refuses_times_out_of_range) {
@@ -84,9 +84,10 @@ TEST(prepare_batch, refuses_times_out_of_range) {
     EXPECT_EQ(b.days_us.size(), 2u);
 }
 
-TEST(prepare_batch, round_trips_random_rows_and_rollups_match_recomputation) {
+TEST(prepare_batch, round_trips_random_rows_and_aggregates_match_recomputation) {
     std::mt19937_64 rng(42);
     std::uniform_int_distribution<int64_t> time(k_t0 - 3 * k_hour_us, k_t0 + 5 * k_hour_us);
+    // (windows nest in hours, so per-window aggregates merge into exact hourly rollups)
     std::uniform_int_distribution<int32_t> dev(1, 7);
     std::uniform_int_distribution<int32_t> met(1, 3);
     std::normal_distribution<double> val(20.0, 5.0);
@@ -118,17 +119,16 @@ TEST(prepare_batch, round_trips_random_rows_and_rollups_match_recomputation) {
     EXPECT_EQ(total, rows.size());
     EXPECT_EQ(got, want);
 
-    // Rollups equal a straightforward recomputation.
+    // Per-row aggregates (the rollups' input) equal a straightforward recomputation.
     struct agg {
         double sum = 0, min = 1e300, max = -1e300;
-        int64_t count = 0, last_t = INT64_MIN;
+        int64_t last_t = INT64_MIN;
         double last = 0;
     };
     std::map<std::tuple<int32_t, int32_t, int64_t>, agg> expect;
     for (const row& r : rows) {
-        agg& a = expect[{r.device_id, r.metric_id, floor_to(r.time_us, k_hour_us)}];
+        agg& a = expect[{r.device_id, r.metric_id, floor_to(r.time_us, k_window_us)}];
         a.sum += r.value;
-        a.count++;
         a.min = std::min(a.min, r.value);
         a.max = std::max(a.max, r.value);
         if (r.time_us > a.last_t) {
@@ -136,19 +136,19 @@ TEST(prepare_batch, round_trips_random_rows_and_rollups_match_recomputation) {
             a.last = r.value;
         }
     }
-    ASSERT_EQ(b.rollups.size(), expect.size());
-    for (size_t i = 0; i < b.rollups.size(); ++i) {
-        const rollup_delta& d = b.rollups[i];
+    ASSERT_EQ(b.series.size(), expect.size());
+    for (size_t i = 0; i < b.series.size(); ++i) {
+        const packed_series& d = b.series[i];
         if (i > 0) {
-            const rollup_delta& p = b.rollups[i - 1];
-            EXPECT_LT(std::tie(p.device_id, p.metric_id, p.bucket_us), std::tie(d.device_id, d.metric_id, d.bucket_us));
+            const packed_series& p = b.series[i - 1];
+            EXPECT_LT(std::tie(p.device_id, p.metric_id, p.window_start_us),
+                      std::tie(d.device_id, d.metric_id, d.window_start_us));
         }
-        const agg& a = expect.at({d.device_id, d.metric_id, d.bucket_us});
-        EXPECT_EQ(d.count, a.count);
+        const agg& a = expect.at({d.device_id, d.metric_id, d.window_start_us});
         EXPECT_NEAR(d.sum, a.sum, 1e-9 * std::abs(a.sum) + 1e-9);
         EXPECT_EQ(d.min, a.min);
         EXPECT_EQ(d.max, a.max);
-        EXPECT_EQ(d.last_time_us, a.last_t);
+        EXPECT_EQ(d.window_start_us + d.last_offset_us, a.last_t);
         EXPECT_EQ(d.last_value, a.last);
     }
 }
