@@ -54,7 +54,10 @@ connection::~connection() {
 size_t connection::on_data(std::string_view data) {
     const uint32_t max_size = shard_.owner().options().max_packet_size;
     size_t used = 0;
-    while (state_ != state::closed && !parked_ && used < data.size()) {
+    // Held-back connections (bus quota, throttled by a slow subscriber) stop here: the rest
+    // of the buffer waits until reading resumes.
+    while (state_ != state::closed && !parked_ && !(session_ != nullptr && session_->throttled_by > 0) &&
+           used < data.size()) {
         std::string_view rest = data.substr(used);
         auto f = mqtt::parse_frame(rest, max_size);
         if (!f) {

@@ -204,7 +204,11 @@ void shard::deliver_outgoing(session& s, outgoing&& out) {
 void shard::enqueue(session& s, outgoing&& out) {
     const auto& opts = broker_.options();
     size_t bytes = out.msg->payload.size() + out.msg->topic.size();
-    if (s.queue.size() >= opts.max_queued_messages || s.queued_bytes + bytes > opts.max_queued_bytes) {
+    // An online session that is already throttling its publishers may overshoot its bound
+    // by up to 2x: what was read before the throttle took effect still arrives (cross-shard
+    // hand-over is asynchronous), and dropping it would lose acknowledged messages.
+    uint64_t slack = (s.conn != nullptr && !s.throttled_publishers.empty()) ? 2 : 1;
+    if (s.queue.size() >= opts.max_queued_messages * slack || s.queued_bytes + bytes > opts.max_queued_bytes * slack) {
         stats_.add(stats_.dropped_queue_full);
         uint64_t dropped = stats_.dropped_queue_full.load(std::memory_order_relaxed);
         if ((dropped & (dropped - 1)) == 0) {  // log at powers of two, not per message
@@ -216,13 +220,13 @@ void shard::enqueue(session& s, outgoing&& out) {
     s.queued_bytes += bytes;
     session_key publisher = out.msg->publisher;
     s.queue.push_back(std::move(out));
-    // Back-pressure instead of loss: an online subscriber whose queue passes half its
+    // Back-pressure instead of loss: an online subscriber whose queue passes 1/8 of its
     // bound throttles the publishers that keep filling it (MQTT gives no way to slow a
     // publisher but not reading its socket). Offline sessions never throttle anyone:
     // a disconnected persistent subscriber must not stop the fleet; its queue drops at
     // the bound, counted.
     if (s.conn != nullptr && publisher != 0 && publisher != s.key() &&
-        (s.queue.size() * 2 >= opts.max_queued_messages || s.queued_bytes * 2 >= opts.max_queued_bytes)) {
+        (s.queue.size() * 8 >= opts.max_queued_messages || s.queued_bytes * 8 >= opts.max_queued_bytes)) {
         if (s.throttled_publishers.insert(publisher).second) post_throttle(publisher, +1);
     }
 }
@@ -276,8 +280,8 @@ void shard::pump(session& s) {
         send_now(s, std::move(out));
     }
     const auto& opts = broker_.options();
-    if (!s.throttled_publishers.empty() && s.queue.size() * 4 <= opts.max_queued_messages &&
-        s.queued_bytes * 4 <= opts.max_queued_bytes) {
+    if (!s.throttled_publishers.empty() && s.queue.size() * 16 <= opts.max_queued_messages &&
+        s.queued_bytes * 16 <= opts.max_queued_bytes) {
         release_throttled(s);
     }
 }

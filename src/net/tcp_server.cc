@@ -60,7 +60,7 @@ private:
 namespace {
 
 constexpr size_t k_read_chunk = 64 * 1024;
-constexpr size_t k_read_budget = 1024 * 1024;  // per readiness event, for fairness between sockets
+constexpr size_t k_read_budget = 64 * 1024;  // per readiness event, for fairness between sockets
 constexpr size_t k_max_iov = 64;
 
 std::string peer_name(const sockaddr_storage& addr) {
