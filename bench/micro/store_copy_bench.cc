@@ -2,7 +2,7 @@
 //
 // What the store's packed layout buys, measured side by side in one run against a
 // private PostgreSQL (tests/support/pg_instance.h, fsync on): readings/s of
-// telemetry_store::write_batch (packed rows + rollups + offsets, one transaction)
+// telemetry_store::write_batch (packed rows with rollup aggregates + offsets, one transaction)
 // vs raw binary COPY of the same readings into a narrow table with and without a
 // (device_id, metric_id, time) btree; bytes per reading on disk; and the time of a
 // one-hour query for one device and metric. Numbers and discussion: docs/storage.md.
@@ -147,17 +147,12 @@ void bm_write_batch(benchmark::State& state) {
     const char* size_sql = "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                            "WHERE i.inhparent = 'sluice_telemetry.telemetry_packed'::regclass";
     state.counters["B/reading"] = scalar_double(url, size_sql) / n;
-    state.counters["rollup_B/reading"] =
-        scalar_double(url, "SELECT pg_total_relation_size('sluice_telemetry.telemetry_1h_state')") / n;
     // Steady state: maintain() merges the fragments of closed windows; VACUUM FULL
     // stands for the free space that later inserts reuse.
     auto m = (*store)->maintain(std::chrono::system_clock::time_point(std::chrono::microseconds(k_t0)) + std::chrono::hours(24 * 30));
     SLUICE_CHECK(m.has_value(), "maintain");
     SLUICE_CHECK(test::pg_instance::query(url, "VACUUM FULL sluice_telemetry.telemetry_packed").has_value(), "vacuum");
-    SLUICE_CHECK(test::pg_instance::query(url, "VACUUM FULL sluice_telemetry.telemetry_1h_state").has_value(), "vacuum");
     state.counters["compacted_B/reading"] = scalar_double(url, size_sql) / n;
-    state.counters["compacted_rollup_B/reading"] =
-        scalar_double(url, "SELECT pg_total_relation_size('sluice_telemetry.telemetry_1h_state')") / n;
 }
 
 // Two pipeline threads, each with its own connection and partition, write at once.
