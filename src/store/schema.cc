@@ -76,6 +76,29 @@ SELECT date_bin('1 day', bucket, timestamptz '2000-01-01 00:00:00+00') AS bucket
 FROM sluice_telemetry.telemetry_1h_parts
 GROUP BY 1, 2, 3;
 
+-- Rollup of one series in [p_from, p_to) with buckets of p_bucket ('1 hour', '1 day',
+-- any multiple of 10 minutes that date_bin accepts), pruned by window_start: the
+-- time-bounded counterpart of telemetry_1h/telemetry_1d (which filter after grouping).
+CREATE FUNCTION sluice_telemetry.telemetry_rollup(p_device int4, p_metric int4, p_from timestamptz,
+                                                  p_to timestamptz, p_bucket interval)
+RETURNS TABLE (bucket timestamptz, avg float8, min float8, max float8, count int8, last float8)
+LANGUAGE sql STABLE AS $fn$
+  SELECT date_bin(p_bucket, r.b, timestamptz '2000-01-01 00:00:00+00') AS bk,
+         sum(r.s) / sum(r.c), min(r.mn), max(r.mx), sum(r.c)::int8,
+         (array_agg(r.lv ORDER BY r.lt DESC))[1]
+  FROM (
+    SELECT p.window_start AS b, p.sum AS s, p.n::int8 AS c, p.min AS mn, p.max AS mx,
+           p.window_start + p.last_off * interval '1 microsecond' AS lt, p.last_value AS lv
+    FROM sluice_telemetry.telemetry_packed p
+    WHERE p.device_id = p_device AND p.metric_id = p_metric AND p.window_start >= p_from AND p.window_start < p_to
+    UNION ALL
+    SELECT a.bucket, a.sum, a.count, a.min, a.max, a.last_time, a.last_value
+    FROM sluice_telemetry.telemetry_1h_state a
+    WHERE a.device_id = p_device AND a.metric_id = p_metric AND a.bucket >= p_from AND a.bucket < p_to) r
+  GROUP BY 1
+  ORDER BY 1
+$fn$;
+
 -- Archives the hourly aggregates of the packed rows of one relation (a partition or
 -- chunk about to be dropped) into telemetry_1h_state.
 CREATE FUNCTION sluice_telemetry.archive_rollups(rel regclass) RETURNS void
