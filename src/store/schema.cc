@@ -211,6 +211,11 @@ BEGIN
            WHERE i.inhparent = 'sluice_telemetry.telemetry_packed'::regclass
              AND c.relname ~ '^telemetry_packed_p[0-9]{8}$' LOOP
     IF to_timestamp(substr(r.relname, 19), 'YYYYMMDD') + interval '1 day' <= cutoff THEN
+      IF dropped = 0 THEN
+        -- Dropping a partition locks the parent exclusively anyway; taking that lock
+        -- before archiving makes sure no writer adds rows the archive would miss.
+        LOCK TABLE sluice_telemetry.telemetry_packed IN ACCESS EXCLUSIVE MODE;
+      END IF;
       PERFORM sluice_telemetry.archive_rollups(format('sluice_telemetry.%I', r.relname)::regclass);
       EXECUTE format('DROP TABLE sluice_telemetry.%I', r.relname);
       dropped := dropped + 1;
