@@ -20,4 +20,7 @@ if psql "$url" -qtAc "SELECT 1" >/dev/null 2>&1; then echo "server still answers
 url3=$("$root/scripts/pg-start" "$dir")
 [[ $(psql "$url3" -qtAc "SELECT x FROM t") == 42 ]] || { echo "data lost across restart"; exit 1; }
 [[ $(psql "$url3" -qtAc "SHOW fsync") == on ]] || { echo "fsync is not on"; exit 1; }
+# pg-env points plain psql at the instance, with Sluice's schemas on the search path.
+[[ $(env -u PGHOST -u PGPORT bash -c "eval \"\$('$root/scripts/pg-env' '$dir')\"; psql -qtAc 'SELECT x FROM t; SHOW search_path'" | head -1) == 42 ]] ||
+  { echo "pg-env does not reach the instance"; exit 1; }
 echo "pg-start/pg-stop: ok"
