@@ -26,6 +26,7 @@
 #include "app/pipeline_service.h"
 #include "base/log.h"
 #include "broker/broker.h"
+#include "broker/persist/state_store.h"
 #include "bus/wal/wal.h"
 #include "mqtt/topic.h"
 #include "pipeline/topic_rules.h"
@@ -216,6 +217,20 @@ int serve(int argc, char** argv) {
         cfg.mqtt, threads, [&loop_ptrs](unsigned shard, std::function<void()> fn) { loop_ptrs[shard]->post(std::move(fn)); },
         std::move(ingest));
 
+    // Persistent sessions and retained messages (their own journal, not the telemetry WAL).
+    auto state = broker::persist::state_store::open(cfg.data_dir + "/state");
+    if (!state) {
+        SLUICE_ERROR("app", "cannot open the session state in %s/state: %s", cfg.data_dir.c_str(),
+                     state.error().message().c_str());
+        return 1;
+    }
+    std::unique_ptr<broker::persist::state_store> state_store = std::move(state).value();
+    auto [sessions_restored, retained_restored] = brk.restore_from(*state_store);
+    if (sessions_restored || retained_restored) {
+        SLUICE_INFO("app", "restored %zu persistent sessions and %zu retained messages", sessions_restored,
+                    retained_restored);
+    }
+
     // 3. Listeners.
     net::tcp_server server(brk, loop_ptrs);
     auto port = server.listen(net::listener_options{cfg.bind_address, cfg.mqtt_port});
@@ -299,6 +314,9 @@ int serve(int argc, char** argv) {
     server.stop();
     for (auto& l : loops) l->stop();
     for (auto& t : workers) t.join();
+    if (auto closed = state_store->close(); !closed) {
+        SLUICE_ERROR("app", "closing the session state: %s", closed.error().message().c_str());
+    }
     if (pipe) pipe->stop();
     log_bus->stop();
     std::filesystem::remove(cfg.data_dir + "/mqtt.port", ec);

@@ -6,6 +6,11 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <map>
+#include <time.h>
+
+#include "base/log.h"
+#include "broker/persist/state_store.h"
 
 #include "broker/shard.h"
 
@@ -26,6 +31,12 @@ broker::broker(broker_options options, unsigned shards, poster post, ingest_hook
 
 broker::~broker() = default;
 
+int64_t broker::monotonic_ms() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
 unsigned broker::shard_of_client(std::string_view client_id) const {
     return static_cast<unsigned>(std::hash<std::string_view>{}(client_id) % shards_.size());
 }
@@ -38,13 +49,73 @@ bool broker::assign_client_id(mqtt::connect& c) {
     return true;
 }
 
-void broker::store_retained(const message_ptr& msg) {
+void broker::store_retained(const message_ptr& msg, const ack_barrier_ptr& barrier) {
     std::lock_guard<std::mutex> lock(retained_mutex_);
     if (msg->payload.empty()) {
-        retained_.erase(msg->topic);
+        if (retained_.erase(msg->topic)) {
+            persistence_.erase_retained(msg->topic);
+            persistence_.hold(barrier);
+        }
     } else {
         retained_.set(msg->topic, msg);
+        persistence_.save_retained(*msg, monotonic_ms());
+        persistence_.hold(barrier);
     }
+}
+
+std::pair<size_t, size_t> broker::restore_from(persist::state_store& store) {
+    persistence_ = persistence(&store);
+    int64_t now = monotonic_ms();
+    std::vector<persist::session_record> sessions;
+    std::map<std::string, std::vector<persist::session_message_record>> messages;
+    size_t retained = 0;
+    store.load([&](persist::kind k, std::string_view key, std::string_view value) {
+        switch (k) {
+            case persist::kind::session: {
+                auto r = persist::decode_session_record(value);
+                if (r) {
+                    sessions.push_back(std::move(r).value());
+                } else {
+                    SLUICE_ERROR("broker", "ignoring undecodable session record %.*s: %s",
+                                 static_cast<int>(key.size()), key.data(), r.error().message().c_str());
+                }
+                break;
+            }
+            case persist::kind::session_message: {
+                std::string client;
+                uint64_t order = 0;
+                auto r = persist::decode_session_message_record(value);
+                if (persist::parse_session_message_key(key, client, order) && r) {
+                    messages[client].push_back(std::move(r).value());
+                } else {
+                    SLUICE_ERROR("broker", "ignoring undecodable queued message record");
+                }
+                break;
+            }
+            case persist::kind::retained: {
+                auto r = persist::decode_message_record(value);
+                if (!r) {
+                    SLUICE_ERROR("broker", "ignoring undecodable retained message %.*s", static_cast<int>(key.size()),
+                                 key.data());
+                    break;
+                }
+                auto m = persistence::to_message(std::move(r).value(), now);
+                if (m->expires_at_ms != 0 && m->expires_at_ms <= now) break;
+                std::lock_guard<std::mutex> lock(retained_mutex_);
+                retained_.set(m->topic, m);
+                ++retained;
+                break;
+            }
+            default:
+                break;  // a kind from a newer Sluice: ignore
+        }
+    });
+    for (auto& s : sessions) {
+        auto& msgs = messages[s.client_id];
+        unsigned target = shard_of_client(s.client_id);
+        shards_[target]->restore(std::move(s), std::move(msgs), now);
+    }
+    return {sessions.size(), retained};
 }
 
 void broker::retained_matching(std::string_view filter, std::vector<message_ptr>& out) const {

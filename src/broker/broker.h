@@ -19,13 +19,18 @@
 #include <vector>
 
 #include "broker/message.h"
+#include "broker/ack_barrier.h"
 #include "broker/options.h"
+#include "broker/persistence.h"
 #include "broker/retained_store.h"
 #include "broker/stats.h"
 #include "mqtt/types.h"
 
 namespace sluice::bus {
 class bus;
+}
+namespace sluice::broker::persist {
+class state_store;
 }
 
 namespace sluice::broker {
@@ -52,6 +57,9 @@ public:
     shard& get_shard(unsigned i) { return *shards_[i]; }
     void post(unsigned shard, std::function<void()> fn) { post_(shard, std::move(fn)); }
 
+    // The loops' clock (CLOCK_MONOTONIC_COARSE, ms), for work done outside a loop.
+    static int64_t monotonic_ms();
+
     // The shard that owns sessions of this client id.
     unsigned shard_of_client(std::string_view client_id) const;
     // Gives a CONNECT with an empty client id a fresh one when the protocol allows it
@@ -60,8 +68,15 @@ public:
 
     const ingest_hook& ingest() const { return ingest_; }
 
-    // Retained messages (thread-safe). An empty payload clears the topic.
-    void store_retained(const message_ptr& msg);
+    // Makes sessions and retained messages durable in `store` and restores what it holds.
+    // REQUIRES: called once, before the event loops run. Returns the number of sessions
+    // and retained messages restored.
+    std::pair<size_t, size_t> restore_from(persist::state_store& store);
+    persistence& durable() { return persistence_; }
+
+    // Retained messages (thread-safe). An empty payload clears the topic. `barrier` is held
+    // until the change is durable.
+    void store_retained(const message_ptr& msg, const ack_barrier_ptr& barrier = nullptr);
     void retained_matching(std::string_view filter, std::vector<message_ptr>& out) const;
     size_t retained_count() const;
 
@@ -83,6 +98,7 @@ private:
     std::atomic<uint64_t> next_assigned_id_{0};
     std::string id_prefix_;
 
+    persistence persistence_{nullptr};
     mutable std::mutex retained_mutex_;
     retained_store<message_ptr> retained_;  // GUARDED_BY(retained_mutex_)
 };

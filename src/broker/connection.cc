@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "broker/ack_barrier.h"
 #include "broker/broker.h"
 #include "broker/shard.h"
 #include "bus/bus.h"
@@ -302,6 +303,28 @@ void connection::handle_publish(mqtt::publish&& p) {
 
     mqtt::packet_type ack_type = p.qos == 1 ? mqtt::packet_type::puback : mqtt::packet_type::pubrec;
 
+    ack_barrier_ptr barrier;
+    uint64_t slot = 0;
+    if (to_log && p.qos > 0 && ingest.log->over_quota()) {
+        shard_stats::add(shard_.stats().ingest_quota_refused);
+        if (version_ != mqtt::version::v5) {
+            // 3.1.1 has no negative acknowledgement: withhold it and close; the client
+            // retransmits after reconnecting, when there is room again.
+            close_with(mqtt::reason_code::quota_exceeded, false);
+            return;
+        }
+        queue_ack(ack_type, p.packet_id, mqtt::reason_code::quota_exceeded, true, next_ack_slot_++);
+        return;  // refused: not routed either
+    }
+    if (p.qos > 0) {
+        if (p.qos == 2) {
+            session_->inbound_qos2.insert(p.packet_id);
+            shard_.persist_session(*session_);
+        }
+        slot = next_ack_slot_++;
+        queue_ack(ack_type, p.packet_id, mqtt::reason_code::success, false, slot);
+        barrier = std::make_shared<ack_barrier>(shard_.owner(), shard_.index(), serial_, slot);
+    }
     if (to_log) {
         bus::bus& log = *ingest.log;
         uint32_t partition = static_cast<uint32_t>(std::hash<std::string>{}(session_->client_id()) % log.partitions());
@@ -311,45 +334,25 @@ void connection::handle_publish(mqtt::publish&& p) {
         record.topic = p.topic;
         record.payload = p.payload;
         record.qos = p.qos;
-        if (p.qos == 0) {
-            shard* owner = &shard_;
-            log.append(partition, std::move(record), [owner](result<uint64_t> r) {
-                shard_stats::add(r ? owner->stats().ingest_appended : owner->stats().ingest_failed);
-            });
-        } else if (log.over_quota()) {
-            shard_stats::add(shard_.stats().ingest_quota_refused);
-            if (version_ != mqtt::version::v5) {
-                // 3.1.1 has no negative acknowledgement: withhold it and close; the client
-                // retransmits after reconnecting, when there is room again.
-                close_with(mqtt::reason_code::quota_exceeded, false);
-                return;
-            }
-            queue_ack(ack_type, p.packet_id, mqtt::reason_code::quota_exceeded, true, next_ack_slot_++);
-            return;  // refused: not routed either
-        } else {
-            uint64_t slot = next_ack_slot_++;
-            if (p.qos == 2) session_->inbound_qos2.insert(p.packet_id);
-            queue_ack(ack_type, p.packet_id, mqtt::reason_code::success, false, slot);
-            broker* owner_broker = &shard_.owner();
-            shard* owner = &shard_;
-            unsigned shard_index = shard_.index();
-            uint64_t serial = serial_;
-            log.append(partition, std::move(record), [owner_broker, owner, shard_index, serial, slot](result<uint64_t> r) {
-                bool ok = r.has_value();
-                owner_broker->post(shard_index, [owner, serial, slot, ok] {
-                    shard_stats::add(ok ? owner->stats().ingest_appended : owner->stats().ingest_failed);
-                    if (connection* c = owner->find_connection(serial)) c->ingest_done(slot, ok);
-                });
-            });
-        }
-    } else if (p.qos > 0) {
-        if (p.qos == 2) session_->inbound_qos2.insert(p.packet_id);
-        queue_ack(ack_type, p.packet_id, mqtt::reason_code::success, true, next_ack_slot_++);
+        shard* owner = &shard_;
+        // The append's completion holds the barrier: the ack waits for the fsync.
+        log.append(partition, std::move(record), [owner, barrier](result<uint64_t> r) {
+            shard_stats::add(r ? owner->stats().ingest_appended : owner->stats().ingest_failed);
+            if (!r && barrier) barrier->fail();
+        });
     }
 
     msg->topic = std::move(p.topic);
     msg->payload = std::move(p.payload);
-    shard_.publish(std::move(msg));
+    shard_.publish(std::move(msg), barrier);
+    if (barrier && barrier.use_count() == 1) {
+        // Nothing durable holds it (no ingest, no persistent subscriber, not retained):
+        // acknowledge now instead of posting to ourselves.
+        bool ok = barrier->ok();
+        barrier->disarm();
+        barrier.reset();
+        ack_ready(slot, ok);
+    }
 }
 
 void connection::retry_parked() {
@@ -375,7 +378,7 @@ void connection::queue_ack(mqtt::packet_type type, uint16_t packet_id, mqtt::rea
     flush_acks();
 }
 
-void connection::ingest_done(uint64_t slot, bool ok) {
+void connection::ack_ready(uint64_t slot, bool ok) {
     for (auto& a : acks_) {
         if (a.slot != slot) continue;
         a.ready = true;
@@ -415,6 +418,7 @@ void connection::flush_acks() {
 void connection::handle_puback(uint16_t id, mqtt::reason_code) {
     auto it = session_->inflight.find(id);
     if (it != session_->inflight.end() && it->second.st == inflight_entry::state::await_puback) {
+        shard_.forget_message(*session_, it->second.order);
         session_->inflight.erase(it);
         shard_.pump(*session_);
     }
@@ -433,19 +437,25 @@ void connection::handle_pubrec(uint16_t id, mqtt::reason_code code) {
     }
     if (it->second.st == inflight_entry::state::await_puback) return;  // wrong flow; ignore
     if (is_failure(code)) {
+        shard_.forget_message(*session_, it->second.order);
         session_->inflight.erase(it);
         shard_.pump(*session_);
         return;
     }
     it->second.st = inflight_entry::state::await_pubcomp;
     it->second.out.msg.reset();  // the payload is delivered; only the id is kept (MQTT 5 §4.3.3)
+    shard_.persist_message(*session_, id, it->second);
     send_pubrel(id);
 }
 
 void connection::handle_pubrel(uint16_t id) {
     mqtt::pubcomp comp;
     comp.packet_id = id;
-    if (session_->inbound_qos2.erase(id) == 0) comp.code = mqtt::reason_code::packet_identifier_not_found;
+    if (session_->inbound_qos2.erase(id) == 0) {
+        comp.code = mqtt::reason_code::packet_identifier_not_found;
+    } else {
+        shard_.persist_session(*session_);
+    }
     if (version_ != mqtt::version::v5) comp.code = mqtt::reason_code::success;
     send_packet(comp);
 }
@@ -453,6 +463,7 @@ void connection::handle_pubrel(uint16_t id) {
 void connection::handle_pubcomp(uint16_t id) {
     auto it = session_->inflight.find(id);
     if (it != session_->inflight.end() && it->second.st == inflight_entry::state::await_pubcomp) {
+        shard_.forget_message(*session_, it->second.order);
         session_->inflight.erase(it);
         shard_.pump(*session_);
     }

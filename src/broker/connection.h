@@ -71,8 +71,9 @@ public:
     // (slow subscribers): it is on only when neither holds it back.
     void update_reading();
 
-    // Completion of an ingest append (posted back to our loop).
-    void ingest_done(uint64_t ack_slot, bool ok);
+    // Every durable effect of the PUBLISH in `ack_slot` completed (posted back to our loop
+    // by its ack_barrier); `ok` false if one failed.
+    void ack_ready(uint64_t ack_slot, bool ok);
 
 private:
     enum class state : uint8_t { awaiting_connect, connected, closed };

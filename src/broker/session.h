@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <optional>
@@ -28,6 +29,7 @@ struct outgoing {
     uint8_t qos = 0;
     bool retain = false;                 // the RETAIN flag as sent to this subscriber
     std::vector<uint32_t> subscription_ids;
+    uint64_t order = 0;                  // position in the session's send order (0: not yet queued)
 };
 
 struct inflight_entry {
@@ -75,6 +77,10 @@ public:
     // Allocates a packet id not in use by `inflight`. REQUIRES: inflight.size() < 65535.
     uint16_t next_packet_id();
     uint64_t next_order() { return ++order_counter_; }
+    void restore_order(uint64_t order) { order_counter_ = std::max(order_counter_, order); }
+
+    // True while the session has a record in the durable state store.
+    bool persisted = false;
 
     bool expired(int64_t now_ms) const {
         return conn == nullptr && expiry_interval != 0xFFFFFFFF &&

@@ -87,7 +87,93 @@ session& shard::open_session(connection& c, const mqtt::connect& pkt, bool& sess
     }
     s->expiry_interval = std::min(s->expiry_interval, opts.max_session_expiry);
     if (s->send_window == 0) s->send_window = 1;
+    persist_session(*s);
     return *s;
+}
+
+void shard::persist_session(session& s) {
+    persistence& p = broker_.durable();
+    if (!p.enabled()) return;
+    if (persistence::persistent(s)) {
+        p.save_session(s, now_ms_);
+        s.persisted = true;
+    } else if (s.persisted) {
+        p.erase_session(s.client_id());
+        s.persisted = false;
+    }
+}
+
+void shard::persist_message(session& s, uint16_t packet_id, const inflight_entry& e) {
+    if (!s.persisted) return;
+    using st = persist::session_message_record::state;
+    st state = e.st == inflight_entry::state::await_puback   ? st::await_puback
+               : e.st == inflight_entry::state::await_pubrec ? st::await_pubrec
+                                                              : st::await_pubcomp;
+    broker_.durable().save_message(s, e.out, packet_id, state, now_ms_);
+}
+
+void shard::forget_message(session& s, uint64_t order) {
+    if (s.persisted) broker_.durable().erase_message(s, order);
+}
+
+void shard::restore(persist::session_record&& r, std::vector<persist::session_message_record>&& messages,
+                    int64_t now_mono) {
+    now_ms_ = now_mono;
+    session_key key = (static_cast<uint64_t>(index_) << k_shard_shift) | ++next_session_serial_;
+    auto owned = std::make_unique<session>(r.client_id, key);
+    session& s = *owned;
+    sessions_by_key_[key] = &s;
+    sessions_[r.client_id] = std::move(owned);
+    stats_.add(stats_.sessions_current);
+    s.protocol = static_cast<mqtt::version>(r.protocol_version);
+    s.expiry_interval = r.expiry_interval;
+    s.persisted = true;
+    // A session whose connection was open when the broker stopped counts as disconnected now.
+    s.disconnected_at_ms = r.disconnected_at_ms != 0 ? persistence::to_mono(r.disconnected_at_ms, now_mono) : now_mono;
+    for (auto& sub : r.subscriptions) {
+        sub_options o{sub.qos, sub.no_local, sub.retain_as_published, sub.retain_handling, sub.subscription_id};
+        for (unsigned t = 0; t < broker_.shard_count(); ++t) (void)broker_.get_shard(t).index_replica_.subscribe(sub.filter, key, o);
+        s.subscriptions[sub.filter] = o;
+        stats_.add(stats_.subscriptions);
+    }
+    s.inbound_qos2.insert(r.inbound_qos2.begin(), r.inbound_qos2.end());
+    if (r.will) {
+        mqtt::will w;
+        w.topic = std::move(r.will->topic);
+        w.payload = std::move(r.will->payload);
+        w.qos = r.will->qos;
+        w.retain = r.will->retain;
+        persist::message_record tmp;
+        tmp.props = std::move(r.will->props);
+        auto m = persistence::to_message(std::move(tmp), now_mono);
+        w.props = m->props;
+        w.props.message_expiry_interval = r.will->message_expiry_interval;
+        s.pending_will = std::move(w);
+        s.will_due_ms = persistence::to_mono(r.will->due_at_ms, now_mono);
+    }
+    std::sort(messages.begin(), messages.end(), [](const auto& a, const auto& b) { return a.order < b.order; });
+    using st = persist::session_message_record::state;
+    for (auto& m : messages) {
+        outgoing out;
+        out.qos = m.qos;
+        out.retain = m.retain;
+        out.subscription_ids = std::move(m.subscription_ids);
+        out.order = m.order;
+        s.restore_order(m.order);
+        if (m.st != st::await_pubcomp) out.msg = persistence::to_message(std::move(m.message), now_mono);
+        if (m.st == st::queued) {
+            s.queued_bytes += out.msg->payload.size() + out.msg->topic.size();
+            s.queue.push_back(std::move(out));
+            continue;
+        }
+        inflight_entry e;
+        e.st = m.st == st::await_puback   ? inflight_entry::state::await_puback
+               : m.st == st::await_pubrec ? inflight_entry::state::await_pubrec
+                                          : inflight_entry::state::await_pubcomp;
+        e.order = m.order;
+        e.out = std::move(out);
+        s.inflight.emplace(m.packet_id, std::move(e));
+    }
 }
 
 void shard::session_disconnected(session& s, bool will_due, const std::optional<mqtt::will>& will,
@@ -104,7 +190,11 @@ void shard::session_disconnected(session& s, bool will_due, const std::optional<
             s.will_due_ms = now_ms_ + static_cast<int64_t>(delay) * 1000;
         }
     }
-    if (s.expiry_interval == 0) end_session(s);
+    if (s.expiry_interval == 0) {
+        end_session(s);
+    } else {
+        persist_session(s);
+    }
 }
 
 void shard::end_session(session& s) {
@@ -114,6 +204,7 @@ void shard::end_session(session& s) {
         publish_will(s.client_id(), s.key(), std::move(w));
     }
     session_key key = s.key();
+    if (s.persisted) broker_.durable().erase_session(s.client_id());
     release_throttled(s);
     for (const auto& [filter, opts] : s.subscriptions) index_replica_.unsubscribe(filter, key);
     stats_.sub(stats_.subscriptions, s.subscriptions.size());
@@ -144,8 +235,8 @@ void shard::publish_will(const std::string& client_id, session_key key, mqtt::wi
     publish(std::move(msg));
 }
 
-void shard::publish(message_ptr msg) {
-    if (msg->retain && broker_.options().retain_available) broker_.store_retained(msg);
+void shard::publish(message_ptr msg, const ack_barrier_ptr& barrier) {
+    if (msg->retain && broker_.options().retain_available) broker_.store_retained(msg, barrier);
     match_scratch_.clear();
     index_replica_.match(msg->topic, msg->publisher, match_scratch_,
                          [this](session_key k) { return local_session_available(k); });
@@ -155,9 +246,9 @@ void shard::publish(message_ptr msg) {
         unsigned target = shard_of_key(d.session);
         if (target == index_) {
             auto it = sessions_by_key_.find(d.session);
-            if (it != sessions_by_key_.end()) deliver(*it->second, msg, d);
+            if (it != sessions_by_key_.end()) deliver(*it->second, msg, d, barrier);
         } else {
-            outbox_[target].push_back(remote_delivery{msg, d});
+            outbox_[target].push_back(remote_delivery{msg, d, d.durable && msg->qos > 0 ? barrier : nullptr});
         }
     }
 }
@@ -168,16 +259,20 @@ bool shard::local_session_available(session_key key) const {
     return it != sessions_by_key_.end() && it->second->conn != nullptr;
 }
 
-void shard::deliver(session& s, const message_ptr& msg, const delivery& d) {
+void shard::deliver(session& s, const message_ptr& msg, const delivery& d, const ack_barrier_ptr& barrier) {
     outgoing out;
     out.msg = msg;
     out.qos = std::min(msg->qos, d.qos);
     out.retain = d.retain_as_published && msg->retain;
     out.subscription_ids.assign(d.subscription_ids.begin(), d.subscription_ids.end());
-    deliver_outgoing(s, std::move(out));
+    deliver_outgoing(s, std::move(out), barrier);
 }
 
-void shard::deliver_outgoing(session& s, outgoing&& out) {
+void shard::hold_until_durable(const ack_barrier_ptr& barrier) {
+    if (barrier) broker_.durable().hold(barrier);
+}
+
+void shard::deliver_outgoing(session& s, outgoing&& out, const ack_barrier_ptr& barrier) {
     if (out.msg->expires_at_ms != 0 && now_ms_ >= out.msg->expires_at_ms) {
         stats_.add(stats_.dropped_expired);
         return;
@@ -195,13 +290,13 @@ void shard::deliver_outgoing(session& s, outgoing&& out) {
         return;
     }
     if (s.conn != nullptr && s.queue.empty() && s.inflight.size() < s.send_window) {
-        send_now(s, std::move(out));
+        send_now(s, std::move(out), barrier);
         return;
     }
-    enqueue(s, std::move(out));
+    enqueue(s, std::move(out), barrier);
 }
 
-void shard::enqueue(session& s, outgoing&& out) {
+void shard::enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier) {
     const auto& opts = broker_.options();
     size_t bytes = out.msg->payload.size() + out.msg->topic.size();
     // An online session that is already throttling its publishers may overshoot its bound
@@ -219,6 +314,11 @@ void shard::enqueue(session& s, outgoing&& out) {
     }
     s.queued_bytes += bytes;
     session_key publisher = out.msg->publisher;
+    out.order = s.next_order();
+    if (s.persisted) {
+        broker_.durable().save_message(s, out, 0, persist::session_message_record::state::queued, now_ms_);
+        hold_until_durable(barrier);
+    }
     s.queue.push_back(std::move(out));
     // Back-pressure instead of loss: an online subscriber whose queue passes 1/8 of its
     // bound throttles the publishers that keep filling it (MQTT gives no way to slow a
@@ -258,14 +358,17 @@ void shard::throttle(session_key publisher, int delta) {
     if (p.conn != nullptr) p.conn->update_reading();
 }
 
-void shard::send_now(session& s, outgoing&& out) {
+void shard::send_now(session& s, outgoing&& out, const ack_barrier_ptr& barrier) {
     uint16_t id = s.next_packet_id();
     if (!s.conn->send_publish(out, id, false)) return;  // too large for this client: dropped, counted
     inflight_entry e;
     e.st = out.qos == 1 ? inflight_entry::state::await_puback : inflight_entry::state::await_pubrec;
-    e.order = s.next_order();
+    if (out.order == 0) out.order = s.next_order();
+    e.order = out.order;
     e.out = std::move(out);
-    s.inflight.emplace(id, std::move(e));
+    auto it = s.inflight.emplace(id, std::move(e)).first;
+    persist_message(s, id, it->second);
+    if (s.persisted) hold_until_durable(barrier);
 }
 
 void shard::pump(session& s) {
@@ -275,6 +378,7 @@ void shard::pump(session& s) {
         s.queued_bytes -= out.msg->payload.size() + out.msg->topic.size();
         if (out.msg->expires_at_ms != 0 && now_ms_ >= out.msg->expires_at_ms) {
             stats_.add(stats_.dropped_expired);
+            forget_message(s, out.order);
             continue;
         }
         send_now(s, std::move(out));
@@ -321,6 +425,7 @@ std::vector<mqtt::reason_code> shard::subscribe(session& s, const mqtt::subscrib
         o.retain_as_published = e.retain_as_published;
         o.retain_handling = e.retain_handling;
         o.subscription_id = sub_id;
+        o.durable = persistence::persistent(s);
         bool existed = index_replica_.subscribe(e.filter, s.key(), o);
         replicate_subscribe(e.filter, s.key(), o);
         s.subscriptions[e.filter] = o;
@@ -330,6 +435,7 @@ std::vector<mqtt::reason_code> shard::subscribe(session& s, const mqtt::subscrib
         if (!shared && opts.retain_available && send_retained) retained_due.push_back({e.filter, o});
     }
     std::vector<mqtt::reason_code> result = codes;
+    persist_session(s);
     send_suback(std::move(codes));
     // Retained messages follow the SUBACK (MQTT 5 §3.8.4).
     for (const auto& r : retained_due) {
@@ -362,6 +468,7 @@ std::vector<mqtt::reason_code> shard::unsubscribe(session& s, const mqtt::unsubs
         stats_.sub(stats_.subscriptions);
         codes.push_back(mqtt::reason_code::success);
     }
+    persist_session(s);
     return codes;
 }
 
@@ -401,7 +508,7 @@ void shard::flush_outbox() {
 void shard::apply_remote(std::vector<remote_delivery>& batch) {
     for (auto& r : batch) {
         auto it = sessions_by_key_.find(r.d.session);
-        if (it != sessions_by_key_.end()) deliver(*it->second, r.msg, r.d);
+        if (it != sessions_by_key_.end()) deliver(*it->second, r.msg, r.d, r.barrier);
     }
 }
 

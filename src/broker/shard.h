@@ -18,7 +18,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/ack_barrier.h"
 #include "broker/message.h"
+#include "broker/persist/records.h"
 #include "broker/session.h"
 #include "broker/stats.h"
 #include "broker/topic_index.h"
@@ -56,8 +58,10 @@ public:
                               uint32_t will_delay);
 
     // Routes a new application message to every matching subscriber (all shards) and
-    // updates the retained store when its RETAIN flag is set.
-    void publish(message_ptr msg);
+    // updates the retained store when its RETAIN flag is set. `barrier`, when given, is
+    // held by every durable effect (persistent-session queues, the retained slot) until it
+    // is on disk.
+    void publish(message_ptr msg, const ack_barrier_ptr& barrier = nullptr);
 
     // SUBSCRIBE: decides a reason code per entry, hands them to send_suback, then
     // delivers the retained messages due (they must follow the SUBACK).
@@ -77,18 +81,28 @@ public:
     // publisher session `publisher` of this shard.
     void throttle(session_key publisher, int delta);
 
+    // Durable state (no-ops unless the broker has a state store and `s` is persistent).
+    void persist_session(session& s);
+    void persist_message(session& s, uint16_t packet_id, const inflight_entry& e);
+    void forget_message(session& s, uint64_t order);
+    // Rebuilds a session from its records (start-up, before the loops run).
+    void restore(persist::session_record&& r, std::vector<persist::session_message_record>&& messages,
+                 int64_t now_mono);
+
 private:
     struct remote_delivery {
         message_ptr msg;
         delivery d;
+        ack_barrier_ptr barrier;  // only for durable deliveries
     };
 
-    void deliver(session& s, const message_ptr& msg, const delivery& d);
-    void deliver_outgoing(session& s, outgoing&& out);
-    void enqueue(session& s, outgoing&& out);
+    void deliver(session& s, const message_ptr& msg, const delivery& d, const ack_barrier_ptr& barrier = nullptr);
+    void deliver_outgoing(session& s, outgoing&& out, const ack_barrier_ptr& barrier = nullptr);
+    void enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier);
+    void hold_until_durable(const ack_barrier_ptr& barrier);
     void release_throttled(session& s);
     void post_throttle(session_key publisher, int delta);
-    void send_now(session& s, outgoing&& out);
+    void send_now(session& s, outgoing&& out, const ack_barrier_ptr& barrier = nullptr);
     void apply_remote(std::vector<remote_delivery>& batch);
     void end_session(session& s);
     void publish_will(const std::string& client_id, session_key key, mqtt::will&& w);

@@ -373,10 +373,12 @@ void topic_index::match_impl(std::string_view topic, session_key publisher, std:
             d.session = h.session;
             d.qos = h.options->qos;
             d.retain_as_published = h.options->retain_as_published;
+            d.durable = h.options->durable;
         } else {
             delivery& d = out.back();
             d.qos = std::max(d.qos, h.options->qos);
             d.retain_as_published = d.retain_as_published || h.options->retain_as_published;
+            d.durable = d.durable || h.options->durable;
         }
         if (h.options->subscription_id != 0) out.back().subscription_ids.push_back(h.options->subscription_id);
     }
@@ -404,6 +406,7 @@ void topic_index::match_impl(std::string_view topic, session_key publisher, std:
         d.session = m.session;
         d.qos = m.options.qos;
         d.retain_as_published = m.options.retain_as_published;
+        d.durable = m.options.durable;
         d.shared = true;
         if (m.options.subscription_id != 0) d.subscription_ids.push_back(m.options.subscription_id);
     }

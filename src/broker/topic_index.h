@@ -59,6 +59,9 @@ struct sub_options {
     bool retain_as_published = false;
     uint8_t retain_handling = 0;
     uint32_t subscription_id = 0;  // 0 = none
+    // Set by the broker when the subscribing session is persistent: a QoS 1/2 message
+    // delivered to it must reach the durable state store before the publisher's ack.
+    bool durable = false;
 };
 
 // The subscription identifiers of one delivery. The first four live inline, so the
@@ -97,6 +100,7 @@ struct delivery {
     uint8_t qos = 0;                   // max QoS over that session's matching subscriptions
     bool retain_as_published = false;  // true if any matching subscription has it
     bool shared = false;               // chosen as a shared-subscription group member
+    bool durable = false;              // true if any matching subscription is durable
     sub_id_list subscription_ids;      // all matching non-zero identifiers
 };
 
