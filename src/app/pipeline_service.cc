@@ -105,6 +105,8 @@ void pipeline_service::write_metrics(http::prometheus_writer& w) const {
                 l);
         w.counter("pipeline_sequence_gaps_total", "Device sequence gaps detected.",
                   static_cast<double>(s.sequence_gaps.load()), l);
+        w.counter("pipeline_duplicates_total", "Resent payloads (same device sequence number) dropped.",
+                  static_cast<double>(s.duplicates.load()), l);
         w.counter("pipeline_sequence_missing_total", "Device payloads missing, summed over gaps.",
                   static_cast<double>(s.sequence_missing.load()), l);
     }

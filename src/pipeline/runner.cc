@@ -55,6 +55,11 @@ struct runner::impl {
     runner& r;
     metric_dictionary metrics;
     std::unordered_map<std::string, uint32_t> devices;
+    // Last accepted payload sequence number per device (committed or in this batch), and
+    // the devices whose number this batch changed, with the value before the batch.
+    std::unordered_map<uint32_t, uint64_t> last_seq;
+    std::unordered_map<uint32_t, std::optional<uint64_t>> batch_seq_before;
+    std::optional<std::pair<uint32_t, std::optional<uint64_t>>> seq_undo;  // the current message's change
     bool db_error = false;  // set by the registry hooks when the database could not answer
     backoff wait;
     std::unique_ptr<processor> proc;
@@ -147,16 +152,67 @@ struct runner::impl {
         }
     }
 
+    // QoS 1 resends after a lost PUBACK reach the bus twice; a payload's sequence number
+    // tells them apart. A number at or below the device's last one is a resend unless it is
+    // far below (the device restarted its counter) or the payload says it restarted.
+    bool accept_sequence(uint32_t device, uint64_t seq, bool restart) {
+        constexpr uint64_t k_restart_distance = 1024;
+        auto it = last_seq.find(device);
+        std::optional<uint64_t> before;
+        if (it != last_seq.end()) before = it->second;
+        if (before && !restart && seq <= *before && *before - seq <= k_restart_distance) return false;
+        seq_undo = std::make_pair(device, before);
+        batch_seq_before.try_emplace(device, before);
+        last_seq[device] = seq;
+        return true;
+    }
+
+    void undo_sequence() {
+        if (!seq_undo) return;
+        auto [device, before] = *seq_undo;
+        if (before) {
+            last_seq[device] = *before;
+        } else {
+            last_seq.erase(device);
+        }
+        seq_undo.reset();
+    }
+
+    void rewind_batch_sequences() {
+        for (auto& [device, before] : batch_seq_before) {
+            if (before) {
+                last_seq[device] = *before;
+            } else {
+                last_seq.erase(device);
+            }
+        }
+        batch_seq_before.clear();
+    }
+
+    bool load_sequences() {
+        for (;;) {
+            auto s = r.store_.load_sequences();
+            if (s) {
+                for (const auto& u : *s) last_seq[static_cast<uint32_t>(u.device_id)] = static_cast<uint64_t>(u.last_seq);
+                return true;
+            }
+            SLUICE_WARN("pipeline", "cannot load device sequence numbers: %s; retrying", s.error().message().c_str());
+            if (!pause()) return false;
+        }
+    }
+
     // Turns one bus record into rows and dead letters appended to the batch. Retries
     // (after a pause) when the registry could not reach the database.
     bool process(const bus::record& rec) {
         for (;;) {
             db_error = false;
+            seq_undo.reset();
             trows.clear();
             rejected.clear();
             message_view view{rec.msg.topic, rec.msg.client_id, rec.msg.payload, rec.msg.receive_time_ms};
             auto res = proc->process(view, wall_ms(), trows, rejected);
             if (db_error) {
+                undo_sequence();
                 r.stats_.retries.fetch_add(1, std::memory_order_relaxed);
                 r.stats_.database_up.store(false);
                 if (!pause()) return false;
@@ -191,8 +247,13 @@ struct runner::impl {
         if (next == batch_first) return true;
         std::vector<store::offset_update> offsets{
             store::offset_update{r.options_.consumer, static_cast<int32_t>(r.options_.partition), static_cast<int64_t>(next)}};
+        std::vector<store::sequence_update> sequences;
+        sequences.reserve(batch_seq_before.size());
+        for (const auto& [device, before] : batch_seq_before) {
+            sequences.push_back(store::sequence_update{static_cast<int32_t>(device), static_cast<int64_t>(last_seq[device])});
+        }
         for (;;) {
-            auto w = r.store_.write_batch(rows, dead, offsets);
+            auto w = r.store_.write_batch(rows, dead, offsets, sequences);
             if (w) break;
             if (w.error() == store::errc::stale_offset) {
                 SLUICE_WARN("pipeline", "offsets up to %llu were already stored; skipping the batch",
@@ -210,6 +271,7 @@ struct runner::impl {
             }
             SLUICE_ERROR("pipeline", "the store refused a batch (%s); writing it message by message",
                          w.error().message().c_str());
+            rewind_batch_sequences();
             if (!write_one_by_one()) return false;
             break;
         }
@@ -223,10 +285,12 @@ struct runner::impl {
         const auto& seq = proc->transforms().sequences().totals();
         r.stats_.sequence_gaps.store(seq.gaps);
         r.stats_.sequence_missing.store(seq.missing);
+        r.stats_.duplicates.store(proc->totals().duplicates);
         auto c = r.log_.commit_cursor(r.options_.consumer, r.options_.partition, next);
         if (!c) SLUICE_WARN("pipeline", "cannot commit the bus cursor: %s", c.error().message().c_str());
         rows.clear();
         dead.clear();
+        batch_seq_before.clear();
         batch_first = next;
         batch_started_ms = 0;
         return true;
@@ -251,11 +315,16 @@ struct runner::impl {
                 if (rec.offset >= next) break;
                 rows.clear();
                 dead.clear();
+                batch_seq_before.clear();
                 if (!process(rec)) return false;
                 std::vector<store::offset_update> off{store::offset_update{
                     r.options_.consumer, static_cast<int32_t>(r.options_.partition), static_cast<int64_t>(rec.offset + 1)}};
+                std::vector<store::sequence_update> seqs;
+                for (const auto& [device, before] : batch_seq_before) {
+                    seqs.push_back(store::sequence_update{static_cast<int32_t>(device), static_cast<int64_t>(last_seq[device])});
+                }
                 for (;;) {
-                    auto w = r.store_.write_batch(rows, dead, off);
+                    auto w = r.store_.write_batch(rows, dead, off, seqs);
                     if (w || w.error() == store::errc::stale_offset) break;
                     if (retryable(w.error())) {
                         if (!pause()) return false;
@@ -298,6 +367,7 @@ void runner::stop() {
 void runner::run() {
     impl s(*this);
     if (!s.load_dictionary()) return;
+    if (!s.load_sequences()) return;
 
     // Resume from the offset committed with the data (exactly once).
     uint64_t start = 0;
@@ -334,6 +404,7 @@ void runner::run() {
         rules_, s.metrics, [&s](std::string_view key, const topic_match& m) { return s.device_id(key, m); },
         options_.anomalies);
     s.proc->transforms().on_unknown_metric([&s](std::string_view name) { return s.metric(name); });
+    s.proc->on_sequence([&s](uint32_t device, uint64_t seq, bool restart) { return s.accept_sequence(device, seq, restart); });
 
     std::vector<bus::record> recs;
     int64_t last_maintenance = 0;

@@ -60,6 +60,7 @@ public:
         std::atomic<bool> database_up{false};
         std::atomic<uint64_t> sequence_gaps{0};
         std::atomic<uint64_t> sequence_missing{0};
+        std::atomic<uint64_t> duplicates{0};        // resent payloads dropped by sequence number
     };
 
     runner(bus::bus& log, store::telemetry_store& store, store::registry& registry, const rule_set& rules,

@@ -73,8 +73,23 @@ public:
 
     bool timescale() const override { return timescale_.load(); }
 
+    result<std::vector<sequence_update>> load_sequences() override {
+        lease conn(*this);
+        if (auto r = conn->ensure(); !r) return r.error();
+        auto q = conn->query("SELECT device_id, last_seq FROM sluice_telemetry.device_sequences", {});
+        if (!q) return q.error();
+        std::vector<sequence_update> out;
+        out.reserve(static_cast<size_t>(q->rows()));
+        for (int i = 0; i < q->rows(); ++i) {
+            out.push_back(sequence_update{static_cast<int32_t>(std::stol(std::string(q->get(i, 0)))),
+                                          std::stoll(std::string(q->get(i, 1)))});
+        }
+        return out;
+    }
+
     result<void> write_batch(std::span<const row> rows, std::span<const dead_letter> dead_letters,
-                             std::span<const offset_update> offsets) override {
+                             std::span<const offset_update> offsets,
+                             std::span<const sequence_update> sequences) override {
         for (const offset_update& o : offsets) {
             if (o.consumer.empty() || o.next_offset < 0) return errc::invalid_argument;
         }
@@ -90,7 +105,7 @@ public:
         lease conn(*this);
         if (auto r = conn->ensure(); !r) return r;
         if (auto r = ensure_partitions(*conn, batch.days_us); !r) return r;
-        auto r = write_transaction(*conn, batch, dead_letters, sorted_offsets);
+        auto r = write_transaction(*conn, batch, dead_letters, sorted_offsets, sequences);
         if (!r && r.error() == errc::constraint_violation && !batch.series.empty()) {
             // "no partition of relation found for row": a partition this process
             // believed in was dropped (retention elsewhere). Forget and retry once.
@@ -99,7 +114,7 @@ public:
                 known_days_.clear();
             }
             if (auto p = ensure_partitions(*conn, batch.days_us); !p) return p;
-            r = write_transaction(*conn, batch, dead_letters, sorted_offsets);
+            r = write_transaction(*conn, batch, dead_letters, sorted_offsets, sequences);
         }
         return r;
     }
@@ -201,7 +216,8 @@ private:
 
     result<void> write_transaction(pg::connection& conn, const prepared_batch& batch,
                                    std::span<const dead_letter> dead_letters,
-                                   const std::vector<const offset_update*>& offsets) {
+                                   const std::vector<const offset_update*>& offsets,
+                                   std::span<const sequence_update> sequences) {
         auto fail = [&](std::error_code ec) -> result<void> {
             conn.abort_transaction();
             return ec;
@@ -285,6 +301,25 @@ private:
                             static_cast<long long>(o->next_offset), o->consumer.c_str(), o->partition);
                 return fail(errc::stale_offset);
             }
+        }
+        if (!sequences.empty()) {
+            std::string ids = "{", seqs = "{";
+            for (size_t i = 0; i < sequences.size(); ++i) {
+                if (i) {
+                    ids += ',';
+                    seqs += ',';
+                }
+                ids += std::to_string(sequences[i].device_id);
+                seqs += std::to_string(sequences[i].last_seq);
+            }
+            ids += '}';
+            seqs += '}';
+            auto q = conn.query(
+                "INSERT INTO sluice_telemetry.device_sequences (device_id, last_seq) "
+                "SELECT * FROM unnest($1::int4[], $2::int8[]) ON CONFLICT (device_id) DO UPDATE "
+                "SET last_seq = excluded.last_seq, updated_at = now()",
+                {ids, seqs});
+            if (!q) return fail(q.error());
         }
         if (auto r = probe(write_stage::before_commit); !r) return fail(r.error());
         if (auto r = conn.exec("COMMIT"); !r) {

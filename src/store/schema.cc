@@ -330,7 +330,16 @@ result<void> migrate_telemetry(pg::connection& conn) {
     v1 += k_telemetry_common_v1;
     v1 += std::string("INSERT INTO sluice_telemetry.settings VALUES ('layout', '") +
           (timescale ? "timescale" : "native") + "'), ('window_us', '600000000');\n";
-    return run_migrations(conn, "sluice_telemetry", {v1}, k_telemetry_version);
+    // v2: per-device last payload sequence numbers, written with each batch (deduplication
+    // of QoS 1 resends across pipeline restarts).
+    const std::string v2 = R"sql(
+CREATE TABLE sluice_telemetry.device_sequences (
+  device_id int4 PRIMARY KEY,
+  last_seq int8 NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+)sql";
+    return run_migrations(conn, "sluice_telemetry", {v1, v2}, k_telemetry_version);
 }
 
 result<void> migrate_app(pg::connection& conn) {

@@ -13,7 +13,7 @@
 namespace sluice::store::schema {
 
 // Highest versions this build knows.
-inline constexpr int k_telemetry_version = 1;
+inline constexpr int k_telemetry_version = 2;
 inline constexpr int k_app_version = 1;
 
 // Migrates sluice_telemetry; on a fresh database chooses the TimescaleDB layout when

@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "store/errc.h"
@@ -42,6 +43,13 @@ struct dead_letter {
 
 // "Consumer `consumer` has stored everything of bus partition `partition` below
 // `next_offset`." Written in the same transaction as the batch it covers.
+// A device's last accepted payload sequence number, stored with the batch that took it,
+// so that after a crash the pipeline still recognises resent payloads (QoS 1 duplicates).
+struct sequence_update {
+    int32_t device_id;
+    int64_t last_seq;
+};
+
 struct offset_update {
     std::string consumer;
     int32_t partition;
@@ -87,8 +95,17 @@ public:
     // aggregates) and dead letters, offsets upsert. Returns connection_failed (retry later),
     // stale_offset (already stored: skip), invalid_data/constraint_violation (data
     // error: dead-letter), conflict/resource_exhausted (retry), query_failed.
+    // `sequences` are upserted into device_sequences in the same transaction.
     virtual result<void> write_batch(std::span<const row> rows, std::span<const dead_letter> dead_letters,
-                                     std::span<const offset_update> offsets) = 0;
+                                     std::span<const offset_update> offsets,
+                                     std::span<const sequence_update> sequences) = 0;
+    result<void> write_batch(std::span<const row> rows, std::span<const dead_letter> dead_letters,
+                             std::span<const offset_update> offsets) {
+        return write_batch(rows, dead_letters, offsets, {});
+    }
+
+    // Every device's stored last sequence number.
+    virtual result<std::vector<sequence_update>> load_sequences() = 0;
 
     // The stored next offset of (consumer, partition), or nullopt if none was stored.
     virtual result<std::optional<int64_t>> load_offset(std::string_view consumer, int32_t partition) = 0;
