@@ -40,8 +40,8 @@ namespace sluice::pipeline {
 struct runner_options {
     std::string consumer = "sluice-pipeline";
     uint32_t partition = 0;
-    size_t max_batch_rows = 100'000;                 // a batch is written at this many rows...
-    std::chrono::milliseconds max_batch_delay{250};  // ...or when its first record is this old
+    size_t max_batch_rows = 500'000;                 // a batch is written at this many rows...
+    std::chrono::milliseconds max_batch_delay{1000};  // ...or when its first record is this old
     size_t poll_records = 8192;
     anomaly_config anomalies;
     bool auto_register_devices = true;  // unknown device keys: register (true) or dead-letter (false)
