@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// The API's pure parts: the overview snapshot built from a Prometheus exposition,
-// JSON escaping, base64, and the static-file path checks. The routes that need
-// PostgreSQL are exercised by tests/browser (against a real instance); here one route
-// test drives a real server with no database to check the 503 answer and static files.
+// The API's pure parts (the overview snapshot built from a Prometheus exposition, JSON
+// escaping, base64, static-file path checks), the routes over a real server with no
+// database (503s, static files), and the database routes against a private PostgreSQL
+// (tests/support/pg_instance.h) filled through the real store: results, bounds,
+// hostile parameters, and reconnection after a database restart.
 #include "http/api.h"
 
 #include <arpa/inet.h>
@@ -17,11 +18,16 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "http/prometheus.h"
 #include "http/server.h"
+#include "store/registry.h"
+#include "store/store.h"
+#include "tests/support/pg_instance.h"
 
 namespace sluice::http {
 namespace {
@@ -232,6 +238,182 @@ TEST(api_routes, overview_static_files_and_database_down) {
     s.stop();
     std::filesystem::remove_all(root);
     std::filesystem::remove(root.parent_path() / secret);
+}
+
+// ---- Against PostgreSQL ----
+
+class api_db_test : public ::testing::Test {
+protected:
+    void SetUp() override {
+        auto inst = test::pg_instance::start();
+        ASSERT_TRUE(inst) << inst.error().message();
+        pg_ = std::move(*inst);
+        auto db = pg_->create_database("api");
+        ASSERT_TRUE(db);
+        url_ = *db;
+        store::store_options o;
+        o.telemetry_url = url_;
+        o.app_url = url_;
+        auto st = store::open_postgres(o);
+        ASSERT_TRUE(st);
+        store_ = std::move(*st);
+        ASSERT_TRUE(store_->migrate());
+        auto reg = store::open_registry(o);
+        ASSERT_TRUE(reg) << reg.error().message();
+        registry_ = std::move(*reg);
+
+        api_config cfg;
+        cfg.db_url = url_;
+        cfg.metrics_text = [] { return std::string("sluice_mqtt_connections 1\n"); };
+        register_api(server_, cfg);
+        auto port = server_.start("127.0.0.1", 0);
+        ASSERT_TRUE(port);
+        port_ = *port;
+    }
+    void TearDown() override { server_.stop(); }
+
+    // Status code and body of GET target.
+    std::pair<int, std::string> get(const std::string& target) {
+        std::string raw = http_get(port_, target);
+        int status = raw.size() > 12 ? std::atoi(raw.c_str() + 9) : 0;
+        size_t body = raw.find("\r\n\r\n");
+        return {status, body == std::string::npos ? std::string() : raw.substr(body + 4)};
+    }
+    std::string scalar(const std::string& sql) {
+        auto r = test::pg_instance::scalar(url_, sql);
+        EXPECT_TRUE(r) << sql;
+        return r ? *r : std::string();
+    }
+
+    std::unique_ptr<test::pg_instance> pg_;
+    std::string url_;
+    std::unique_ptr<store::telemetry_store> store_;
+    std::unique_ptr<store::registry> registry_;
+    server server_;
+    uint16_t port_ = 0;
+};
+
+TEST_F(api_db_test, devices_metrics_telemetry_and_dead_letters) {
+    auto dev = registry_->ensure_device("press-7", "plant-a", "line-2");
+    ASSERT_TRUE(dev);
+    ASSERT_TRUE(registry_->ensure_device("idle-1", "", ""));
+    auto temp = registry_->ensure_metric("temperature");
+    auto hum = registry_->ensure_metric("humidity");
+    ASSERT_TRUE(temp && hum);
+    // 20 readings one second apart, 30 minutes ago, from a whole second.
+    using namespace std::chrono;
+    int64_t now_us = duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+    int64_t base = (now_us - 30 * 60 * 1'000'000LL) / 1'000'000 * 1'000'000;
+    std::vector<store::row> rows;
+    for (int i = 0; i < 20; ++i) {
+        rows.push_back(store::row{base + i * 1'000'000LL, dev->id, *temp, 60.0 + i, static_cast<int16_t>(i == 3 ? 1 : 0)});
+    }
+    std::string binary("\x00\xff\x01 bin", 7);
+    std::vector<store::dead_letter> dl{
+        {now_us - 2'000'000, "devices/press-7/telemetry", "c1", "{\"temperature\": \"hot\"}", "not a number"},
+        {now_us - 1'000'000, "devices/x/telemetry", "c\"2", binary, "unrecognized payload"}};
+    ASSERT_TRUE(store_->write_batch(rows, dl, {}));
+
+    auto [ds, devices] = get("/api/devices");
+    EXPECT_EQ(ds, 200);
+    // Ordered by key; idle-1 has no reading, press-7's last is the 20th reading.
+    auto idle = devices.find("\"key\":\"idle-1\"");
+    auto press = devices.find("\"key\":\"press-7\"");
+    ASSERT_NE(idle, std::string::npos) << devices;
+    ASSERT_NE(press, std::string::npos) << devices;
+    EXPECT_LT(idle, press);
+    EXPECT_NE(devices.find("\"site\":\"plant-a\",\"line\":\"line-2\""), std::string::npos) << devices;
+    std::string last_iso = scalar("SELECT to_char(to_timestamp(" + std::to_string(base + 19'000'000) +
+                                  " / 1e6) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')");
+    EXPECT_NE(devices.find("\"last_reading\":\"" + last_iso + "\"}"), std::string::npos) << devices << " " << last_iso;
+    EXPECT_NE(devices.substr(idle, press - idle).find("\"last_reading\":null"), std::string::npos) << devices;
+    EXPECT_EQ(get("/api/devices?limit=1").second.find("press-7"), std::string::npos);
+
+    auto [ms, metrics] = get("/api/metrics?device=press-7");
+    EXPECT_EQ(ms, 200);
+    EXPECT_NE(metrics.find("\"name\":\"temperature\""), std::string::npos) << metrics;
+    EXPECT_EQ(metrics.find("humidity"), std::string::npos) << "humidity has no readings: " << metrics;
+    EXPECT_NE(get("/api/metrics").second.find("humidity"), std::string::npos);
+
+    // Raw, default range (the last hour): all 20 in time order, with flags.
+    auto [ts, raw] = get("/api/telemetry?device=press-7&metric=temperature");
+    EXPECT_EQ(ts, 200) << raw;
+    EXPECT_NE(raw.find("\"truncated\":false"), std::string::npos) << raw;
+    EXPECT_NE(raw.find("\"value\":60,\"flags\":0}"), std::string::npos) << raw;
+    EXPECT_NE(raw.find("\"value\":63,\"flags\":1}"), std::string::npos) << raw;
+    EXPECT_LT(raw.find("\"value\":60,"), raw.find("\"value\":79,"));
+    size_t points = 0;
+    for (size_t at = raw.find("\"time\":"); at != std::string::npos; at = raw.find("\"time\":", at + 1)) ++points;
+    EXPECT_EQ(points, 20u);
+    // A limit truncates and says so; a range that excludes the readings is empty.
+    auto limited = get("/api/telemetry?device=press-7&metric=temperature&limit=5").second;
+    EXPECT_NE(limited.find("\"truncated\":true"), std::string::npos);
+    EXPECT_NE(limited.find("\"value\":64,"), std::string::npos);
+    EXPECT_EQ(limited.find("\"value\":65,"), std::string::npos);
+    auto empty = get("/api/telemetry?device=press-7&metric=temperature&from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z");
+    EXPECT_NE(empty.second.find("\"from\":\"2020-01-01T00:00:00.000Z\""), std::string::npos) << empty.second;
+    EXPECT_NE(empty.second.find("\"points\":[]"), std::string::npos) << empty.second;
+
+    // Rollups: counts add up to 20, extremes are 60 and 79.
+    for (const char* res : {"1h", "1d"}) {
+        auto [rs, body] = get(std::string("/api/telemetry?device=press-7&metric=temperature&resolution=") + res +
+                              "&from=" + scalar("SELECT to_char(now() - interval '2 days', 'YYYY-MM-DD')"));
+        EXPECT_EQ(rs, 200) << body;
+        EXPECT_NE(body.find("\"min\":60"), std::string::npos) << res << body;
+        EXPECT_NE(body.find("\"max\":79"), std::string::npos) << res << body;
+        if (body.find("\"count\":20}") == std::string::npos) {  // split over two buckets
+            EXPECT_NE(body.find("},{\"bucket\""), std::string::npos) << res << body;
+        }
+    }
+
+    // Dead letters: newest first, text preview for text, base64 for everything.
+    auto [dls, dead] = get("/api/dead-letters?limit=10");
+    EXPECT_EQ(dls, 200);
+    EXPECT_LT(dead.find("\"client_id\":\"c\\\"2\""), dead.find("\"client_id\":\"c1\"")) << dead;
+    EXPECT_NE(dead.find("\"payload_text\":\"{\\\"temperature\\\": \\\"hot\\\"}\""), std::string::npos) << dead;
+    EXPECT_NE(dead.find("\"payload_bytes\":7,\"payload_truncated\":false,\"payload_text\":null,\"payload_base64\":\"" +
+                        base64_encode(binary) + "\""),
+              std::string::npos)
+        << dead;
+    EXPECT_EQ(get("/api/dead-letters?limit=1").second.find("\"c1\""), std::string::npos);
+}
+
+TEST_F(api_db_test, hostile_and_invalid_parameters) {
+    ASSERT_TRUE(registry_->ensure_device("press-7", "", ""));
+    ASSERT_TRUE(registry_->ensure_metric("temperature"));
+    // Values are parameters, never SQL: these are just unknown names.
+    for (const char* device : {"x'%20OR%20'1'='1", "press-7';%20DROP%20TABLE%20sluice_app.devices;--", "%00"}) {
+        auto [s, body] = get(std::string("/api/telemetry?metric=temperature&device=") + device);
+        EXPECT_TRUE(s == 404 || s == 400) << device << " " << s << " " << body;
+    }
+    EXPECT_EQ(scalar("SELECT count(*) FROM sluice_app.devices"), "1");
+    auto [us, unknown] = get("/api/telemetry?device=press-7&metric=pressure");
+    EXPECT_EQ(us, 404);
+    EXPECT_EQ(unknown, "{\"error\":\"unknown metric\",\"metric\":\"pressure\"}\n");
+    EXPECT_EQ(get("/api/telemetry?device=press-7&metric=temperature&from=not-a-time").first, 400);
+    EXPECT_EQ(get("/api/telemetry?device=press-7&metric=temperature&to=2026-13-45").first, 400);
+    EXPECT_EQ(get("/api/telemetry?device=press-7&metric=temperature&limit=10001").first, 400);
+    EXPECT_EQ(get("/api/devices?limit=-1").first, 400);
+    // The connection survived the rejected queries.
+    EXPECT_EQ(get("/api/devices").first, 200);
+}
+
+TEST_F(api_db_test, database_restart_gives_503_then_reconnects) {
+    ASSERT_TRUE(registry_->ensure_device("press-7", "", ""));
+    EXPECT_EQ(get("/api/devices").first, 200);  // connected
+    ASSERT_TRUE(pg_->stop());
+    auto [s, body] = get("/api/devices");
+    EXPECT_EQ(s, 503) << body;
+    EXPECT_NE(body.find("\"error\":\"database unavailable\""), std::string::npos) << body;
+    EXPECT_EQ(get("/api/overview").first, 200);  // needs no database
+    ASSERT_TRUE(pg_->restart());
+    // After the connect back-off (2 s) the next request reconnects.
+    int status = 0;
+    for (int i = 0; i < 50 && status != 200; ++i) {
+        status = get("/api/devices").first;
+        if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(status, 200);
 }
 
 }  // namespace
