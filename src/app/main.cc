@@ -32,6 +32,7 @@
 #include "pipeline/topic_rules.h"
 #include "net/event_loop.h"
 #include "net/tcp_server.h"
+#include "http/api.h"
 #include "http/server.h"
 
 namespace sluice::app {
@@ -54,6 +55,7 @@ serve options (each overrides the config file):
   --telemetry-db URL     PostgreSQL URL for telemetry only
   --app-db URL           PostgreSQL URL for application data only
   --log-level LEVEL      debug, info, warn, error
+  --web-root DIR         dashboard files (default: <exe dir>/../../web, else ./web)
 )";
 
 bool parse_port(const char* text, uint16_t& out) {
@@ -84,8 +86,23 @@ void raise_open_files_limit() {
     }
 }
 
+// The dashboard's files: --web-root, else the repository's web/ next to a build tree
+// (<repo>/build*/bin/sluice), else ./web.
+std::string default_web_root() {
+    std::error_code ec;
+    auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        auto candidate = exe.parent_path() / ".." / ".." / "web";
+        if (std::filesystem::exists(candidate / "index.html", ec)) {
+            return std::filesystem::weakly_canonical(candidate, ec).string();
+        }
+    }
+    return "web";
+}
+
 int serve(int argc, char** argv) {
     config cfg;
+    std::string web_root;
     // First pass: the config file, so that flags override it whatever their order.
     for (int i = 0; i < argc; ++i) {
         if (std::strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
@@ -141,6 +158,8 @@ int serve(int argc, char** argv) {
             cfg.app_db_url = value();
         } else if (arg == "--log-level") {
             cfg.log_level = value();
+        } else if (arg == "--web-root") {
+            web_root = value();
         } else if (arg == "-h" || arg == "--help") {
             std::fputs(k_usage, stdout);
             return 0;
@@ -284,6 +303,11 @@ int serve(int argc, char** argv) {
     web.route("GET", "/metrics", [&sources](const http::request&) {
         return http::response{200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(sources), {}};
     });
+    http::api_config api;
+    api.db_url = cfg.telemetry_db_url;
+    api.metrics_text = [&sources] { return render_metrics(sources); };
+    api.web_root = web_root.empty() ? default_web_root() : web_root;
+    http::register_api(web, std::move(api));
     auto http_port = web.start(cfg.bind_address, cfg.http_port);
     if (!http_port) {
         SLUICE_ERROR("app", "cannot listen for HTTP on %s:%u: %s", cfg.bind_address.c_str(), cfg.http_port,

@@ -280,7 +280,10 @@ void connection::handle_publish(mqtt::publish&& p) {
     }
 
     if (p.qos > 0) {
-        if (unacked_inbound_ >= opts.receive_maximum && version_ == mqtt::version::v5) {
+        bool retransmission = p.qos == 2 && session_->inbound_qos2.count(p.packet_id) != 0;
+        if (!retransmission && version_ == mqtt::version::v5 &&
+            unacked_qos1_ + session_->inbound_qos2.size() >= opts.receive_maximum) {
+            // [MQTT-3.3.4-9]: more unacknowledged QoS 1/2 PUBLISHes than we allowed.
             close_with(mqtt::reason_code::receive_maximum_exceeded, true);
             return;
         }
@@ -374,7 +377,7 @@ void connection::update_reading() {
 void connection::queue_ack(mqtt::packet_type type, uint16_t packet_id, mqtt::reason_code code, bool ready,
                            uint64_t slot) {
     acks_.push_back(pending_ack{slot, type, packet_id, code, ready});
-    ++unacked_inbound_;
+    if (type == mqtt::packet_type::puback) ++unacked_qos1_;
     flush_acks();
 }
 
@@ -410,8 +413,8 @@ void connection::flush_acks() {
             ack.code = a.code;
             send_packet(ack);
         }
+        if (a.type == mqtt::packet_type::puback) --unacked_qos1_;
         acks_.pop_front();
-        --unacked_inbound_;
     }
 }
 

@@ -124,7 +124,9 @@ private:
 
     std::deque<pending_ack> acks_;
     uint64_t next_ack_slot_ = 0;
-    uint32_t unacked_inbound_ = 0;  // QoS 1/2 PUBLISHes not yet acknowledged (Receive Maximum)
+    // QoS 1 PUBLISHes whose PUBACK is not sent yet. With the session's QoS 2 packet ids
+    // awaiting PUBREL (PUBCOMP not sent), this is what Receive Maximum limits.
+    uint32_t unacked_qos1_ = 0;
     std::optional<mqtt::publish> parked_;  // held while the bus is over quota (pause policy)
 };
 
