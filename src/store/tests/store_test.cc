@@ -97,7 +97,8 @@ TEST_F(store_test, migrate_is_idempotent_and_concurrent_safe) {
     std::thread tb([&] { EXPECT_TRUE((*b)->migrate()); });
     ta.join();
     tb.join();
-    EXPECT_EQ(scalar("SELECT string_agg(version::text, ',') FROM sluice_telemetry.schema_version"), "1");
+    EXPECT_EQ(scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM sluice_telemetry.schema_version"),
+              "1,2");
     EXPECT_EQ(scalar("SELECT value FROM sluice_telemetry.settings WHERE key = 'layout'"), "native");
     // A database migrated by a newer Sluice is refused.
     ASSERT_TRUE(pg_instance::query(url_, "INSERT INTO sluice_telemetry.schema_version (version) VALUES (99)"));
@@ -189,6 +190,35 @@ TEST_F(store_test, failed_write_leaves_nothing_and_offset_unchanged) {
     ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, k_t0 + k_hour_us, 1'000'000, 2), dl, off2));
     EXPECT_EQ(count("sluice_telemetry.telemetry"), 80);
     EXPECT_EQ(s->load_offset("p", 0).value(), std::optional<int64_t>(200));
+}
+
+TEST_F(store_test, sequence_numbers_commit_with_the_batch_and_only_with_it) {
+    store_options o = options();
+    std::atomic<bool> fail{false};
+    o.failure_probe = [&](write_stage st) -> result<void> {
+        if (fail.load() && st == write_stage::before_commit) return errc::injected_failure;
+        return ok();
+    };
+    auto s = open(o);
+    std::vector<offset_update> off1 = {{"p", 0, 10}};
+    std::vector<sequence_update> seq1 = {{7, 41}, {8, 3}};
+    ASSERT_TRUE(s->write_batch(make_rows(1, 1, 2, k_t0, 1'000'000, 1), {}, off1, seq1));
+    std::vector<offset_update> off2 = {{"p", 0, 20}};
+    std::vector<sequence_update> seq2 = {{7, 42}};
+    fail = true;
+    EXPECT_EQ(s->write_batch({}, {}, off2, seq2).error(), errc::injected_failure);
+    auto loaded = s->load_sequences();
+    ASSERT_TRUE(loaded);
+    std::map<int32_t, int64_t> m;
+    for (auto& u : *loaded) m[u.device_id] = u.last_seq;
+    EXPECT_EQ(m, (std::map<int32_t, int64_t>{{7, 41}, {8, 3}})) << "a rolled-back batch changed sequence numbers";
+    fail = false;
+    ASSERT_TRUE(s->write_batch({}, {}, off2, seq2));
+    loaded = s->load_sequences();
+    ASSERT_TRUE(loaded);
+    m.clear();
+    for (auto& u : *loaded) m[u.device_id] = u.last_seq;
+    EXPECT_EQ(m, (std::map<int32_t, int64_t>{{7, 42}, {8, 3}}));
 }
 
 TEST_F(store_test, stale_offset_refuses_the_whole_batch) {
