@@ -4,6 +4,8 @@
 .PHONY: all bootstrap build debug run test unit fuzz-build fuzz-smoke integration bench format tidy clean
 
 JOBS ?= $(shell nproc)
+# CI (CI=true in the environment) turns warnings into errors.
+WERROR ?= $(if $(CI),ON,OFF)
 FUZZ_SECONDS ?= 30
 RUN_ARGS ?=
 
@@ -13,11 +15,11 @@ bootstrap:
 	@scripts/bootstrap
 
 build: bootstrap
-	@cmake --preset release >/dev/null
+	@cmake --preset release -DSLUICE_WERROR=$(WERROR) >/dev/null
 	@cmake --build --preset release -j $(JOBS)
 
 debug: bootstrap
-	@cmake --preset debug >/dev/null
+	@cmake --preset debug -DSLUICE_WERROR=$(WERROR) >/dev/null
 	@cmake --build --preset debug -j $(JOBS)
 
 run: build
@@ -29,7 +31,7 @@ test: build debug fuzz-build
 	@scripts/test $(FUZZ_SECONDS)
 
 fuzz-build: bootstrap
-	@cmake --preset fuzz >/dev/null
+	@cmake --preset fuzz -DSLUICE_WERROR=$(WERROR) >/dev/null
 	@cmake --build --preset fuzz -j $(JOBS)
 
 fuzz-smoke: fuzz-build
