@@ -167,13 +167,48 @@ std::string load_config_file(const std::string& path, config& cfg) {
         if (auto* rules = (*i)["rules"].as_array()) {
             cfg.ingest_rules.clear();
             for (auto& r : *rules) {
-                auto v = r.value<std::string>();
-                if (!v) {
-                    err = "ingest.rules: expected an array of strings";
+                config::ingest_rule rule;
+                if (auto v = r.value<std::string>()) {
+                    rule.pattern = *v;
+                } else if (auto* t = r.as_table()) {
+                    auto pattern = (*t)["pattern"].value<std::string>();
+                    if (!pattern) {
+                        err = "ingest.rules: a table needs pattern = \"...\"";
+                        return fail();
+                    }
+                    rule.pattern = *pattern;
+                    rule.format = (*t)["format"].value<std::string>().value_or("auto");
+                } else {
+                    err = "ingest.rules: expected strings or {pattern = ..., format = ...} tables";
                     return fail();
                 }
-                cfg.ingest_rules.push_back(*v);
+                if (rule.format != "auto" && rule.format != "json" && rule.format != "binary") {
+                    err = "ingest.rules: format must be \"auto\", \"json\" or \"binary\"";
+                    return fail();
+                }
+                cfg.ingest_rules.push_back(std::move(rule));
             }
+        }
+        std::string unknown;
+        if (!read_string(*i, "unknown_devices", unknown, err, "ingest")) return fail();
+        if (unknown == "register") {
+            cfg.register_unknown_devices = true;
+        } else if (unknown == "reject") {
+            cfg.register_unknown_devices = false;
+        } else if (!unknown.empty()) {
+            err = "ingest.unknown_devices: \"register\" or \"reject\"";
+            return fail();
+        }
+    }
+    if (auto* p = root["pipeline"].as_table()) {
+        if (auto v = (*p)["zscore_threshold"].value<double>()) cfg.zscore_threshold = *v;
+        if (!read_int(*p, "zscore_window", cfg.zscore_window, err, "pipeline") ||
+            !read_int(*p, "zscore_min_samples", cfg.zscore_min_samples, err, "pipeline") ||
+            !read_int(*p, "future_tolerance_ms", cfg.future_tolerance_ms, err, "pipeline"))
+            return fail();
+        if (cfg.zscore_threshold <= 0 || cfg.zscore_window == 0) {
+            err = "pipeline.zscore_threshold and pipeline.zscore_window must be positive";
+            return fail();
         }
     }
     if (auto* d = root["database"].as_table()) {

@@ -28,7 +28,17 @@ struct config {
     // [wal]
     bus::wal_options wal;
     // [ingest]
-    std::vector<std::string> ingest_rules{"devices/{device}/telemetry"};
+    struct ingest_rule {
+        std::string pattern;
+        std::string format = "auto";  // "auto", "json" or "binary"
+    };
+    std::vector<ingest_rule> ingest_rules{{"devices/{device}/telemetry", "auto"}};
+    bool register_unknown_devices = true;  // [ingest] unknown_devices = "register" | "reject"
+    // [pipeline] anomaly detection
+    double zscore_threshold = 4.0;
+    uint32_t zscore_window = 100;
+    uint32_t zscore_min_samples = 30;
+    int64_t future_tolerance_ms = 60'000;
     // [database]
     std::string telemetry_db_url;
     std::string app_db_url;

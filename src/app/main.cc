@@ -223,9 +223,10 @@ int serve(int argc, char** argv) {
     pipeline::rule_set rules;
     for (const auto& rule : cfg.ingest_rules) {
         std::string reason;
-        auto added = rules.add(rule, pipeline::payload_format::auto_detect, reason);
+        auto format = pipeline::parse_payload_format(rule.format).value_or(pipeline::payload_format::auto_detect);
+        auto added = rules.add(rule.pattern, format, reason);
         if (!added) {
-            SLUICE_ERROR("app", "ingest rule \"%s\": %s", rule.c_str(), reason.c_str());
+            SLUICE_ERROR("app", "ingest rule \"%s\": %s", rule.pattern.c_str(), reason.c_str());
             return 2;
         }
     }
@@ -285,7 +286,13 @@ int serve(int argc, char** argv) {
         store::store_options so;
         so.telemetry_url = cfg.telemetry_db_url;
         so.app_url = cfg.app_db_url.empty() ? cfg.telemetry_db_url : cfg.app_db_url;
-        pipe = std::make_unique<pipeline_service>(*log_bus, rules, so, pipeline::runner_options{});
+        pipeline::runner_options ro;
+        ro.auto_register_devices = cfg.register_unknown_devices;
+        ro.anomalies.zscore_threshold = cfg.zscore_threshold;
+        ro.anomalies.window = cfg.zscore_window;
+        ro.anomalies.min_samples = cfg.zscore_min_samples;
+        ro.anomalies.future_tolerance_ms = cfg.future_tolerance_ms;
+        pipe = std::make_unique<pipeline_service>(*log_bus, rules, so, ro);
         pipe->start();
     } else {
         SLUICE_WARN("app", "no database configured (--db): ingest data is kept in the WAL only");

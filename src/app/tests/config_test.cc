@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "app/config.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+namespace sluice::app {
+namespace {
+
+std::string write_temp(const std::string& text) {
+    char path[] = "/tmp/sluice-config-test-XXXXXX";
+    int fd = mkstemp(path);
+    EXPECT_GE(fd, 0);
+    close(fd);
+    std::ofstream(path) << text;
+    return path;
+}
+
+// The shipped config documents every key with its default: loading it must change nothing.
+TEST(config, shipped_file_matches_the_built_in_defaults) {
+    config defaults;
+    config loaded;
+    std::string err = load_config_file("config/sluice.toml", loaded);
+    ASSERT_EQ(err, "");
+    EXPECT_EQ(loaded.bind_address, defaults.bind_address);
+    EXPECT_EQ(loaded.mqtt_port, defaults.mqtt_port);
+    EXPECT_EQ(loaded.http_port, defaults.http_port);
+    EXPECT_EQ(loaded.threads, defaults.threads);
+    EXPECT_EQ(loaded.data_dir, defaults.data_dir);
+    EXPECT_EQ(loaded.mqtt.max_packet_size, defaults.mqtt.max_packet_size);
+    EXPECT_EQ(loaded.mqtt.receive_maximum, defaults.mqtt.receive_maximum);
+    EXPECT_EQ(loaded.mqtt.max_inflight_messages, defaults.mqtt.max_inflight_messages);
+    EXPECT_EQ(loaded.mqtt.max_queued_messages, defaults.mqtt.max_queued_messages);
+    EXPECT_EQ(loaded.mqtt.max_queued_bytes, defaults.mqtt.max_queued_bytes);
+    EXPECT_EQ(loaded.mqtt.max_pending_output_bytes, defaults.mqtt.max_pending_output_bytes);
+    EXPECT_EQ(loaded.mqtt.topic_alias_maximum, defaults.mqtt.topic_alias_maximum);
+    EXPECT_EQ(loaded.mqtt.max_session_expiry, defaults.mqtt.max_session_expiry);
+    EXPECT_EQ(loaded.mqtt.ingest_over_quota, defaults.mqtt.ingest_over_quota);
+    EXPECT_EQ(loaded.wal.mode, defaults.wal.mode);
+    EXPECT_EQ(loaded.wal.group_commit_max_delay, defaults.wal.group_commit_max_delay);
+    EXPECT_EQ(loaded.wal.group_commit_max_bytes, defaults.wal.group_commit_max_bytes);
+    EXPECT_EQ(loaded.wal.segment_bytes, defaults.wal.segment_bytes);
+    EXPECT_EQ(loaded.wal.quota_bytes, defaults.wal.quota_bytes);
+    EXPECT_EQ(loaded.wal.partitions, defaults.wal.partitions);
+    ASSERT_EQ(loaded.ingest_rules.size(), 1u);
+    EXPECT_EQ(loaded.ingest_rules[0].pattern, "devices/{device}/telemetry");
+    EXPECT_EQ(loaded.ingest_rules[0].format, "auto");
+    EXPECT_EQ(loaded.register_unknown_devices, defaults.register_unknown_devices);
+    EXPECT_EQ(loaded.zscore_threshold, defaults.zscore_threshold);
+    EXPECT_EQ(loaded.zscore_window, defaults.zscore_window);
+    EXPECT_EQ(loaded.future_tolerance_ms, defaults.future_tolerance_ms);
+    EXPECT_EQ(loaded.telemetry_db_url, "");
+}
+
+TEST(config, values_and_rule_tables) {
+    auto path = write_temp(R"(
+[server]
+mqtt_port = 0
+cpu_affinity = "0,2-3"
+[mqtt]
+maximum_qos = 1
+[wal]
+durability = "batch-async"
+group_commit_max_delay_us = 250
+[ingest]
+rules = ["a/{device}", {pattern = "f/{site}/{device}/raw", format = "binary"}]
+unknown_devices = "reject"
+over_quota = "refuse"
+[database]
+url = "postgresql://x/y"
+app_url = "postgresql://x/app"
+)");
+    config c;
+    ASSERT_EQ(load_config_file(path, c), "");
+    EXPECT_EQ(c.mqtt_port, 0);
+    EXPECT_EQ(c.cpu_affinity, (std::vector<int>{0, 2, 3}));
+    EXPECT_EQ(c.mqtt.maximum_qos, 1);
+    EXPECT_EQ(c.wal.mode, bus::durability::batch_async);
+    EXPECT_EQ(c.wal.group_commit_max_delay.count(), 250);
+    ASSERT_EQ(c.ingest_rules.size(), 2u);
+    EXPECT_EQ(c.ingest_rules[1].pattern, "f/{site}/{device}/raw");
+    EXPECT_EQ(c.ingest_rules[1].format, "binary");
+    EXPECT_FALSE(c.register_unknown_devices);
+    EXPECT_EQ(c.mqtt.ingest_over_quota, broker::broker_options::over_quota_policy::refuse);
+    EXPECT_EQ(c.telemetry_db_url, "postgresql://x/y");
+    EXPECT_EQ(c.app_db_url, "postgresql://x/app");
+    std::remove(path.c_str());
+}
+
+TEST(config, errors_name_the_key) {
+    struct bad {
+        const char* text;
+        const char* expect;
+    } cases[] = {
+        {"[server]\nmqtt_port = 70000\n", "server.mqtt_port"},
+        {"[mqtt]\nmaximum_qos = 3\n", "mqtt.maximum_qos"},
+        {"[wal]\ndurability = \"sometimes\"\n", "wal.durability"},
+        {"[ingest]\nrules = [{pattern = \"a/{device}\", format = \"xml\"}]\n", "ingest.rules"},
+        {"[ingest]\nunknown_devices = \"maybe\"\n", "ingest.unknown_devices"},
+        {"[server]\ncpu_affinity = \"3-1\"\n", "server.cpu_affinity"},
+        {"[server\n", ":1"},
+    };
+    for (const auto& b : cases) {
+        auto path = write_temp(b.text);
+        config c;
+        std::string err = load_config_file(path, c);
+        EXPECT_NE(err.find(b.expect), std::string::npos) << b.text << " -> " << err;
+        std::remove(path.c_str());
+    }
+}
+
+}  // namespace
+}  // namespace sluice::app
