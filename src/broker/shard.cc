@@ -87,6 +87,15 @@ session& shard::open_session(connection& c, const mqtt::connect& pkt, bool& sess
     }
     s->expiry_interval = std::min(s->expiry_interval, opts.max_session_expiry);
     if (s->send_window == 0) s->send_window = 1;
+    // A resumed session may have become (non-)persistent: its subscriptions tell publishers
+    // whether acknowledgements must wait for the state journal, so refresh them.
+    bool durable = persistence::persistent(*s);
+    for (auto& [filter, o] : s->subscriptions) {
+        if (o.durable == durable) continue;
+        o.durable = durable;
+        (void)index_replica_.subscribe(filter, s->key(), o);
+        replicate_subscribe(filter, s->key(), o);
+    }
     persist_session(*s);
     return *s;
 }
@@ -131,7 +140,7 @@ void shard::restore(persist::session_record&& r, std::vector<persist::session_me
     // A session whose connection was open when the broker stopped counts as disconnected now.
     s.disconnected_at_ms = r.disconnected_at_ms != 0 ? persistence::to_mono(r.disconnected_at_ms, now_mono) : now_mono;
     for (auto& sub : r.subscriptions) {
-        sub_options o{sub.qos, sub.no_local, sub.retain_as_published, sub.retain_handling, sub.subscription_id};
+        sub_options o{sub.qos, sub.no_local, sub.retain_as_published, sub.retain_handling, sub.subscription_id, true};
         for (unsigned t = 0; t < broker_.shard_count(); ++t) (void)broker_.get_shard(t).index_replica_.subscribe(sub.filter, key, o);
         s.subscriptions[sub.filter] = o;
         stats_.add(stats_.subscriptions);
