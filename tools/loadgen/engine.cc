@@ -1031,20 +1031,35 @@ result<results> run(const options& opts) {
         wait_for(opts.warmup_s, "warmup");
         s.current.store(static_cast<int>(phase::offline), std::memory_order_release);
         wait_for(opts.offline_s, "offline");
-        r.storm_backlog_peak = static_cast<uint64_t>(std::max<int64_t>(0, sum(ws).queued));
+        const totals at_storm = sum(ws);
+        r.storm_backlog_peak = static_cast<uint64_t>(std::max<int64_t>(0, at_storm.queued));
+        r.storm_backlog_unacked = r.storm_backlog_peak + static_cast<uint64_t>(std::max<int64_t>(0, at_storm.inflight));
         const auto t_storm = clock_type::now();
         s.current.store(static_cast<int>(phase::reconnecting), std::memory_order_release);
         bool all_connected = false;
+        bool sent = false;
+        bool acked = false;
+        bool delivered = !opts.subscribe;
         while (seconds_since(t_storm) < opts.duration_s + 30) {
             const totals t = sum(ws);
+            const double now_s = seconds_since(t_storm);
             if (!all_connected && t.ready == static_cast<int64_t>(opts.devices)) {
                 all_connected = true;
-                r.storm_reconnect_s = seconds_since(t_storm);
+                r.storm_reconnect_s = now_s;
             }
-            if (all_connected && t.queued == 0) {
-                r.storm_drain_s = seconds_since(t_storm);
-                break;
+            if (all_connected && !sent && t.queued == 0) {
+                sent = true;
+                r.storm_drain_s = now_s;
             }
+            if (!acked && t.acked - at_storm.acked >= r.storm_backlog_unacked) {
+                acked = true;
+                r.storm_acked_s = now_s;
+            }
+            if (!delivered && t.received - at_storm.received >= r.storm_backlog_unacked) {
+                delivered = true;
+                r.storm_delivered_s = now_s;
+            }
+            if (sent && acked && delivered) break;
             prog.tick("storm");
             sleep_ms(5);
         }

@@ -59,8 +59,15 @@ struct results {
     double max_loss_free_readings_per_s = 0;
     // storm
     double storm_reconnect_s = 0;
-    double storm_drain_s = 0;
-    uint64_t storm_backlog_peak = 0;
+    double storm_drain_s = 0;          // the devices' offline queues were empty (all sent)
+    // As many messages as the backlog (queued + unacknowledged at reconnect) were
+    // acknowledged / delivered to the subscriber since the reconnect (0: not within the
+    // run). A count, not per-device tracking: new payloads acked before another device's
+    // backlog also count, so this is when a backlog-sized volume was absorbed.
+    double storm_acked_s = 0;
+    double storm_delivered_s = 0;
+    uint64_t storm_backlog_peak = 0;   // payloads queued on the devices at reconnect
+    uint64_t storm_backlog_unacked = 0;  // + unacknowledged in flight at the disconnect
     // --verify-pg
     bool verified_pg = false;
     pg_verdict pg;

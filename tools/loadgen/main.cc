@@ -78,9 +78,11 @@ void print_summary(const options& o, const results& r) {
                      r.subscribed && r.totals.lost > 0 ? " (BUT acknowledged messages were lost)" : "");
     }
     if (o.kind == sluice::loadgen::scenario::storm) {
-        std::fprintf(f, "  storm: backlog %llu payloads, all reconnected in %.2fs, backlog drained in %.2fs, sessions resumed %llu\n",
-                     static_cast<unsigned long long>(r.storm_backlog_peak), r.storm_reconnect_s, r.storm_drain_s,
-                     static_cast<unsigned long long>(r.sessions_resumed));
+        std::fprintf(f, "  storm: backlog %llu payloads (%llu with unacked in flight), all reconnected in %.2fs, "
+                        "backlog sent in %.2fs, backlog-sized volume acked in %.2fs, delivered in %.2fs, sessions resumed %llu\n",
+                     static_cast<unsigned long long>(r.storm_backlog_peak),
+                     static_cast<unsigned long long>(r.storm_backlog_unacked), r.storm_reconnect_s, r.storm_drain_s,
+                     r.storm_acked_s, r.storm_delivered_s, static_cast<unsigned long long>(r.sessions_resumed));
     }
 }
 
@@ -118,8 +120,10 @@ bool write_json(const std::string& path, const options& o, const results& r) {
                      i ? ", " : "", s.offered_readings_per_s, s.acked_readings_per_s, s.acked_msgs_per_s,
                      ms(s.ack_p99_us), u(s.backlog), s.passed ? "true" : "false");
     }
-    std::fprintf(f, "],\n  \"storm_backlog\": %llu,\n  \"storm_reconnect_s\": %.3f,\n  \"storm_drain_s\": %.3f,\n",
-                 u(r.storm_backlog_peak), r.storm_reconnect_s, r.storm_drain_s);
+    std::fprintf(f, "],\n  \"storm_backlog\": %llu,\n  \"storm_backlog_unacked\": %llu,\n  \"storm_reconnect_s\": %.3f,\n"
+                    "  \"storm_drain_s\": %.3f,\n  \"storm_acked_s\": %.3f,\n  \"storm_delivered_s\": %.3f,\n",
+                 u(r.storm_backlog_peak), u(r.storm_backlog_unacked), r.storm_reconnect_s, r.storm_drain_s,
+                 r.storm_acked_s, r.storm_delivered_s);
     json_latency(f, "ack_latency", r.ack_latency, true);
     json_latency(f, "e2e_latency", r.e2e_latency, false);
     std::fprintf(f, "}\n");
