@@ -27,6 +27,7 @@ SLUICE = os.environ.get("SLUICE_BIN") or os.path.join(REPO, "build", "bin", "slu
 PG_START = os.path.join(REPO, "scripts", "pg-start")
 PG_STOP = os.path.join(REPO, "scripts", "pg-stop")
 
+CYCLES = 3
 QUOTA_BYTES = 262144
 SEGMENT_BYTES = 16384
 CONFIG = """
@@ -200,51 +201,69 @@ def test_quota_back_pressure_and_resume():
         db_url = subprocess.run([PG_START, pg_dir], capture_output=True, text=True, check=True,
                                 timeout=120).stdout.strip()
         sluice = Sluice(data_dir, db_url, config_path, os.path.join(tmp, "sluice.log"))
-        devices = [Device(0, V311), Device(1, V5)]
+        devices = [Device(0, V311), Device(1, V5), Device(2, V311), Device(3, V5)]
         try:
             sluice.start()
             wait_for(lambda: sluice.metrics().get("sluice_pipeline_database_up") == 1, 30, "database up")
-            subprocess.run([PG_STOP, pg_dir], check=True, timeout=120, capture_output=True)
+            started = False
+            paused_before = 0
+            # The database goes away and comes back three times (a flapping database): each
+            # time the log fills to its quota, ingest pauses, and resumes once there is room.
+            for cycle in range(CYCLES):
+                subprocess.run([PG_STOP, pg_dir], check=True, timeout=120, capture_output=True)
+                if not started:
+                    for d in devices:
+                        d.start(sluice.port)
+                    started = True
 
-            for d in devices:
-                d.start(sluice.port)
-
-            # Publish until acknowledgements stall: no new PUBACK for 3 s with messages in flight.
-            last_total, last_change = -1, time.time()
-            deadline = time.time() + 60
-            while time.time() < deadline:
-                total = sum(d.acked_count() for d in devices)
-                if total != last_total:
-                    last_total, last_change = total, time.time()
-                elif time.time() - last_change > 3 and all(d.pending() > 0 for d in devices):
-                    break
+                # Publish until acknowledgements stall: no new PUBACK for 3 s with messages in flight.
+                last_total, last_change = -1, time.time()
+                deadline = time.time() + 60
+                while time.time() < deadline:
+                    total = sum(d.acked_count() for d in devices)
+                    if total != last_total:
+                        last_total, last_change = total, time.time()
+                    elif time.time() - last_change > 3 and all(d.pending() > 0 for d in devices):
+                        break
+                    for d in devices:
+                        assert d.closed_error is None, "cycle %d: publisher %d lost its connection: %s" % (
+                            cycle, d.index, d.closed_error)
+                    time.sleep(0.1)
+                else:
+                    raise AssertionError("cycle %d: acknowledgements never stalled (acked %d)" % (cycle, last_total))
+                stalled_acked = [d.acked_count() for d in devices]
+                m = sluice.metrics()
+                assert m.get("sluice_bus_over_quota") == 1, m
+                assert m.get("sluice_ingest_paused_total", 0) > paused_before, m
+                paused_before = m.get("sluice_ingest_paused_total", 0)
+                stalled_lag = m.get("sluice_bus_lag_messages", 0)
+                assert stalled_lag > 0, m
+                if cycle == 0:
+                    assert stalled_lag >= sum(stalled_acked), m
+                assert m.get("sluice_bus_bytes", QUOTA_BYTES) >= QUOTA_BYTES, m
+                assert m.get("sluice_ingest_refused_total", 0) == 0, m
+                assert m.get("sluice_mqtt_connections") == len(devices), m
+                # Still connected while held: nothing closed from the broker's side.
+                time.sleep(1)
                 for d in devices:
-                    assert d.closed_error is None, "publisher %d lost its connection: %s" % (d.index, d.closed_error)
-                time.sleep(0.1)
-            else:
-                raise AssertionError("acknowledgements never stalled (acked %d)" % last_total)
-            stalled_acked = [d.acked_count() for d in devices]
-            m = sluice.metrics()
-            assert m.get("sluice_bus_over_quota") == 1, m
-            assert m.get("sluice_ingest_paused_total", 0) > 0, m
-            assert m.get("sluice_bus_lag_messages", 0) >= sum(stalled_acked), m
-            assert m.get("sluice_bus_bytes", QUOTA_BYTES) >= QUOTA_BYTES, m
-            assert m.get("sluice_ingest_refused_total", 0) == 0, m
-            assert m.get("sluice_mqtt_connections") == len(devices), m
-            # Still connected while held: nothing closed from the broker's side.
-            time.sleep(1)
-            for d in devices:
-                assert d.closed_error is None, "publisher %d was disconnected: %s" % (d.index, d.closed_error)
-                assert d.pending() > 0
-            assert [d.acked_count() for d in devices] == stalled_acked, "acknowledged while over quota"
+                    assert d.closed_error is None, "cycle %d: publisher %d was disconnected: %s" % (
+                        cycle, d.index, d.closed_error)
+                    assert d.pending() > 0
+                assert [d.acked_count() for d in devices] == stalled_acked, "acknowledged while over quota"
 
-            # Free space: the database comes back, the pipeline drains, the quota clears.
-            print("stalled at %.3f with %r acknowledged; starting PostgreSQL" % (time.time(), stalled_acked))
-            subprocess.run([PG_START, pg_dir], check=True, timeout=120, capture_output=True)
-            wait_for(lambda: sluice.metrics().get("sluice_bus_over_quota") == 0, 60, "over_quota back to 0")
-            # The held messages are acknowledged and the publishers carry on well past them.
-            wait_for(lambda: all(d.acked_count() > s + 500 for d, s in zip(devices, stalled_acked)), 60,
-                     "publishers to resume (acked at stall %r)" % stalled_acked)
+                # Free space: the database comes back, the pipeline drains, the quota clears.
+                print("cycle %d: stalled with %r acknowledged, lag %d; starting PostgreSQL" % (
+                    cycle, stalled_acked, stalled_lag))
+                subprocess.run([PG_START, pg_dir], check=True, timeout=120, capture_output=True)
+                wait_for(lambda: sluice.metrics().get("sluice_bus_over_quota") == 0, 60, "over_quota back to 0")
+                wait_for(lambda: sluice.metrics().get("sluice_bus_lag_messages", stalled_lag) < stalled_lag / 2, 60,
+                         "the lag to drain (was %d at the stall)" % stalled_lag)
+                # The held messages are acknowledged and the publishers carry on well past them.
+                wait_for(lambda: all(d.acked_count() > s + 500 for d, s in zip(devices, stalled_acked)), 60,
+                         "publishers to resume (acked at stall %r)" % stalled_acked)
+                for d in devices:
+                    assert d.closed_error is None, "cycle %d: publisher %d lost its connection: %s" % (
+                        cycle, d.index, d.closed_error)
             for d in devices:
                 d.stop.set()
             for d in devices:
