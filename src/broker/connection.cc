@@ -308,7 +308,8 @@ void connection::handle_publish(mqtt::publish&& p) {
 
     ack_barrier_ptr barrier;
     uint64_t slot = 0;
-    if (to_log && p.qos > 0 && ingest.log->over_quota()) {
+    if (to_log && p.qos > 0 && opts.ingest_over_quota == broker_options::over_quota_policy::refuse &&
+        ingest.log->over_quota()) {
         shard_stats::add(shard_.stats().ingest_quota_refused);
         if (version_ != mqtt::version::v5) {
             // 3.1.1 has no negative acknowledgement: withhold it and close; the client

@@ -473,11 +473,10 @@ void partition::process(std::vector<pending>& batch) {
             p.done(err(errc::invalid_argument));
             continue;
         }
-        // The quota is enforced when appends are enqueued (over_quota() also tells the
-        // broker to stop reading). Appends already accepted are written even if that
-        // overshoots a little, so a caller that checked over_quota() is not refused; only
-        // a hard ceiling above the quota protects the disk from a flood of queued appends.
-        if (total_bytes_->load() + chunk_.size() >= opts_.quota_bytes + 4 * opts_.group_commit_max_bytes) {
+        // over_quota() (the soft quota) tells callers to stop; appends themselves fail only
+        // past the hard limit, so a caller that checked over_quota() is not refused by a
+        // race with other appenders. The hard limit protects the disk from a flood.
+        if (total_bytes_->load() + chunk_.size() >= quota_hard_limit(opts_)) {
             p.done(err(errc::quota_exceeded));
             continue;
         }
@@ -669,7 +668,7 @@ public:
         SLUICE_CHECK(part < parts_.size(), "append to partition %u of %zu", part, parts_.size());
         if (!done) done = [](result<uint64_t>) {};
         pending p{std::move(m), std::move(done), {}};
-        if (over_quota()) p.preset = err(errc::quota_exceeded);
+        if (total_bytes_.load() >= quota_hard_limit(opts_)) p.preset = err(errc::quota_exceeded);
         if (!parts_[part]->enqueue(std::move(p))) {
             // Stopped: nothing will run the callback on a bus thread any more.
             if (p.done) p.done(err(errc::closed));
