@@ -308,11 +308,16 @@ void shard::deliver_outgoing(session& s, outgoing&& out, const ack_barrier_ptr& 
 void shard::enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier) {
     const auto& opts = broker_.options();
     size_t bytes = out.msg->payload.size() + out.msg->topic.size();
-    // An online session that is already throttling its publishers may overshoot its bound
-    // by up to 2x: what was read before the throttle took effect still arrives (cross-shard
-    // hand-over is asynchronous), and dropping it would lose acknowledged messages.
-    uint64_t slack = (s.conn != nullptr && !s.throttled_publishers.empty()) ? 2 : 1;
-    if (s.queue.size() >= opts.max_queued_messages * slack || s.queued_bytes + bytes > opts.max_queued_bytes * slack) {
+    // An online session that is already throttling its publishers may overshoot its bound:
+    // what was read before the throttle took effect still arrives (cross-shard hand-over is
+    // asynchronous), and dropping it would lose acknowledged messages.
+    // With thousands of publishers (a reconnect storm) each one lands a few messages before
+    // its own throttle takes effect, so the message bound stretches 10x; bytes only 2x.
+    bool throttling = s.conn != nullptr && !s.throttled_publishers.empty();
+    uint64_t message_slack = throttling ? 10 : 1;
+    uint64_t byte_slack = throttling ? 2 : 1;
+    if (s.queue.size() >= opts.max_queued_messages * message_slack ||
+        s.queued_bytes + bytes > opts.max_queued_bytes * byte_slack) {
         stats_.add(stats_.dropped_queue_full);
         uint64_t dropped = stats_.dropped_queue_full.load(std::memory_order_relaxed);
         if ((dropped & (dropped - 1)) == 0) {  // log at powers of two, not per message

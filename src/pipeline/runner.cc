@@ -5,6 +5,7 @@
 #include <chrono>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "base/log.h"
@@ -189,6 +190,54 @@ struct runner::impl {
         batch_seq_before.clear();
     }
 
+    // Devices already registered are known at start, so a restart does not look them up
+    // one by one.
+    bool preload_devices() {
+        for (;;) {
+            auto d = r.registry_.load_devices();
+            if (d) {
+                for (const auto& dev : *d) devices[dev.key] = static_cast<uint32_t>(dev.id);
+                return true;
+            }
+            SLUICE_WARN("pipeline", "cannot load the device registry: %s; retrying", d.error().message().c_str());
+            if (!pause()) return false;
+        }
+    }
+
+    // Registers the unknown devices of a polled batch in one statement (a reconnect storm
+    // of new devices costs one round trip, not one fsync per device).
+    bool register_new_devices(const std::vector<bus::record>& recs) {
+        if (!r.options_.auto_register_devices) return true;
+        std::vector<store::registry::device_request> requests;
+        std::unordered_set<std::string_view> seen;
+        for (const auto& rec : recs) {
+            auto m = r.rules_.match(rec.msg.topic);
+            if (!m) continue;
+            std::string_view key = m->device.empty() ? std::string_view(rec.msg.client_id) : m->device;
+            if (key.empty() || seen.count(key) || devices.count(std::string(key))) continue;
+            seen.insert(key);
+            requests.push_back(store::registry::device_request{std::string(key), std::string(m->get("site").value_or("")),
+                                                               std::string(m->get("line").value_or(""))});
+        }
+        if (requests.empty()) return true;
+        for (;;) {
+            auto got = r.registry_.ensure_devices(requests);
+            if (got) {
+                for (const auto& dev : *got) devices[dev.key] = static_cast<uint32_t>(dev.id);
+                wait.reset();
+                return true;
+            }
+            if (!retryable(got.error())) {
+                SLUICE_WARN("pipeline", "registering %zu devices at once failed (%s); registering one by one",
+                            requests.size(), got.error().message().c_str());
+                return true;
+            }
+            r.stats_.retries.fetch_add(1, std::memory_order_relaxed);
+            r.stats_.database_up.store(false);
+            if (!pause()) return false;
+        }
+    }
+
     bool load_sequences() {
         for (;;) {
             auto s = r.store_.load_sequences();
@@ -368,6 +417,7 @@ void runner::run() {
     impl s(*this);
     if (!s.load_dictionary()) return;
     if (!s.load_sequences()) return;
+    if (!s.preload_devices()) return;
 
     // Resume from the offset committed with the data (exactly once).
     uint64_t start = 0;
@@ -429,6 +479,7 @@ void runner::run() {
             if (!s.pause()) break;
             continue;
         }
+        if (!s.register_new_devices(recs)) return;
         for (const auto& rec : recs) {
             if (!s.process(rec)) return;  // stopping: the batch is abandoned, its offset not stored
             s.next = rec.offset + 1;

@@ -56,6 +56,49 @@ public:
         return std::move(**found);
     }
 
+    result<std::vector<device>> ensure_devices(const std::vector<device_request>& requests) override {
+        std::vector<device> out;
+        if (requests.empty()) return out;
+        std::vector<std::string> keys, sites, lines;
+        for (const auto& r : requests) {
+            if (r.key.empty()) return errc::invalid_argument;
+            keys.push_back(sanitize(r.key));
+            sites.push_back(sanitize(r.site));
+            lines.push_back(sanitize(r.line));
+        }
+        std::lock_guard<std::mutex> lk(mu_);
+        if (auto r = conn_.ensure(); !r) return r.error();
+        const std::string k = text_array(keys);
+        auto ins = conn_.query(
+            "INSERT INTO sluice_app.devices (key, name, site, line) "
+            "SELECT k, k, s, l FROM unnest($1::text[], $2::text[], $3::text[]) AS u(k, s, l) "
+            "ON CONFLICT (key) DO NOTHING",
+            {k, text_array(sites), text_array(lines)});
+        if (!ins) return ins.error();
+        const std::string sql =
+            std::string("SELECT ") + k_device_columns + " FROM sluice_app.devices WHERE key = ANY($1::text[])";
+        auto q = conn_.query(sql.c_str(), {k});
+        if (!q) return q.error();
+        for (int i = 0; i < q->rows(); ++i) out.push_back(device_at(*q, i));
+        return out;
+    }
+
+    // A PostgreSQL text[] literal: every element double-quoted, '"' and '\' escaped.
+    static std::string text_array(const std::vector<std::string>& items) {
+        std::string out = "{";
+        for (size_t i = 0; i < items.size(); ++i) {
+            if (i) out += ',';
+            out += '"';
+            for (char c : items[i]) {
+                if (c == '"' || c == '\\') out += '\\';
+                out += c;
+            }
+            out += '"';
+        }
+        out += '}';
+        return out;
+    }
+
     result<std::optional<device>> find_device(std::string_view key) override {
         std::lock_guard<std::mutex> lk(mu_);
         if (auto r = conn_.ensure(); !r) return r.error();

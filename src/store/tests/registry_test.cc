@@ -3,6 +3,8 @@
 // The device/metric registry against a private PostgreSQL.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "store/registry.h"
 #include "tests/support/pg_instance.h"
 
@@ -62,6 +64,28 @@ TEST_F(registry_test, ensure_device_registers_once_and_fills_unknown_site) {
     ASSERT_EQ(all->size(), 2u);
     EXPECT_EQ((*all)[1].key, "press-8");
     EXPECT_EQ(reg_->ensure_device("", "", "").error(), errc::invalid_argument);
+}
+
+TEST_F(registry_test, ensure_devices_registers_a_batch_in_one_go) {
+    auto existing = reg_->ensure_device("old-1", "s0", "");
+    ASSERT_TRUE(existing);
+    std::vector<registry::device_request> req = {
+        {"old-1", "ignored", ""}, {"new-\"quoted\\", "plant-2", "line-3"}, {"new-2", "", ""}, {"new-2", "", ""}};
+    auto got = reg_->ensure_devices(req);
+    ASSERT_TRUE(got) << got.error().message();
+    std::map<std::string, device> by_key;
+    for (auto& d : *got) by_key[d.key] = d;
+    ASSERT_EQ(by_key.size(), 3u);
+    EXPECT_EQ(by_key["old-1"].id, existing->id);
+    EXPECT_EQ(by_key["old-1"].site, "s0");
+    EXPECT_EQ(by_key["new-\"quoted\\"].site, "plant-2");
+    EXPECT_EQ(by_key["new-\"quoted\\"].line, "line-3");
+    auto again = reg_->ensure_devices(req);
+    ASSERT_TRUE(again);
+    for (auto& d : *again) EXPECT_EQ(d.id, by_key[d.key].id) << d.key;
+    auto all = reg_->load_devices();
+    ASSERT_TRUE(all);
+    EXPECT_EQ(all->size(), 3u);
 }
 
 TEST_F(registry_test, metrics_register_once_and_load_with_conversion_and_ranges) {
