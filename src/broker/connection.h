@@ -22,6 +22,7 @@
 #include <utility>
 #include <unordered_map>
 
+#include "base/fifo.h"
 #include "broker/session.h"
 #include "broker/transport.h"
 #include "mqtt/types.h"
@@ -122,7 +123,7 @@ private:
     std::unordered_map<std::string, uint16_t> outbound_aliases_;
     uint16_t client_topic_alias_max_ = 0;
 
-    std::deque<pending_ack> acks_;
+    fifo<pending_ack> acks_;
     uint64_t next_ack_slot_ = 0;
     // QoS 1 PUBLISHes whose PUBACK is not sent yet. With the session's QoS 2 packet ids
     // awaiting PUBREL (PUBCOMP not sent), this is what Receive Maximum limits.

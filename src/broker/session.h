@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "base/fifo.h"
 #include "broker/message.h"
 #include "broker/topic_index.h"
 #include "mqtt/types.h"
@@ -55,7 +56,7 @@ public:
     std::map<std::string, sub_options, std::less<>> subscriptions;  // filter -> options
 
     std::map<uint16_t, inflight_entry> inflight;  // outbound, by packet id
-    std::deque<outgoing> queue;                   // outbound, waiting for window or connection
+    fifo<outgoing> queue;                         // outbound, waiting for window or connection
     uint64_t queued_bytes = 0;
     std::set<uint16_t> inbound_qos2;              // received PUBLISH QoS 2, PUBREC sent, awaiting PUBREL
 

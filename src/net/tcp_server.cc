@@ -16,6 +16,7 @@
 #include <optional>
 #include <unordered_set>
 
+#include "base/fifo.h"
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/connection.h"
@@ -354,7 +355,7 @@ private:
     std::string peer_;
     std::unique_ptr<broker::connection> protocol_;
     std::string in_;
-    std::deque<chunk> out_;
+    fifo<chunk> out_;
     size_t pending_ = 0;
     bool dirty_ = false;
     bool closing_ = false;
