@@ -127,6 +127,28 @@ struct runner::impl {
         return metrics.find(def.id);
     }
 
+    // Picks up metric definitions added or changed in the database since the last load
+    // (binary payloads name metrics by id, so a new id is unknown until then). Failures are
+    // left for the next reload.
+    void reload_dictionary() {
+        auto m = r.registry_.load_metrics();
+        if (!m) return;
+        for (const auto& row : *m) {
+            metric_def def;
+            def.id = static_cast<uint32_t>(row.id);
+            def.name = row.name;
+            def.unit = row.unit;
+            def.scale = row.scale;
+            def.offset = row.offset;
+            def.valid_min = row.valid_min;
+            def.valid_max = row.valid_max;
+            def.warn_low = row.warn_low;
+            def.warn_high = row.warn_high;
+            std::string reason;
+            (void)metrics.add(def, reason);
+        }
+    }
+
     bool load_dictionary() {
         for (;;) {
             auto m = r.registry_.load_metrics();
@@ -458,8 +480,13 @@ void runner::run() {
 
     std::vector<bus::record> recs;
     int64_t last_maintenance = 0;
+    int64_t last_reload = steady_ms();
     while (!stopping_.load()) {
         int64_t now = steady_ms();
+        if (now - last_reload > 10'000) {
+            s.reload_dictionary();
+            last_reload = now;
+        }
         if (options_.partition == 0 && now - last_maintenance > 60'000) {
             auto m = store_.maintain(std::chrono::system_clock::now());
             if (!m) SLUICE_WARN("pipeline", "store maintenance: %s", m.error().message().c_str());
