@@ -30,6 +30,20 @@ int64_t steady_ms() {
         .count();
 }
 
+metric_def to_def(const store::metric_row& row) {
+    metric_def def;
+    def.id = static_cast<uint32_t>(row.id);
+    def.name = row.name;
+    def.unit = row.unit;
+    def.scale = row.scale;
+    def.offset = row.offset;
+    def.valid_min = row.valid_min;
+    def.valid_max = row.valid_max;
+    def.warn_low = row.warn_low;
+    def.warn_high = row.warn_high;
+    return def;
+}
+
 bool retryable(std::error_code ec) {
     return ec == store::errc::connection_failed || ec == store::errc::conflict ||
            ec == store::errc::resource_exhausted;
@@ -134,18 +148,8 @@ struct runner::impl {
         auto m = r.registry_.load_metrics();
         if (!m) return;
         for (const auto& row : *m) {
-            metric_def def;
-            def.id = static_cast<uint32_t>(row.id);
-            def.name = row.name;
-            def.unit = row.unit;
-            def.scale = row.scale;
-            def.offset = row.offset;
-            def.valid_min = row.valid_min;
-            def.valid_max = row.valid_max;
-            def.warn_low = row.warn_low;
-            def.warn_high = row.warn_high;
             std::string reason;
-            (void)metrics.add(def, reason);
+            (void)metrics.add(to_def(row), reason);
         }
     }
 
@@ -154,16 +158,7 @@ struct runner::impl {
             auto m = r.registry_.load_metrics();
             if (m) {
                 for (const auto& row : *m) {
-                    metric_def def;
-                    def.id = static_cast<uint32_t>(row.id);
-                    def.name = row.name;
-                    def.unit = row.unit;
-                    def.scale = row.scale;
-                    def.offset = row.offset;
-                    def.valid_min = row.valid_min;
-                    def.valid_max = row.valid_max;
-                    def.warn_low = row.warn_low;
-                    def.warn_high = row.warn_high;
+                    metric_def def = to_def(row);
                     std::string reason;
                     if (!metrics.add(def, reason)) SLUICE_WARN("pipeline", "metric %s ignored: %s", def.name.c_str(), reason.c_str());
                 }
