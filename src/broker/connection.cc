@@ -185,7 +185,7 @@ void connection::handle_connect(mqtt::connect&& p, bool id_assigned) {
         keep_alive_s_ = opts.max_keep_alive;
         keep_alive_changed = true;
     }
-    will_ = std::move(p.will_message);
+    will_ = p.will_message ? std::make_unique<mqtt::will>(std::move(*p.will_message)) : nullptr;
     will_delay_s_ = will_ ? will_->props.will_delay_interval.value_or(0) : 0;
     request_problem_information_ = p.props.request_problem_information.value_or(1) != 0;
     client_topic_alias_max_ = p.props.topic_alias_maximum.value_or(0);
@@ -274,7 +274,7 @@ void connection::handle_publish(mqtt::publish&& p) {
     if (to_log && ingest.log->over_quota() && opts.ingest_over_quota == broker_options::over_quota_policy::pause) {
         // Back-pressure: hold this PUBLISH and stop reading until the bus has room again.
         shard_stats::add(shard_.stats().ingest_paused);
-        parked_ = std::move(p);
+        parked_ = std::make_unique<mqtt::publish>(std::move(p));
         update_reading();
         return;
     }
@@ -556,7 +556,10 @@ std::pair<std::optional<mqtt::will>, uint32_t> connection::taken_over() {
     state_ = state::closed;
     session_ = nullptr;
     transport_.close();
-    return {std::move(will_), will_delay_s_};
+    std::optional<mqtt::will> w;
+    if (will_) w = std::move(*will_);
+    will_.reset();
+    return {std::move(w), will_delay_s_};
 }
 
 void connection::finish(bool abnormal) {
@@ -564,7 +567,7 @@ void connection::finish(bool abnormal) {
     if (session_ != nullptr) {
         session* s = session_;
         session_ = nullptr;
-        shard_.session_disconnected(*s, abnormal, will_, will_delay_s_);
+        shard_.session_disconnected(*s, abnormal, will_.get(), will_delay_s_);
     }
     will_.reset();
     transport_.close();

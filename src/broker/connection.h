@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -114,7 +115,7 @@ private:
 
     uint16_t keep_alive_s_ = 0;
     int64_t last_received_ms_ = 0;
-    std::optional<mqtt::will> will_;
+    std::unique_ptr<mqtt::will> will_;  // heap: mqtt::will is ~1 KB, most connections have none
     uint32_t will_delay_s_ = 0;
     bool request_problem_information_ = true;
 
@@ -128,7 +129,7 @@ private:
     // QoS 1 PUBLISHes whose PUBACK is not sent yet. With the session's QoS 2 packet ids
     // awaiting PUBREL (PUBCOMP not sent), this is what Receive Maximum limits.
     uint32_t unacked_qos1_ = 0;
-    std::optional<mqtt::publish> parked_;  // held while the bus is over quota (pause policy)
+    std::unique_ptr<mqtt::publish> parked_;  // held while the bus is over quota (pause policy)
 };
 
 }  // namespace sluice::broker

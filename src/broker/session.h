@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -68,7 +69,7 @@ public:
     uint32_t throttled_by = 0;
 
     // Will of the last connection, pending publication after will delay (or session end).
-    std::optional<mqtt::will> pending_will;
+    std::unique_ptr<mqtt::will> pending_will;  // heap: ~1 KB, rarely set
     int64_t will_due_ms = 0;
 
     // Limits the client told us (MQTT 5 CONNECT properties), reset on every CONNECT.

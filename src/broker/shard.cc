@@ -157,7 +157,7 @@ void shard::restore(persist::session_record&& r, std::vector<persist::session_me
         auto m = persistence::to_message(std::move(tmp), now_mono);
         w.props = m->props;
         w.props.message_expiry_interval = r.will->message_expiry_interval;
-        s.pending_will = std::move(w);
+        s.pending_will = std::make_unique<mqtt::will>(std::move(w));
         s.will_due_ms = persistence::to_mono(r.will->due_at_ms, now_mono);
     }
     std::sort(messages.begin(), messages.end(), [](const auto& a, const auto& b) { return a.order < b.order; });
@@ -185,8 +185,7 @@ void shard::restore(persist::session_record&& r, std::vector<persist::session_me
     }
 }
 
-void shard::session_disconnected(session& s, bool will_due, const std::optional<mqtt::will>& will,
-                                 uint32_t will_delay) {
+void shard::session_disconnected(session& s, bool will_due, const mqtt::will* will, uint32_t will_delay) {
     s.conn = nullptr;
     s.disconnected_at_ms = now_ms_;
     release_throttled(s);  // an offline session throttles nobody
@@ -195,7 +194,7 @@ void shard::session_disconnected(session& s, bool will_due, const std::optional<
         if (delay == 0) {
             publish_will(s.client_id(), s.key(), mqtt::will(*will));
         } else {
-            s.pending_will = *will;
+            s.pending_will = std::make_unique<mqtt::will>(*will);
             s.will_due_ms = now_ms_ + static_cast<int64_t>(delay) * 1000;
         }
     }

@@ -54,8 +54,7 @@ public:
     session& open_session(connection& c, const mqtt::connect& pkt, bool& session_present);
     // The connection of `s` is gone. `publish_will`: abnormal close, the will is due
     // (after its delay). The session stays or ends per its expiry interval.
-    void session_disconnected(session& s, bool publish_will, const std::optional<mqtt::will>& will,
-                              uint32_t will_delay);
+    void session_disconnected(session& s, bool publish_will, const mqtt::will* will, uint32_t will_delay);
 
     // Routes a new application message to every matching subscriber (all shards) and
     // updates the retained store when its RETAIN flag is set. `barrier`, when given, is
