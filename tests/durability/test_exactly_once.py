@@ -8,72 +8,17 @@
 # no reading appears twice.
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
 from mqtt_raw import V311, V5, ConnectionClosed, MqttError, Client, gen_publish, PUBACK  # noqa: E402
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SLUICE = os.environ.get("SLUICE_BIN") or os.path.join(REPO, "build", "bin", "sluice")
-PG_START = os.path.join(REPO, "scripts", "pg-start")
-PG_STOP = os.path.join(REPO, "scripts", "pg-stop")
-
-
-def psql(url, sql):
-    out = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-tAc", sql], capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
-
-
-class Sluice:
-    def __init__(self, data_dir, db_url):
-        self.data_dir = data_dir
-        self.db_url = db_url
-        self.proc = None
-
-    def start(self):
-        for f in ("mqtt.port", "http.port"):
-            p = os.path.join(self.data_dir, f)
-            if os.path.exists(p):
-                os.unlink(p)
-        self.proc = subprocess.Popen(
-            [SLUICE, "serve", "--mqtt-port", "0", "--http-port", "0", "--bind", "127.0.0.1", "--data-dir",
-             self.data_dir, "--db", self.db_url, "--log-level", "warn"],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.data_dir, "..", "sluice.log"), "a"))
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if os.path.exists(os.path.join(self.data_dir, "http.port")) and \
-                    os.path.exists(os.path.join(self.data_dir, "mqtt.port")):
-                self.port = int(open(os.path.join(self.data_dir, "mqtt.port")).read())
-                self.http = int(open(os.path.join(self.data_dir, "http.port")).read())
-                return
-            assert self.proc.poll() is None, "sluice exited with %s" % self.proc.returncode
-            time.sleep(0.02)
-        raise AssertionError("sluice did not start")
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        assert self.proc.wait(timeout=30) == 0
-
-    def metric(self, name):
-        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.http, timeout=5).read().decode()
-        total = None
-        for line in text.splitlines():
-            if line.startswith("sluice_" + name):
-                total = (total or 0) + float(line.rsplit(" ", 1)[1])
-        return total
+from sluice_process import PG_START, PG_STOP, Sluice, psql  # noqa: E402
 
 
 class Device:

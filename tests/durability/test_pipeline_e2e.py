@@ -8,116 +8,22 @@
 # messages around them unharmed), and hourly rollups equal to aggregates recomputed from
 # the raw rows. Unit tests cover each stage alone; this file checks that they are wired
 # together the way docs/payload-formats.md and docs/storage.md say.
-import ctypes
 import json
 import os
-import signal
 import subprocess
+import sys
 import tempfile
 import time
-import urllib.request
 
 import paho.mqtt.client as paho
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SLUICE = os.environ.get("SLUICE_BIN") or os.path.join(REPO, "build", "bin", "sluice")
-PG_START = os.path.join(REPO, "scripts", "pg-start")
-PG_STOP = os.path.join(REPO, "scripts", "pg-stop")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+
+from sluice_process import PG_START, PG_STOP, Sluice, psql, rows  # noqa: E402
 
 # Metric dictionary defined before the pipeline starts.
 SCALE_F = 5.0 / 9.0
 OFFSET_F = -160.0 / 9.0
-
-
-def _die_with_parent():
-    # If pytest is killed (ctest TIMEOUT), the broker must not outlive it.
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except OSError:
-        pass
-
-
-def psql(url, sql):
-    out = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-tAc", sql], capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
-
-
-def rows(url, sql):
-    text = psql(url, sql)
-    return [line.split("|") for line in text.splitlines() if line]
-
-
-class Sluice:
-    def __init__(self, data_dir, db_url, log_path):
-        self.data_dir = data_dir
-        self.db_url = db_url
-        self.log_path = log_path
-        self.proc = None
-
-    def start(self):
-        for f in ("mqtt.port", "http.port"):
-            p = os.path.join(self.data_dir, f)
-            if os.path.exists(p):
-                os.unlink(p)
-        self.proc = subprocess.Popen(
-            [SLUICE, "serve", "--mqtt-port", "0", "--http-port", "0", "--bind", "127.0.0.1", "--data-dir",
-             self.data_dir, "--db", self.db_url, "--log-level", "info"],
-            stdout=subprocess.DEVNULL, stderr=open(self.log_path, "a"), stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                self.port = int(open(os.path.join(self.data_dir, "mqtt.port")).read())
-                self.http = int(open(os.path.join(self.data_dir, "http.port")).read())
-                return
-            except (FileNotFoundError, ValueError):
-                pass
-            assert self.proc.poll() is None, "sluice exited with %s: %s" % (self.proc.returncode, self.log_tail())
-            time.sleep(0.02)
-        raise AssertionError("sluice did not start: %s" % self.log_tail())
-
-    def log_tail(self):
-        try:
-            return open(self.log_path).read()[-3000:]
-        except OSError:
-            return ""
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        assert self.proc.wait(timeout=30) == 0, self.log_tail()
-        self.proc = None
-
-    def metrics(self):
-        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.http, timeout=5).read().decode()
-        out = {}
-        for line in text.splitlines():
-            if line.startswith("#") or not line.strip():
-                continue
-            name = line.split("{", 1)[0].split(" ", 1)[0]
-            out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
-        return out
-
-    def metric(self, name):
-        return self.metrics().get("sluice_" + name)
-
-    def wait_caught_up(self, expected_rows, timeout=60):
-        """Waits (bounded) until bus lag is 0 and the pipeline has stored expected_rows."""
-        deadline = time.time() + timeout
-        m = {}
-        while time.time() < deadline:
-            m = self.metrics()
-            if m.get("sluice_bus_lag_messages") == 0 and m.get("sluice_pipeline_rows_total", 0) >= expected_rows:
-                return m
-            time.sleep(0.2)
-        raise AssertionError("pipeline did not catch up: lag %s rows %s (expected %d)" % (
-            m.get("sluice_bus_lag_messages"), m.get("sluice_pipeline_rows_total"), expected_rows))
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
 
 
 def mosquitto_pub(port, topic, payload, version, client_id):
@@ -178,7 +84,7 @@ def test_pipeline_end_to_end():
         os.makedirs(data_dir)
         db_url = subprocess.run([PG_START, pg_dir], capture_output=True, text=True, check=True,
                                 timeout=120).stdout.strip()
-        sluice = Sluice(data_dir, db_url, os.path.join(tmp, "sluice.log"))
+        sluice = Sluice(data_dir, db_url, log_path=os.path.join(tmp, "sluice.log"), log_level="info")
         clients = []
         try:
             # First start migrates the empty database; the metric dictionary is then defined

@@ -8,24 +8,18 @@
 # the publishers are still connected, then starts PostgreSQL and asserts that the backlog
 # drains, the quota clears, the held messages are acknowledged, the publishers carry on,
 # and that every acknowledged reading is in the telemetry table exactly once.
-import ctypes
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
 from mqtt_raw import V311, V5, ConnectionClosed, MqttError, Timeout, Client, gen_publish, PUBACK  # noqa: E402
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SLUICE = os.environ.get("SLUICE_BIN") or os.path.join(REPO, "build", "bin", "sluice")
-PG_START = os.path.join(REPO, "scripts", "pg-start")
-PG_STOP = os.path.join(REPO, "scripts", "pg-stop")
+from sluice_process import PG_START, PG_STOP, Sluice, psql  # noqa: E402
 
 CYCLES = 3
 QUOTA_BYTES = 262144
@@ -38,77 +32,6 @@ segment_bytes = %d
 [ingest]
 over_quota = "pause"
 """ % (QUOTA_BYTES, SEGMENT_BYTES)
-
-
-def _die_with_parent():
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except OSError:
-        pass
-
-
-def psql(url, sql):
-    out = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-tAc", sql], capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
-
-
-class Sluice:
-    def __init__(self, data_dir, db_url, config_path, log_path):
-        self.data_dir = data_dir
-        self.db_url = db_url
-        self.config_path = config_path
-        self.log_path = log_path
-        self.proc = None
-
-    def start(self):
-        for f in ("mqtt.port", "http.port"):
-            p = os.path.join(self.data_dir, f)
-            if os.path.exists(p):
-                os.unlink(p)
-        self.proc = subprocess.Popen(
-            [SLUICE, "serve", "--mqtt-port", "0", "--http-port", "0", "--bind", "127.0.0.1", "--data-dir",
-             self.data_dir, "--db", self.db_url, "--config", self.config_path, "--log-level", "info"],
-            stdout=subprocess.DEVNULL, stderr=open(self.log_path, "a"), stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                self.port = int(open(os.path.join(self.data_dir, "mqtt.port")).read())
-                self.http = int(open(os.path.join(self.data_dir, "http.port")).read())
-                return
-            except (FileNotFoundError, ValueError):
-                pass
-            assert self.proc.poll() is None, "sluice exited with %s: %s" % (self.proc.returncode, self.log_tail())
-            time.sleep(0.02)
-        raise AssertionError("sluice did not start: %s" % self.log_tail())
-
-    def log_tail(self):
-        try:
-            return open(self.log_path).read()[-3000:]
-        except OSError:
-            return ""
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        assert self.proc.wait(timeout=30) == 0, self.log_tail()
-        self.proc = None
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def metrics(self):
-        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.http, timeout=5).read().decode()
-        out = {}
-        for line in text.splitlines():
-            if line.startswith("#") or not line.strip():
-                continue
-            name = line.split("{", 1)[0].split(" ", 1)[0]
-            out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
-        return out
 
 
 class Device:
@@ -211,7 +134,8 @@ def test_quota_back_pressure_and_resume():
             f.write(CONFIG)
         db_url = subprocess.run([PG_START, pg_dir], capture_output=True, text=True, check=True,
                                 timeout=120).stdout.strip()
-        sluice = Sluice(data_dir, db_url, config_path, os.path.join(tmp, "sluice.log"))
+        sluice = Sluice(data_dir, db_url, config_path=config_path, log_path=os.path.join(tmp, "sluice.log"),
+                        log_level="info")
         devices = [Device(0, V311), Device(1, V5), Device(2, V311), Device(3, V5)]
         try:
             sluice.start()

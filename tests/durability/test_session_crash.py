@@ -11,11 +11,8 @@
 # retransmissions and duplicates allowed), the sessions must never have been lost
 # (CONNACK session present), and a retained message set before a kill must still be
 # delivered after the restart.
-import ctypes
 import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,64 +23,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from mqtt_raw import (V311, V5, ConnectionClosed, MqttError, Timeout, Client, gen_publish, gen_puback,  # noqa: E402
                       PUBACK, PUBLISH, SESSION_EXPIRY_INTERVAL)
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SLUICE = os.environ.get("SLUICE_BIN") or os.path.join(REPO, "build", "bin", "sluice")
+from sluice_process import Sluice  # noqa: E402
 
 PLAIN_FILTER = "plain/crash/#"
 INGEST_FILTER = "devices/+/telemetry"
 RETAINED_TOPIC = "retained/crash/state"
-
-
-def _die_with_parent():
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except OSError:
-        pass
-
-
-class Sluice:
-    def __init__(self, data_dir):
-        self.data_dir = data_dir
-        self.log_path = os.path.join(data_dir, "broker.log")
-        self.proc = None
-
-    def start(self):
-        port_file = os.path.join(self.data_dir, "mqtt.port")
-        if os.path.exists(port_file):
-            os.unlink(port_file)
-        self.proc = subprocess.Popen(
-            [SLUICE, "serve", "--mqtt-port", "0", "--http-port", "0", "--bind", "127.0.0.1", "--data-dir",
-             self.data_dir, "--log-level", "warn"],
-            stdout=subprocess.DEVNULL, stderr=open(self.log_path, "a"), stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                self.port = int(open(port_file).read())
-                return
-            except (FileNotFoundError, ValueError):
-                pass
-            assert self.proc.poll() is None, "sluice exited with %s: %s" % (self.proc.returncode, self.log_tail())
-            time.sleep(0.02)
-        raise AssertionError("sluice did not start: %s" % self.log_tail())
-
-    def log_tail(self):
-        try:
-            return open(self.log_path).read()[-3000:]
-        except OSError:
-            return ""
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=30)
-        self.proc = None
-        assert rc == 0, "sluice exited with %s on SIGTERM: %s" % (rc, self.log_tail())
 
 
 class Publisher:

@@ -9,8 +9,6 @@
 import os
 import random
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,27 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
 from mqtt_raw import V311, V5, ConnectionClosed, MqttError, Client, gen_publish, PUBACK  # noqa: E402
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SLUICE = os.environ.get("SLUICE_BIN") or os.path.join(REPO, "build", "bin", "sluice")
-WAL_DUMP = os.path.join(os.path.dirname(SLUICE), "sluice-wal-dump")
-
-
-def start(data_dir):
-    port_file = os.path.join(data_dir, "mqtt.port")
-    if os.path.exists(port_file):
-        os.unlink(port_file)
-    proc = subprocess.Popen([SLUICE, "serve", "--mqtt-port", "0", "--http-port", "0", "--bind", "127.0.0.1",
-                             "--data-dir", data_dir, "--log-level", "warn"],
-                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(data_dir, "broker.log"), "a"))
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        if os.path.exists(port_file):
-            return proc, int(open(port_file).read().strip())
-        if proc.poll() is not None:
-            raise AssertionError("broker exited with %s" % proc.returncode)
-        time.sleep(0.02)
-    proc.kill()
-    raise AssertionError("broker did not start")
+from sluice_process import WAL_DUMP, Sluice  # noqa: E402
 
 
 class Publisher:
@@ -109,20 +87,23 @@ def test_acknowledged_messages_survive_kill_9():
         publishers = [Publisher(0, V311), Publisher(1, V5), Publisher(2, V311), Publisher(3, V5)]
         kills = 0
         for round_ in range(12):
-            proc, port = start(data_dir)
+            sluice = Sluice(data_dir)
+            sluice.start()
+            port = sluice.port
             stop = threading.Event()
             threads = [threading.Thread(target=p.run, args=(port, stop)) for p in publishers]
             for t in threads:
                 t.start()
             time.sleep(rng.uniform(0.2, 0.8))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
+            sluice.kill()
             kills += 1
             stop.set()
             for t in threads:
                 t.join(timeout=10)
         # A last clean run so the final unacknowledged messages get their chance.
-        proc, port = start(data_dir)
+        sluice = Sluice(data_dir)
+        sluice.start()
+        port = sluice.port
         stop = threading.Event()
         threads = [threading.Thread(target=p.run, args=(port, stop)) for p in publishers]
         for t in threads:
@@ -131,8 +112,7 @@ def test_acknowledged_messages_survive_kill_9():
         stop.set()
         for t in threads:
             t.join(timeout=10)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        sluice.stop()
 
         in_log = read_wal(data_dir)
         total_acked = 0
