@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Holds back a publisher's PUBACK/PUBREC until every durable effect of its PUBLISH is on
-// disk: the WAL append (ingest topics), the state-store records of the persistent
-// sessions it was queued for (on any shard), its retained slot. Each pending effect holds
-// a reference; when the last one is dropped, the acknowledgement is posted to the
-// publisher's loop (connection::ack_ready). A failed effect marks the barrier failed, and
-// the publisher then gets a failure reason code (MQTT 5) or is disconnected (3.1.1).
+// Holds back an acknowledgement until every effect it promises has happened. For a
+// PUBACK/PUBREC: every durable effect of the PUBLISH is on disk (the WAL append for ingest
+// topics, the state-store records of the persistent sessions it was queued for on any
+// shard, its retained slot). For a SUBACK/UNSUBACK: every other shard's subscription
+// index applied the change. Each pending effect holds a reference; when the last one is
+// dropped, the acknowledgement is posted to the client's loop (connection::ack_ready). A
+// failed effect marks the barrier failed, and the publisher then gets a failure reason
+// code (MQTT 5) or is disconnected (3.1.1).
 #pragma once
 
 #include <atomic>

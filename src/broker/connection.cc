@@ -37,7 +37,9 @@ mqtt::properties forwarded_properties(mqtt::properties&& in) {
     return out;
 }
 
-bool is_failure(mqtt::reason_code c) { return static_cast<uint8_t>(c) >= 0x80; }
+bool is_failure(mqtt::reason_code c) {
+    return static_cast<uint8_t>(c) >= 0x80;
+}
 
 }  // namespace
 
@@ -125,7 +127,9 @@ void connection::handle(mqtt::packet&& p) {
         return;
     }
     switch (type) {
-        case packet_type::publish: handle_publish(std::move(std::get<mqtt::publish>(p))); break;
+        case packet_type::publish:
+            handle_publish(std::move(std::get<mqtt::publish>(p)));
+            break;
         case packet_type::puback: {
             auto& a = std::get<mqtt::puback>(p);
             handle_puback(a.packet_id, a.code);
@@ -136,12 +140,24 @@ void connection::handle(mqtt::packet&& p) {
             handle_pubrec(a.packet_id, a.code);
             break;
         }
-        case packet_type::pubrel: handle_pubrel(std::get<mqtt::pubrel>(p).packet_id); break;
-        case packet_type::pubcomp: handle_pubcomp(std::get<mqtt::pubcomp>(p).packet_id); break;
-        case packet_type::subscribe: handle_subscribe(std::move(std::get<mqtt::subscribe>(p))); break;
-        case packet_type::unsubscribe: handle_unsubscribe(std::move(std::get<mqtt::unsubscribe>(p))); break;
-        case packet_type::pingreq: send_packet(mqtt::pingresp{}); break;
-        case packet_type::disconnect: handle_disconnect(std::move(std::get<mqtt::disconnect>(p))); break;
+        case packet_type::pubrel:
+            handle_pubrel(std::get<mqtt::pubrel>(p).packet_id);
+            break;
+        case packet_type::pubcomp:
+            handle_pubcomp(std::get<mqtt::pubcomp>(p).packet_id);
+            break;
+        case packet_type::subscribe:
+            handle_subscribe(std::move(std::get<mqtt::subscribe>(p)));
+            break;
+        case packet_type::unsubscribe:
+            handle_unsubscribe(std::move(std::get<mqtt::unsubscribe>(p)));
+            break;
+        case packet_type::pingreq:
+            send_packet(mqtt::pingresp{});
+            break;
+        case packet_type::disconnect:
+            handle_disconnect(std::move(std::get<mqtt::disconnect>(p)));
+            break;
         default:
             // A second CONNECT, server-to-client packets, or AUTH (no enhanced authentication).
             shard_stats::add(shard_.stats().protocol_errors);
@@ -218,7 +234,8 @@ void connection::handle_connect(mqtt::connect&& p, bool id_assigned) {
         // Resend what was in flight, in the order it was first sent (MQTT 5 §4.4).
         std::vector<std::pair<uint64_t, uint16_t>> order;
         order.reserve(session_->inflight.size());
-        for (const auto& [id, e] : session_->inflight) order.emplace_back(e.order, id);
+        for (const auto& [id, e] : session_->inflight)
+            order.emplace_back(e.order, id);
         std::sort(order.begin(), order.end());
         for (const auto& [ord, id] : order) {
             auto& e = session_->inflight.at(id);
@@ -376,10 +393,23 @@ void connection::update_reading() {
 }
 
 void connection::queue_ack(mqtt::packet_type type, uint16_t packet_id, mqtt::reason_code code, bool ready,
-                           uint64_t slot) {
-    acks_.push_back(pending_ack{slot, type, packet_id, code, ready});
+                           uint64_t slot, std::unique_ptr<subscription_reply> reply) {
+    acks_.push_back(pending_ack{slot, type, packet_id, code, ready, std::move(reply)});
     if (type == mqtt::packet_type::puback) ++unacked_qos1_;
     flush_acks();
+}
+
+void connection::queue_subscription_ack(mqtt::packet_type type, uint16_t packet_id,
+                                        std::unique_ptr<subscription_reply> reply, ack_barrier_ptr barrier,
+                                        uint64_t slot) {
+    if (barrier.use_count() == 1) {
+        // No other shard holds it (one loop): the change is in force everywhere already.
+        barrier->disarm();
+        queue_ack(type, packet_id, mqtt::reason_code::success, true, slot, std::move(reply));
+        return;
+    }
+    queue_ack(type, packet_id, mqtt::reason_code::success, false, slot, std::move(reply));
+    // Dropping our reference leaves the barrier to the other shards' posted updates.
 }
 
 void connection::ack_ready(uint64_t slot, bool ok) {
@@ -400,22 +430,48 @@ void connection::ack_ready(uint64_t slot, bool ok) {
     flush_acks();
 }
 
-void connection::flush_acks() {
-    while (!acks_.empty() && acks_.front().ready && state_ != state::closed) {
-        const pending_ack& a = acks_.front();
-        if (a.type == mqtt::packet_type::puback) {
+void connection::send_ack(pending_ack& a) {
+    switch (a.type) {
+        case mqtt::packet_type::puback: {
             mqtt::puback ack;
             ack.packet_id = a.packet_id;
             ack.code = a.code;
             send_packet(ack);
-        } else {
+            --unacked_qos1_;
+            break;
+        }
+        case mqtt::packet_type::pubrec: {
             mqtt::pubrec ack;
             ack.packet_id = a.packet_id;
             ack.code = a.code;
             send_packet(ack);
+            break;
         }
-        if (a.type == mqtt::packet_type::puback) --unacked_qos1_;
+        case mqtt::packet_type::suback: {
+            mqtt::suback ack;
+            ack.packet_id = a.packet_id;
+            ack.codes = std::move(a.reply->codes);
+            send_packet(ack);
+            // Retained messages follow the SUBACK (MQTT 5 §3.8.4), looked up now so that
+            // none is older than one already delivered live.
+            if (session_ != nullptr) shard_.deliver_retained(*session_, a.reply->retained_filters);
+            break;
+        }
+        default: {
+            mqtt::unsuback ack;
+            ack.packet_id = a.packet_id;
+            ack.codes = std::move(a.reply->codes);
+            send_packet(ack);
+            break;
+        }
+    }
+}
+
+void connection::flush_acks() {
+    while (!acks_.empty() && acks_.front().ready && state_ != state::closed) {
+        pending_ack a = std::move(acks_.front());
         acks_.pop_front();
+        send_ack(a);
     }
 }
 
@@ -481,20 +537,19 @@ void connection::handle_subscribe(mqtt::subscribe&& p) {
             return;
         }
     }
-    uint16_t id = p.packet_id;
-    shard_.subscribe(*session_, p, [this, id](std::vector<mqtt::reason_code>&& codes) {
-        mqtt::suback ack;
-        ack.packet_id = id;
-        ack.codes = std::move(codes);
-        send_packet(ack);
-    });
+    uint64_t slot = next_ack_slot_++;
+    auto applied = std::make_shared<ack_barrier>(shard_.owner(), shard_.index(), serial_, slot);
+    auto reply = std::make_unique<subscription_reply>();
+    reply->codes = shard_.subscribe(*session_, p, applied, reply->retained_filters);
+    queue_subscription_ack(mqtt::packet_type::suback, p.packet_id, std::move(reply), std::move(applied), slot);
 }
 
 void connection::handle_unsubscribe(mqtt::unsubscribe&& p) {
-    mqtt::unsuback ack;
-    ack.packet_id = p.packet_id;
-    ack.codes = shard_.unsubscribe(*session_, p);
-    send_packet(ack);
+    uint64_t slot = next_ack_slot_++;
+    auto applied = std::make_shared<ack_barrier>(shard_.owner(), shard_.index(), serial_, slot);
+    auto reply = std::make_unique<subscription_reply>();
+    reply->codes = shard_.unsubscribe(*session_, p, applied);
+    queue_subscription_ack(mqtt::packet_type::unsuback, p.packet_id, std::move(reply), std::move(applied), slot);
 }
 
 void connection::handle_disconnect(mqtt::disconnect&& p) {

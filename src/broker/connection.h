@@ -6,8 +6,10 @@
 // encodes replies through its transport. It knows no sockets.
 //
 // Acknowledgement contract: a QoS 1/2 PUBLISH whose topic matches the ingest hook is
-// acknowledged (PUBACK/PUBREC) only after the bus reports it durable; acknowledgements
-// leave in the order the PUBLISHes arrived, whatever mix of ingest and plain topics.
+// acknowledged (PUBACK/PUBREC) only after the bus reports it durable; a SUBACK/UNSUBACK
+// only after every shard's subscription index applied the change (MQTT 3.8.4/3.10.4:
+// a message published after the client saw the SUBACK reaches it, one published after
+// the UNSUBACK does not). Acknowledgements leave in the order their packets arrived.
 //
 // Lifecycle: created by net/ for an accepted socket on its loop, attached to that
 // loop's shard; closed by the peer, by a protocol error, by takeover or by shutdown.
@@ -20,10 +22,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "base/fifo.h"
+#include "broker/ack_barrier.h"
 #include "broker/session.h"
 #include "broker/transport.h"
 #include "mqtt/types.h"
@@ -80,13 +84,20 @@ public:
 private:
     enum class state : uint8_t { awaiting_connect, connected, closed };
 
+    // What a SUBACK/UNSUBACK carries besides its packet id: a reason code per entry and,
+    // for a SUBACK, the filters whose retained messages follow it.
+    struct subscription_reply {
+        std::vector<mqtt::reason_code> codes;
+        std::vector<std::string> retained_filters;
+    };
     // An acknowledgement to send once `ready`; kept in arrival order.
     struct pending_ack {
         uint64_t slot;
-        mqtt::packet_type type;  // puback or pubrec
+        mqtt::packet_type type;  // puback, pubrec, suback or unsuback
         uint16_t packet_id;
         mqtt::reason_code code;
         bool ready;
+        std::unique_ptr<subscription_reply> reply;  // suback/unsuback only
     };
 
     void handle(mqtt::packet&& p);
@@ -102,7 +113,13 @@ private:
     void protocol_violation(std::error_code ec);
     void reject_connect(mqtt::reason_code code);
     void send_packet(const mqtt::packet& p);
-    void queue_ack(mqtt::packet_type type, uint16_t packet_id, mqtt::reason_code code, bool ready, uint64_t slot);
+    void queue_ack(mqtt::packet_type type, uint16_t packet_id, mqtt::reason_code code, bool ready, uint64_t slot,
+                   std::unique_ptr<subscription_reply> reply = nullptr);
+    // Queues a SUBACK/UNSUBACK that leaves once `barrier` (held by the other shards'
+    // index updates) is released.
+    void queue_subscription_ack(mqtt::packet_type type, uint16_t packet_id, std::unique_ptr<subscription_reply> reply,
+                                ack_barrier_ptr barrier, uint64_t slot);
+    void send_ack(pending_ack& a);
     void flush_acks();
     void finish(bool abnormal);
 

@@ -14,7 +14,9 @@ namespace {
 
 constexpr unsigned k_shard_shift = 48;
 
-unsigned shard_of_key(session_key k) { return static_cast<unsigned>(k >> k_shard_shift); }
+unsigned shard_of_key(session_key k) {
+    return static_cast<unsigned>(k >> k_shard_shift);
+}
 
 bool has_wildcard(std::string_view filter) {
     return filter.find_first_of("+#") != std::string_view::npos;
@@ -117,7 +119,7 @@ void shard::persist_message(session& s, uint16_t packet_id, const inflight_entry
     using st = persist::session_message_record::state;
     st state = e.st == inflight_entry::state::await_puback   ? st::await_puback
                : e.st == inflight_entry::state::await_pubrec ? st::await_pubrec
-                                                              : st::await_pubcomp;
+                                                             : st::await_pubcomp;
     broker_.durable().save_message(s, e.out, packet_id, state, now_ms_);
 }
 
@@ -141,7 +143,8 @@ void shard::restore(persist::session_record&& r, std::vector<persist::session_me
     s.disconnected_at_ms = r.disconnected_at_ms != 0 ? persistence::to_mono(r.disconnected_at_ms, now_mono) : now_mono;
     for (auto& sub : r.subscriptions) {
         sub_options o{sub.qos, sub.no_local, sub.retain_as_published, sub.retain_handling, sub.subscription_id, true};
-        for (unsigned t = 0; t < broker_.shard_count(); ++t) (void)broker_.get_shard(t).index_replica_.subscribe(sub.filter, key, o);
+        for (unsigned t = 0; t < broker_.shard_count(); ++t)
+            (void)broker_.get_shard(t).index_replica_.subscribe(sub.filter, key, o);
         s.subscriptions[sub.filter] = o;
         stats_.add(stats_.subscriptions);
     }
@@ -214,7 +217,8 @@ void shard::end_session(session& s) {
     session_key key = s.key();
     if (s.persisted) broker_.durable().erase_session(s.client_id());
     release_throttled(s);
-    for (const auto& [filter, opts] : s.subscriptions) index_replica_.unsubscribe(filter, key);
+    for (const auto& [filter, opts] : s.subscriptions)
+        index_replica_.unsubscribe(filter, key);
     stats_.sub(stats_.subscriptions, s.subscriptions.size());
     replicate_remove(key);
     sessions_by_key_.erase(key);
@@ -345,7 +349,8 @@ void shard::enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier) 
 }
 
 void shard::release_throttled(session& s) {
-    for (session_key p : s.throttled_publishers) post_throttle(p, -1);
+    for (session_key p : s.throttled_publishers)
+        post_throttle(p, -1);
     s.throttled_publishers.clear();
 }
 
@@ -403,17 +408,12 @@ void shard::pump(session& s) {
     }
 }
 
-std::vector<mqtt::reason_code> shard::subscribe(session& s, const mqtt::subscribe& pkt,
-                                                const std::function<void(std::vector<mqtt::reason_code>&&)>& send_suback) {
+std::vector<mqtt::reason_code> shard::subscribe(session& s, const mqtt::subscribe& pkt, const ack_barrier_ptr& applied,
+                                                std::vector<std::string>& retained_filters) {
     const auto& opts = broker_.options();
     std::vector<mqtt::reason_code> codes;
     codes.reserve(pkt.entries.size());
     uint32_t sub_id = pkt.props.subscription_identifiers.empty() ? 0 : pkt.props.subscription_identifiers.front();
-    struct retained_delivery {
-        std::string filter;
-        sub_options opts;
-    };
-    std::vector<retained_delivery> retained_due;
     for (const auto& e : pkt.entries) {
         if (!mqtt::valid_topic_filter(e.filter)) {
             codes.push_back(mqtt::reason_code::topic_filter_invalid);
@@ -440,33 +440,37 @@ std::vector<mqtt::reason_code> shard::subscribe(session& s, const mqtt::subscrib
         o.subscription_id = sub_id;
         o.durable = persistence::persistent(s);
         bool existed = index_replica_.subscribe(e.filter, s.key(), o);
-        replicate_subscribe(e.filter, s.key(), o);
+        replicate_subscribe(e.filter, s.key(), o, applied);
         s.subscriptions[e.filter] = o;
         if (!existed) stats_.add(stats_.subscriptions);
         codes.push_back(static_cast<mqtt::reason_code>(o.qos));
         bool send_retained = o.retain_handling == 0 || (o.retain_handling == 1 && !existed);
-        if (!shared && opts.retain_available && send_retained) retained_due.push_back({e.filter, o});
+        if (!shared && opts.retain_available && send_retained) retained_filters.push_back(e.filter);
     }
-    std::vector<mqtt::reason_code> result = codes;
     persist_session(s);
-    send_suback(std::move(codes));
-    // Retained messages follow the SUBACK (MQTT 5 §3.8.4).
-    for (const auto& r : retained_due) {
+    return codes;
+}
+
+void shard::deliver_retained(session& s, const std::vector<std::string>& filters) {
+    for (const auto& filter : filters) {
+        auto sub = s.subscriptions.find(filter);
+        if (sub == s.subscriptions.end()) continue;  // unsubscribed since
+        const sub_options& o = sub->second;
         retained_scratch_.clear();
-        broker_.retained_matching(r.filter, retained_scratch_);
+        broker_.retained_matching(filter, retained_scratch_);
         for (auto& m : retained_scratch_) {
             outgoing out;
             out.msg = m;
-            out.qos = std::min(m->qos, r.opts.qos);
+            out.qos = std::min(m->qos, o.qos);
             out.retain = true;
-            if (r.opts.subscription_id != 0) out.subscription_ids.push_back(r.opts.subscription_id);
+            if (o.subscription_id != 0) out.subscription_ids.push_back(o.subscription_id);
             deliver_outgoing(s, std::move(out));
         }
     }
-    return result;
 }
 
-std::vector<mqtt::reason_code> shard::unsubscribe(session& s, const mqtt::unsubscribe& pkt) {
+std::vector<mqtt::reason_code> shard::unsubscribe(session& s, const mqtt::unsubscribe& pkt,
+                                                  const ack_barrier_ptr& applied) {
     std::vector<mqtt::reason_code> codes;
     codes.reserve(pkt.filters.size());
     for (const auto& f : pkt.filters) {
@@ -477,7 +481,7 @@ std::vector<mqtt::reason_code> shard::unsubscribe(session& s, const mqtt::unsubs
         }
         s.subscriptions.erase(it);
         index_replica_.unsubscribe(f, s.key());
-        replicate_unsubscribe(f, s.key());
+        replicate_unsubscribe(f, s.key(), applied);
         stats_.sub(stats_.subscriptions);
         codes.push_back(mqtt::reason_code::success);
     }
@@ -485,19 +489,22 @@ std::vector<mqtt::reason_code> shard::unsubscribe(session& s, const mqtt::unsubs
     return codes;
 }
 
-void shard::replicate_subscribe(const std::string& filter, session_key key, const sub_options& o) {
+// The posted tasks hold `applied` (when given) until they ran: its release means every
+// shard routes by the new subscription state.
+void shard::replicate_subscribe(const std::string& filter, session_key key, const sub_options& o,
+                                const ack_barrier_ptr& applied) {
     for (unsigned t = 0; t < broker_.shard_count(); ++t) {
         if (t == index_) continue;
         shard* target = &broker_.get_shard(t);
-        broker_.post(t, [target, filter, key, o] { (void)target->index_replica_.subscribe(filter, key, o); });
+        broker_.post(t, [target, filter, key, o, applied] { (void)target->index_replica_.subscribe(filter, key, o); });
     }
 }
 
-void shard::replicate_unsubscribe(const std::string& filter, session_key key) {
+void shard::replicate_unsubscribe(const std::string& filter, session_key key, const ack_barrier_ptr& applied) {
     for (unsigned t = 0; t < broker_.shard_count(); ++t) {
         if (t == index_) continue;
         shard* target = &broker_.get_shard(t);
-        broker_.post(t, [target, filter, key] { (void)target->index_replica_.unsubscribe(filter, key); });
+        broker_.post(t, [target, filter, key, applied] { (void)target->index_replica_.unsubscribe(filter, key); });
     }
 }
 
@@ -529,8 +536,10 @@ void shard::tick(int64_t now_ms) {
     now_ms_ = now_ms;
     std::vector<connection*> conns;
     conns.reserve(connections_.size());
-    for (auto& [serial, c] : connections_) conns.push_back(c);
-    for (auto* c : conns) c->check_keep_alive(now_ms);
+    for (auto& [serial, c] : connections_)
+        conns.push_back(c);
+    for (auto* c : conns)
+        c->check_keep_alive(now_ms);
 
     std::vector<session*> ending;
     for (auto& [id, s] : sessions_) {
@@ -550,8 +559,10 @@ void shard::tick(int64_t now_ms) {
 
 void shard::shutdown() {
     std::vector<connection*> conns;
-    for (auto& [serial, c] : connections_) conns.push_back(c);
-    for (auto* c : conns) c->close_with(mqtt::reason_code::server_shutting_down, true);
+    for (auto& [serial, c] : connections_)
+        conns.push_back(c);
+    for (auto* c : conns)
+        c->close_with(mqtt::reason_code::server_shutting_down, true);
 }
 
 }  // namespace sluice::broker

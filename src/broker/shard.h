@@ -62,11 +62,17 @@ public:
     // is on disk.
     void publish(message_ptr msg, const ack_barrier_ptr& barrier = nullptr);
 
-    // SUBSCRIBE: decides a reason code per entry, hands them to send_suback, then
-    // delivers the retained messages due (they must follow the SUBACK).
-    std::vector<mqtt::reason_code> subscribe(session& s, const mqtt::subscribe& pkt,
-                                             const std::function<void(std::vector<mqtt::reason_code>&&)>& send_suback);
-    std::vector<mqtt::reason_code> unsubscribe(session& s, const mqtt::unsubscribe& pkt);
+    // SUBSCRIBE: decides a reason code per entry and applies the granted ones here; every
+    // other shard's index applies them from a posted task that holds `applied`, so the
+    // SUBACK waits for its release. Appends the filters whose retained messages are due
+    // after the SUBACK to `retained_filters`.
+    std::vector<mqtt::reason_code> subscribe(session& s, const mqtt::subscribe& pkt, const ack_barrier_ptr& applied,
+                                             std::vector<std::string>& retained_filters);
+    // UNSUBSCRIBE, with the same barrier contract as subscribe().
+    std::vector<mqtt::reason_code> unsubscribe(session& s, const mqtt::unsubscribe& pkt,
+                                               const ack_barrier_ptr& applied);
+    // Sends `s` the retained messages matching those of `filters` it is still subscribed to.
+    void deliver_retained(session& s, const std::vector<std::string>& filters);
 
     // Sends queued messages of `s` while its window allows.
     void pump(session& s);
@@ -105,8 +111,9 @@ private:
     void apply_remote(std::vector<remote_delivery>& batch);
     void end_session(session& s);
     void publish_will(const std::string& client_id, session_key key, mqtt::will&& w);
-    void replicate_subscribe(const std::string& filter, session_key key, const sub_options& o);
-    void replicate_unsubscribe(const std::string& filter, session_key key);
+    void replicate_subscribe(const std::string& filter, session_key key, const sub_options& o,
+                             const ack_barrier_ptr& applied = nullptr);
+    void replicate_unsubscribe(const std::string& filter, session_key key, const ack_barrier_ptr& applied);
     void replicate_remove(session_key key);
     bool local_session_available(session_key key) const;
 
@@ -119,10 +126,10 @@ private:
 
     std::unordered_map<std::string, std::unique_ptr<session>> sessions_;  // by client id
     std::unordered_map<session_key, session*> sessions_by_key_;
-    std::unordered_map<uint64_t, connection*> connections_;               // by serial
+    std::unordered_map<uint64_t, connection*> connections_;  // by serial
 
     std::vector<delivery> match_scratch_;
-    std::vector<std::vector<remote_delivery>> outbox_;                     // per target shard
+    std::vector<std::vector<remote_delivery>> outbox_;  // per target shard
     std::vector<message_ptr> retained_scratch_;
 };
 
