@@ -317,7 +317,10 @@ void connection::handle_publish(mqtt::publish&& p) {
     msg->retain = p.retain;
     msg->publisher = session_->key();
     if (p.props.message_expiry_interval) {
-        msg->expires_at_ms = shard_.now_ms() + static_cast<int64_t>(*p.props.message_expiry_interval) * 1000;
+        // A fresh reading, not the loop's cached time: the subscriber's loop reads the same
+        // clock when it forwards the remaining interval.
+        msg->expiry_interval_s = *p.props.message_expiry_interval;
+        msg->expires_at_ms = broker::monotonic_ms() + static_cast<int64_t>(msg->expiry_interval_s) * 1000;
     }
     msg->props = forwarded_properties(std::move(p.props));
 
@@ -639,10 +642,7 @@ bool connection::send_publish(const outgoing& out, uint16_t packet_id, bool dup)
     if (version_ == mqtt::version::v5) {
         h.props = m.props;
         h.props.subscription_identifiers = out.subscription_ids;
-        if (m.expires_at_ms != 0) {
-            int64_t left_ms = m.expires_at_ms - shard_.now_ms();
-            h.props.message_expiry_interval = static_cast<uint32_t>(std::max<int64_t>(1, (left_ms + 999) / 1000));
-        }
+        if (m.expires_at_ms != 0) h.props.message_expiry_interval = remaining_expiry_s(m, broker::monotonic_ms());
         if (client_topic_alias_max_ != 0) {
             auto it = outbound_aliases_.find(m.topic);
             if (it != outbound_aliases_.end()) {

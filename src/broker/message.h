@@ -6,6 +6,7 @@
 // packet id, retain flag, subscription ids, topic alias) are decided at send time.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,11 +26,22 @@ struct message {
     // content type, response topic, correlation data, user properties. Never topic
     // alias or subscription identifiers, which are per connection / per subscriber.
     mqtt::properties props;
-    // Absolute expiry on the monotonic clock in ms (0 = never), from Message Expiry Interval.
+    // Absolute expiry on the monotonic clock in ms (0 = never), from Message Expiry Interval,
+    // and that interval as received: what is forwarded never exceeds it (MQTT-3.3.2-6).
     int64_t expires_at_ms = 0;
+    uint32_t expiry_interval_s = 0;
     session_key publisher = 0;
 };
 
 using message_ptr = std::shared_ptr<const message>;
+
+// The Message Expiry Interval to forward at `now_ms` (same monotonic clock as expires_at_ms):
+// what is left in whole seconds, rounded down so it never exceeds the received interval minus
+// the time spent here, and at least 1 while the message is still alive.
+inline uint32_t remaining_expiry_s(const message& m, int64_t now_ms) {
+    int64_t left_s = std::max<int64_t>(1, (m.expires_at_ms - now_ms) / 1000);
+    if (m.expiry_interval_s != 0) left_s = std::min<int64_t>(left_s, m.expiry_interval_s);
+    return static_cast<uint32_t>(left_s);
+}
 
 }  // namespace sluice::broker

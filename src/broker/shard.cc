@@ -50,16 +50,22 @@ session& shard::open_session(connection& c, const mqtt::connect& pkt, bool& sess
     auto it = sessions_.find(pkt.client_id);
     if (it != sessions_.end()) {
         s = it->second.get();
+        // A session that ends with its connection (3.1.1 clean session, 5.0 expiry 0) ends
+        // when that connection is taken over: nothing of it carries over (MQTT-3.1.2-6).
+        bool ended_with_old_connection = false;
         if (s->conn != nullptr && s->conn != &c) {
             stats_.add(stats_.takeovers);
             connection* old = s->conn;
             s->conn = nullptr;
+            ended_with_old_connection = s->expiry_interval == 0;
             auto [will, delay] = old->taken_over();
-            // The old connection ended abnormally: its will is due now unless it has a
-            // delay and the session lives on (the new connection resumes it, MQTT 5 §3.1.3.2.2).
-            if (will && (delay == 0 || pkt.clean_start)) publish_will(pkt.client_id, s->key(), std::move(*will));
+            // The old connection ended abnormally: its will is due now unless it has a delay
+            // and the session lives on (the new connection resumes it, MQTT 5 §3.1.3.2.2).
+            if (will && (delay == 0 || pkt.clean_start || ended_with_old_connection)) {
+                publish_will(pkt.client_id, s->key(), std::move(*will));
+            }
         }
-        if (pkt.clean_start) {
+        if (pkt.clean_start || ended_with_old_connection) {
             end_session(*s);
             s = nullptr;
         } else {
@@ -240,7 +246,8 @@ void shard::publish_will(const std::string& client_id, session_key key, mqtt::wi
     msg->props.correlation_data = std::move(p.correlation_data);
     msg->props.user_properties = std::move(p.user_properties);
     if (p.message_expiry_interval) {
-        msg->expires_at_ms = now_ms_ + static_cast<int64_t>(*p.message_expiry_interval) * 1000;
+        msg->expiry_interval_s = *p.message_expiry_interval;
+        msg->expires_at_ms = broker::monotonic_ms() + static_cast<int64_t>(msg->expiry_interval_s) * 1000;
     }
     stats_.add(stats_.wills_published);
     SLUICE_DEBUG("broker", "publishing will of %s on %s", client_id.c_str(), msg->topic.c_str());

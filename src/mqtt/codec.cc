@@ -670,7 +670,8 @@ struct body_writer {
     template <typename S>
     void write(S& s, const connack& p) const {
         const bool ok_code = p.code == reason_code::success;
-        s.put(static_cast<uint8_t>(p.session_present && ok_code ? 1 : 0));
+        // MQTT 3.1 has no Session Present flag: the byte is reserved and must be 0.
+        s.put(static_cast<uint8_t>(p.session_present && ok_code && v != version::v3_1 ? 1 : 0));
         if (v5()) {
             s.put(static_cast<uint8_t>(p.code));
             put_props(s, p.props);
@@ -824,7 +825,10 @@ result<packet> decode(const frame& f, std::string_view bytes, version v) {
     const uint8_t flags = f.flags();
     if (type_bits == 0) return errc::invalid_packet_type;
     const auto t = static_cast<packet_type>(type_bits);
-    if (t != packet_type::publish && flags != required_flags(t)) return errc::reserved_flags;
+    // MQTT 3.1 coded PUBREL, SUBSCRIBE and UNSUBSCRIBE as QoS 1 messages, which a client
+    // could mark DUP on a resend: accept that bit from 3.1 clients.
+    const uint8_t dup_allowed = v == version::v3_1 && required_flags(t) == 0x02 ? 0x08 : 0x00;
+    if (t != packet_type::publish && (flags & ~dup_allowed) != required_flags(t)) return errc::reserved_flags;
     switch (t) {
     case packet_type::connect: {
         return decode_in_place<connect>([&](connect& p) { return decode_connect(c, p); });

@@ -63,6 +63,7 @@ namespace {
 constexpr size_t k_read_chunk = 64 * 1024;
 constexpr size_t k_read_budget = 64 * 1024;  // per readiness event, for fairness between sockets
 constexpr size_t k_max_iov = 64;
+constexpr int64_t k_drain_ms = 2'000;  // how long a closed connection's input is drained
 
 std::string peer_name(const sockaddr_storage& addr) {
     char host[INET6_ADDRSTRLEN] = "?";
@@ -132,6 +133,10 @@ public:
     // ---- readiness
     void on_events(uint32_t events) override {
         if (dead_) return;
+        if (draining_) {
+            drain_input();
+            return;
+        }
         ctx_.shard.set_now(ctx_.loop.now_ms());
         if (events & EPOLLOUT) flush();
         if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_some();
@@ -187,7 +192,40 @@ public:
             want_out_ = want_out;
             update_interest();
         }
-        if (closing_ && out_.empty()) fail();
+        if (closing_ && out_.empty()) begin_drain();
+    }
+
+    // Our last bytes (a CONNACK or DISCONNECT with a reason code, say) are written: send FIN
+    // and read and discard what the client still sends until it closes too, or for at most
+    // k_drain_ms. Closing with unread input would make the kernel send a reset, and a reset
+    // can destroy the reason code before the client reads it.
+    void begin_drain() {
+        if (draining_ || dead_) return;
+        if (::shutdown(fd_, SHUT_WR) != 0) {
+            fail();
+            return;
+        }
+        draining_ = true;
+        drain_deadline_ms_ = ctx_.loop.now_ms() + k_drain_ms;
+        reading_ = true;
+        update_interest();
+        drain_input();
+    }
+
+    void drain_input() {
+        for (;;) {
+            ssize_t n = ::read(fd_, ctx_.scratch.data(), ctx_.scratch.size());
+            if (n > 0) continue;
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+            fail();  // the client closed its side (or the socket failed): done
+            return;
+        }
+    }
+
+    // Called periodically: a client that keeps its side open is not waited for longer.
+    void end_overdue_drain(int64_t now_ms) {
+        if (draining_ && !dead_ && now_ms >= drain_deadline_ms_) fail();
     }
 
     // Detaches the socket for a hand-over to another loop; this object then dies.
@@ -319,9 +357,10 @@ private:
                     used = data.size();
                     int fd = release_fd();
                     loop_context* dest = ctx_.contexts[target].get();
-                    dest->loop.post([dest, fd, peer = peer_, rest = std::move(rest), c = std::move(c), assigned]() mutable {
-                        dest->adopt(fd, std::move(peer), std::move(rest), std::move(c), assigned);
-                    });
+                    dest->loop.post(
+                        [dest, fd, peer = peer_, rest = std::move(rest), c = std::move(c), assigned]() mutable {
+                            dest->adopt(fd, std::move(peer), std::move(rest), std::move(c), assigned);
+                        });
                     return false;
                 }
                 used = total;
@@ -362,11 +401,14 @@ private:
     bool dead_ = false;
     bool reading_ = true;
     bool want_out_ = false;
+    bool draining_ = false;  // closed on our side, discarding input until the client closes
+    int64_t drain_deadline_ms_ = 0;
     int64_t created_ms_;
 };
 
 loop_context::~loop_context() {
-    for (auto* c : live_) delete c;
+    for (auto* c : live_)
+        delete c;
     if (listen_fd >= 0) ::close(listen_fd);
 }
 
@@ -404,7 +446,8 @@ void loop_context::end_of_iteration() {
     while (!dirty_.empty()) {
         std::vector<tcp_connection*> batch;
         batch.swap(dirty_);
-        for (auto* c : batch) c->flush();
+        for (auto* c : batch)
+            c->flush();
     }
     for (auto* c : dead_) {
         if (live_.erase(c) > 0) delete c;
@@ -418,6 +461,7 @@ void loop_context::close_idle_unconnected() {
     constexpr int64_t k_connect_timeout_ms = 10'000;
     for (auto* c : live_) {
         if (c->connect_overdue(loop.now_ms(), k_connect_timeout_ms)) c->close();
+        c->end_overdue_drain(loop.now_ms());
     }
 }
 
@@ -428,7 +472,8 @@ void loop_context::close_all() {
 
 tcp_server::tcp_server(broker::broker& b, std::vector<event_loop*> loops) : broker_(b), loops_(std::move(loops)) {
     SLUICE_CHECK(loops_.size() == broker_.shard_count(), "one loop per shard");
-    for (auto* l : loops_) contexts_.push_back(std::make_unique<loop_context>(broker_, *l, contexts_));
+    for (auto* l : loops_)
+        contexts_.push_back(std::make_unique<loop_context>(broker_, *l, contexts_));
 }
 
 tcp_server::~tcp_server() = default;
@@ -505,7 +550,8 @@ void tcp_server::stop() {
             p->set_value();
         });
     }
-    for (auto& f : done) f.wait();
+    for (auto& f : done)
+        f.wait();
 }
 
 }  // namespace sluice::net

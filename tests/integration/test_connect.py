@@ -10,6 +10,7 @@ import pytest
 from mqtt_raw import (Client, V311, V5, CONNACK, DISCONNECT, PINGRESP, ConnectionClosed,
                       ASSIGNED_CLIENT_IDENTIFIER, MAXIMUM_QOS, RETAIN_AVAILABLE,
                       TOPIC_ALIAS_MAXIMUM, RECEIVE_MAXIMUM, SESSION_EXPIRY_INTERVAL,
+                      WILL_DELAY_INTERVAL,
                       RC_SESSION_TAKEN_OVER, RC_UNSUPPORTED_PROTOCOL_VERSION,
                       RC_KEEP_ALIVE_TIMEOUT, CONNACK_REFUSED_IDENTIFIER_REJECTED,
                       CONNACK_REFUSED_PROTOCOL_VERSION, gen_connect, connected)
@@ -212,3 +213,35 @@ def test_normal_disconnect_closes(broker, uid):
     c.sock.settimeout(3)
     assert c.sock.recv(10) == b""
     c.close()
+
+
+# A session that ends with its connection (3.1.1 clean session, 5.0 session expiry 0) ends
+# when another connection takes it over: session present 0 and no subscription carries over
+# (MQTT-3.1.2-6, MQTT-3.2.2-2/3).
+@pytest.mark.parametrize("proto", [V311, V5])
+def test_takeover_of_ending_session_starts_fresh(broker, uid, proto):
+    old = connected(broker.port, uid, proto, clean=True)
+    old.subscribe("tko/" + uid, qos=1)
+    new = Client(broker.port, proto)
+    kw = {"properties": {SESSION_EXPIRY_INTERVAL: 60}} if proto == V5 else {}
+    ack = new.connect(uid, clean=False, **kw)
+    assert ack.session_present is False
+    old.expect_closed()
+    with connected(broker.port, uid + "-pub", proto) as pub:
+        pub.publish("tko/" + uid, b"old subscription", qos=1)
+    new.expect_nothing(wait=0.5)
+    new.close()
+
+
+@spec_strict("keeps the will of a taken-over session with expiry 0 waiting for its delay (MQTT-3.1.2-6)")
+def test_5_takeover_publishes_will_of_ending_session_despite_delay(broker, uid):
+    # Session expiry 0: the session ends at takeover, so its will is due whatever its delay.
+    with connected(broker.port, uid + "-w", V5) as watcher:
+        watcher.subscribe("will/" + uid, qos=1)
+        old = Client(broker.port, V5)
+        old.connect(uid, clean=True, will_topic="will/" + uid, will_payload=b"gone",
+                    will_properties={WILL_DELAY_INTERVAL: 30})
+        new = connected(broker.port, uid, V5, clean=False)
+        old.expect_closed()
+        assert watcher.receive(timeout=5).payload == b"gone"
+        new.close()

@@ -29,7 +29,7 @@ void expect_both_ways(const packet& p, version v, std::string_view wire_hex) {
 TEST(golden, variable_byte_integer_table) {
     // Spec 5.0 §1.5.5 table 1-1 (and 3.1.1 table 2.4): the boundaries of 1..4 bytes.
     const std::pair<uint32_t, const char*> rows[] = {
-        {0, "00"},           {127, "7F"},          {128, "80 01"},          {16383, "FF 7F"},
+        {0, "00"},           {127, "7F"},           {128, "80 01"},           {16383, "FF 7F"},
         {16384, "80 80 01"}, {2097151, "FF FF 7F"}, {2097152, "80 80 80 01"}, {268435455, "FF FF FF 7F"},
     };
     for (const auto& [value, bytes] : rows) {
@@ -94,6 +94,27 @@ TEST(golden, connect_v31_mqisdp) {
     expect_both_ways(c, version::v3_1, "10 10  00 06 4D 51 49 73 64 70  03  02  00 3C  00 02 63 31");
 }
 
+TEST(golden, v31_connack_byte_1_is_reserved) {
+    // MQTT 3.1 has no Session Present flag: a resumed session still answers 00.
+    std::string wire;
+    encode(connack{true, reason_code::success, {}}, version::v3_1, wire);
+    EXPECT_EQ(to_hex(wire), to_hex(hex("20 02 00 00")));
+}
+
+TEST(golden, v31_accepts_dup_on_pubrel_subscribe_unsubscribe) {
+    // 3.1 coded these as QoS 1 messages; a resend may carry DUP (flags 0x0A).
+    auto rel = decode_one(hex("6A 02 00 07"), version::v3_1);
+    ASSERT_TRUE(rel) << rel.error().message();
+    EXPECT_EQ(std::get<pubrel>(*rel).packet_id, 7);
+    auto sub = decode_one(hex("8A 06 00 01 00 01 61 01"), version::v3_1);
+    ASSERT_TRUE(sub) << sub.error().message();
+    auto unsub = decode_one(hex("AA 05 00 02 00 01 61"), version::v3_1);
+    ASSERT_TRUE(unsub) << unsub.error().message();
+    // 3.1.1 and 5.0 still reject them (MQTT-2.2.2-2).
+    EXPECT_FALSE(decode_one(hex("6A 02 00 07"), version::v3_1_1));
+    EXPECT_FALSE(decode_one(hex("8A 06 00 01 00 01 61 01"), version::v5));
+}
+
 TEST(golden, connack) {
     expect_both_ways(connack{}, version::v3_1_1, "20 02 00 00");
     expect_both_ways(connack{true, reason_code::success, {}}, version::v3_1_1, "20 02 01 00");
@@ -148,16 +169,14 @@ TEST(golden, subscribe_v5_options) {
 }
 
 TEST(golden, suback_unsubscribe_unsuback) {
-    expect_both_ways(suback{10, {reason_code::granted_qos_1, reason_code::unspecified_error}, {}},
-                     version::v3_1_1, "90 04 00 0A 01 80");
-    expect_both_ways(suback{10, {reason_code::granted_qos_2, reason_code::not_authorized}, {}},
-                     version::v5, "90 05 00 0A 00 02 87");
-    expect_both_ways(unsubscribe{10, {"a/b", "c/d"}, {}}, version::v3_1_1,
-                     "A2 0C 00 0A 00 03 61 2F 62 00 03 63 2F 64");
+    expect_both_ways(suback{10, {reason_code::granted_qos_1, reason_code::unspecified_error}, {}}, version::v3_1_1,
+                     "90 04 00 0A 01 80");
+    expect_both_ways(suback{10, {reason_code::granted_qos_2, reason_code::not_authorized}, {}}, version::v5,
+                     "90 05 00 0A 00 02 87");
+    expect_both_ways(unsubscribe{10, {"a/b", "c/d"}, {}}, version::v3_1_1, "A2 0C 00 0A 00 03 61 2F 62 00 03 63 2F 64");
     expect_both_ways(unsubscribe{10, {"a/b"}, {}}, version::v5, "A2 08 00 0A 00 00 03 61 2F 62");
     expect_both_ways(unsuback{10, {}, {}}, version::v3_1_1, "B0 02 00 0A");
-    expect_both_ways(unsuback{10, {reason_code::no_subscription_existed}, {}}, version::v5,
-                     "B0 04 00 0A 00 11");
+    expect_both_ways(unsuback{10, {reason_code::no_subscription_existed}, {}}, version::v5, "B0 04 00 0A 00 11");
 }
 
 TEST(golden, publish_acks_and_short_forms) {

@@ -102,7 +102,7 @@ inline std::vector<packet> sample_packets(version v) {
     out.emplace_back(c);
 
     connack ca;
-    ca.session_present = true;
+    ca.session_present = v != version::v3_1;  // 3.1 has no Session Present flag
     if (v5) {
         ca.props.session_expiry_interval = 0;
         ca.props.assigned_client_identifier = "auto-7f3a";
