@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Everything sluice-loadgen can be told, with its defaults, in one struct; parsed from the
-// command line by parse_options() and documented in docs/loadgen.md (keep them in sync).
+// command line by command_line.cc and documented in docs/loadgen.md (keep them in sync).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
-#include <vector>
 
-#include "base/result.h"
 #include "mqtt/types.h"
 #include "truth.h"
 
@@ -21,25 +20,25 @@ struct options {
     uint16_t port = 1883;
     scenario kind = scenario::steady;
 
-    uint32_t devices = 100;        // publishing connections (fanin: publishers; fanout: 1)
-    double rate = 10.0;            // per device: readings/s (binary, json) or messages/s (raw); 0 = as fast as possible
+    uint32_t devices = 100;  // publishing connections (fanin: publishers; fanout: 1)
+    double rate = 10.0;      // per device: readings/s (binary, json) or messages/s (raw); 0 = as fast as possible
     double duration_s = 10.0;
     uint8_t qos = 1;
     mqtt::version protocol = mqtt::version::v3_1_1;
-    bool persistent = false;       // clean session false / session expiry > 0
+    bool persistent = false;  // clean session false / session expiry > 0
     std::string topic = "devices/{device}/telemetry";
     std::string device_prefix = "lg-";
     std::string client_prefix = "lg";
     payload_kind format = payload_kind::binary;
-    size_t payload_size = 100;     // raw payloads
-    size_t batch_capacity = 280;   // edge batching: buffer size ...
-    size_t flush_bytes = 140;      // ... flushed when this full ...
-    uint32_t flush_ms = 1000;      // ... or this old
-    uint32_t metrics = 4;          // metric ids 1..metrics, round robin
-    uint32_t max_inflight = 16;    // per connection (QoS 1/2)
-    size_t max_queue = 10000;      // per device: finished payloads waiting to be sent
+    size_t payload_size = 100;    // raw payloads
+    size_t batch_capacity = 280;  // edge batching: buffer size ...
+    size_t flush_bytes = 140;     // ... flushed when this full ...
+    uint32_t flush_ms = 1000;     // ... or this old
+    uint32_t metrics = 4;         // metric ids 1..metrics, round robin
+    uint32_t max_inflight = 16;   // per connection (QoS 1/2)
+    size_t max_queue = 10000;     // per device: finished payloads waiting to be sent
     uint32_t threads = 1;
-    bool subscribe = false;        // run the subscriber side in this process
+    bool subscribe = false;  // run the subscriber side in this process
     uint32_t subscribers = 1;
     int sub_qos = -1;              // -1: same as qos
     std::string sub_filter;        // default: derived from the topic template
@@ -67,11 +66,13 @@ struct options {
 
 const char* to_string(scenario s);
 
-// Parses argv (without argv[0]). Scenario presets are applied first, then explicit flags,
-// so `--scenario fanin --publishers 4` works. On error, returns errc::invalid_argument
-// and puts a message in `error`. `help` is set when --help was given.
-result<options> parse_options(const std::vector<std::string>& args, std::string& error, bool& help);
+// Sets `o.kind` and the defaults that make the scenario meaningful (fanin: 8 raw
+// publishers as fast as possible into one subscriber). Explicit flags are applied after.
+void apply_preset(options& o, scenario s);
 
-const char* usage();
+// Settings derived from others once every flag is known (--sub-qos defaults to --qos,
+// --flush-bytes is capped by --batch-bytes, ...). Returns an error message when the
+// combination cannot run, std::nullopt when it can.
+std::optional<std::string> finish_options(options& o);
 
 }  // namespace sluice::loadgen

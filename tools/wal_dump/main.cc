@@ -4,7 +4,7 @@
 // the spirit of Mosquitto's db_dump and Redpanda's offline_log_viewer. It only reads:
 // it never truncates or quarantines, so it is safe on a live or damaged log.
 //
-// Usage: sluice-wal-dump DIR [--records] [--from N]
+// Usage: sluice-wal-dump DIR [--records] [--from N]   (--help for details)
 //   DIR is the WAL directory (partition-*/ and cursors) or one partition directory.
 #include <algorithm>
 #include <cctype>
@@ -13,9 +13,11 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <iostream>
 #include <string>
 #include <vector>
 
+#include "base/cli.h"
 #include "bus/file_system.h"
 #include "bus/wal/cursors.h"
 #include "bus/wal/format.h"
@@ -30,8 +32,8 @@ std::string format_time(int64_t ms) {
     std::tm tm{};
     gmtime_r(&secs, &tm);
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000 + 1000) % 1000);
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000 + 1000) % 1000);
     return buf;
 }
 
@@ -70,8 +72,8 @@ void dump_segment(const std::string& name, uint64_t base, const std::string& dat
     for (const auto& [r, pos] : recs) {
         std::printf("    offset=%llu pos=%llu time=%s client=%s topic=%s qos=%u payload=%zuB \"%s\"\n",
                     static_cast<unsigned long long>(r.offset), static_cast<unsigned long long>(pos),
-                    format_time(r.msg.receive_time_ms).c_str(), r.msg.client_id.c_str(), r.msg.topic.c_str(),
-                    r.msg.qos, r.msg.payload.size(), preview(r.msg.payload).c_str());
+                    format_time(r.msg.receive_time_ms).c_str(), r.msg.client_id.c_str(), r.msg.topic.c_str(), r.msg.qos,
+                    r.msg.payload.size(), preview(r.msg.payload).c_str());
     }
 }
 
@@ -105,26 +107,19 @@ void dump_partition(file_system& fs, const std::string& dir, bool records, uint6
 }  // namespace
 
 int main(int argc, char** argv) {
+    CLI::App app(
+        "Offline reader for Sluice's WAL (docs/wal-format.md): prints segments, damage, quarantined files "
+        "and consumer cursors; never modifies anything.",
+        "sluice-wal-dump");
+    sluice::cli::configure(app);
     std::string dir;
     bool records = false;
     uint64_t from = 0;
-    for (int i = 1; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--records") == 0) {
-            records = true;
-        } else if (std::strcmp(argv[i], "--from") == 0 && i + 1 < argc) {
-            from = std::strtoull(argv[++i], nullptr, 10);
-            records = true;
-        } else if (argv[i][0] != '-' && dir.empty()) {
-            dir = argv[i];
-        } else {
-            dir.clear();
-            break;
-        }
-    }
-    if (dir.empty()) {
-        std::fprintf(stderr, "usage: sluice-wal-dump DIR [--records] [--from N]\n");
-        return 2;
-    }
+    app.add_option("DIR", dir, "WAL directory, one partition directory, or one segment file")->required();
+    app.add_flag("--records", records, "Print every record too");
+    auto* from_flag = app.add_option("--from", from, "Print the records from this offset on (implies --records)");
+    if (const auto status = sluice::cli::parse(app, {argv + 1, argv + argc}, std::cout, std::cerr)) return *status;
+    if (from_flag->count() > 0) records = true;
     auto fs = default_fs();
     if (std::filesystem::is_regular_file(dir)) {
         // A single segment file (e.g. a quarantined *.corrupt one or a golden copy).
@@ -140,7 +135,8 @@ int main(int argc, char** argv) {
         uint64_t b = base ? *base : 0;
         if (!base && data->size() >= 20) {  // take the base from the header
             b = 0;
-            for (int i = 7; i >= 0; --i) b = (b << 8) | static_cast<unsigned char>((*data)[12 + static_cast<size_t>(i)]);
+            for (int i = 7; i >= 0; --i)
+                b = (b << 8) | static_cast<unsigned char>((*data)[12 + static_cast<size_t>(i)]);
         }
         std::printf("file %s (base %llu)\n", dir.c_str(), static_cast<unsigned long long>(b));
         dump_segment(name, b, *data, records, from);
@@ -149,7 +145,8 @@ int main(int argc, char** argv) {
     auto names = fs->list(dir);
     bool is_partition = false;
     if (names) {
-        for (const auto& n : *names) is_partition |= wal::parse_segment_file_name(n).has_value();
+        for (const auto& n : *names)
+            is_partition |= wal::parse_segment_file_name(n).has_value();
     }
     if (is_partition) {
         std::printf("partition dir %s\n", dir.c_str());
