@@ -371,7 +371,8 @@ constexpr std::array<reason_code, 6> v3_connack_codes = {
 errc decode_connack(cursor& c, version v, connack& p) {
     uint8_t ack = 0;
     SLUICE_MQTT_TRY(c.u8(ack));
-    if ((ack & 0xFEu) != 0) return errc::connack_reserved_flags;
+    // 3.1 has no Session Present flag: the whole byte is reserved.
+    if ((ack & (v == version::v3_1 ? 0xFFu : 0xFEu)) != 0) return errc::connack_reserved_flags;
     p.session_present = (ack & 0x01u) != 0;
     if (is_v5(v)) {
         SLUICE_MQTT_TRY(read_reason(c, packet_type::connack, p.code));

@@ -99,6 +99,8 @@ TEST(golden, v31_connack_byte_1_is_reserved) {
     std::string wire;
     encode(connack{true, reason_code::success, {}}, version::v3_1, wire);
     EXPECT_EQ(to_hex(wire), to_hex(hex("20 02 00 00")));
+    // ... and a decoder reading 3.1 refuses a set bit there (found by the round-trip fuzzer).
+    EXPECT_FALSE(decode_one(hex("20 02 01 00"), version::v3_1));
 }
 
 TEST(golden, v31_accepts_dup_on_pubrel_subscribe_unsubscribe) {
