@@ -29,6 +29,9 @@ std::string render_metrics(const metric_sources& sources) {
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_qos0_offline), {{"reason", "qos0_offline"}});
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_queue_full), {{"reason", "queue_full"}});
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_too_large), {{"reason", "too_large"}});
+        w.counter("mqtt_slow_subscriber_disconnects_total",
+                  "Online subscribers disconnected (0x97) for passing their queue bound.",
+                  d(t.slow_subscriber_disconnects));
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_expired), {{"reason", "expired"}});
         w.counter("mqtt_malformed_packets_total", "Connections closed for a malformed packet.", d(t.malformed_packets));
         w.counter("mqtt_protocol_errors_total", "Connections closed for a protocol error.", d(t.protocol_errors));

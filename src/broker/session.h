@@ -61,13 +61,6 @@ public:
     uint64_t queued_bytes = 0;
     std::set<uint16_t> inbound_qos2;              // received PUBLISH QoS 2, PUBREC sent, awaiting PUBREL
 
-    // Flow control between sessions. While this (online) session's queue is above its
-    // high-water mark, the publishers whose QoS 1/2 messages keep filling it are
-    // throttled (their sockets are not read) until it drains below the low-water mark.
-    std::set<session_key> throttled_publishers;
-    // How many congested subscribers currently throttle this session as a publisher.
-    uint32_t throttled_by = 0;
-
     // Will of the last connection, pending publication after will delay (or session end).
     std::unique_ptr<mqtt::will> pending_will;  // heap: ~1 KB, rarely set
     int64_t will_due_ms = 0;

@@ -114,6 +114,7 @@ public:
     void close() override {
         if (closing_) return;
         closing_ = true;
+        closing_since_ms_ = ctx_.loop.now_ms();
         // Output already queued (a CONNACK with an error, a DISCONNECT) is written at the
         // end of this iteration, then the socket is closed.
         dirty();
@@ -127,6 +128,17 @@ public:
         if (enabled && protocol_ && !in_.empty()) consume_buffered();
     }
     size_t pending_output_bytes() const override { return pending_; }
+    void discard_unsent() override {
+        if (closing_ || out_.empty()) return;
+        std::optional<chunk> started;
+        if (out_.front().offset > 0) started = std::move(out_.front());
+        out_.clear();
+        pending_ = 0;
+        if (started) {
+            pending_ = started->bytes.size() + (started->msg ? started->msg->payload.size() : 0) - started->offset;
+            out_.push_back(std::move(*started));
+        }
+    }
     const std::string& peer() const override { return peer_; }
 
     // ---- readiness
@@ -201,6 +213,12 @@ public:
     }
 
     bool is_dead() const { return dead_; }
+    // True when close() was asked more than `limit_ms` ago and the peer still has not read
+    // what was queued before it (a client that stopped reading): give up on the output.
+    bool close_overdue(int64_t now_ms, int64_t limit_ms) const {
+        return closing_ && !dead_ && now_ms - closing_since_ms_ > limit_ms;
+    }
+    void abort() { fail(); }
     // True while no CONNECT has been handled yet and the connection is older than `limit_ms`.
     bool connect_overdue(int64_t now_ms, int64_t limit_ms) const {
         return !protocol_ && !dead_ && !closing_ && now_ms - created_ms_ > limit_ms;
@@ -363,6 +381,7 @@ private:
     bool reading_ = true;
     bool want_out_ = false;
     int64_t created_ms_;
+    int64_t closing_since_ms_ = 0;
 };
 
 loop_context::~loop_context() {
@@ -416,8 +435,12 @@ void loop_context::close_idle_unconnected() {
     // A socket that has not completed a CONNECT in time is closed (the broker's own
     // connect timeout starts once the first packet arrived).
     constexpr int64_t k_connect_timeout_ms = 10'000;
+    // A closing connection whose peer does not read its last output (the DISCONNECT of a
+    // slow subscriber, say) is dropped after this long instead of holding its socket.
+    constexpr int64_t k_close_linger_ms = 5'000;
     for (auto* c : live_) {
         if (c->connect_overdue(loop.now_ms(), k_connect_timeout_ms)) c->close();
+        if (c->close_overdue(loop.now_ms(), k_close_linger_ms)) c->abort();
     }
 }
 
