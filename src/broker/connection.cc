@@ -10,6 +10,7 @@
 #include "broker/ack_barrier.h"
 #include "broker/broker.h"
 #include "broker/shard.h"
+#include "broker/topic_limits.h"
 #include "bus/bus.h"
 #include "mqtt/codec.h"
 
@@ -280,6 +281,11 @@ void connection::handle_publish(mqtt::publish&& p) {
             inbound_aliases_[alias] = p.topic;
         }
     } else if (p.topic.empty()) {
+        close_with(mqtt::reason_code::topic_name_invalid, true);
+        return;
+    }
+    if (!within_topic_limits(opts, p.topic)) {  // bounded cost per message (topic_limits.h)
+        shard_stats::add(shard_.stats().topic_limit_refusals);
         close_with(mqtt::reason_code::topic_name_invalid, true);
         return;
     }

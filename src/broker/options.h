@@ -30,6 +30,16 @@ struct broker_options {
     // persistent session keeps its backlog up to max_queued_messages/bytes.
     uint32_t subscriber_queue_messages = 1000;
     uint64_t subscriber_queue_bytes = 16ull * 1024 * 1024;
+    // A packet that has started must be complete within this many ms (whatever the
+    // keep-alive, including 0), else the connection is closed (0x8D for MQTT 5). 0 = no limit.
+    uint32_t partial_packet_timeout_ms = 10'000;
+    // Bytes held for packets not yet complete, across all connections (net/input_budget.h);
+    // the connection that takes the total past it is closed (0x97 for MQTT 5). 0 = no limit.
+    uint64_t max_partial_input_bytes = 256ull * 1024 * 1024;
+    // Largest topic name or filter (bytes) and most levels in one (broker/topic_limits.h):
+    // past either a filter gets SUBACK 0x8F, a PUBLISH closes with 0x90. 0 = no limit.
+    uint32_t max_topic_length = 4096;
+    uint32_t max_topic_levels = 128;
     uint16_t topic_alias_maximum = 64;
     // 0 = accept the client's keep-alive; else the largest we allow (Server Keep Alive).
     uint16_t max_keep_alive = 0;

@@ -6,8 +6,9 @@
 // touched only on that shard's event loop.
 #pragma once
 
-#include <cstdint>
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
@@ -59,6 +60,11 @@ public:
     std::map<uint16_t, inflight_entry> inflight;  // outbound, by packet id
     fifo<outgoing> queue;                         // outbound, waiting for window or connection
     uint64_t queued_bytes = 0;
+    // The backlog this session carried into its current connection (queued while offline),
+    // shrinking as it drains: the online subscriber bound (subscriber_queue.h) counts only
+    // what piles up on top of it. Unknown (max) until pump() runs for a new connection.
+    size_t carried_messages = SIZE_MAX;
+    uint64_t carried_bytes = UINT64_MAX;
     std::set<uint16_t> inbound_qos2;              // received PUBLISH QoS 2, PUBREC sent, awaiting PUBREL
 
     // Will of the last connection, pending publication after will delay (or session end).

@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/connection.h"
+#include "broker/topic_limits.h"
 #include "mqtt/codec.h"
 #include "mqtt/topic.h"
 
@@ -191,6 +192,8 @@ void shard::restore(persist::session_record&& r, std::vector<persist::session_me
 void shard::session_disconnected(session& s, bool will_due, const mqtt::will* will, uint32_t will_delay) {
     s.conn = nullptr;
     s.disconnected_at_ms = now_ms_;
+    s.carried_messages = SIZE_MAX;  // what queues while offline is the next connection's backlog
+    s.carried_bytes = UINT64_MAX;
     if (will_due && will) {
         uint64_t delay = std::min<uint64_t>(will_delay, s.expiry_interval);
         if (delay == 0) {
@@ -314,8 +317,9 @@ void shard::enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier) 
     // An online subscriber past its queue bound is disconnected at the end of this
     // iteration (subscriber_queue.h); publishers never wait for it. Until then, and once
     // it is offline, its messages queue up to the session's own quota below.
-    if (s.conn != nullptr &&
-        subscriber_over_bound(opts, s.queue.size(), s.queued_bytes, bytes, s.conn->output_congested())) {
+    if (s.conn != nullptr && subscriber_over_bound(opts, s.queue.size() - std::min(s.carried_messages, s.queue.size()),
+                                                   s.queued_bytes - std::min(s.carried_bytes, s.queued_bytes), bytes,
+                                                   s.conn->output_congested())) {
         slow_.mark(s.conn->serial());
     }
     if (s.queue.size() >= opts.max_queued_messages || s.queued_bytes + bytes > opts.max_queued_bytes) {
@@ -380,6 +384,9 @@ void shard::pump(session& s) {
         }
         send_now(s, std::move(out));
     }
+    // On (re)connect this records the backlog carried in; later it only shrinks with it.
+    s.carried_messages = std::min(s.carried_messages, s.queue.size());
+    s.carried_bytes = std::min(s.carried_bytes, s.queued_bytes);
 }
 
 std::vector<mqtt::reason_code> shard::subscribe(session& s, const mqtt::subscribe& pkt, const ack_barrier_ptr& applied,
@@ -390,6 +397,11 @@ std::vector<mqtt::reason_code> shard::subscribe(session& s, const mqtt::subscrib
     uint32_t sub_id = pkt.props.subscription_identifiers.empty() ? 0 : pkt.props.subscription_identifiers.front();
     for (const auto& e : pkt.entries) {
         if (!mqtt::valid_topic_filter(e.filter)) {
+            codes.push_back(mqtt::reason_code::topic_filter_invalid);
+            continue;
+        }
+        if (!within_topic_limits(opts, e.filter)) {  // bounded cost per filter (topic_limits.h)
+            stats_.add(stats_.topic_limit_refusals);
             codes.push_back(mqtt::reason_code::topic_filter_invalid);
             continue;
         }

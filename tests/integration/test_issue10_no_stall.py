@@ -11,13 +11,17 @@ import urllib.request
 
 import pytest
 
-from mqtt_raw import (Client, V5, PUBLISH, DISCONNECT, SESSION_EXPIRY_INTERVAL, connected)
+from mqtt_raw import (Client, V5, V311, PUBLISH, SUBACK, DISCONNECT, SESSION_EXPIRY_INTERVAL, Timeout,
+                      connected, gen_publish, gen_subscribe, sub_options)
 from broker import Broker, is_mosquitto
 from fixtures import _finish
 
 pytestmark = pytest.mark.skipif(is_mosquitto(), reason="Sluice's slow-consumer policy and metrics")
 
 RC_QUOTA_EXCEEDED = 0x97
+RC_KEEP_ALIVE_TIMEOUT = 0x8D
+RC_TOPIC_FILTER_INVALID = 0x8F
+RC_TOPIC_NAME_INVALID = 0x90
 
 # Small bounds so that a few hundred publishes cross them (each publish to a persistent
 # subscriber waits for the state journal's fsync, and ingest ones for the WAL's).
@@ -100,7 +104,13 @@ def test_slow_qos1_subscriber_does_not_stall_publishers(small, uid):
     again = Client(broker.port, V5)
     ack = again.connect(uid + "-slow", **persistent)
     assert ack.session_present
-    received = [again.receive(timeout=10).payload for _ in range(n)]
+    # The backlog it carries in (far past the subscriber queue) is not held against it:
+    # new messages arriving while it drains do not get it disconnected again.
+    with connected(broker.port, uid + "-late", V5) as late:
+        for i in range(5):
+            late.publish("late/%s" % uid, b"late%d" % i, qos=1)
+            sent.append(b"late%d" % i)
+    received = [again.receive(timeout=10).payload for _ in range(n + 5)]
     assert received == sent
     again.expect_nothing(0.3)
     again.disconnect()
@@ -144,3 +154,119 @@ def test_slow_qos0_subscriber_drops_and_counts(broker, uid):
         time.sleep(0.1)
     slow.ping()  # still connected: QoS 0 costs it messages, not the connection
     slow.close()
+
+
+def start_broker(config_text):
+    b = Broker(config_text=config_text)
+    try:
+        b.start()
+    except Exception:
+        b.cleanup()
+        raise
+    return b
+
+
+def partial_publish(topic, size):
+    """The bytes of a QoS 0 PUBLISH of `size` payload bytes (to be sent in part)."""
+    return gen_publish(topic, 0, b"p" * size, proto_ver=V5)
+
+
+@pytest.mark.parametrize("proto", [V5, V311])
+def test_partial_packet_must_finish_in_time(uid, proto):
+    """A packet that has started must be complete within mqtt.partial_packet_timeout_ms,
+    also with keep-alive 0; before the fix it was held forever."""
+    b = start_broker("[mqtt]\npartial_packet_timeout_ms = 1000\n")
+    try:
+        c = connected(b.port, uid, proto, keepalive=0)
+        c.send(partial_publish("part/" + uid, 100000)[:50000])
+        t0 = time.monotonic()
+        got = c.expect_closed(timeout=6)
+        assert 0.9 < time.monotonic() - t0 < 5.0
+        if proto == V5:
+            assert [(p.type, p.reason) for p in got] == [(DISCONNECT, RC_KEEP_ALIVE_TIMEOUT)], got
+        else:
+            assert got == []
+        # A client whose packets each complete in time is not cut off, however long it
+        # keeps sending them in pieces.
+        with connected(b.port, uid + "-ok", proto, keepalive=0) as ok:
+            data = partial_publish("part/" + uid, 1000)
+            for _ in range(3):
+                ok.send(data[:500])
+                time.sleep(0.4)
+                ok.send(data[500:])
+                time.sleep(0.4)
+            ok.ping()
+        assert metric(b, "mqtt_partial_packet_timeouts_total") == 1
+    finally:
+        _finish(b)
+
+
+def test_partial_input_is_capped_across_connections(uid):
+    """The bytes held for unfinished packets across all connections are capped: the
+    connection that takes the total past mqtt.max_partial_input_bytes is closed (0x97),
+    the others and new clients carry on."""
+    b = start_broker("[mqtt]\nmax_partial_input_bytes = 1048576\npartial_packet_timeout_ms = 60000\n")
+    try:
+        holders = []
+        for i in range(8):
+            c = connected(b.port, "%s-%d" % (uid, i), V5, keepalive=0)
+            c.send(partial_publish("cap/" + uid, 900000)[:200000])  # ~200 KB each, 1.6 MB in all
+            holders.append(c)
+            time.sleep(0.2)
+        closed = []
+        for c in holders:
+            try:
+                got = c.recv_packet(timeout=0.3)
+                closed.append(got)
+                c.expect_closed(timeout=3)
+            except Timeout:
+                pass  # still open, holding its partial packet
+        # Before the fix nobody was closed and 1.6 MB stayed pinned.
+        assert len(closed) >= 3, closed
+        assert all(p.type == DISCONNECT and p.reason == RC_QUOTA_EXCEEDED for p in closed), closed
+        assert len(closed) <= 6, "the cap closed connections that fit under it"
+        assert metric(b, "mqtt_input_budget_closes_total") == len(closed)
+        # Within the budget, a new client still connects and publishes.
+        with connected(b.port, uid + "-new", V5) as n:
+            n.publish("cap/" + uid, b"x" * 1000, qos=1)
+        for c in holders:
+            c.close()
+    finally:
+        _finish(b)
+
+
+def rss_kb(broker):
+    with open("/proc/%d/status" % broker.proc.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_deep_filters_cost_is_bounded(broker, uid):
+    """A ~1 MB SUBSCRIBE of deep filters is answered at once with 0x8F per filter and
+    costs no memory; before the fix it took ~10 s of CPU and hundreds of MB."""
+    persistent = {"clean": False, "properties": {SESSION_EXPIRY_INTERVAL: 300}}
+    c = connected(broker.port, uid, V5, **persistent)
+    before = rss_kb(broker)
+    deep = [("d%d/" % i + "a/" * 32000 + "#", sub_options(1)) for i in range(15)]  # 64 KB, 32k levels each
+    for _ in range(3):
+        mid = c.mid()
+        t0 = time.monotonic()
+        c.send(gen_subscribe(mid, deep, V5))
+        ack = c.expect(SUBACK, timeout=3)
+        assert ack.reasons == [RC_TOPIC_FILTER_INVALID] * 15
+        assert time.monotonic() - t0 < 2.0
+    assert rss_kb(broker) - before < 50 * 1024
+    # At the limits (128 levels, 4096 bytes) a filter is granted; one level more is not.
+    at_limit = "/".join(["l"] * 128)
+    assert c.subscribe([(at_limit, sub_options(1)), (at_limit + "/x", sub_options(1)),
+                        ("t/" + "x" * 4094, sub_options(1)), ("t/" + "x" * 4095, sub_options(1))]
+                       ).reasons == [1, RC_TOPIC_FILTER_INVALID, 1, RC_TOPIC_FILTER_INVALID]
+    c.publish(at_limit, b"ok", qos=1)
+    assert c.receive().payload == b"ok"
+    # A PUBLISH topic past a limit closes the connection with Topic Name invalid.
+    c.send(gen_publish(at_limit + "/x", 1, b"no", mid=c.mid(), proto_ver=V5))
+    got = [p for p in c.expect_closed() if p.type != PUBLISH]
+    assert [(p.type, p.reason) for p in got] == [(DISCONNECT, RC_TOPIC_NAME_INVALID)]
+    assert metric(broker, "mqtt_topic_limit_refusals_total") == 15 * 3 + 2 + 1
