@@ -23,6 +23,7 @@
 #include "broker/shard.h"
 #include "broker/transport.h"
 #include "mqtt/codec.h"
+#include "net/accept_guard.h"
 
 namespace sluice::net {
 
@@ -52,6 +53,9 @@ public:
     std::vector<std::unique_ptr<loop_context>>& contexts;
     input_budget& budget;  // partial-packet input, all loops
     int listen_fd = -1;
+    accept_guard fd_guard;  // EMFILE: reserve descriptor, back-off, rate-limited log
+    bool listener_paused = false;
+    void resume_listener();
 
 private:
     std::vector<tcp_connection*> dirty_;
@@ -457,7 +461,18 @@ void loop_context::on_events(uint32_t) {
         if (fd < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
             if (errno == EMFILE || errno == ENFILE) {
-                SLUICE_WARN("net", "accept: %s (raise the open-files limit)", std::strerror(errno));
+                int err = errno;
+                if (fd_guard.on_exhausted(listen_fd, loop.now_ms())) {
+                    SLUICE_WARN("net",
+                                "accept: %s: new connections are closed at once until descriptors free up "
+                                "(%llu so far; raise the open-files limit)",
+                                std::strerror(err), static_cast<unsigned long long>(fd_guard.take_refused()));
+                }
+                // Back off: the listener leaves the loop until the timer brings it back.
+                if (!listener_paused) {
+                    loop.remove(listen_fd);
+                    listener_paused = true;
+                }
                 return;
             }
             SLUICE_WARN("net", "accept: %s", std::strerror(errno));
@@ -491,7 +506,14 @@ void loop_context::end_of_iteration() {
     dead_.clear();
 }
 
+void loop_context::resume_listener() {
+    if (!listener_paused || listen_fd < 0 || fd_guard.paused(loop.now_ms())) return;
+    listener_paused = false;
+    loop.add(listen_fd, EPOLLIN, this);
+}
+
 void loop_context::close_idle_unconnected() {
+    resume_listener();
     // A socket that has not completed a CONNECT in time is closed (the broker's own
     // connect timeout starts once the first packet arrived).
     constexpr int64_t k_connect_timeout_ms = 10'000;
@@ -585,7 +607,7 @@ void tcp_server::stop() {
         loop_context* c = ctx.get();
         c->loop.post([c, p] {
             if (c->listen_fd >= 0) {
-                c->loop.remove(c->listen_fd);
+                if (!c->listener_paused) c->loop.remove(c->listen_fd);
                 ::close(c->listen_fd);
                 c->listen_fd = -1;
             }
