@@ -103,6 +103,12 @@ std::string load_config_file(const std::string& path, config& cfg) {
             !read_int(*m, "max_queued_messages", o.max_queued_messages, err, "mqtt") ||
             !read_int(*m, "max_queued_bytes", o.max_queued_bytes, err, "mqtt") ||
             !read_int(*m, "max_pending_output_bytes", o.max_pending_output_bytes, err, "mqtt") ||
+            !read_int(*m, "subscriber_queue_messages", o.subscriber_queue_messages, err, "mqtt") ||
+            !read_int(*m, "subscriber_queue_bytes", o.subscriber_queue_bytes, err, "mqtt") ||
+            !read_int(*m, "partial_packet_timeout_ms", o.partial_packet_timeout_ms, err, "mqtt") ||
+            !read_int(*m, "max_partial_input_bytes", o.max_partial_input_bytes, err, "mqtt") ||
+            !read_int(*m, "max_topic_length", o.max_topic_length, err, "mqtt") ||
+            !read_int(*m, "max_topic_levels", o.max_topic_levels, err, "mqtt") ||
             !read_int(*m, "topic_alias_maximum", o.topic_alias_maximum, err, "mqtt") ||
             !read_int(*m, "max_keep_alive", o.max_keep_alive, err, "mqtt") ||
             !read_int(*m, "max_session_expiry", o.max_session_expiry, err, "mqtt") ||

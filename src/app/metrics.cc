@@ -29,6 +29,18 @@ std::string render_metrics(const metric_sources& sources) {
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_qos0_offline), {{"reason", "qos0_offline"}});
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_queue_full), {{"reason", "queue_full"}});
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_too_large), {{"reason", "too_large"}});
+        w.counter("mqtt_slow_subscriber_disconnects_total",
+                  "Online subscribers disconnected (0x97) for passing their queue bound.",
+                  d(t.slow_subscriber_disconnects));
+        w.counter("mqtt_partial_packet_timeouts_total",
+                  "Connections closed because a packet was not complete within mqtt.partial_packet_timeout_ms.",
+                  d(t.partial_packet_timeouts));
+        w.counter("mqtt_input_budget_closes_total",
+                  "Connections closed because unfinished packets passed mqtt.max_partial_input_bytes.",
+                  d(t.input_budget_closes));
+        w.counter("mqtt_topic_limit_refusals_total",
+                  "Topic filters refused (0x8F) and PUBLISHes closed (0x90) past mqtt.max_topic_length/_levels.",
+                  d(t.topic_limit_refusals));
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_expired), {{"reason", "expired"}});
         w.counter("mqtt_malformed_packets_total", "Connections closed for a malformed packet.", d(t.malformed_packets));
         w.counter("mqtt_protocol_errors_total", "Connections closed for a protocol error.", d(t.protocol_errors));

@@ -142,6 +142,10 @@ broker::totals broker::get_totals() const {
         t.dropped_qos0_slow_subscriber += v(st.dropped_qos0_slow_subscriber);
         t.dropped_qos0_offline += v(st.dropped_qos0_offline);
         t.dropped_queue_full += v(st.dropped_queue_full);
+        t.slow_subscriber_disconnects += v(st.slow_subscriber_disconnects);
+        t.partial_packet_timeouts += v(st.partial_packet_timeouts);
+        t.input_budget_closes += v(st.input_budget_closes);
+        t.topic_limit_refusals += v(st.topic_limit_refusals);
         t.dropped_too_large += v(st.dropped_too_large);
         t.dropped_expired += v(st.dropped_expired);
         t.malformed_packets += v(st.malformed_packets);

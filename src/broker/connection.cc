@@ -10,6 +10,7 @@
 #include "broker/ack_barrier.h"
 #include "broker/broker.h"
 #include "broker/shard.h"
+#include "broker/topic_limits.h"
 #include "bus/bus.h"
 #include "mqtt/codec.h"
 
@@ -57,10 +58,9 @@ connection::~connection() {
 size_t connection::on_data(std::string_view data) {
     const uint32_t max_size = shard_.owner().options().max_packet_size;
     size_t used = 0;
-    // Held-back connections (bus quota, throttled by a slow subscriber) stop here: the rest
-    // of the buffer waits until reading resumes.
-    while (state_ != state::closed && !parked_ && !(session_ != nullptr && session_->throttled_by > 0) &&
-           used < data.size()) {
+    // A connection held back at the bus quota stops here: the rest of the buffer waits
+    // until reading resumes.
+    while (state_ != state::closed && !parked_ && used < data.size()) {
         std::string_view rest = data.substr(used);
         auto f = mqtt::parse_frame(rest, max_size);
         if (!f) {
@@ -247,7 +247,6 @@ void connection::handle_connect(mqtt::connect&& p, bool id_assigned) {
         }
     }
     shard_.pump(*session_);
-    update_reading();  // a resumed session may still be throttled by a slow subscriber
 }
 
 void connection::handle_publish(mqtt::publish&& p) {
@@ -282,6 +281,11 @@ void connection::handle_publish(mqtt::publish&& p) {
             inbound_aliases_[alias] = p.topic;
         }
     } else if (p.topic.empty()) {
+        close_with(mqtt::reason_code::topic_name_invalid, true);
+        return;
+    }
+    if (!within_topic_limits(opts, p.topic)) {  // bounded cost per message (topic_limits.h)
+        shard_stats::add(shard_.stats().topic_limit_refusals);
         close_with(mqtt::reason_code::topic_name_invalid, true);
         return;
     }
@@ -391,8 +395,13 @@ void connection::retry_parked() {
 
 void connection::update_reading() {
     if (state_ != state::connected) return;
-    bool throttled = session_ != nullptr && session_->throttled_by > 0;
-    transport_.set_reading(!parked_ && !throttled);
+    transport_.set_reading(!parked_);
+}
+
+void connection::disconnect_slow_subscriber() {
+    if (state_ != state::connected) return;
+    transport_.discard_unsent();
+    close_with(mqtt::reason_code::quota_exceeded, true);
 }
 
 void connection::queue_ack(mqtt::packet_type type, uint16_t packet_id, mqtt::reason_code code, bool ready,

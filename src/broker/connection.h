@@ -73,9 +73,13 @@ public:
 
     // Retries a PUBLISH held while the bus was over quota; resumes reading once it went through.
     void retry_parked();
-    // Reading from the socket follows parked_ (bus quota) and the session's throttling
-    // (slow subscribers): it is on only when neither holds it back.
+    // Reading from the socket follows parked_ (bus quota): it is off while a PUBLISH is held.
     void update_reading();
+    // The subscriber passed its queue bound (subscriber_queue.h): drops the output not yet
+    // started (its QoS 1/2 messages stay in the session, resent on reconnect), tells a v5
+    // client Quota exceeded (0x97) and closes. The session lives on per its expiry.
+    void disconnect_slow_subscriber();
+    const std::string& peer() const { return transport_.peer(); }
 
     // Every durable effect of the PUBLISH in `ack_slot` completed (posted back to our loop
     // by its ack_barrier); `ok` false if one failed.

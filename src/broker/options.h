@@ -17,11 +17,29 @@ struct broker_options {
     // Outbound window per session: QoS 1/2 messages sent but not yet acknowledged. The
     // client's own Receive Maximum lowers it for MQTT 5 clients.
     uint16_t max_inflight_messages = 256;
-    // Bound on messages queued per session beyond the inflight window (offline or slow).
+    // A session's own quota: QoS 1/2 messages it may hold beyond the inflight window
+    // (the backlog an offline persistent session keeps). Past it new ones are dropped, counted.
     uint32_t max_queued_messages = 10000;
     uint64_t max_queued_bytes = 64ull * 1024 * 1024;
-    // A connection whose unsent output exceeds this is "slow": QoS 0 to it is dropped and counted.
+    // A connection whose unsent output exceeds this is "slow": QoS 0 to it is dropped and
+    // counted, and a QoS 1/2 message for it counts as over its subscriber queue.
     uint64_t max_pending_output_bytes = 16ull * 1024 * 1024;
+    // The queue of an online subscriber (see broker/subscriber_queue.h): QoS 1/2 messages
+    // waiting beyond its inflight window, and their bytes. Past either bound the subscriber
+    // is disconnected with Quota exceeded (0x97) instead of slowing anyone down; a
+    // persistent session keeps its backlog up to max_queued_messages/bytes.
+    uint32_t subscriber_queue_messages = 1000;
+    uint64_t subscriber_queue_bytes = 16ull * 1024 * 1024;
+    // A packet that has started must be complete within this many ms (whatever the
+    // keep-alive, including 0), else the connection is closed (0x8D for MQTT 5). 0 = no limit.
+    uint32_t partial_packet_timeout_ms = 10'000;
+    // Bytes held for packets not yet complete, across all connections (net/input_budget.h);
+    // the connection that takes the total past it is closed (0x97 for MQTT 5). 0 = no limit.
+    uint64_t max_partial_input_bytes = 256ull * 1024 * 1024;
+    // Largest topic name or filter (bytes) and most levels in one (broker/topic_limits.h):
+    // past either a filter gets SUBACK 0x8F, a PUBLISH closes with 0x90. 0 = no limit.
+    uint32_t max_topic_length = 4096;
+    uint32_t max_topic_levels = 128;
     uint16_t topic_alias_maximum = 64;
     // 0 = accept the client's keep-alive; else the largest we allow (Server Keep Alive).
     uint16_t max_keep_alive = 0;

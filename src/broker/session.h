@@ -6,8 +6,9 @@
 // touched only on that shard's event loop.
 #pragma once
 
-#include <cstdint>
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
@@ -59,14 +60,12 @@ public:
     std::map<uint16_t, inflight_entry> inflight;  // outbound, by packet id
     fifo<outgoing> queue;                         // outbound, waiting for window or connection
     uint64_t queued_bytes = 0;
+    // The backlog this session carried into its current connection (queued while offline),
+    // shrinking as it drains: the online subscriber bound (subscriber_queue.h) counts only
+    // what piles up on top of it. Unknown (max) until pump() runs for a new connection.
+    size_t carried_messages = SIZE_MAX;
+    uint64_t carried_bytes = UINT64_MAX;
     std::set<uint16_t> inbound_qos2;              // received PUBLISH QoS 2, PUBREC sent, awaiting PUBREL
-
-    // Flow control between sessions. While this (online) session's queue is above its
-    // high-water mark, the publishers whose QoS 1/2 messages keep filling it are
-    // throttled (their sockets are not read) until it drains below the low-water mark.
-    std::set<session_key> throttled_publishers;
-    // How many congested subscribers currently throttle this session as a publisher.
-    uint32_t throttled_by = 0;
 
     // Will of the last connection, pending publication after will delay (or session end).
     std::unique_ptr<mqtt::will> pending_will;  // heap: ~1 KB, rarely set

@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/connection.h"
+#include "broker/topic_limits.h"
 #include "mqtt/codec.h"
 #include "mqtt/topic.h"
 
@@ -197,7 +198,8 @@ void shard::restore(persist::session_record&& r, std::vector<persist::session_me
 void shard::session_disconnected(session& s, bool will_due, const mqtt::will* will, uint32_t will_delay) {
     s.conn = nullptr;
     s.disconnected_at_ms = now_ms_;
-    release_throttled(s);  // an offline session throttles nobody
+    s.carried_messages = SIZE_MAX;  // what queues while offline is the next connection's backlog
+    s.carried_bytes = UINT64_MAX;
     if (will_due && will) {
         uint64_t delay = std::min<uint64_t>(will_delay, s.expiry_interval);
         if (delay == 0) {
@@ -222,7 +224,6 @@ void shard::end_session(session& s) {
     }
     session_key key = s.key();
     if (s.persisted) broker_.durable().erase_session(s.client_id());
-    release_throttled(s);
     for (const auto& [filter, opts] : s.subscriptions)
         index_replica_.unsubscribe(filter, key);
     stats_.sub(stats_.subscriptions, s.subscriptions.size());
@@ -308,7 +309,9 @@ void shard::deliver_outgoing(session& s, outgoing&& out, const ack_barrier_ptr& 
         s.conn->send_publish(out, 0, false);
         return;
     }
-    if (s.conn != nullptr && s.queue.empty() && s.inflight.size() < s.send_window) {
+    // A connection with too much unsent output gets no more: the message queues (and
+    // marks the subscriber as past its bound).
+    if (s.conn != nullptr && s.queue.empty() && s.inflight.size() < s.send_window && !s.conn->output_congested()) {
         send_now(s, std::move(out), barrier);
         return;
     }
@@ -318,16 +321,15 @@ void shard::deliver_outgoing(session& s, outgoing&& out, const ack_barrier_ptr& 
 void shard::enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier) {
     const auto& opts = broker_.options();
     size_t bytes = out.msg->payload.size() + out.msg->topic.size();
-    // An online session that is already throttling its publishers may overshoot its bound:
-    // what was read before the throttle took effect still arrives (cross-shard hand-over is
-    // asynchronous), and dropping it would lose acknowledged messages.
-    // With thousands of publishers (a reconnect storm) each one lands a few messages before
-    // its own throttle takes effect, so the message bound stretches 10x; bytes only 2x.
-    bool throttling = s.conn != nullptr && !s.throttled_publishers.empty();
-    uint64_t message_slack = throttling ? 10 : 1;
-    uint64_t byte_slack = throttling ? 2 : 1;
-    if (s.queue.size() >= opts.max_queued_messages * message_slack ||
-        s.queued_bytes + bytes > opts.max_queued_bytes * byte_slack) {
+    // An online subscriber past its queue bound is disconnected at the end of this
+    // iteration (subscriber_queue.h); publishers never wait for it. Until then, and once
+    // it is offline, its messages queue up to the session's own quota below.
+    if (s.conn != nullptr && subscriber_over_bound(opts, s.queue.size() - std::min(s.carried_messages, s.queue.size()),
+                                                   s.queued_bytes - std::min(s.carried_bytes, s.queued_bytes), bytes,
+                                                   s.conn->output_congested())) {
+        slow_.mark(s.conn->serial());
+    }
+    if (s.queue.size() >= opts.max_queued_messages || s.queued_bytes + bytes > opts.max_queued_bytes) {
         stats_.add(stats_.dropped_queue_full);
         uint64_t dropped = stats_.dropped_queue_full.load(std::memory_order_relaxed);
         if ((dropped & (dropped - 1)) == 0) {  // log at powers of two, not per message
@@ -337,50 +339,31 @@ void shard::enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier) 
         return;
     }
     s.queued_bytes += bytes;
-    session_key publisher = out.msg->publisher;
     out.order = s.next_order();
     if (s.persisted) {
         broker_.durable().save_message(s, out, 0, persist::session_message_record::state::queued, now_ms_);
         hold_until_durable(barrier);
     }
     s.queue.push_back(std::move(out));
-    // Back-pressure instead of loss: an online subscriber whose queue passes 1/8 of its
-    // bound throttles the publishers that keep filling it (MQTT gives no way to slow a
-    // publisher but not reading its socket). Offline sessions never throttle anyone:
-    // a disconnected persistent subscriber must not stop the fleet; its queue drops at
-    // the bound, counted.
-    if (s.conn != nullptr && publisher != 0 && publisher != s.key() &&
-        (s.queue.size() * 8 >= opts.max_queued_messages || s.queued_bytes * 8 >= opts.max_queued_bytes)) {
-        if (s.throttled_publishers.insert(publisher).second) post_throttle(publisher, +1);
-    }
 }
 
-void shard::release_throttled(session& s) {
-    for (session_key p : s.throttled_publishers)
-        post_throttle(p, -1);
-    s.throttled_publishers.clear();
-}
-
-void shard::post_throttle(session_key publisher, int delta) {
-    unsigned target = shard_of_key(publisher);
-    if (target == index_) {
-        throttle(publisher, delta);
-        return;
+void shard::disconnect_slow_subscribers() {
+    // Closing may end sessions and publish wills, which may mark more: repeat until quiet.
+    while (!slow_.empty()) {
+        for (uint64_t serial : slow_.take()) {
+            connection* c = find_connection(serial);
+            if (c == nullptr || c->closed()) continue;
+            stats_.add(stats_.slow_subscriber_disconnects);
+            uint64_t n = stats_.slow_subscriber_disconnects.load(std::memory_order_relaxed);
+            if ((n & (n - 1)) == 0) {  // log at powers of two, not per subscriber
+                session* s = c->current_session();
+                SLUICE_WARN(
+                    "broker", "subscriber %s (%s) is not keeping up: disconnected with quota exceeded (%llu so far)",
+                    s != nullptr ? s->client_id().c_str() : "?", c->peer().c_str(), static_cast<unsigned long long>(n));
+            }
+            c->disconnect_slow_subscriber();
+        }
     }
-    shard* t = &broker_.get_shard(target);
-    broker_.post(target, [t, publisher, delta] { t->throttle(publisher, delta); });
-}
-
-void shard::throttle(session_key publisher, int delta) {
-    auto it = sessions_by_key_.find(publisher);
-    if (it == sessions_by_key_.end()) return;
-    session& p = *it->second;
-    if (delta > 0) {
-        ++p.throttled_by;
-    } else if (p.throttled_by > 0) {
-        --p.throttled_by;
-    }
-    if (p.conn != nullptr) p.conn->update_reading();
 }
 
 void shard::send_now(session& s, outgoing&& out, const ack_barrier_ptr& barrier) {
@@ -408,11 +391,9 @@ void shard::pump(session& s) {
         }
         send_now(s, std::move(out));
     }
-    const auto& opts = broker_.options();
-    if (!s.throttled_publishers.empty() && s.queue.size() * 16 <= opts.max_queued_messages &&
-        s.queued_bytes * 16 <= opts.max_queued_bytes) {
-        release_throttled(s);
-    }
+    // On (re)connect this records the backlog carried in; later it only shrinks with it.
+    s.carried_messages = std::min(s.carried_messages, s.queue.size());
+    s.carried_bytes = std::min(s.carried_bytes, s.queued_bytes);
 }
 
 std::vector<mqtt::reason_code> shard::subscribe(session& s, const mqtt::subscribe& pkt, const ack_barrier_ptr& applied,
@@ -423,6 +404,11 @@ std::vector<mqtt::reason_code> shard::subscribe(session& s, const mqtt::subscrib
     uint32_t sub_id = pkt.props.subscription_identifiers.empty() ? 0 : pkt.props.subscription_identifiers.front();
     for (const auto& e : pkt.entries) {
         if (!mqtt::valid_topic_filter(e.filter)) {
+            codes.push_back(mqtt::reason_code::topic_filter_invalid);
+            continue;
+        }
+        if (!within_topic_limits(opts, e.filter)) {  // bounded cost per filter (topic_limits.h)
+            stats_.add(stats_.topic_limit_refusals);
             codes.push_back(mqtt::reason_code::topic_filter_invalid);
             continue;
         }
@@ -524,6 +510,7 @@ void shard::replicate_remove(session_key key) {
 }
 
 void shard::flush_outbox() {
+    disconnect_slow_subscribers();
     for (unsigned t = 0; t < outbox_.size(); ++t) {
         if (outbox_[t].empty()) continue;
         shard* target = &broker_.get_shard(t);

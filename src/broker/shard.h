@@ -23,6 +23,7 @@
 #include "broker/persist/records.h"
 #include "broker/session.h"
 #include "broker/stats.h"
+#include "broker/subscriber_queue.h"
 #include "broker/topic_index.h"
 #include "mqtt/types.h"
 
@@ -78,13 +79,11 @@ public:
     void pump(session& s);
     // Called by the loop: keep-alive, expiry, wills. `now_ms` is monotonic.
     void tick(int64_t now_ms);
-    // Called at the end of each loop iteration: posts batched cross-shard deliveries.
+    // Called at the end of each loop iteration: disconnects the subscribers that passed
+    // their queue bound (0x97), then posts batched cross-shard deliveries.
     void flush_outbox();
     // Ends every session's connection (server shutting down).
     void shutdown();
-    // A congested subscriber (on any shard) starts (+1) or stops (-1) throttling the
-    // publisher session `publisher` of this shard.
-    void throttle(session_key publisher, int delta);
 
     // Durable state (no-ops unless the broker has a state store and `s` is persistent).
     void persist_session(session& s);
@@ -105,8 +104,7 @@ private:
     void deliver_outgoing(session& s, outgoing&& out, const ack_barrier_ptr& barrier = nullptr);
     void enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier);
     void hold_until_durable(const ack_barrier_ptr& barrier);
-    void release_throttled(session& s);
-    void post_throttle(session_key publisher, int delta);
+    void disconnect_slow_subscribers();
     void send_now(session& s, outgoing&& out, const ack_barrier_ptr& barrier = nullptr);
     void apply_remote(std::vector<remote_delivery>& batch);
     void end_session(session& s);
@@ -130,6 +128,7 @@ private:
 
     std::vector<delivery> match_scratch_;
     std::vector<std::vector<remote_delivery>> outbox_;  // per target shard
+    slow_subscribers slow_;                             // to disconnect at the end of the iteration
     std::vector<message_ptr> retained_scratch_;
 };
 

@@ -24,6 +24,9 @@ public:
     // Stops/resumes reading from the socket (back-pressure).
     virtual void set_reading(bool enabled) = 0;
     virtual size_t pending_output_bytes() const = 0;
+    // Drops queued output that has not started to go out (a packet partly written is
+    // finished first), so that what is sent next is not stuck behind it.
+    virtual void discard_unsent() = 0;
     virtual const std::string& peer() const = 0;
 };
 

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "base/log.h"
+#include "net/accept_guard.h"
 #include "net/event_loop.h"
 
 namespace sluice::http {
@@ -76,6 +77,8 @@ struct server::impl {
     int listen_fd = -1;
     std::unordered_map<int, std::unique_ptr<http_connection>> connections;
     std::vector<int> closing;
+    net::accept_guard fd_guard;  // EMFILE: reserve descriptor, back-off, rate-limited log
+    bool listener_paused = false;
 
     struct listener final : net::event_loop::handler {
         impl* owner = nullptr;
@@ -99,10 +102,17 @@ struct server::impl {
 
 class http_connection final : public net::event_loop::handler {
 public:
-    http_connection(server::impl& owner, int fd) : owner_(owner), fd_(fd) {}
+    http_connection(server::impl& owner, int fd) : owner_(owner), fd_(fd), last_active_ms_(owner.loop->now_ms()) {}
     ~http_connection() { ::close(fd_); }
 
+    // Idle connections (no event for `limit_ms`) are closed so they cannot pile up and
+    // take the process's descriptors (issue 10).
+    void close_if_idle(int64_t now_ms, int64_t limit_ms) {
+        if (now_ms - last_active_ms_ > limit_ms) close_later();
+    }
+
     void on_events(uint32_t events) override {
+        last_active_ms_ = owner_.loop->now_ms();
         if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
             char buf[16384];
             for (;;) {
@@ -255,12 +265,28 @@ private:
     std::string out_;
     bool close_after_write_ = false;
     bool closed_ = false;
+    int64_t last_active_ms_;
 };
 
 void server::impl::listener::on_events(uint32_t) {
     for (;;) {
         int fd = ::accept4(owner->listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) return;
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                int err = errno;
+                if (owner->fd_guard.on_exhausted(owner->listen_fd, owner->loop->now_ms())) {
+                    SLUICE_WARN("http",
+                                "accept: %s: new connections are closed at once until descriptors free up "
+                                "(%llu so far)",
+                                std::strerror(err), static_cast<unsigned long long>(owner->fd_guard.take_refused()));
+                }
+                if (!owner->listener_paused) {  // back off: the timer in start() resumes it
+                    owner->loop->remove(owner->listen_fd);
+                    owner->listener_paused = true;
+                }
+            }
+            return;
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         auto c = std::make_unique<http_connection>(*owner, fd);
@@ -301,6 +327,16 @@ result<uint16_t> server::start(const std::string& bind_address, uint16_t port) {
     impl_->loop = std::make_unique<net::event_loop>(0);
     impl* self = impl_.get();
     impl_->loop->add(fd, EPOLLIN, &impl_->accept_handler);
+    impl_->loop->every(std::chrono::milliseconds(250), [self] {
+        constexpr int64_t k_idle_timeout_ms = 60'000;
+        int64_t now = self->loop->now_ms();
+        for (auto& [cfd, c] : self->connections)
+            c->close_if_idle(now, k_idle_timeout_ms);
+        if (self->listener_paused && !self->fd_guard.paused(now)) {
+            self->listener_paused = false;
+            self->loop->add(self->listen_fd, EPOLLIN, &self->accept_handler);
+        }
+    });
     impl_->loop->on_iteration_end([self] {
         for (int c : self->closing) self->connections.erase(c);
         self->closing.clear();

@@ -23,6 +23,7 @@
 #include "broker/shard.h"
 #include "broker/transport.h"
 #include "mqtt/codec.h"
+#include "net/accept_guard.h"
 
 namespace sluice::net {
 
@@ -32,8 +33,8 @@ class tcp_connection;
 // (write batched output, hand cross-shard deliveries over, free closed connections).
 class loop_context final : public event_loop::handler {
 public:
-    loop_context(broker::broker& b, event_loop& l, std::vector<std::unique_ptr<loop_context>>& all)
-        : brk(b), loop(l), shard(b.get_shard(l.index())), contexts(all) {}
+    loop_context(broker::broker& b, event_loop& l, std::vector<std::unique_ptr<loop_context>>& all, input_budget& ib)
+        : brk(b), loop(l), shard(b.get_shard(l.index())), contexts(all), budget(ib) {}
     ~loop_context();
 
     void on_events(uint32_t events) override;  // the listener is readable: accept
@@ -50,7 +51,11 @@ public:
     std::vector<char> scratch = std::vector<char>(64 * 1024);  // read buffer shared by this loop's sockets
     broker::shard& shard;
     std::vector<std::unique_ptr<loop_context>>& contexts;
+    input_budget& budget;  // partial-packet input, all loops
     int listen_fd = -1;
+    accept_guard fd_guard;  // EMFILE: reserve descriptor, back-off, rate-limited log
+    bool listener_paused = false;
+    void resume_listener();
 
 private:
     std::vector<tcp_connection*> dirty_;
@@ -95,6 +100,7 @@ public:
     }
     ~tcp_connection() override {
         protocol_.reset();  // may still send (ignored) and detach from the shard
+        release_input();
         if (fd_ >= 0) {
             ctx_.loop.remove(fd_);
             ::close(fd_);
@@ -117,6 +123,7 @@ public:
     void close() override {
         if (closing_) return;
         closing_ = true;
+        closing_since_ms_ = ctx_.loop.now_ms();
         // Output already queued (a CONNACK with an error, a DISCONNECT) is written at the
         // end of this iteration, then the socket is closed.
         dirty();
@@ -127,9 +134,21 @@ public:
         update_interest();
         // Packets that arrived before the pause are still buffered: handle them now
         // rather than waiting for the socket to become readable again.
+        if (enabled && !in_.empty()) partial_since_ms_ = ctx_.loop.now_ms();  // a pause is not the client's delay
         if (enabled && protocol_ && !in_.empty()) consume_buffered();
     }
     size_t pending_output_bytes() const override { return pending_; }
+    void discard_unsent() override {
+        if (closing_ || out_.empty()) return;
+        std::optional<chunk> started;
+        if (out_.front().offset > 0) started = std::move(out_.front());
+        out_.clear();
+        pending_ = 0;
+        if (started) {
+            pending_ = started->bytes.size() + (started->msg ? started->msg->payload.size() : 0) - started->offset;
+            out_.push_back(std::move(*started));
+        }
+    }
     const std::string& peer() const override { return peer_; }
 
     // ---- readiness
@@ -148,6 +167,8 @@ public:
     // decoded the CONNECT to choose us.
     void begin(std::string buffered, std::optional<mqtt::connect> connect, bool assigned) {
         in_ = std::move(buffered);
+        if (!in_.empty()) partial_since_ms_ = created_ms_;
+        if (!account_input()) return;
         if (connect) {
             protocol_ = std::make_unique<broker::connection>(ctx_.shard, *this);
             protocol_->on_connect(std::move(*connect), assigned);
@@ -241,6 +262,22 @@ public:
     }
 
     bool is_dead() const { return dead_; }
+    // True when close() was asked more than `limit_ms` ago and the peer still has not read
+    // what was queued before it (a client that stopped reading): give up on the output.
+    bool close_overdue(int64_t now_ms, int64_t limit_ms) const {
+        return closing_ && !dead_ && now_ms - closing_since_ms_ > limit_ms;
+    }
+    void abort() { fail(); }
+    // True when a packet has been incomplete for more than `limit_ms` while we were reading.
+    bool partial_overdue(int64_t now_ms, int64_t limit_ms) const {
+        return !dead_ && !closing_ && reading_ && !in_.empty() && now_ms - partial_since_ms_ > limit_ms;
+    }
+    // A packet did not complete in time: closes (0x8D to an MQTT 5 client).
+    void expire_partial() {
+        broker::shard_stats::add(ctx_.shard.stats().partial_packet_timeouts);
+        SLUICE_DEBUG("net", "%s: packet incomplete for too long (%zu bytes held), closing", peer_.c_str(), in_.size());
+        drop_input(mqtt::reason_code::keep_alive_timeout);
+    }
     // True while no CONNECT has been handled yet and the connection is older than `limit_ms`.
     bool connect_overdue(int64_t now_ms, int64_t limit_ms) const {
         return !protocol_ && !dead_ && !closing_ && now_ms - created_ms_ > limit_ms;
@@ -303,11 +340,16 @@ private:
             // idle connection holds no input memory.
             if (in_.empty()) {
                 size_t used = consume(fresh);
-                if (!dead_ && used < got) in_.assign(fresh.substr(used));
+                if (!dead_ && used < got) {
+                    in_.assign(fresh.substr(used));
+                    partial_since_ms_ = ctx_.loop.now_ms();
+                }
             } else {
                 in_.append(fresh);
                 consume_buffered();
             }
+            if (dead_) return;
+            if (!account_input()) return;
             if (got < scratch.size()) break;
         }
     }
@@ -316,7 +358,43 @@ private:
         size_t used = consume(in_);
         if (dead_) return;
         in_.erase(0, used);
-        if (in_.empty() && in_.capacity() > k_read_chunk) std::string().swap(in_);
+        if (used > 0) partial_since_ms_ = ctx_.loop.now_ms();  // a packet completed: the next one's clock starts
+        account_input();                                       // shrinking never fails
+    }
+
+    // Charges what in_ holds to the process-wide budget (an empty buffer is freed: idle
+    // connections hold no input memory). Returns false, after closing, when that took the
+    // budget past its limit.
+    bool account_input() {
+        if (in_.empty() && in_.capacity() > 0) std::string().swap(in_);
+        size_t now = in_.empty() ? 0 : in_.capacity();
+        bool ok = ctx_.budget.recharge(charged_, now);
+        charged_ = now;
+        if (ok) return true;
+        uint64_t n = ctx_.shard.stats().input_budget_closes.load(std::memory_order_relaxed) + 1;
+        if ((n & (n - 1)) == 0) {  // log at powers of two, not per connection
+            SLUICE_WARN("net",
+                        "%s: input for unfinished packets past mqtt.max_partial_input_bytes (%llu bytes held), "
+                        "closing (%llu so far)",
+                        peer_.c_str(), static_cast<unsigned long long>(ctx_.budget.used()),
+                        static_cast<unsigned long long>(n));
+        }
+        broker::shard_stats::add(ctx_.shard.stats().input_budget_closes);
+        drop_input(mqtt::reason_code::quota_exceeded);
+        return false;
+    }
+
+    void release_input() {
+        ctx_.budget.recharge(charged_, 0);
+        charged_ = 0;
+    }
+
+    // Frees the partial input and closes; an MQTT 5 client past its CONNECT gets DISCONNECT `code`.
+    void drop_input(mqtt::reason_code code) {
+        std::string().swap(in_);
+        release_input();
+        if (protocol_ && !protocol_->closed()) protocol_->close_with(code, true);
+        close();
     }
 
     // Feeds whole packets from `data` to the protocol; returns the bytes used.
@@ -388,6 +466,8 @@ private:
         dead_ = true;
         out_.clear();
         pending_ = 0;
+        std::string().swap(in_);
+        release_input();
         ctx_.mark_dead(this);
     }
 
@@ -406,6 +486,9 @@ private:
     bool draining_ = false;  // closed on our side, discarding input until the client closes
     int64_t drain_deadline_ms_ = 0;
     int64_t created_ms_;
+    int64_t closing_since_ms_ = 0;
+    int64_t partial_since_ms_ = 0;  // when the packet now in in_ started (or the last one completed)
+    size_t charged_ = 0;            // bytes of in_ charged to ctx_.budget
 };
 
 loop_context::~loop_context() {
@@ -422,7 +505,18 @@ void loop_context::on_events(uint32_t) {
         if (fd < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
             if (errno == EMFILE || errno == ENFILE) {
-                SLUICE_WARN("net", "accept: %s (raise the open-files limit)", std::strerror(errno));
+                int err = errno;
+                if (fd_guard.on_exhausted(listen_fd, loop.now_ms())) {
+                    SLUICE_WARN("net",
+                                "accept: %s: new connections are closed at once until descriptors free up "
+                                "(%llu so far; raise the open-files limit)",
+                                std::strerror(err), static_cast<unsigned long long>(fd_guard.take_refused()));
+                }
+                // Back off: the listener leaves the loop until the timer brings it back.
+                if (!listener_paused) {
+                    loop.remove(listen_fd);
+                    listener_paused = true;
+                }
                 return;
             }
             SLUICE_WARN("net", "accept: %s", std::strerror(errno));
@@ -457,13 +551,27 @@ void loop_context::end_of_iteration() {
     dead_.clear();
 }
 
+void loop_context::resume_listener() {
+    if (!listener_paused || listen_fd < 0 || fd_guard.paused(loop.now_ms())) return;
+    listener_paused = false;
+    loop.add(listen_fd, EPOLLIN, this);
+}
+
 void loop_context::close_idle_unconnected() {
+    resume_listener();
     // A socket that has not completed a CONNECT in time is closed (the broker's own
     // connect timeout starts once the first packet arrived).
     constexpr int64_t k_connect_timeout_ms = 10'000;
+    // A closing connection whose peer does not read its last output (the DISCONNECT of a
+    // slow subscriber, say) is dropped after this long instead of holding its socket.
+    constexpr int64_t k_close_linger_ms = 5'000;
+    // A packet that has started must finish in time, whatever the keep-alive.
+    const int64_t partial_limit_ms = brk.options().partial_packet_timeout_ms;
     for (auto* c : live_) {
         if (c->connect_overdue(loop.now_ms(), k_connect_timeout_ms)) c->close();
         c->end_overdue_drain(loop.now_ms());
+        if (c->close_overdue(loop.now_ms(), k_close_linger_ms)) c->abort();
+        if (partial_limit_ms > 0 && c->partial_overdue(loop.now_ms(), partial_limit_ms)) c->expire_partial();
     }
 }
 
@@ -472,10 +580,11 @@ void loop_context::close_all() {
     end_of_iteration();
 }
 
-tcp_server::tcp_server(broker::broker& b, std::vector<event_loop*> loops) : broker_(b), loops_(std::move(loops)) {
+tcp_server::tcp_server(broker::broker& b, std::vector<event_loop*> loops)
+    : broker_(b), loops_(std::move(loops)), input_budget_(b.options().max_partial_input_bytes) {
     SLUICE_CHECK(loops_.size() == broker_.shard_count(), "one loop per shard");
     for (auto* l : loops_)
-        contexts_.push_back(std::make_unique<loop_context>(broker_, *l, contexts_));
+        contexts_.push_back(std::make_unique<loop_context>(broker_, *l, contexts_, input_budget_));
 }
 
 tcp_server::~tcp_server() = default;
@@ -544,7 +653,7 @@ void tcp_server::stop() {
         loop_context* c = ctx.get();
         c->loop.post([c, p] {
             if (c->listen_fd >= 0) {
-                c->loop.remove(c->listen_fd);
+                if (!c->listener_paused) c->loop.remove(c->listen_fd);
                 ::close(c->listen_fd);
                 c->listen_fd = -1;
             }

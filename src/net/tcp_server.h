@@ -14,6 +14,7 @@
 
 #include "base/result.h"
 #include "net/event_loop.h"
+#include "net/input_budget.h"
 
 namespace sluice::broker {
 class broker;
@@ -47,6 +48,7 @@ public:
 private:
     broker::broker& broker_;
     std::vector<event_loop*> loops_;
+    input_budget input_budget_;  // shared by every loop's connections
     std::vector<std::unique_ptr<loop_context>> contexts_;
     uint16_t port_ = 0;
 };

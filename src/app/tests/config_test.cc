@@ -38,6 +38,12 @@ TEST(config, shipped_file_matches_the_built_in_defaults) {
     EXPECT_EQ(loaded.mqtt.max_queued_messages, defaults.mqtt.max_queued_messages);
     EXPECT_EQ(loaded.mqtt.max_queued_bytes, defaults.mqtt.max_queued_bytes);
     EXPECT_EQ(loaded.mqtt.max_pending_output_bytes, defaults.mqtt.max_pending_output_bytes);
+    EXPECT_EQ(loaded.mqtt.subscriber_queue_messages, defaults.mqtt.subscriber_queue_messages);
+    EXPECT_EQ(loaded.mqtt.subscriber_queue_bytes, defaults.mqtt.subscriber_queue_bytes);
+    EXPECT_EQ(loaded.mqtt.partial_packet_timeout_ms, defaults.mqtt.partial_packet_timeout_ms);
+    EXPECT_EQ(loaded.mqtt.max_partial_input_bytes, defaults.mqtt.max_partial_input_bytes);
+    EXPECT_EQ(loaded.mqtt.max_topic_length, defaults.mqtt.max_topic_length);
+    EXPECT_EQ(loaded.mqtt.max_topic_levels, defaults.mqtt.max_topic_levels);
     EXPECT_EQ(loaded.mqtt.topic_alias_maximum, defaults.mqtt.topic_alias_maximum);
     EXPECT_EQ(loaded.mqtt.max_session_expiry, defaults.mqtt.max_session_expiry);
     EXPECT_EQ(loaded.mqtt.ingest_over_quota, defaults.mqtt.ingest_over_quota);

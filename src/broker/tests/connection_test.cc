@@ -34,6 +34,7 @@ public:
     void close() override { closed = true; }
     void set_reading(bool enabled) override { reading = enabled; }
     size_t pending_output_bytes() const override { return 0; }
+    void discard_unsent() override {}  // output is decoded as it is sent: nothing waits
     const std::string& peer() const override { return name; }
 
     // Everything sent since the last call, decoded.
