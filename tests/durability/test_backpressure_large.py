@@ -8,6 +8,7 @@
 # PUBACKs, the client resent its window and acknowledged readings were stored several
 # times. Now: no append fails (sluice_ingest_failed_total 0), no connection is closed, and
 # after the database returns the rows equal the acknowledged readings, each exactly once.
+# While held at the quota, sluice_bus_lag_seconds keeps growing.
 # The payloads carry no "seq", so the pipeline cannot hide a duplicate.
 #
 # The clients behave like Paho: on a lost connection they reconnect (persistent session)
@@ -190,6 +191,11 @@ def test_large_messages_at_quota_no_failure_no_duplicate():
             for d in devices:
                 assert d.closures == [] and d.refusals == [], (d.index, d.closures, d.refusals, m)
             stalled = [d.acked_count() for d in devices]
+            # At the quota nothing new arrives, and the lag in seconds still grows (it is the
+            # age of the oldest unstored reading).
+            time.sleep(2)
+            later = sluice.metrics()
+            assert later["sluice_bus_lag_seconds"] >= m["sluice_bus_lag_seconds"] + 1.5, (m, later)
             print("stalled at %r acknowledged; bus %d bytes" % (stalled, m.get("sluice_bus_bytes", 0)))
 
             pg_start(pg_dir)
