@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/config.h"
 
-#include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace sluice::app {
 namespace {
@@ -41,6 +41,9 @@ TEST(config, shipped_file_matches_the_built_in_defaults) {
     EXPECT_EQ(loaded.mqtt.topic_alias_maximum, defaults.mqtt.topic_alias_maximum);
     EXPECT_EQ(loaded.mqtt.max_session_expiry, defaults.mqtt.max_session_expiry);
     EXPECT_EQ(loaded.mqtt.ingest_over_quota, defaults.mqtt.ingest_over_quota);
+    EXPECT_EQ(loaded.mqtt.ingest_max_inflight_bytes, defaults.mqtt.ingest_max_inflight_bytes);
+    EXPECT_EQ(loaded.mqtt.ingest_max_inflight_bytes_per_connection,
+              defaults.mqtt.ingest_max_inflight_bytes_per_connection);
     EXPECT_EQ(loaded.wal.mode, defaults.wal.mode);
     EXPECT_EQ(loaded.wal.group_commit_max_delay, defaults.wal.group_commit_max_delay);
     EXPECT_EQ(loaded.wal.group_commit_max_bytes, defaults.wal.group_commit_max_bytes);
@@ -71,6 +74,8 @@ group_commit_max_delay_us = 250
 rules = ["a/{device}", {pattern = "f/{site}/{device}/raw", format = "binary"}]
 unknown_devices = "reject"
 over_quota = "refuse"
+max_inflight_bytes = 1048576
+max_inflight_bytes_per_connection = 65536
 [database]
 url = "postgresql://x/y"
 app_url = "postgresql://x/app"
@@ -87,6 +92,8 @@ app_url = "postgresql://x/app"
     EXPECT_EQ(c.ingest_rules[1].format, "binary");
     EXPECT_FALSE(c.register_unknown_devices);
     EXPECT_EQ(c.mqtt.ingest_over_quota, broker::broker_options::over_quota_policy::refuse);
+    EXPECT_EQ(c.mqtt.ingest_max_inflight_bytes, 1048576u);
+    EXPECT_EQ(c.mqtt.ingest_max_inflight_bytes_per_connection, 65536u);
     EXPECT_EQ(c.telemetry_db_url, "postgresql://x/y");
     EXPECT_EQ(c.app_db_url, "postgresql://x/app");
     std::remove(path.c_str());
