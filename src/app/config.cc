@@ -212,8 +212,14 @@ std::string load_config_file(const std::string& path, config& cfg) {
         if (auto v = (*p)["zscore_threshold"].value<double>()) cfg.zscore_threshold = *v;
         if (!read_int(*p, "zscore_window", cfg.zscore_window, err, "pipeline") ||
             !read_int(*p, "zscore_min_samples", cfg.zscore_min_samples, err, "pipeline") ||
-            !read_int(*p, "future_tolerance_ms", cfg.future_tolerance_ms, err, "pipeline"))
+            !read_int(*p, "future_tolerance_ms", cfg.future_tolerance_ms, err, "pipeline") ||
+            !read_int(*p, "max_new_metrics_per_device", cfg.max_new_metrics_per_device, err, "pipeline") ||
+            !read_int(*p, "new_metrics_interval_s", cfg.new_metrics_interval_s, err, "pipeline"))
             return fail();
+        if (cfg.new_metrics_interval_s == 0) {
+            err = "pipeline.new_metrics_interval_s must be positive";
+            return fail();
+        }
         if (cfg.zscore_threshold <= 0 || cfg.zscore_window == 0) {
             err = "pipeline.zscore_threshold and pipeline.zscore_window must be positive";
             return fail();

@@ -57,6 +57,8 @@ TEST(config, shipped_file_matches_the_built_in_defaults) {
     EXPECT_EQ(loaded.zscore_threshold, defaults.zscore_threshold);
     EXPECT_EQ(loaded.zscore_window, defaults.zscore_window);
     EXPECT_EQ(loaded.future_tolerance_ms, defaults.future_tolerance_ms);
+    EXPECT_EQ(loaded.max_new_metrics_per_device, defaults.max_new_metrics_per_device);
+    EXPECT_EQ(loaded.new_metrics_interval_s, defaults.new_metrics_interval_s);
     EXPECT_EQ(loaded.telemetry_db_url, "");
 }
 
@@ -76,6 +78,9 @@ unknown_devices = "reject"
 over_quota = "refuse"
 max_inflight_bytes = 1048576
 max_inflight_bytes_per_connection = 65536
+[pipeline]
+max_new_metrics_per_device = 50
+new_metrics_interval_s = 5
 [database]
 url = "postgresql://x/y"
 app_url = "postgresql://x/app"
@@ -94,6 +99,8 @@ app_url = "postgresql://x/app"
     EXPECT_EQ(c.mqtt.ingest_over_quota, broker::broker_options::over_quota_policy::refuse);
     EXPECT_EQ(c.mqtt.ingest_max_inflight_bytes, 1048576u);
     EXPECT_EQ(c.mqtt.ingest_max_inflight_bytes_per_connection, 65536u);
+    EXPECT_EQ(c.max_new_metrics_per_device, 50u);
+    EXPECT_EQ(c.new_metrics_interval_s, 5u);
     EXPECT_EQ(c.telemetry_db_url, "postgresql://x/y");
     EXPECT_EQ(c.app_db_url, "postgresql://x/app");
     std::remove(path.c_str());
