@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/config.h"
 
-#include <toml++/toml.h>
-
 #include <cstdlib>
 #include <limits>
 #include <sstream>
+
+#include <toml++/toml.h>
 
 namespace sluice::app {
 namespace {
@@ -63,7 +63,8 @@ bool parse_cpu_list(const std::string& text, std::vector<int>& out) {
         long b = a;
         if (*end == '-') b = std::strtol(end + 1, &end, 10);
         if (*end != '\0' || a < 0 || b < a || b > 4095) return false;
-        for (long c = a; c <= b; ++c) out.push_back(static_cast<int>(c));
+        for (long c = a; c <= b; ++c)
+            out.push_back(static_cast<int>(c));
     }
     return !out.empty();
 }
@@ -138,7 +139,8 @@ std::string load_config_file(const std::string& path, config& cfg) {
             !read_int(*w, "quota_bytes", o.quota_bytes, err, "wal") ||
             !read_int(*w, "group_commit_max_delay_us", delay_us, err, "wal") ||
             !read_int(*w, "group_commit_max_bytes", o.group_commit_max_bytes, err, "wal") ||
-            !read_int(*w, "retention_seconds", retention_s, err, "wal") || !read_string(*w, "durability", mode, err, "wal"))
+            !read_int(*w, "retention_seconds", retention_s, err, "wal") ||
+            !read_string(*w, "durability", mode, err, "wal"))
             return fail();
         o.group_commit_max_delay = std::chrono::microseconds(delay_us);
         o.retention = std::chrono::seconds(retention_s);
@@ -168,6 +170,12 @@ std::string load_config_file(const std::string& path, config& cfg) {
             cfg.mqtt.ingest_over_quota = broker::broker_options::over_quota_policy::refuse;
         } else if (!policy.empty()) {
             err = "ingest.over_quota: \"pause\" or \"refuse\"";
+            return fail();
+        }
+        // The ingest byte budget (issue 11, broker/ingest_budget.h).
+        if (!read_int(*i, "max_inflight_bytes", cfg.mqtt.ingest_max_inflight_bytes, err, "ingest") ||
+            !read_int(*i, "max_inflight_bytes_per_connection", cfg.mqtt.ingest_max_inflight_bytes_per_connection, err,
+                      "ingest")) {
             return fail();
         }
         if (auto* rules = (*i)["rules"].as_array()) {
@@ -210,8 +218,14 @@ std::string load_config_file(const std::string& path, config& cfg) {
         if (auto v = (*p)["zscore_threshold"].value<double>()) cfg.zscore_threshold = *v;
         if (!read_int(*p, "zscore_window", cfg.zscore_window, err, "pipeline") ||
             !read_int(*p, "zscore_min_samples", cfg.zscore_min_samples, err, "pipeline") ||
-            !read_int(*p, "future_tolerance_ms", cfg.future_tolerance_ms, err, "pipeline"))
+            !read_int(*p, "future_tolerance_ms", cfg.future_tolerance_ms, err, "pipeline") ||
+            !read_int(*p, "max_new_metrics_per_device", cfg.max_new_metrics_per_device, err, "pipeline") ||
+            !read_int(*p, "new_metrics_interval_s", cfg.new_metrics_interval_s, err, "pipeline"))
             return fail();
+        if (cfg.new_metrics_interval_s == 0) {
+            err = "pipeline.new_metrics_interval_s must be positive";
+            return fail();
+        }
         if (cfg.zscore_threshold <= 0 || cfg.zscore_window == 0) {
             err = "pipeline.zscore_threshold and pipeline.zscore_window must be positive";
             return fail();

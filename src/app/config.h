@@ -19,8 +19,8 @@ struct config {
     std::string bind_address = "0.0.0.0";
     uint16_t mqtt_port = 1883;
     uint16_t http_port = 8080;
-    unsigned threads = 0;               // 0: one event loop per core
-    std::vector<int> cpu_affinity;      // CPUs to pin event-loop threads to, in order
+    unsigned threads = 0;           // 0: one event loop per core
+    std::vector<int> cpu_affinity;  // CPUs to pin event-loop threads to, in order
     std::string data_dir = "var/data";
     std::string log_level = "info";
     // [mqtt]
@@ -39,6 +39,9 @@ struct config {
     uint32_t zscore_window = 100;
     uint32_t zscore_min_samples = 30;
     int64_t future_tolerance_ms = 60'000;
+    // [pipeline] cardinality guard: new metric names per device and interval (issue 11)
+    uint32_t max_new_metrics_per_device = 1000;
+    uint32_t new_metrics_interval_s = 60;
     // [database]
     std::string telemetry_db_url;
     std::string app_db_url;

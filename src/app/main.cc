@@ -292,6 +292,8 @@ int serve(int argc, char** argv) {
         ro.anomalies.window = cfg.zscore_window;
         ro.anomalies.min_samples = cfg.zscore_min_samples;
         ro.anomalies.future_tolerance_ms = cfg.future_tolerance_ms;
+        ro.max_new_metrics_per_device = cfg.max_new_metrics_per_device;
+        ro.new_metrics_interval = std::chrono::seconds(cfg.new_metrics_interval_s);
         pipe = std::make_unique<pipeline_service>(*log_bus, rules, so, ro);
         pipe->start();
     } else {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/pipeline_service.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "base/log.h"
@@ -11,9 +12,15 @@ namespace sluice::app {
 
 pipeline_service::pipeline_service(bus::bus& log, const pipeline::rule_set& rules, store::store_options store_opts,
                                    pipeline::runner_options runner_opts)
-    : log_(log), rules_(rules), store_opts_(std::move(store_opts)), runner_opts_(std::move(runner_opts)) {}
+    : log_(log),
+      rules_(rules),
+      store_opts_(std::move(store_opts)),
+      runner_opts_(std::move(runner_opts)),
+      lag_(std::make_unique<lag_probe>(log)) {}
 
-pipeline_service::~pipeline_service() { stop(); }
+pipeline_service::~pipeline_service() {
+    stop();
+}
 
 void pipeline_service::start() {
     supervisor_ = std::thread([this] {
@@ -69,46 +76,63 @@ void pipeline_service::stop() {
     stopping_.store(true);
     if (supervisor_.joinable()) supervisor_.join();
     std::lock_guard<std::mutex> lock(runners_mutex_);
-    for (auto& r : runners_) r->stop();
+    for (auto& r : runners_)
+        r->stop();
 }
 
 void pipeline_service::write_metrics(http::prometheus_writer& w) const {
     w.gauge("pipeline_running", "1 once the schema is migrated and pipeline runners are going.", running_ ? 1 : 0);
+    const int64_t now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     std::lock_guard<std::mutex> lock(runners_mutex_);
-    for (const auto& r : runners_) {
-        const auto& s = r->get_stats();
-        uint32_t p = r->options().partition;
+    // Every partition gets every metric from the first scrape (issue 11), also while the
+    // database has not answered yet and no runner exists: then the committed offset is
+    // the bus cursor the pipeline last committed (or the oldest record on disk).
+    for (uint32_t p = 0; p < log_.partitions(); ++p) {
+        const pipeline::runner* r = nullptr;
+        for (const auto& candidate : runners_) {
+            if (candidate->options().partition == p) r = candidate.get();
+        }
         http::prometheus_writer::labels l{{"partition", std::to_string(p)}};
         auto bus_stats = log_.get_stats(p);
-        uint64_t committed = s.committed_offset.load();
+        uint64_t committed = 0;
+        if (r != nullptr) {
+            committed = r->get_stats().committed_offset.load();
+        } else {
+            auto c = log_.cursor(runner_opts_.consumer, p);
+            committed = c && *c ? **c : bus_stats.oldest_offset;
+        }
+        committed = std::max(committed, bus_stats.oldest_offset);
         uint64_t lag = bus_stats.durable_end > committed ? bus_stats.durable_end - committed : 0;
         double lag_seconds = 0;
         if (lag > 0) {
-            int64_t stored = s.committed_receive_time_ms.load();
-            int64_t newest = bus_stats.newest_receive_time_ms;
-            // Before the first commit of this run the stored time is unknown: report 0 s
-            // and let bus_lag_messages speak.
-            lag_seconds = stored > 0 && newest > stored ? static_cast<double>(newest - stored) / 1000.0 : 0;
+            // The age of the oldest reading not stored yet: keeps growing while it waits.
+            int64_t oldest = lag_->receive_time_at(p, committed);
+            lag_seconds = oldest > 0 && now_ms > oldest ? static_cast<double>(now_ms - oldest) / 1000.0 : 0;
         }
-        w.gauge("bus_lag_messages", "Durable bus records not yet committed to the database.", static_cast<double>(lag), l);
-        w.gauge("bus_lag_seconds", "Receive-time gap between the newest durable record and the newest stored one.",
-                lag_seconds, l);
-        w.gauge("pipeline_committed_offset", "Next bus offset stored in the database.", static_cast<double>(committed), l);
-        w.counter("pipeline_records_total", "Bus records processed.", static_cast<double>(s.records.load()), l);
-        w.counter("pipeline_rows_total", "Readings committed to the database.", static_cast<double>(s.rows.load()), l);
-        w.counter("pipeline_dead_letters_total", "Messages (or readings) refused and stored as dead letters.",
-                  static_cast<double>(s.dead_letters.load()), l);
-        w.counter("pipeline_batches_total", "Batches committed.", static_cast<double>(s.batches.load()), l);
-        w.counter("pipeline_retries_total", "Database operations retried while it was unavailable.",
-                  static_cast<double>(s.retries.load()), l);
-        w.gauge("pipeline_database_up", "1 while the last database operation succeeded.", s.database_up.load() ? 1 : 0,
+        auto counter = [&](const char* name, const char* help,
+                           const std::atomic<uint64_t> pipeline::runner::stats::*f) {
+            w.counter(name, help, r != nullptr ? static_cast<double>((r->get_stats().*f).load()) : 0.0, l);
+        };
+        w.gauge("bus_lag_messages", "Durable bus records not yet committed to the database.", static_cast<double>(lag),
                 l);
-        w.counter("pipeline_sequence_gaps_total", "Device sequence gaps detected.",
-                  static_cast<double>(s.sequence_gaps.load()), l);
-        w.counter("pipeline_duplicates_total", "Resent payloads (same device sequence number) dropped.",
-                  static_cast<double>(s.duplicates.load()), l);
-        w.counter("pipeline_sequence_missing_total", "Device payloads missing, summed over gaps.",
-                  static_cast<double>(s.sequence_missing.load()), l);
+        w.gauge("bus_lag_seconds", "Age (receive time to now) of the oldest durable record not yet in the database.",
+                lag_seconds, l);
+        w.gauge("pipeline_committed_offset", "Next bus offset stored in the database.", static_cast<double>(committed),
+                l);
+        using st = pipeline::runner::stats;
+        counter("pipeline_records_total", "Bus records processed.", &st::records);
+        counter("pipeline_rows_total", "Readings committed to the database.", &st::rows);
+        counter("pipeline_dead_letters_total", "Messages (or readings) refused and stored as dead letters.",
+                &st::dead_letters);
+        counter("pipeline_batches_total", "Batches committed.", &st::batches);
+        counter("pipeline_retries_total", "Database operations retried while it was unavailable.", &st::retries);
+        w.gauge("pipeline_database_up", "1 while the last database operation succeeded.",
+                r != nullptr && r->get_stats().database_up.load() ? 1 : 0, l);
+        counter("pipeline_sequence_gaps_total", "Device sequence gaps detected.", &st::sequence_gaps);
+        counter("pipeline_duplicates_total", "Resent payloads (same device sequence number) dropped.", &st::duplicates);
+        counter("pipeline_sequence_missing_total", "Device payloads missing, summed over gaps.", &st::sequence_missing);
     }
 }
 

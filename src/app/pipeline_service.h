@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "app/lag_probe.h"
 #include "pipeline/runner.h"
 #include "pipeline/topic_rules.h"
 #include "store/registry.h"
@@ -56,6 +57,7 @@ private:
     std::atomic<bool> stopping_{false};
     std::atomic<bool> running_{false};
     std::thread supervisor_;
+    std::unique_ptr<lag_probe> lag_;  // oldest unstored receive time, per partition
 };
 
 }  // namespace sluice::app

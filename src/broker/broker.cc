@@ -1,25 +1,28 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "broker/broker.h"
 
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <functional>
 #include <map>
-#include <time.h>
 
 #include "base/log.h"
 #include "broker/persist/state_store.h"
-
 #include "broker/shard.h"
 
 namespace sluice::broker {
 
 broker::broker(broker_options options, unsigned shards, poster post, ingest_hook ingest)
-    : options_(options), post_(std::move(post)), ingest_(std::move(ingest)) {
+    : options_(options),
+      post_(std::move(post)),
+      ingest_(std::move(ingest)),
+      budget_(options.ingest_max_inflight_bytes, options.ingest_max_inflight_bytes_per_connection) {
     SLUICE_CHECK(shards > 0 && shards < 65536, "bad shard count %u", shards);
-    for (unsigned i = 0; i < shards; ++i) shards_.push_back(std::make_unique<shard>(*this, i));
+    for (unsigned i = 0; i < shards; ++i)
+        shards_.push_back(std::make_unique<shard>(*this, i));
     // Assigned client ids must not collide across restarts of the same data dir: mix
     // the start time and pid into a prefix.
     auto now = std::chrono::system_clock::now().time_since_epoch().count();
@@ -76,8 +79,8 @@ std::pair<size_t, size_t> broker::restore_from(persist::state_store& store) {
                 if (r) {
                     sessions.push_back(std::move(r).value());
                 } else {
-                    SLUICE_ERROR("broker", "ignoring undecodable session record %.*s: %s",
-                                 static_cast<int>(key.size()), key.data(), r.error().message().c_str());
+                    SLUICE_ERROR("broker", "ignoring undecodable session record %.*s: %s", static_cast<int>(key.size()),
+                                 key.data(), r.error().message().c_str());
                 }
                 break;
             }

@@ -18,8 +18,9 @@
 #include <string_view>
 #include <vector>
 
-#include "broker/message.h"
 #include "broker/ack_barrier.h"
+#include "broker/ingest_budget.h"
+#include "broker/message.h"
 #include "broker/options.h"
 #include "broker/persistence.h"
 #include "broker/retained_store.h"
@@ -39,8 +40,8 @@ class shard;
 
 // Where ingest-matching PUBLISHes go before they are acknowledged.
 struct ingest_hook {
-    bus::bus* log = nullptr;                                    // nullptr: no ingest
-    std::function<bool(std::string_view topic)> matches;        // is this an ingest topic?
+    bus::bus* log = nullptr;                              // nullptr: no ingest
+    std::function<bool(std::string_view topic)> matches;  // is this an ingest topic?
 };
 
 class broker {
@@ -67,6 +68,8 @@ public:
     bool assign_client_id(mqtt::connect& c);
 
     const ingest_hook& ingest() const { return ingest_; }
+    // Bytes of ingest in flight to the bus (all shards).
+    ingest_budget& budget() { return budget_; }
 
     // Makes sessions and retained messages durable in `store` and restores what it holds.
     // REQUIRES: called once, before the event loops run. Returns the number of sessions
@@ -95,6 +98,7 @@ private:
     broker_options options_;
     poster post_;
     ingest_hook ingest_;
+    ingest_budget budget_;
     std::vector<std::unique_ptr<shard>> shards_;
     std::atomic<uint64_t> next_assigned_id_{0};
     std::string id_prefix_;

@@ -314,6 +314,20 @@ void connection::handle_publish(mqtt::publish&& p) {
             return;
         }
     }
+    // The ingest byte budget (issue 11): what is read must fit the bus, so a PUBLISH that
+    // does not fit is held before anything is done with it, never appended and refused.
+    const bool refuse = to_log && p.qos > 0 && opts.ingest_over_quota == broker_options::over_quota_policy::refuse &&
+                        ingest.log->over_quota();
+    uint64_t ingest_cost = 0;
+    if (to_log && !refuse) {
+        ingest_cost = bus::bus::append_cost(session_->client_id().size(), p.topic.size(), p.payload.size());
+        if (!reserve_ingest(ingest_cost)) {
+            shard_stats::add(shard_.stats().ingest_paused);
+            parked_ = std::make_unique<mqtt::publish>(std::move(p));
+            update_reading();
+            return;
+        }
+    }
     shard_stats::add(shard_.stats().messages_received);
 
     auto msg = std::make_shared<message>();
@@ -332,8 +346,7 @@ void connection::handle_publish(mqtt::publish&& p) {
 
     ack_barrier_ptr barrier;
     uint64_t slot = 0;
-    if (to_log && p.qos > 0 && opts.ingest_over_quota == broker_options::over_quota_policy::refuse &&
-        ingest.log->over_quota()) {
+    if (refuse) {
         shard_stats::add(shard_.stats().ingest_quota_refused);
         if (version_ != mqtt::version::v5) {
             // 3.1.1 has no negative acknowledgement: withhold it and close; the client
@@ -363,11 +376,20 @@ void connection::handle_publish(mqtt::publish&& p) {
         record.payload = p.payload;
         record.qos = p.qos;
         shard* owner = &shard_;
-        // The append's completion holds the barrier: the ack waits for the fsync.
-        log.append(partition, std::move(record), [owner, barrier](result<uint64_t> r) {
-            shard_stats::add(r ? owner->stats().ingest_appended : owner->stats().ingest_failed);
-            if (!r && barrier) barrier->fail();
-        });
+        // The append's completion holds the barrier: the ack waits for the fsync. It also
+        // returns the reservation and wakes this connection if it held a PUBLISH for it.
+        log.append(partition, std::move(record),
+                   [owner, barrier, share = ingest_share_, ingest_cost, serial = serial_](result<uint64_t> r) {
+                       shard_stats::add(r ? owner->stats().ingest_appended : owner->stats().ingest_failed);
+                       if (!r && barrier) barrier->fail();
+                       broker& b = owner->owner();
+                       b.budget().release(*share, ingest_cost);
+                       if (share->waiting.exchange(false)) {
+                           b.post(owner->index(), [owner, serial] {
+                               if (connection* c = owner->find_connection(serial)) c->retry_parked();
+                           });
+                       }
+                   });
     }
 
     msg->topic = std::move(p.topic);
@@ -383,10 +405,23 @@ void connection::handle_publish(mqtt::publish&& p) {
     }
 }
 
+bool connection::reserve_ingest(uint64_t cost) {
+    if (!ingest_share_) ingest_share_ = std::make_shared<ingest_budget::connection_share>();
+    // Ask to be woken before trying: a release between a failed try and the flag would be lost.
+    ingest_share_->waiting.store(true);
+    const bus::bus& log = *shard_.owner().ingest().log;
+    if (!shard_.owner().budget().try_reserve(*ingest_share_, cost, log.quota_headroom())) return false;
+    ingest_share_->waiting.store(false);
+    return true;
+}
+
 void connection::retry_parked() {
     if (!parked_ || state_ != state::connected) return;
     last_received_ms_ = shard_.now_ms();  // a paused client is not idle: don't time it out
-    if (shard_.owner().ingest().log->over_quota()) return;
+    if (shard_.owner().options().ingest_over_quota == broker_options::over_quota_policy::pause &&
+        shard_.owner().ingest().log->over_quota()) {
+        return;
+    }
     mqtt::publish p = std::move(*parked_);
     parked_.reset();
     handle_publish(std::move(p));

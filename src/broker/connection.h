@@ -28,6 +28,7 @@
 
 #include "base/fifo.h"
 #include "broker/ack_barrier.h"
+#include "broker/ingest_budget.h"
 #include "broker/session.h"
 #include "broker/transport.h"
 #include "mqtt/types.h"
@@ -126,6 +127,8 @@ private:
     void send_ack(pending_ack& a);
     void flush_acks();
     void finish(bool abnormal);
+    // Reserves `cost` bytes of the ingest budget; false: hold the PUBLISH (woken on release).
+    bool reserve_ingest(uint64_t cost);
 
     shard& shard_;
     transport& transport_;
@@ -150,7 +153,8 @@ private:
     // QoS 1 PUBLISHes whose PUBACK is not sent yet. With the session's QoS 2 packet ids
     // awaiting PUBREL (PUBCOMP not sent), this is what Receive Maximum limits.
     uint32_t unacked_qos1_ = 0;
-    std::unique_ptr<mqtt::publish> parked_;  // held while the bus is over quota (pause policy)
+    std::unique_ptr<mqtt::publish> parked_;  // held while the bus is over quota or the ingest budget is spent
+    std::shared_ptr<ingest_budget::connection_share> ingest_share_;  // bytes this connection has in flight
 };
 
 }  // namespace sluice::broker

@@ -57,6 +57,12 @@ struct broker_options {
     // clients are disconnected unacknowledged, so they retransmit later).
     enum class over_quota_policy : uint8_t { pause, refuse };
     over_quota_policy ingest_over_quota = over_quota_policy::pause;
+    // Bytes of ingest PUBLISHes read but not yet durable in the bus, over all connections
+    // and per connection ([ingest] max_inflight_bytes / max_inflight_bytes_per_connection).
+    // Past either, the connection stops reading until appends complete
+    // (broker/ingest_budget.h).
+    uint64_t ingest_max_inflight_bytes = 64ull * 1024 * 1024;
+    uint64_t ingest_max_inflight_bytes_per_connection = 4ull * 1024 * 1024;
     // Accept MQTT 3.1.1 CONNECTs with an empty client id and clean session (we assign one).
     bool allow_zero_length_client_id = true;
 };

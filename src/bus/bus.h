@@ -76,6 +76,18 @@ public:
     // publishers' sockets). Clears by itself when cursors advance and segments go.
     virtual bool over_quota() const = 0;
 
+    // Bytes that may still be appended (counted as append_cost()) before appends fail
+    // with errc::quota_exceeded. A caller that reserves append_cost() of each message
+    // against this headroom before appending, and holds the reservation until the
+    // callback ran, is never refused for the quota (broker/ingest_budget.h does so).
+    // Backends without a size quota keep the default: unbounded.
+    virtual uint64_t quota_headroom() const { return UINT64_MAX; }
+    // Upper bound of what appending a message adds to the log's size (record framing and a
+    // possible new segment header included).
+    static uint64_t append_cost(size_t client_id_bytes, size_t topic_bytes, size_t payload_bytes) {
+        return uint64_t{client_id_bytes} + topic_bytes + payload_bytes + 96;
+    }
+
     // Returns: a reader positioned at from_offset (which may equal the end: the reader
     // then waits for new records). errc::invalid_argument for a bad partition or an
     // offset beyond the end; errc::not_found when from_offset was already deleted.

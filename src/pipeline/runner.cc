@@ -45,8 +45,7 @@ metric_def to_def(const store::metric_row& row) {
 }
 
 bool retryable(std::error_code ec) {
-    return ec == store::errc::connection_failed || ec == store::errc::conflict ||
-           ec == store::errc::resource_exhausted;
+    return ec == store::errc::connection_failed || ec == store::errc::conflict || ec == store::errc::resource_exhausted;
 }
 
 // Exponential backoff: 200 ms doubling to 5 s, reset after a success.
@@ -116,15 +115,87 @@ struct runner::impl {
         auto d = r.registry_.ensure_device(key, m.get("site").value_or(""), m.get("line").value_or(""));
         if (!d) {
             db_error = retryable(d.error());
-            if (!db_error) SLUICE_ERROR("pipeline", "cannot register device %.*s: %s", static_cast<int>(key.size()),
-                                        key.data(), d.error().message().c_str());
+            if (!db_error)
+                SLUICE_ERROR("pipeline", "cannot register device %.*s: %s", static_cast<int>(key.size()), key.data(),
+                             d.error().message().c_str());
             return std::nullopt;
         }
         devices.emplace(std::string(key), static_cast<uint32_t>(d->id));
         return static_cast<uint32_t>(d->id);
     }
 
+    // Cardinality guard (issue 11): new metric names per device and interval.
+    std::unordered_map<std::string, uint32_t> new_names;  // device key -> names registered this interval
+    int64_t names_interval_start = 0;
+    std::string current_device;  // device key of the record being processed
+    size_t capped = 0;           // new names of the current record refused by the guard
+
+    bool allow_new_name(std::string_view device) {
+        const int64_t now = steady_ms();
+        if (now - names_interval_start >= r.options_.new_metrics_interval.count()) {
+            new_names.clear();
+            names_interval_start = now;
+        }
+        uint32_t& n = new_names[std::string(device)];
+        if (n >= r.options_.max_new_metrics_per_device) return false;
+        ++n;
+        return true;
+    }
+
+    // Registers the new metric names of a polled batch (up to each device's allowance) in
+    // one statement, so a burst of names costs one round trip and never stalls other
+    // devices' readings for minutes.
+    bool register_new_metrics(const std::vector<bus::record>& recs) {
+        payload_decoder decoder;
+        decoded_payload decoded;
+        std::vector<std::string> names;
+        std::unordered_set<std::string> seen;
+        for (const auto& rec : recs) {
+            auto m = r.rules_.match(rec.msg.topic);
+            if (!m) continue;
+            std::string_view key = m->device.empty() ? std::string_view(rec.msg.client_id) : m->device;
+            if (!decoder.decode(rec.msg.payload, m->format, rec.msg.receive_time_ms, decoded)) continue;
+            for (const auto& rd : decoded.readings) {
+                if (rd.metric_name.empty() || metrics.find(rd.metric_name) != nullptr) continue;
+                std::string name(rd.metric_name);
+                if (seen.count(name) != 0 || !allow_new_name(key)) continue;
+                seen.insert(name);
+                names.push_back(std::move(name));
+            }
+        }
+        if (names.empty()) return true;
+        for (;;) {
+            auto got = r.registry_.ensure_metrics(names);
+            if (got) {
+                for (const auto& [name, id] : *got) {
+                    metric_def def;
+                    def.id = static_cast<uint32_t>(id);
+                    def.name = name;
+                    std::string reason;
+                    if (!metrics.add(def, reason))
+                        SLUICE_WARN("pipeline", "metric %s: %s", name.c_str(), reason.c_str());
+                }
+                if (names.size() > 100)
+                    SLUICE_INFO("pipeline", "registered %zu new metric names at once", names.size());
+                wait.reset();
+                return true;
+            }
+            if (!retryable(got.error())) {
+                SLUICE_WARN("pipeline", "registering %zu metric names at once failed (%s); one by one instead",
+                            names.size(), got.error().message().c_str());
+                return true;
+            }
+            r.stats_.retries.fetch_add(1, std::memory_order_relaxed);
+            r.stats_.database_up.store(false);
+            if (!pause()) return false;
+        }
+    }
+
     const metric_def* metric(std::string_view name) {
+        if (!allow_new_name(current_device)) {
+            ++capped;
+            return nullptr;
+        }
         auto id = r.registry_.ensure_metric(name);
         if (!id) {
             db_error = retryable(id.error());
@@ -160,7 +231,8 @@ struct runner::impl {
                 for (const auto& row : *m) {
                     metric_def def = to_def(row);
                     std::string reason;
-                    if (!metrics.add(def, reason)) SLUICE_WARN("pipeline", "metric %s ignored: %s", def.name.c_str(), reason.c_str());
+                    if (!metrics.add(def, reason))
+                        SLUICE_WARN("pipeline", "metric %s ignored: %s", def.name.c_str(), reason.c_str());
                 }
                 wait.reset();
                 return true;
@@ -213,7 +285,8 @@ struct runner::impl {
         for (;;) {
             auto d = r.registry_.load_devices();
             if (d) {
-                for (const auto& dev : *d) devices[dev.key] = static_cast<uint32_t>(dev.id);
+                for (const auto& dev : *d)
+                    devices[dev.key] = static_cast<uint32_t>(dev.id);
                 return true;
             }
             SLUICE_WARN("pipeline", "cannot load the device registry: %s; retrying", d.error().message().c_str());
@@ -233,14 +306,15 @@ struct runner::impl {
             std::string_view key = m->device.empty() ? std::string_view(rec.msg.client_id) : m->device;
             if (key.empty() || seen.count(key) || devices.count(std::string(key))) continue;
             seen.insert(key);
-            requests.push_back(store::registry::device_request{std::string(key), std::string(m->get("site").value_or("")),
-                                                               std::string(m->get("line").value_or(""))});
+            requests.push_back(store::registry::device_request{
+                std::string(key), std::string(m->get("site").value_or("")), std::string(m->get("line").value_or(""))});
         }
         if (requests.empty()) return true;
         for (;;) {
             auto got = r.registry_.ensure_devices(requests);
             if (got) {
-                for (const auto& dev : *got) devices[dev.key] = static_cast<uint32_t>(dev.id);
+                for (const auto& dev : *got)
+                    devices[dev.key] = static_cast<uint32_t>(dev.id);
                 wait.reset();
                 return true;
             }
@@ -259,7 +333,8 @@ struct runner::impl {
         for (;;) {
             auto s = r.store_.load_sequences();
             if (s) {
-                for (const auto& u : *s) last_seq[static_cast<uint32_t>(u.device_id)] = static_cast<uint64_t>(u.last_seq);
+                for (const auto& u : *s)
+                    last_seq[static_cast<uint32_t>(u.device_id)] = static_cast<uint64_t>(u.last_seq);
                 return true;
             }
             SLUICE_WARN("pipeline", "cannot load device sequence numbers: %s; retrying", s.error().message().c_str());
@@ -272,6 +347,7 @@ struct runner::impl {
     bool process(const bus::record& rec) {
         for (;;) {
             db_error = false;
+            capped = 0;
             seq_undo.reset();
             trows.clear();
             rejected.clear();
@@ -297,6 +373,11 @@ struct runner::impl {
             if (!rejected.empty()) {
                 std::string reason = std::to_string(rejected.size()) + " of " +
                                      std::to_string(rejected.size() + trows.size()) + " readings refused: ";
+                if (capped > 0) {
+                    reason += std::to_string(capped) + " new metric names over the device's limit (" +
+                              std::to_string(r.options_.max_new_metrics_per_device) + " per " +
+                              std::to_string(r.options_.new_metrics_interval.count() / 1000) + " s); ";
+                }
                 for (size_t i = 0; i < rejected.size() && i < 8; ++i) {
                     if (i) reason += "; ";
                     reason += "reading " + std::to_string(rejected[i].index) + ": " + rejected[i].reason;
@@ -311,12 +392,13 @@ struct runner::impl {
     // Writes the batch with its offset. Returns false if stopping interrupted it.
     bool flush() {
         if (next == batch_first) return true;
-        std::vector<store::offset_update> offsets{
-            store::offset_update{r.options_.consumer, static_cast<int32_t>(r.options_.partition), static_cast<int64_t>(next)}};
+        std::vector<store::offset_update> offsets{store::offset_update{
+            r.options_.consumer, static_cast<int32_t>(r.options_.partition), static_cast<int64_t>(next)}};
         std::vector<store::sequence_update> sequences;
         sequences.reserve(batch_seq_before.size());
         for (const auto& [device, before] : batch_seq_before) {
-            sequences.push_back(store::sequence_update{static_cast<int32_t>(device), static_cast<int64_t>(last_seq[device])});
+            sequences.push_back(
+                store::sequence_update{static_cast<int32_t>(device), static_cast<int64_t>(last_seq[device])});
         }
         for (;;) {
             auto w = r.store_.write_batch(rows, dead, offsets, sequences);
@@ -367,8 +449,9 @@ struct runner::impl {
     bool write_one_by_one() {
         auto reader = r.log_.open_reader(r.options_.partition, batch_first);
         if (!reader) {
-            SLUICE_ERROR("pipeline", "cannot re-read offsets %llu..%llu: %s", static_cast<unsigned long long>(batch_first),
-                         static_cast<unsigned long long>(next), reader.error().message().c_str());
+            SLUICE_ERROR("pipeline", "cannot re-read offsets %llu..%llu: %s",
+                         static_cast<unsigned long long>(batch_first), static_cast<unsigned long long>(next),
+                         reader.error().message().c_str());
             return false;
         }
         std::vector<bus::record> recs;
@@ -383,11 +466,13 @@ struct runner::impl {
                 dead.clear();
                 batch_seq_before.clear();
                 if (!process(rec)) return false;
-                std::vector<store::offset_update> off{store::offset_update{
-                    r.options_.consumer, static_cast<int32_t>(r.options_.partition), static_cast<int64_t>(rec.offset + 1)}};
+                std::vector<store::offset_update> off{store::offset_update{r.options_.consumer,
+                                                                           static_cast<int32_t>(r.options_.partition),
+                                                                           static_cast<int64_t>(rec.offset + 1)}};
                 std::vector<store::sequence_update> seqs;
                 for (const auto& [device, before] : batch_seq_before) {
-                    seqs.push_back(store::sequence_update{static_cast<int32_t>(device), static_cast<int64_t>(last_seq[device])});
+                    seqs.push_back(
+                        store::sequence_update{static_cast<int32_t>(device), static_cast<int64_t>(last_seq[device])});
                 }
                 for (;;) {
                     auto w = r.store_.write_batch(rows, dead, off, seqs);
@@ -396,9 +481,9 @@ struct runner::impl {
                         if (!pause()) return false;
                         continue;
                     }
-                    std::vector<store::dead_letter> refused{store::dead_letter{
-                        rec.msg.receive_time_ms * 1000, rec.msg.topic, rec.msg.client_id, rec.msg.payload,
-                        "the store refused this message: " + w.error().message()}};
+                    std::vector<store::dead_letter> refused{
+                        store::dead_letter{rec.msg.receive_time_ms * 1000, rec.msg.topic, rec.msg.client_id,
+                                           rec.msg.payload, "the store refused this message: " + w.error().message()}};
                     auto d = r.store_.write_batch({}, refused, off);
                     if (d || d.error() == store::errc::stale_offset) break;
                     if (!pause()) return false;
@@ -416,7 +501,9 @@ runner::runner(bus::bus& log, store::telemetry_store& store, store::registry& re
                runner_options options)
     : log_(log), store_(store), registry_(registry), rules_(rules), options_(std::move(options)) {}
 
-runner::~runner() { stop(); }
+runner::~runner() {
+    stop();
+}
 
 void runner::start() {
     thread_ = std::thread([this] {
@@ -452,8 +539,10 @@ void runner::run() {
     auto reader = log_.open_reader(options_.partition, start);
     if (!reader && reader.error() == bus::errc::not_found) {
         uint64_t oldest = log_.get_stats(options_.partition).oldest_offset;
-        SLUICE_ERROR("pipeline", "offset %llu is no longer in the bus (retention); continuing at %llu: offsets in "
-                     "between are lost", static_cast<unsigned long long>(start), static_cast<unsigned long long>(oldest));
+        SLUICE_ERROR("pipeline",
+                     "offset %llu is no longer in the bus (retention); continuing at %llu: offsets in "
+                     "between are lost",
+                     static_cast<unsigned long long>(start), static_cast<unsigned long long>(oldest));
         start = oldest;
         reader = log_.open_reader(options_.partition, start);
     }
@@ -471,7 +560,8 @@ void runner::run() {
         rules_, s.metrics, [&s](std::string_view key, const topic_match& m) { return s.device_id(key, m); },
         options_.anomalies);
     s.proc->transforms().on_unknown_metric([&s](std::string_view name) { return s.metric(name); });
-    s.proc->on_sequence([&s](uint32_t device, uint64_t seq, bool restart) { return s.accept_sequence(device, seq, restart); });
+    s.proc->on_sequence(
+        [&s](uint32_t device, uint64_t seq, bool restart) { return s.accept_sequence(device, seq, restart); });
 
     std::vector<bus::record> recs;
     int64_t last_maintenance = 0;
@@ -496,13 +586,17 @@ void runner::run() {
         auto n = (*reader)->poll(recs, options_.poll_records, wait);
         if (!n) {
             if (n.error() == bus::errc::closed) break;
-            SLUICE_ERROR("pipeline", "reading the bus at %llu: %s", static_cast<unsigned long long>((*reader)->position()),
-                         n.error().message().c_str());
+            SLUICE_ERROR("pipeline", "reading the bus at %llu: %s",
+                         static_cast<unsigned long long>((*reader)->position()), n.error().message().c_str());
             if (!s.pause()) break;
             continue;
         }
         if (!s.register_new_devices(recs)) return;
+        if (!s.register_new_metrics(recs)) return;
         for (const auto& rec : recs) {
+            if (auto m = rules_.match(rec.msg.topic)) {
+                s.current_device.assign(m->device.empty() ? std::string_view(rec.msg.client_id) : m->device);
+            }
             if (!s.process(rec)) return;  // stopping: the batch is abandoned, its offset not stored
             s.next = rec.offset + 1;
             s.newest_receive_ms = rec.msg.receive_time_ms;

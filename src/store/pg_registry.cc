@@ -21,8 +21,11 @@ std::optional<double> opt_double(const pg::query_result& q, int row, int col) {
 }
 
 device device_at(const pg::query_result& q, int i) {
-    return device{static_cast<int32_t>(std::stol(std::string(q.get(i, 0)))), std::string(q.get(i, 1)),
-                  std::string(q.get(i, 2)), std::string(q.get(i, 3)), std::string(q.get(i, 4)),
+    return device{static_cast<int32_t>(std::stol(std::string(q.get(i, 0)))),
+                  std::string(q.get(i, 1)),
+                  std::string(q.get(i, 2)),
+                  std::string(q.get(i, 3)),
+                  std::string(q.get(i, 4)),
                   std::string(q.get(i, 5))};
 }
 
@@ -41,11 +44,12 @@ public:
         if (auto r = conn_.ensure(); !r) return r.error();
         const std::string k = sanitize(key);
         // Insert, or fill in a site/line that was unknown; no write when nothing changes.
-        const std::string sql = std::string(
-            "INSERT INTO sluice_app.devices AS d (key, name, site, line) VALUES ($1, $1, $2, $3) "
-            "ON CONFLICT (key) DO UPDATE SET site = CASE WHEN d.site = '' THEN excluded.site ELSE d.site END, "
-            "line = CASE WHEN d.line = '' THEN excluded.line ELSE d.line END "
-            "WHERE (d.site = '' AND excluded.site <> '') OR (d.line = '' AND excluded.line <> '') RETURNING ") +
+        const std::string sql =
+            std::string(
+                "INSERT INTO sluice_app.devices AS d (key, name, site, line) VALUES ($1, $1, $2, $3) "
+                "ON CONFLICT (key) DO UPDATE SET site = CASE WHEN d.site = '' THEN excluded.site ELSE d.site END, "
+                "line = CASE WHEN d.line = '' THEN excluded.line ELSE d.line END "
+                "WHERE (d.site = '' AND excluded.site <> '') OR (d.line = '' AND excluded.line <> '') RETURNING ") +
             k_device_columns;
         auto q = conn_.query(sql.c_str(), {k, sanitize(site), sanitize(line)});
         if (!q) return q.error();
@@ -79,7 +83,8 @@ public:
             std::string("SELECT ") + k_device_columns + " FROM sluice_app.devices WHERE key = ANY($1::text[])";
         auto q = conn_.query(sql.c_str(), {k});
         if (!q) return q.error();
-        for (int i = 0; i < q->rows(); ++i) out.push_back(device_at(*q, i));
+        for (int i = 0; i < q->rows(); ++i)
+            out.push_back(device_at(*q, i));
         return out;
     }
 
@@ -111,12 +116,39 @@ public:
         if (auto r = conn_.ensure(); !r) return r.error();
         const std::string n = sanitize(name);
         auto q = conn_.query(
-            "WITH ins AS (INSERT INTO sluice_app.metrics (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id) "
+            "WITH ins AS (INSERT INTO sluice_app.metrics (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING "
+            "id) "
             "SELECT id FROM ins UNION ALL SELECT id FROM sluice_app.metrics WHERE name = $1",
             {n});
         if (!q) return q.error();
         if (q->rows() == 0) return errc::query_failed;
         return static_cast<int32_t>(std::stol(std::string(q->get(0, 0))));
+    }
+
+    result<std::vector<std::pair<std::string, int32_t>>> ensure_metrics(
+        const std::vector<std::string>& names) override {
+        std::vector<std::pair<std::string, int32_t>> out;
+        if (names.empty()) return out;
+        std::vector<std::string> clean;
+        clean.reserve(names.size());
+        for (const auto& n : names) {
+            if (n.empty()) return errc::invalid_argument;
+            clean.push_back(sanitize(n));
+        }
+        const std::string arr = text_array(clean);
+        std::lock_guard<std::mutex> lk(mu_);
+        if (auto r = conn_.ensure(); !r) return r.error();
+        auto ins = conn_.query(
+            "INSERT INTO sluice_app.metrics (name) SELECT DISTINCT n FROM unnest($1::text[]) AS u(n) "
+            "ON CONFLICT (name) DO NOTHING",
+            {arr});
+        if (!ins) return ins.error();
+        auto q = conn_.query("SELECT name, id FROM sluice_app.metrics WHERE name = ANY($1::text[])", {arr});
+        if (!q) return q.error();
+        for (int i = 0; i < q->rows(); ++i) {
+            out.emplace_back(std::string(q->get(i, 0)), static_cast<int32_t>(std::stol(std::string(q->get(i, 1)))));
+        }
+        return out;
     }
 
     result<std::vector<metric_row>> load_metrics() override {
@@ -152,7 +184,8 @@ public:
         if (!q) return q.error();
         std::vector<device> out;
         out.reserve(static_cast<size_t>(q->rows()));
-        for (int i = 0; i < q->rows(); ++i) out.push_back(device_at(*q, i));
+        for (int i = 0; i < q->rows(); ++i)
+            out.push_back(device_at(*q, i));
         return out;
     }
 

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/config.h"
 
-#include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace sluice::app {
 namespace {
@@ -47,6 +47,9 @@ TEST(config, shipped_file_matches_the_built_in_defaults) {
     EXPECT_EQ(loaded.mqtt.topic_alias_maximum, defaults.mqtt.topic_alias_maximum);
     EXPECT_EQ(loaded.mqtt.max_session_expiry, defaults.mqtt.max_session_expiry);
     EXPECT_EQ(loaded.mqtt.ingest_over_quota, defaults.mqtt.ingest_over_quota);
+    EXPECT_EQ(loaded.mqtt.ingest_max_inflight_bytes, defaults.mqtt.ingest_max_inflight_bytes);
+    EXPECT_EQ(loaded.mqtt.ingest_max_inflight_bytes_per_connection,
+              defaults.mqtt.ingest_max_inflight_bytes_per_connection);
     EXPECT_EQ(loaded.wal.mode, defaults.wal.mode);
     EXPECT_EQ(loaded.wal.group_commit_max_delay, defaults.wal.group_commit_max_delay);
     EXPECT_EQ(loaded.wal.group_commit_max_bytes, defaults.wal.group_commit_max_bytes);
@@ -60,6 +63,8 @@ TEST(config, shipped_file_matches_the_built_in_defaults) {
     EXPECT_EQ(loaded.zscore_threshold, defaults.zscore_threshold);
     EXPECT_EQ(loaded.zscore_window, defaults.zscore_window);
     EXPECT_EQ(loaded.future_tolerance_ms, defaults.future_tolerance_ms);
+    EXPECT_EQ(loaded.max_new_metrics_per_device, defaults.max_new_metrics_per_device);
+    EXPECT_EQ(loaded.new_metrics_interval_s, defaults.new_metrics_interval_s);
     EXPECT_EQ(loaded.telemetry_db_url, "");
 }
 
@@ -77,6 +82,11 @@ group_commit_max_delay_us = 250
 rules = ["a/{device}", {pattern = "f/{site}/{device}/raw", format = "binary"}]
 unknown_devices = "reject"
 over_quota = "refuse"
+max_inflight_bytes = 1048576
+max_inflight_bytes_per_connection = 65536
+[pipeline]
+max_new_metrics_per_device = 50
+new_metrics_interval_s = 5
 [database]
 url = "postgresql://x/y"
 app_url = "postgresql://x/app"
@@ -93,6 +103,10 @@ app_url = "postgresql://x/app"
     EXPECT_EQ(c.ingest_rules[1].format, "binary");
     EXPECT_FALSE(c.register_unknown_devices);
     EXPECT_EQ(c.mqtt.ingest_over_quota, broker::broker_options::over_quota_policy::refuse);
+    EXPECT_EQ(c.mqtt.ingest_max_inflight_bytes, 1048576u);
+    EXPECT_EQ(c.mqtt.ingest_max_inflight_bytes_per_connection, 65536u);
+    EXPECT_EQ(c.max_new_metrics_per_device, 50u);
+    EXPECT_EQ(c.new_metrics_interval_s, 5u);
     EXPECT_EQ(c.telemetry_db_url, "postgresql://x/y");
     EXPECT_EQ(c.app_db_url, "postgresql://x/app");
     std::remove(path.c_str());

@@ -25,12 +25,13 @@ using wal::damage;
 using wal::header_status;
 
 int64_t now_unix_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
-std::error_code err(errc e) { return make_error_code(e); }
+std::error_code err(errc e) {
+    return make_error_code(e);
+}
 
 struct segment_info {
     uint64_t base = 0;
@@ -58,12 +59,19 @@ class partition : public std::enable_shared_from_this<partition> {
 public:
     partition(uint32_t id, std::string dir, const wal_options& opts, std::shared_ptr<file_system> fs,
               std::atomic<uint64_t>* total_bytes)
-        : id_(id), dir_(std::move(dir)), opts_(opts), fs_(std::move(fs)), total_bytes_(total_bytes) {}
+        : id_(id),
+          dir_(std::move(dir)),
+          opts_(opts),
+          segment_limit_(segment_limit(opts)),
+          fs_(std::move(fs)),
+          total_bytes_(total_bytes) {}
 
     ~partition() { SLUICE_CHECK(!writer_.joinable(), "partition destroyed while running"); }
 
     result<void> recover(std::vector<recovery_event>* report);
-    void start() { writer_ = std::thread([this] { writer_loop(); }); }
+    void start() {
+        writer_ = std::thread([this] { writer_loop(); });
+    }
     void stop();
 
     bool enqueue(pending&& p) {
@@ -148,9 +156,19 @@ private:
         if (report) report->push_back(std::move(ev));
     }
 
+    // A segment rolls at segment_bytes, or earlier so that every partition's active
+    // segment together stays well below the quota: only sealed segments can be deleted,
+    // so an active segment as large as the quota would hold it forever (issue 11).
+    static uint64_t segment_limit(const wal_options& o) {
+        const uint64_t share = o.quota_bytes / (4 * uint64_t{std::max<uint32_t>(o.partitions, 1)});
+        return std::max<uint64_t>(std::min<uint64_t>(o.segment_bytes, share),
+                                  wal::k_segment_header_size + wal::k_record_header_size + wal::k_min_body_size);
+    }
+
     const uint32_t id_;
     const std::string dir_;
     const wal_options opts_;
+    const uint64_t segment_limit_;
     const std::shared_ptr<file_system> fs_;
     std::atomic<uint64_t>* const total_bytes_;
 
@@ -172,7 +190,7 @@ private:
     clock::time_point last_sync_;
     clock::time_point last_collect_;
     size_t last_group_size_ = 0;  // appends in the previous group (read under queue_mu_ by the writer)
-    std::string chunk_;  // encoded records not yet written
+    std::string chunk_;           // encoded records not yet written
     struct staged_record {
         append_callback done;
         uint64_t offset;
@@ -223,7 +241,8 @@ result<void> partition::recover(std::vector<recovery_event>* report) {
     if (!names) return names.error();
     std::vector<uint64_t> bases;
     for (const auto& name : *names) {
-        if (auto base = wal::parse_segment_file_name(name)) bases.push_back(*base);
+        if (auto base = wal::parse_segment_file_name(name))
+            bases.push_back(*base);
         else if (name.size() > 8 && name.compare(name.size() - 8, 8, ".corrupt") == 0)
             SLUICE_WARN("bus", "wal: partition %u keeps quarantined file %s/%s", id_, dir_.c_str(), name.c_str());
     }
@@ -248,8 +267,8 @@ result<void> partition::recover(std::vector<recovery_event>* report) {
             SLUICE_ERROR("bus", "wal: partition %u offsets [%llu, %llu) are missing", id_,
                          static_cast<unsigned long long>(expected), static_cast<unsigned long long>(base));
             missing.push_back({expected, base});
-            record_event(report, {recovery_event::action::offsets_missing, id_, path, damage::none,
-                                  header_status::ok, 0, 0, expected, base});
+            record_event(report, {recovery_event::action::offsets_missing, id_, path, damage::none, header_status::ok,
+                                  0, 0, expected, base});
         }
         wal::scan_result scan = wal::scan_segment(*data, base);
         if (scan.header == header_status::unsupported_version) {
@@ -262,18 +281,17 @@ result<void> partition::recover(std::vector<recovery_event>* report) {
             SLUICE_WARN("bus", "wal: removing segment %s: %s", path.c_str(), wal::to_string(scan.header));
             if (auto r = fs_->unlink(path); !r) return r;
             if (auto r = fs_->sync_dir(dir_); !r) return r;
-            record_event(report, {recovery_event::action::empty_segment_removed, id_, path, damage::none,
-                                  scan.header, 0, data->size(), base, base});
+            record_event(report, {recovery_event::action::empty_segment_removed, id_, path, damage::none, scan.header,
+                                  0, data->size(), base, base});
             expected = base;
             continue;
         }
-        const bool tail_damage = scan.header == header_status::ok && scan.first_damage != damage::none &&
-                                 !scan.valid_after_damage;
+        const bool tail_damage =
+            scan.header == header_status::ok && scan.first_damage != damage::none && !scan.valid_after_damage;
         if (scan.header != header_status::ok || (scan.first_damage != damage::none && !(last && tail_damage))) {
             // Corruption in the middle of the log: quarantine, never skip silently.
-            uint64_t end = last ? std::max(scan.next_offset, scan.valid_after_damage
-                                                                 ? scan.max_offset_after_damage + 1
-                                                                 : scan.next_offset)
+            uint64_t end = last ? std::max(scan.next_offset, scan.valid_after_damage ? scan.max_offset_after_damage + 1
+                                                                                     : scan.next_offset)
                                 : bases[i + 1];
             if (!last) end = std::max(end, base);
             SLUICE_ERROR("bus",
@@ -311,16 +329,26 @@ result<void> partition::recover(std::vector<recovery_event>* report) {
         segments_ = segs;
         missing_ = missing;
         visible_end_ = next_offset_;
-        for (const auto& s : segs) newest_time_ms_ = std::max(newest_time_ms_, s.newest_time_ms);
+        for (const auto& s : segs)
+            newest_time_ms_ = std::max(newest_time_ms_, s.newest_time_ms);
     }
-    for (const auto& s : segs) add_bytes(s.bytes);
+    for (const auto& s : segs)
+        add_bytes(s.bytes);
 
+    // A last segment already at its size limit (e.g. the quota was lowered since it was
+    // written) is sealed now rather than reopened, so it can be deleted once consumed.
     if (!segs.empty() && segs.back().end_offset == next_offset_) {
         auto file = fs_->open_writable(segs.back().path);
         if (!file) return file.error();
         if (auto r = (*file)->sync(); !r) return r;  // makes a truncation durable
         active_ = std::move(*file);
         active_records_ = segs.back().end_offset - segs.back().base;
+        if (segs.back().bytes >= segment_limit_ && active_records_ > 0) {
+            SLUICE_INFO("bus", "wal: partition %u: last segment %s (%llu bytes) is at the segment limit (%llu); sealed",
+                        id_, segs.back().path.c_str(), static_cast<unsigned long long>(segs.back().bytes),
+                        static_cast<unsigned long long>(segment_limit_));
+            if (auto r = create_segment(next_offset_); !r) return r;
+        }
     } else {
         if (auto r = create_segment(next_offset_); !r) return r;
     }
@@ -431,7 +459,8 @@ bool partition::flush_chunk(bool sync) {
         auto& seg = segments_.back();
         seg.bytes = active_->size();
         seg.end_offset = staged_.back().offset + 1;
-        for (const auto& s : staged_) seg.newest_time_ms = std::max(seg.newest_time_ms, s.time_ms);
+        for (const auto& s : staged_)
+            seg.newest_time_ms = std::max(seg.newest_time_ms, s.time_ms);
         newest_time_ms_ = std::max(newest_time_ms_, seg.newest_time_ms);
         visible_end_ = seg.end_offset;
     }
@@ -480,7 +509,7 @@ void partition::process(std::vector<pending>& batch) {
             p.done(err(errc::quota_exceeded));
             continue;
         }
-        if (active_records_ > 0 && active_->size() + chunk_.size() + size > opts_.segment_bytes) {
+        if (active_records_ > 0 && active_->size() + chunk_.size() + size > segment_limit_) {
             if (!flush_chunk(true) || !roll()) {
                 p.done(err(errc::io_error));
                 continue;
@@ -497,9 +526,10 @@ void partition::process(std::vector<pending>& batch) {
 
 void partition::collect(std::optional<uint64_t> min_cursor) {
     std::lock_guard guard(collect_mu_);
-    const int64_t cutoff = opts_.retention.count() > 0
-                               ? now_unix_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(opts_.retention).count()
-                               : INT64_MIN;
+    const int64_t cutoff =
+        opts_.retention.count() > 0
+            ? now_unix_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(opts_.retention).count()
+            : INT64_MIN;
     std::vector<segment_info> doomed;
     {
         std::lock_guard lock(state_mu_);
@@ -610,7 +640,8 @@ private:
         if (!*have) return corrupt("record header beyond published end");
         const char* h = buf_.data() + (file_pos_ - buf_pos_);
         uint32_t length = 0;
-        for (int i = 3; i >= 0; --i) length = (length << 8) | static_cast<unsigned char>(h[4 + i]);
+        for (int i = 3; i >= 0; --i)
+            length = (length << 8) | static_cast<unsigned char>(h[4 + i]);
         const uint64_t total = wal::k_record_header_size + uint64_t{length};
         have = fill(total, seg.bytes);
         if (!have) return have.error();
@@ -629,9 +660,9 @@ private:
     uint64_t pos_;
     std::unique_ptr<readable_file> file_;
     uint64_t seg_base_ = UINT64_MAX;
-    uint64_t file_pos_ = 0;     // file position of the record with offset file_offset_
+    uint64_t file_pos_ = 0;  // file position of the record with offset file_offset_
     uint64_t file_offset_ = 0;
-    std::string buf_;           // bytes [buf_pos_, buf_pos_ + buf_.size()) of the file
+    std::string buf_;  // bytes [buf_pos_, buf_pos_ + buf_.size()) of the file
     uint64_t buf_pos_ = 0;
 };
 
@@ -657,8 +688,10 @@ public:
             if (auto r = p->recover(report); !r) return r;
             parts_.push_back(std::move(p));
         }
-        for (uint32_t i = 0; i < opts_.partitions; ++i) parts_[i]->collect(min_cursor(i));
-        for (auto& p : parts_) p->start();
+        for (uint32_t i = 0; i < opts_.partitions; ++i)
+            parts_[i]->collect(min_cursor(i));
+        for (auto& p : parts_)
+            p->start();
         return ok();
     }
 
@@ -676,6 +709,13 @@ public:
     }
 
     bool over_quota() const override { return total_bytes_.load() >= opts_.quota_bytes; }
+
+    uint64_t quota_headroom() const override {
+        // Appends fail once total + staged >= the hard limit, so the headroom stops 1 short.
+        const uint64_t used = total_bytes_.load();
+        const uint64_t hard = quota_hard_limit(opts_);
+        return used + 1 >= hard ? 0 : hard - used - 1;
+    }
 
     result<std::unique_ptr<reader>> open_reader(uint32_t part, uint64_t from) override {
         if (part >= parts_.size()) return err(errc::invalid_argument);
@@ -716,7 +756,8 @@ public:
     }
 
     void stop() override {
-        for (auto& p : parts_) p->stop();
+        for (auto& p : parts_)
+            p->stop();
     }
 
 private:
@@ -747,13 +788,14 @@ std::string partition_dir(const std::string& wal_dir, uint32_t part) {
     return wal_dir + "/partition-" + std::to_string(part);
 }
 
-std::string cursors_path(const std::string& wal_dir) { return wal_dir + "/cursors"; }
+std::string cursors_path(const std::string& wal_dir) {
+    return wal_dir + "/cursors";
+}
 
 result<std::unique_ptr<bus>> open_wal(const wal_options& options, std::shared_ptr<file_system> fs,
                                       std::vector<recovery_event>* report) {
     if (options.dir.empty() || options.partitions == 0 ||
-        options.segment_bytes < wal::k_segment_header_size + wal::k_record_header_size + wal::k_min_body_size ||
-        !fs) {
+        options.segment_bytes < wal::k_segment_header_size + wal::k_record_header_size + wal::k_min_body_size || !fs) {
         return err(errc::invalid_argument);
     }
     auto b = std::make_unique<wal_bus>(options, std::move(fs));

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // The device/metric registry against a private PostgreSQL.
-#include <gtest/gtest.h>
+#include "store/registry.h"
 
 #include <map>
+#include <string>
+#include <vector>
 
-#include "store/registry.h"
+#include <gtest/gtest.h>
+
 #include "tests/support/pg_instance.h"
 
 namespace sluice::store {
@@ -32,6 +35,29 @@ protected:
     std::string url_;
     std::unique_ptr<registry> reg_;
 };
+
+// Issue 11: a burst of new metric names is registered in one statement; known names keep
+// their ids, quotes and backslashes survive the array literal, duplicates collapse.
+TEST_F(registry_test, ensure_metrics_registers_a_burst_at_once) {
+    auto known = reg_->ensure_metric("temperature");
+    ASSERT_TRUE(known);
+    std::vector<std::string> names{"temperature", "a\"quoted\"", "back\\slash", "m1", "m1"};
+    for (int i = 0; i < 5000; ++i)
+        names.push_back("burst_" + std::to_string(i));
+    auto got = reg_->ensure_metrics(names);
+    ASSERT_TRUE(got) << got.error().message();
+    std::map<std::string, int32_t> ids(got->begin(), got->end());
+    EXPECT_EQ(ids.size(), 5004u);
+    EXPECT_EQ(ids["temperature"], *known);
+    EXPECT_EQ(ids.count("a\"quoted\""), 1u);
+    EXPECT_EQ(ids.count("back\\slash"), 1u);
+    auto again = reg_->ensure_metric("burst_4999");
+    ASSERT_TRUE(again);
+    EXPECT_EQ(*again, ids["burst_4999"]);
+    auto all = reg_->load_metrics();
+    ASSERT_TRUE(all);
+    EXPECT_EQ(all->size(), 5004u);
+}
 
 TEST_F(registry_test, ensure_device_registers_once_and_fills_unknown_site) {
     auto a = reg_->ensure_device("press-7", "", "");
@@ -74,7 +100,8 @@ TEST_F(registry_test, ensure_devices_registers_a_batch_in_one_go) {
     auto got = reg_->ensure_devices(req);
     ASSERT_TRUE(got) << got.error().message();
     std::map<std::string, device> by_key;
-    for (auto& d : *got) by_key[d.key] = d;
+    for (auto& d : *got)
+        by_key[d.key] = d;
     ASSERT_EQ(by_key.size(), 3u);
     EXPECT_EQ(by_key["old-1"].id, existing->id);
     EXPECT_EQ(by_key["old-1"].site, "s0");
@@ -82,7 +109,8 @@ TEST_F(registry_test, ensure_devices_registers_a_batch_in_one_go) {
     EXPECT_EQ(by_key["new-\"quoted\\"].line, "line-3");
     auto again = reg_->ensure_devices(req);
     ASSERT_TRUE(again);
-    for (auto& d : *again) EXPECT_EQ(d.id, by_key[d.key].id) << d.key;
+    for (auto& d : *again)
+        EXPECT_EQ(d.id, by_key[d.key].id) << d.key;
     auto all = reg_->load_devices();
     ASSERT_TRUE(all);
     EXPECT_EQ(all->size(), 3u);
@@ -95,8 +123,9 @@ TEST_F(registry_test, metrics_register_once_and_load_with_conversion_and_ranges)
     auto h = reg_->ensure_metric("humidity");
     ASSERT_TRUE(h);
     EXPECT_NE(*h, *t);
-    ASSERT_TRUE(pg_instance::query(url_, "UPDATE sluice_app.metrics SET unit = 'degC', scale = 0.5556, \"offset\" = -17.78, "
-                                         "valid_min = -50, valid_max = 150, warn_high = 90 WHERE name = 'temperature'"));
+    ASSERT_TRUE(pg_instance::query(url_,
+                                   "UPDATE sluice_app.metrics SET unit = 'degC', scale = 0.5556, \"offset\" = -17.78, "
+                                   "valid_min = -50, valid_max = 150, warn_high = 90 WHERE name = 'temperature'"));
     auto ms = reg_->load_metrics();
     ASSERT_TRUE(ms);
     ASSERT_EQ(ms->size(), 2u);
