@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "app/security.h"
 #include "broker/options.h"
 #include "bus/wal/wal.h"
 
@@ -39,6 +40,8 @@ struct config {
     uint32_t zscore_window = 100;
     uint32_t zscore_min_samples = 30;
     int64_t future_tolerance_ms = 60'000;
+    // [auth] (docs/security.md)
+    auth_settings auth;
     // [database]
     std::string telemetry_db_url;
     std::string app_db_url;

@@ -32,6 +32,9 @@ class bus;
 namespace sluice::broker::persist {
 class state_store;
 }
+namespace sluice::auth {
+class authority;
+}
 
 namespace sluice::broker {
 
@@ -68,6 +71,12 @@ public:
 
     const ingest_hook& ingest() const { return ingest_; }
 
+    // Authentication and ACLs (docs/security.md). nullptr (the default): every client is
+    // accepted and may do everything. REQUIRES: set before the event loops run; `a`
+    // outlives the broker's connections.
+    void set_authority(auth::authority* a) { authority_ = a; }
+    auth::authority* authority() const { return authority_; }
+
     // Makes sessions and retained messages durable in `store` and restores what it holds.
     // REQUIRES: called once, before the event loops run. Returns the number of sessions
     // and retained messages restored.
@@ -94,6 +103,7 @@ private:
     broker_options options_;
     poster post_;
     ingest_hook ingest_;
+    auth::authority* authority_ = nullptr;
     std::vector<std::unique_ptr<shard>> shards_;
     std::atomic<uint64_t> next_assigned_id_{0};
     std::string id_prefix_;
