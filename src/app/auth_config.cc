@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/auth_config.h"
 
+#include <arpa/inet.h>
+
 #include <cstring>
 
 namespace sluice::app {
@@ -29,6 +31,14 @@ std::string load_auth_section(const toml::table& root, auth_settings& out) {
         out.max_failures_per_minute = static_cast<uint32_t>(*v);
     }
     return {};
+}
+
+bool anonymous_allowed(const auth_settings& s, const std::string& bind_address) {
+    if (s.allow_anonymous) return *s.allow_anonymous;
+    if (!s.password_file.empty()) return false;
+    in_addr v4{};
+    if (inet_pton(AF_INET, bind_address.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    return bind_address == "::1" || bind_address == "localhost";
 }
 
 }  // namespace sluice::app

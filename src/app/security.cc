@@ -43,14 +43,6 @@ int parse_auth_flag(int argc, char** argv, int& i, auth_settings& out) {
     return 1;
 }
 
-bool anonymous_allowed(const auth_settings& s, const std::string& bind_address) {
-    if (s.allow_anonymous) return *s.allow_anonymous;
-    if (!s.password_file.empty()) return false;
-    in_addr v4{};
-    if (inet_pton(AF_INET, bind_address.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
-    return bind_address == "::1" || bind_address == "localhost";
-}
-
 std::unique_ptr<auth::authority> make_authority(const auth_settings& s, const std::string& bind_address,
                                                 std::string& err) {
     bool anonymous = anonymous_allowed(s, bind_address);
