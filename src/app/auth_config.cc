@@ -10,13 +10,14 @@ namespace sluice::app {
 std::string load_auth_section(const toml::table& root, auth_settings& out) {
     const toml::table* a = root["auth"].as_table();
     if (a == nullptr) return {};
-    for (const char* key : {"password_file", "acl_file", "client_id_pattern"}) {
+    for (const char* key : {"password_file", "acl_file", "client_id_pattern", "api_token"}) {
         auto node = (*a)[key];
         if (!node) continue;
         auto v = node.value<std::string>();
         if (!v) return std::string("auth.") + key + ": expected a string";
         std::string& dst = std::strcmp(key, "password_file") == 0 ? out.password_file
                            : std::strcmp(key, "acl_file") == 0    ? out.acl_file
+                           : std::strcmp(key, "api_token") == 0   ? out.api_token
                                                                   : out.client_id_pattern;
         dst = *v;
     }

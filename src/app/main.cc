@@ -66,6 +66,7 @@ access control (docs/security.md; SIGHUP reloads the files):
   --acl-file FILE        mosquitto acl_file: topic/user/pattern lines
   --allow-anonymous B    true|false; default true only with --bind 127.0.0.1 and no password file
   --client-id-pattern P  client id a user must use: %u = username, * = anything (e.g. %u-*)
+  --api-token TOKEN      HTTP /api/* and /metrics need "Authorization: Bearer TOKEN" (/health never)
 )";
 
 bool parse_port(const char* text, uint16_t& out) {
@@ -334,6 +335,10 @@ int serve(int argc, char** argv) {
     if (pipe) sources.extra.push_back([&pipe](http::prometheus_writer& w) { pipe->write_metrics(w); });
     if (authority)
         sources.extra.push_back([&authority](http::prometheus_writer& w) { write_auth_metrics(*authority, w); });
+    if (!cfg.auth.api_token.empty()) {
+        sources.extra.push_back([](http::prometheus_writer& w) { write_http_auth_metrics(w); });
+    }
+    guard_http(web, cfg.auth.api_token);
     web.route("GET", "/health", [](const http::request&) {
         return http::response{200, "application/json", "{\"status\":\"ok\"}\n", {}};
     });

@@ -15,7 +15,8 @@ class authority;
 }
 namespace sluice::http {
 class prometheus_writer;
-}
+class server;
+}  // namespace sluice::http
 
 namespace sluice::app {
 
@@ -28,6 +29,7 @@ struct auth_settings {
     std::optional<bool> allow_anonymous;    // --allow-anonymous; unset: see anonymous_allowed()
     std::string client_id_pattern;          // --client-id-pattern, e.g. "%u" or "%u-*"
     uint32_t max_failures_per_minute = 10;  // per source address
+    std::string api_token;                  // --api-token; "" = HTTP API and /metrics open
 };
 
 // Handles one security flag at argv[i] (advancing i past its value). Returns 1 when it was
@@ -44,6 +46,11 @@ std::unique_ptr<auth::authority> make_authority(const auth_settings& s, const st
                                                 std::string& err);
 
 void write_auth_metrics(auth::authority& a, http::prometheus_writer& w);
+
+// Installs the HTTP guard when `token` is set: /api/* and /metrics need
+// `Authorization: Bearer TOKEN` (401 otherwise); /health and the dashboard's files do not.
+void guard_http(http::server& web, const std::string& token);
+void write_http_auth_metrics(http::prometheus_writer& w);
 
 // `sluice passwd [-c | -D] [-b] FILE USER [PASSWORD]`, as mosquitto_passwd.
 int passwd_command(int argc, char** argv);

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -378,3 +379,36 @@ def test_sighup_reloads_without_dropping_connections(acl_broker):
             time.sleep(0.05)
         assert alice.publish("public/alice", b"y", qos=1).reason in (None, 0)
         alice.ping()
+
+
+# -- HTTP API token -----------------------------------------------------------------------
+
+def http_get(b, path, token=None):
+    with open(os.path.join(b.data_dir, "http.port")) as f:
+        port = int(f.read().strip())
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path))
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_api_token_guards_the_query_api_and_metrics(workdir):
+    b = start(workdir, ['api_token = "t0ken-123"'])
+    try:
+        assert http_get(b, "/health")[0] == 200
+        assert http_get(b, "/api/overview")[0] == 401
+        assert http_get(b, "/api/overview", "wrong")[0] == 401
+        assert http_get(b, "/api/overview", "t0ken-12")[0] == 401
+        assert http_get(b, "/metrics")[0] == 401
+        assert http_get(b, "/api/overview", "t0ken-123")[0] != 401
+        status, text = http_get(b, "/metrics", "t0ken-123")
+        assert status == 200
+        assert "sluice_http_unauthorized_total 4" in text
+        assert http_get(b, "/")[0] in (200, 404)  # the dashboard's page itself is public
+        assert login(b.port, V5, "anyone") == 0  # MQTT unaffected (loopback, no password file)
+    finally:
+        stop(b)

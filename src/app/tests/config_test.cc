@@ -60,6 +60,7 @@ TEST(config, shipped_file_matches_the_built_in_defaults) {
     EXPECT_EQ(loaded.auth.allow_anonymous, defaults.auth.allow_anonymous);
     EXPECT_EQ(loaded.auth.client_id_pattern, defaults.auth.client_id_pattern);
     EXPECT_EQ(loaded.auth.max_failures_per_minute, defaults.auth.max_failures_per_minute);
+    EXPECT_EQ(loaded.auth.api_token, defaults.auth.api_token);
 }
 
 // Issue 12: the [auth] section, its errors, and the anonymous-access default.
