@@ -242,6 +242,41 @@ def test_slow_hashes_do_not_stall_other_clients(workdir):
         stop(b)
 
 
+def test_packets_pipelined_behind_a_slow_connect_wait_for_the_verdict(workdir):
+    # CONNECT, SUBSCRIBE and PUBLISH in one write: the broker must hold SUBSCRIBE and
+    # PUBLISH until the (slow) password check accepted the CONNECT, then run them in order.
+    salt = os.urandom(12)
+    iterations = 200000
+    digest = hashlib.pbkdf2_hmac("sha512", b"pw", salt, iterations, 64)
+    pw = os.path.join(workdir, "pw")
+    with open(pw, "w") as f:
+        f.write("u:$7$%d$%s$%s\n" % (iterations, base64.b64encode(salt).decode().rstrip("="),
+                                      base64.b64encode(digest).decode()))
+    b = start(workdir, ['password_file = "%s"' % pw])
+    try:
+        from mqtt_raw import gen_subscribe, sub_options
+        for proto in (V5, V311):
+            with Client(b.port, proto) as c:
+                c.send(gen_connect("pipe-%d" % proto, username="u", password="pw", proto_ver=proto) +
+                       gen_subscribe(1, [("pipe/t", sub_options(1))], proto) +
+                       gen_publish("pipe/t", 1, b"hello", mid=2, proto_ver=proto))
+                assert c.expect(CONNACK, timeout=20).reason == 0
+                # SUBACK, PUBACK and the delivery, in an order the spec leaves open.
+                got = [c.recv_packet(5) for _ in range(3)]
+                assert sorted(p.name for p in got) == ["PUBACK", "PUBLISH", "SUBACK"], got
+                assert [p.reasons for p in got if p.type == SUBACK] == [[1]]
+                assert [p.payload for p in got if p.type == PUBLISH] == [b"hello"]
+            # The same pipelining with a wrong password: nothing after CONNECT is acted on.
+            with Client(b.port, proto) as c:
+                c.send(gen_connect("pipe-bad-%d" % proto, username="u", password="no", proto_ver=proto) +
+                       gen_publish("pipe/t", 0, b"sneaky", proto_ver=proto))
+                got = c.expect_closed(20)
+                assert [p.name for p in got] == ["CONNACK"]
+                assert got[0].reason == (0x86 if proto == V5 else 4)
+    finally:
+        stop(b)
+
+
 def test_loopback_quick_start_is_anonymous_and_other_binds_are_not(workdir):
     b = broker_mod.Broker()
     b.start()
