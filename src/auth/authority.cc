@@ -16,6 +16,8 @@ int64_t mono_ms() {
         .count();
 }
 
+std::atomic<uint64_t> g_next_authority_id{1};
+
 void bump(std::atomic<uint64_t>& c) {
     c.fetch_add(1, std::memory_order_relaxed);
 }
@@ -60,7 +62,10 @@ bool glob_match(std::string_view pattern, std::string_view value) {
     return p == pattern.size();
 }
 
-authority::authority(authority_options opts) : opts_(std::move(opts)), state_(std::make_shared<snapshot>()) {
+authority::authority(authority_options opts)
+    : opts_(std::move(opts)),
+      state_(std::make_shared<snapshot>()),
+      id_(g_next_authority_id.fetch_add(1, std::memory_order_relaxed)) {
     worker_ = std::thread([this] { worker(); });
 }
 
@@ -112,15 +117,15 @@ std::shared_ptr<const authority::snapshot> authority::current() const {
     // Each thread keeps the snapshot it saw last and refreshes it when a reload bumped the
     // generation: the hot path takes no lock.
     struct cache {
-        const authority* owner = nullptr;
+        uint64_t owner = 0;
         uint64_t generation = 0;
         std::shared_ptr<const snapshot> s;
     };
     thread_local cache c;
     uint64_t g = generation_.load(std::memory_order_acquire);
-    if (c.owner != this || c.generation != g || !c.s) {
+    if (c.owner != id_ || c.generation != g || !c.s) {
         std::lock_guard<std::mutex> lock(state_mutex_);
-        c.owner = this;
+        c.owner = id_;
         c.generation = g;
         c.s = state_;
     }

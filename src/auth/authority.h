@@ -129,6 +129,7 @@ private:
     auth_stats stats_;
     mutable std::mutex state_mutex_;
     std::shared_ptr<const snapshot> state_;  // GUARDED_BY(state_mutex_)
+    const uint64_t id_;  // unique per instance, so a thread's cached snapshot never outlives its authority
     std::atomic<uint64_t> generation_{0};
     std::atomic<bool> has_acl_{false};
 
