@@ -110,8 +110,18 @@ function setStatus(state, text) {
   el.textContent = text;
 }
 
+// The API token when the server requires one (docs/security.md): open the dashboard as
+// http://HOST:PORT/#token=TOKEN; it is kept for this tab only.
+function apiToken() {
+  const m = location.hash.match(/token=([^&]+)/);
+  if (m) sessionStorage.setItem('sluice-token', decodeURIComponent(m[1]));
+  return sessionStorage.getItem('sluice-token');
+}
+
 async function getJson(url) {
-  const res = await fetch(url, { cache: 'no-store' });
+  const token = apiToken();
+  const res = await fetch(url, { cache: 'no-store', headers: token ? { Authorization: 'Bearer ' + token } : {} });
+  if (res.status === 401) throw new Error('API token required: open this page as /#token=TOKEN');
   const body = await res.json().catch(() => ({ error: 'invalid JSON' }));
   if (!res.ok) throw new Error(body.detail || body.error || ('HTTP ' + res.status));
   return body;

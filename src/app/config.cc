@@ -7,6 +7,8 @@
 
 #include <toml++/toml.h>
 
+#include "app/auth_config.h"
+
 namespace sluice::app {
 namespace {
 
@@ -230,6 +232,10 @@ std::string load_config_file(const std::string& path, config& cfg) {
             err = "pipeline.zscore_threshold and pipeline.zscore_window must be positive";
             return fail();
         }
+    }
+    if (std::string auth_err = load_auth_section(root, cfg.auth); !auth_err.empty()) {
+        err = auth_err;
+        return fail();
     }
     if (auto* d = root["database"].as_table()) {
         std::string url;

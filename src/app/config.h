@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "app/security.h"
 #include "broker/options.h"
 #include "bus/wal/wal.h"
 
@@ -42,6 +43,8 @@ struct config {
     // [pipeline] cardinality guard: new metric names per device and interval (issue 11)
     uint32_t max_new_metrics_per_device = 1000;
     uint32_t new_metrics_interval_s = 60;
+    // [auth] (docs/security.md)
+    auth_settings auth;
     // [database]
     std::string telemetry_db_url;
     std::string app_db_url;

@@ -24,16 +24,18 @@
 #include "app/config.h"
 #include "app/metrics.h"
 #include "app/pipeline_service.h"
+#include "app/security.h"
+#include "auth/authority.h"
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/persist/state_store.h"
 #include "bus/wal/wal.h"
-#include "mqtt/topic.h"
-#include "pipeline/topic_rules.h"
-#include "net/event_loop.h"
-#include "net/tcp_server.h"
 #include "http/api.h"
 #include "http/server.h"
+#include "mqtt/topic.h"
+#include "net/event_loop.h"
+#include "net/tcp_server.h"
+#include "pipeline/topic_rules.h"
 
 namespace sluice::app {
 namespace {
@@ -41,6 +43,8 @@ namespace {
 constexpr const char* k_usage = R"(usage:
   sluice serve [options]        run the broker and pipeline
   sluice wal dump DIR [args]    print a WAL directory (see sluice-wal-dump --help)
+  sluice passwd [-c|-D] [-b] FILE USER [PASSWORD]
+                                manage a password file (mosquitto_passwd's format and verbs)
   sluice --version
 
 serve options (each overrides the config file):
@@ -56,6 +60,13 @@ serve options (each overrides the config file):
   --app-db URL           PostgreSQL URL for application data only
   --log-level LEVEL      debug, info, warn, error
   --web-root DIR         dashboard files (default: <exe dir>/../../web, else ./web)
+
+access control (docs/security.md; SIGHUP reloads the files):
+  --password-file FILE   users and $7$ password hashes (mosquitto_passwd / sluice passwd)
+  --acl-file FILE        mosquitto acl_file: topic/user/pattern lines
+  --allow-anonymous B    true|false; default true only with --bind 127.0.0.1 and no password file
+  --client-id-pattern P  client id a user must use: %u = username, * = anything (e.g. %u-*)
+  --api-token TOKEN      HTTP /api/* and /metrics need "Authorization: Bearer TOKEN" (/health never)
 )";
 
 bool parse_port(const char* text, uint16_t& out) {
@@ -122,7 +133,9 @@ int serve(int argc, char** argv) {
             }
             return argv[++i];
         };
-        if (arg == "--config") {
+        if (int r = parse_auth_flag(argc, argv, i, cfg.auth); r != 0) {
+            if (r < 0) return 2;
+        } else if (arg == "--config") {
             ++i;
         } else if (arg == "--mqtt-port") {
             if (!parse_port(value(), cfg.mqtt_port)) {
@@ -189,6 +202,7 @@ int serve(int argc, char** argv) {
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
@@ -251,6 +265,21 @@ int serve(int argc, char** argv) {
                     retained_restored);
     }
 
+    // Access control: before the listeners, so no client is ever served without it.
+    std::string auth_err;
+    std::unique_ptr<auth::authority> authority = make_authority(cfg.auth, cfg.bind_address, auth_err);
+    if (!auth_err.empty()) {
+        SLUICE_ERROR("app", "access control: %s", auth_err.c_str());
+        return 1;
+    }
+    brk.set_authority(authority.get());
+    if (!authority) {
+        SLUICE_WARN("app",
+                    "anonymous access on %s: every client may connect and do everything (loopback quick "
+                    "start; see docs/security.md)",
+                    cfg.bind_address.c_str());
+    }
+
     // 3. Listeners.
     net::tcp_server server(brk, loop_ptrs);
     auto port = server.listen(net::listener_options{cfg.bind_address, cfg.mqtt_port});
@@ -306,6 +335,12 @@ int serve(int argc, char** argv) {
     sources.brk = &brk;
     sources.log = log_bus.get();
     if (pipe) sources.extra.push_back([&pipe](http::prometheus_writer& w) { pipe->write_metrics(w); });
+    if (authority)
+        sources.extra.push_back([&authority](http::prometheus_writer& w) { write_auth_metrics(*authority, w); });
+    if (!cfg.auth.api_token.empty()) {
+        sources.extra.push_back([](http::prometheus_writer& w) { write_http_auth_metrics(w); });
+    }
+    guard_http(web, cfg.auth.api_token);
     web.route("GET", "/health", [](const http::request&) {
         return http::response{200, "application/json", "{\"status\":\"ok\"}\n", {}};
     });
@@ -339,7 +374,19 @@ int serve(int argc, char** argv) {
                 *port, threads, cfg.data_dir.c_str());
 
     int sig = 0;
-    sigwait(&signals, &sig);
+    for (;;) {
+        sigwait(&signals, &sig);
+        if (sig != SIGHUP) break;
+        // Reload without dropping connections; on error the old rules stay.
+        if (authority) {
+            std::string err = authority->reload();
+            if (err.empty()) {
+                SLUICE_INFO("app", "SIGHUP: password and ACL files reloaded");
+            } else {
+                SLUICE_ERROR("app", "SIGHUP: reload failed, keeping the previous rules: %s", err.c_str());
+            }
+        }
+    }
     SLUICE_INFO("app", "received %s, shutting down", strsignal(sig));
 
     // Reverse order: HTTP, stop accepting and close clients, stop loops, then the bus.
@@ -347,6 +394,7 @@ int serve(int argc, char** argv) {
     server.stop();
     for (auto& l : loops) l->stop();
     for (auto& t : workers) t.join();
+    if (authority) authority->stop();
     if (auto closed = state_store->close(); !closed) {
         SLUICE_ERROR("app", "closing the session state: %s", closed.error().message().c_str());
     }
@@ -380,6 +428,7 @@ int main(int argc, char** argv) {
     }
     std::string cmd = argv[1];
     if (cmd == "serve") return serve(argc - 2, argv + 2);
+    if (cmd == "passwd") return passwd_command(argc - 2, argv + 2);
     if (cmd == "wal" && argc >= 3 && std::strcmp(argv[2], "dump") == 0) return wal_dump(argc - 3, argv + 3);
     if (cmd == "--version" || cmd == "version") {
         std::printf("sluice 0.1.0\n");

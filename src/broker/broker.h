@@ -33,6 +33,9 @@ class bus;
 namespace sluice::broker::persist {
 class state_store;
 }
+namespace sluice::auth {
+class authority;
+}
 
 namespace sluice::broker {
 
@@ -71,6 +74,12 @@ public:
     // Bytes of ingest in flight to the bus (all shards).
     ingest_budget& budget() { return budget_; }
 
+    // Authentication and ACLs (docs/security.md). nullptr (the default): every client is
+    // accepted and may do everything. REQUIRES: set before the event loops run; `a`
+    // outlives the broker's connections.
+    void set_authority(auth::authority* a) { authority_ = a; }
+    auth::authority* authority() const { return authority_; }
+
     // Makes sessions and retained messages durable in `store` and restores what it holds.
     // REQUIRES: called once, before the event loops run. Returns the number of sessions
     // and retained messages restored.
@@ -99,6 +108,7 @@ private:
     poster post_;
     ingest_hook ingest_;
     ingest_budget budget_;
+    auth::authority* authority_ = nullptr;
     std::vector<std::unique_ptr<shard>> shards_;
     std::atomic<uint64_t> next_assigned_id_{0};
     std::string id_prefix_;

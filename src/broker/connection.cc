@@ -6,6 +6,7 @@
 #include <chrono>
 #include <vector>
 
+#include "auth/authority.h"
 #include "base/log.h"
 #include "broker/ack_barrier.h"
 #include "broker/broker.h"
@@ -58,9 +59,9 @@ connection::~connection() {
 size_t connection::on_data(std::string_view data) {
     const uint32_t max_size = shard_.owner().options().max_packet_size;
     size_t used = 0;
-    // A connection held back at the bus quota stops here: the rest of the buffer waits
-    // until reading resumes.
-    while (state_ != state::closed && !parked_ && used < data.size()) {
+    // Held-back connections (bus quota or ingest budget, a password check in progress) stop
+    // here: the rest of the buffer waits until reading resumes.
+    while (state_ != state::closed && state_ != state::authenticating && !parked_ && used < data.size()) {
         std::string_view rest = data.substr(used);
         auto f = mqtt::parse_frame(rest, max_size);
         if (!f) {
@@ -195,6 +196,10 @@ void connection::handle_connect(mqtt::connect&& p, bool id_assigned) {
             return;
         }
     }
+    if (!authenticated_ && shard_.owner().authority() != nullptr) {
+        begin_authentication(std::move(p), id_assigned);
+        return;
+    }
     keep_alive_s_ = p.keep_alive;
     bool keep_alive_changed = false;
     if (opts.max_keep_alive != 0 && (keep_alive_s_ == 0 || keep_alive_s_ > opts.max_keep_alive)) {
@@ -289,6 +294,8 @@ void connection::handle_publish(mqtt::publish&& p) {
         close_with(mqtt::reason_code::topic_name_invalid, true);
         return;
     }
+
+    if (!publish_allowed(p)) return;
 
     const ingest_hook& ingest = shard_.owner().ingest();
     bool to_log = ingest.log != nullptr && ingest.matches && ingest.matches(p.topic);
@@ -641,7 +648,7 @@ void connection::close_with(mqtt::reason_code code, bool notify) {
         d.code = code;
         send_packet(d);
     }
-    if (state_ == state::awaiting_connect) {
+    if (state_ == state::awaiting_connect || state_ == state::authenticating) {
         state_ = state::closed;
         transport_.close();
         return;

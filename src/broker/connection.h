@@ -26,6 +26,8 @@
 #include <utility>
 #include <vector>
 
+#include "auth/acl.h"
+#include "auth/authority.h"
 #include "base/fifo.h"
 #include "broker/ack_barrier.h"
 #include "broker/ingest_budget.h"
@@ -57,6 +59,10 @@ public:
     void on_connect(mqtt::connect&& pkt, bool id_assigned);
     // The transport saw EOF or an error: abnormal close (will is published).
     void on_transport_closed();
+    // The authority decided this connection's CONNECT (posted back to our loop).
+    void auth_done(auth::verdict v);
+    // ACL check for this client (true when no ACL is configured). Denials are counted.
+    bool may(std::string_view topic, auth::operation op);
     // Keep-alive check, from the shard's periodic tick.
     void check_keep_alive(int64_t now_ms);
 
@@ -87,7 +93,8 @@ public:
     void ack_ready(uint64_t ack_slot, bool ok);
 
 private:
-    enum class state : uint8_t { awaiting_connect, connected, closed };
+    // authenticating: CONNECT received, the authority is checking it; reading is paused.
+    enum class state : uint8_t { awaiting_connect, authenticating, connected, closed };
 
     // What a SUBACK/UNSUBACK carries besides its packet id: a reason code per entry and,
     // for a SUBACK, the filters whose retained messages follow it.
@@ -108,6 +115,11 @@ private:
     void handle(mqtt::packet&& p);
     void handle_connect(mqtt::connect&& p, bool id_assigned);
     void handle_publish(mqtt::publish&& p);
+    // Hands the CONNECT to the authority; handle_connect() resumes from auth_done().
+    void begin_authentication(mqtt::connect&& p, bool id_assigned);
+    // ACL for an inbound PUBLISH. On denial answers it (PUBACK/PUBREC 0x87 in 5.0, a plain
+    // acknowledgement in 3.1.1) and returns false: the message is neither routed nor ingested.
+    bool publish_allowed(const mqtt::publish& p);
     void handle_puback(uint16_t id, mqtt::reason_code code);
     void handle_pubrec(uint16_t id, mqtt::reason_code code);
     void handle_pubrel(uint16_t id);
@@ -142,6 +154,14 @@ private:
     std::unique_ptr<mqtt::will> will_;  // heap: mqtt::will is ~1 KB, most connections have none
     uint32_t will_delay_s_ = 0;
     bool request_problem_information_ = true;
+
+    // Identity (issue 12): fixed at CONNECT, checked by the ACL.
+    std::string client_id_;
+    std::string username_;
+    bool has_username_ = false;
+    bool authenticated_ = false;
+    std::unique_ptr<mqtt::connect> pending_connect_;  // while authenticating
+    bool pending_id_assigned_ = false;
 
     // Inbound topic aliases (client -> us) and outbound (us -> client).
     std::unordered_map<uint16_t, std::string> inbound_aliases_;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "auth/acl.h"
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/connection.h"
@@ -297,6 +298,9 @@ void shard::deliver_outgoing(session& s, outgoing&& out, const ack_barrier_ptr& 
         stats_.add(stats_.dropped_expired);
         return;
     }
+    // ACL (read): checked against the connected client; an offline session's queue is
+    // checked again when it is sent (pump), against whoever resumed it.
+    if (s.conn != nullptr && !s.conn->may(out.msg->topic, auth::operation::receive)) return;
     if (out.qos == 0) {
         if (s.conn == nullptr) {
             stats_.add(stats_.dropped_qos0_offline);
@@ -389,6 +393,10 @@ void shard::pump(session& s) {
             forget_message(s, out.order);
             continue;
         }
+        if (!s.conn->may(out.msg->topic, auth::operation::receive)) {
+            forget_message(s, out.order);
+            continue;
+        }
         send_now(s, std::move(out));
     }
     // On (re)connect this records the backlog carried in; later it only shrinks with it.
@@ -423,6 +431,10 @@ std::vector<mqtt::reason_code> shard::subscribe(session& s, const mqtt::subscrib
         }
         if (sub_id != 0 && !opts.subscription_identifiers_available) {
             codes.push_back(mqtt::reason_code::subscription_identifiers_not_supported);
+            continue;
+        }
+        if (s.conn != nullptr && !s.conn->may(e.filter, auth::operation::subscribe)) {
+            codes.push_back(mqtt::reason_code::not_authorized);  // ACL; 3.1.1 encodes 0x80
             continue;
         }
         sub_options o;

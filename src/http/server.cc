@@ -72,6 +72,7 @@ class http_connection;
 
 struct server::impl {
     std::vector<route_entry> routes;
+    std::function<std::optional<response>(const request&)> guard;
     std::unique_ptr<net::event_loop> loop;
     std::thread thread;
     int listen_fd = -1;
@@ -86,6 +87,9 @@ struct server::impl {
     } accept_handler;
 
     response dispatch(const request& req) const {
+        if (guard) {
+            if (auto refused = guard(req)) return std::move(*refused);
+        }
         bool path_known = false;
         for (const auto& r : routes) {
             bool match = r.prefix ? req.path.compare(0, r.path.size(), r.path) == 0 : req.path == r.path;
@@ -303,6 +307,10 @@ void server::route(std::string method, std::string path, handler h) {
     bool prefix = !path.empty() && path.back() == '*';
     if (prefix) path.pop_back();
     impl_->routes.push_back(route_entry{std::move(method), std::move(path), prefix, std::move(h)});
+}
+
+void server::set_guard(std::function<std::optional<response>(const request&)> g) {
+    impl_->guard = std::move(g);
 }
 
 result<uint16_t> server::start(const std::string& bind_address, uint16_t port) {

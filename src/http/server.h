@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,6 +51,10 @@ public:
 
     // Exact-path route ("/metrics"), or a prefix route when `path` ends with '*' ("/static/*").
     void route(std::string method, std::string path, handler h);
+
+    // Runs before every route: a response it returns is sent instead (access control,
+    // issue 12). REQUIRES: set before start().
+    void set_guard(std::function<std::optional<response>(const request&)> g);
 
     // Binds and starts the server thread. Returns the bound port (useful with port 0).
     result<uint16_t> start(const std::string& bind_address, uint16_t port);

@@ -66,6 +66,39 @@ TEST(config, shipped_file_matches_the_built_in_defaults) {
     EXPECT_EQ(loaded.max_new_metrics_per_device, defaults.max_new_metrics_per_device);
     EXPECT_EQ(loaded.new_metrics_interval_s, defaults.new_metrics_interval_s);
     EXPECT_EQ(loaded.telemetry_db_url, "");
+    EXPECT_EQ(loaded.auth.password_file, defaults.auth.password_file);
+    EXPECT_EQ(loaded.auth.acl_file, defaults.auth.acl_file);
+    EXPECT_EQ(loaded.auth.allow_anonymous, defaults.auth.allow_anonymous);
+    EXPECT_EQ(loaded.auth.client_id_pattern, defaults.auth.client_id_pattern);
+    EXPECT_EQ(loaded.auth.max_failures_per_minute, defaults.auth.max_failures_per_minute);
+    EXPECT_EQ(loaded.auth.api_token, defaults.auth.api_token);
+}
+
+// Issue 12: the [auth] section, its errors, and the anonymous-access default.
+TEST(config, auth_section_and_anonymous_default) {
+    config c;
+    auto path = write_temp(
+        "[auth]\npassword_file = \"/etc/p\"\nacl_file = \"/etc/a\"\nallow_anonymous = true\n"
+        "client_id_pattern = \"%u-*\"\nmax_failures_per_minute = 3\n");
+    ASSERT_EQ(load_config_file(path, c), "");
+    EXPECT_EQ(c.auth.password_file, "/etc/p");
+    EXPECT_EQ(c.auth.acl_file, "/etc/a");
+    EXPECT_EQ(c.auth.allow_anonymous, std::optional<bool>(true));
+    EXPECT_EQ(c.auth.client_id_pattern, "%u-*");
+    EXPECT_EQ(c.auth.max_failures_per_minute, 3u);
+    config bad;
+    EXPECT_NE(load_config_file(write_temp("[auth]\nallow_anonymous = \"yes\"\n"), bad), "");
+    EXPECT_NE(load_config_file(write_temp("[auth]\nmax_failures_per_minute = -1\n"), bad), "");
+
+    auth_settings s;
+    EXPECT_TRUE(anonymous_allowed(s, "127.0.0.1"));
+    EXPECT_TRUE(anonymous_allowed(s, "::1"));
+    EXPECT_FALSE(anonymous_allowed(s, "0.0.0.0"));
+    EXPECT_FALSE(anonymous_allowed(s, "192.168.1.10"));
+    s.password_file = "p";
+    EXPECT_FALSE(anonymous_allowed(s, "127.0.0.1"));
+    s.allow_anonymous = true;
+    EXPECT_TRUE(anonymous_allowed(s, "0.0.0.0"));
 }
 
 TEST(config, values_and_rule_tables) {

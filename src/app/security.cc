@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "app/security.h"
+
+#include <arpa/inet.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+#include <openssl/crypto.h>
+
+#include "auth/authority.h"
+#include "auth/password_file.h"
+#include "http/prometheus.h"
+#include "http/server.h"
+
+namespace sluice::app {
+
+int parse_auth_flag(int argc, char** argv, int& i, auth_settings& out) {
+    std::string arg = argv[i];
+    bool ours = arg == "--password-file" || arg == "--acl-file" || arg == "--allow-anonymous" ||
+                arg == "--client-id-pattern" || arg == "--api-token";
+    if (!ours) return 0;
+    if (i + 1 >= argc) {
+        std::fprintf(stderr, "sluice: %s needs a value\n", arg.c_str());
+        return -1;
+    }
+    std::string v = argv[++i];
+    if (arg == "--password-file") {
+        out.password_file = v;
+    } else if (arg == "--acl-file") {
+        out.acl_file = v;
+    } else if (arg == "--client-id-pattern") {
+        out.client_id_pattern = v;
+    } else if (arg == "--api-token") {
+        out.api_token = v;
+    } else if (v == "true") {
+        out.allow_anonymous = true;
+    } else if (v == "false") {
+        out.allow_anonymous = false;
+    } else {
+        std::fprintf(stderr, "sluice: --allow-anonymous: expected true or false\n");
+        return -1;
+    }
+    return 1;
+}
+
+std::unique_ptr<auth::authority> make_authority(const auth_settings& s, const std::string& bind_address,
+                                                std::string& err) {
+    bool anonymous = anonymous_allowed(s, bind_address);
+    if (anonymous && s.password_file.empty() && s.acl_file.empty()) return nullptr;
+    auth::authority_options o;
+    o.password_file = s.password_file;
+    o.acl_file = s.acl_file;
+    o.allow_anonymous = anonymous;
+    o.client_id_pattern = s.client_id_pattern;
+    o.max_failures_per_minute = s.max_failures_per_minute;
+    auto a = std::make_unique<auth::authority>(o);
+    err = a->load();
+    if (!err.empty()) return nullptr;
+    return a;
+}
+
+void write_auth_metrics(auth::authority& a, http::prometheus_writer& w) {
+    auto& s = a.stats();
+    auto v = [](const std::atomic<uint64_t>& c) { return static_cast<double>(c.load(std::memory_order_relaxed)); };
+    const char* help = "CONNECTs decided by authentication, by result";
+    w.counter("auth_connects_total", help, v(s.accepted), {{"result", "accepted"}});
+    w.counter("auth_connects_total", help, v(s.bad_credentials), {{"result", "bad_credentials"}});
+    w.counter("auth_connects_total", help, v(s.not_authorized), {{"result", "not_authorized"}});
+    w.counter("auth_connects_total", help, v(s.client_id_bound), {{"result", "client_id_not_allowed"}});
+    w.counter("auth_connects_total", help, v(s.rate_limited), {{"result", "rate_limited"}});
+    const char* denied = "Operations refused by the ACL";
+    w.counter("acl_denied_total", denied, v(s.denied_publish), {{"operation", "publish"}});
+    w.counter("acl_denied_total", denied, v(s.denied_subscribe), {{"operation", "subscribe"}});
+    w.counter("acl_denied_total", denied, v(s.denied_receive), {{"operation", "receive"}});
+    w.counter("auth_reloads_total", "Reloads of the password and ACL files (SIGHUP), by result", v(s.reloads),
+              {{"result", "ok"}});
+    w.counter("auth_reloads_total", "Reloads of the password and ACL files (SIGHUP), by result", v(s.reload_failures),
+              {{"result", "failed"}});
+}
+
+namespace {
+
+std::atomic<uint64_t> g_http_unauthorized{0};
+
+}  // namespace
+
+void guard_http(http::server& web, const std::string& token) {
+    if (token.empty()) return;
+    web.set_guard([token](const http::request& req) -> std::optional<http::response> {
+        bool protected_path = req.path.rfind("/api/", 0) == 0 || req.path == "/metrics";
+        if (!protected_path) return std::nullopt;
+        auto it = req.headers.find("authorization");
+        if (it != req.headers.end() && it->second.size() == 7 + token.size() && it->second.rfind("Bearer ", 0) == 0 &&
+            CRYPTO_memcmp(it->second.data() + 7, token.data(), token.size()) == 0) {
+            return std::nullopt;
+        }
+        g_http_unauthorized.fetch_add(1, std::memory_order_relaxed);
+        return http::response{401,
+                              "application/json",
+                              "{\"error\":\"unauthorized\"}\n",
+                              {{"WWW-Authenticate", "Bearer realm=\"sluice\""}}};
+    });
+}
+
+void write_http_auth_metrics(http::prometheus_writer& w) {
+    w.counter("http_unauthorized_total", "HTTP requests refused for a missing or wrong API token",
+              static_cast<double>(g_http_unauthorized.load(std::memory_order_relaxed)));
+}
+
+namespace {
+
+constexpr const char* k_passwd_usage = R"(usage: sluice passwd [-c | -D] FILE USER
+       sluice passwd -b [-c] FILE USER PASSWORD
+  -c  create FILE (overwriting it if it exists)
+  -D  delete USER from FILE
+  -b  take the password from the command line (else it is asked for, twice)
+The file is in mosquitto's format ($7$ PBKDF2-SHA512), readable by mosquitto and by
+`sluice serve --password-file FILE`.
+)";
+
+// Reads a line without echo when stdin is a terminal.
+bool read_password(const char* prompt, std::string& out) {
+    bool tty = ::isatty(STDIN_FILENO) != 0;
+    termios old{};
+    if (tty) {
+        std::fputs(prompt, stderr);
+        std::fflush(stderr);
+        ::tcgetattr(STDIN_FILENO, &old);
+        termios quiet = old;
+        quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+        ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    bool ok = static_cast<bool>(std::getline(std::cin, out));
+    if (tty) {
+        ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        std::fputs("\n", stderr);
+    }
+    if (!out.empty() && out.back() == '\r') out.pop_back();
+    return ok;
+}
+
+}  // namespace
+
+int passwd_command(int argc, char** argv) {
+    bool create = false, batch = false, remove = false;
+    std::vector<std::string> rest;
+    for (int i = 0; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "-c") {
+            create = true;
+        } else if (a == "-b") {
+            batch = true;
+        } else if (a == "-D") {
+            remove = true;
+        } else if (a == "-h" || a == "--help") {
+            std::fputs(k_passwd_usage, stdout);
+            return 0;
+        } else if (a.size() > 1 && a[0] == '-') {
+            std::fprintf(stderr, "sluice passwd: unknown option %s\n%s", a.c_str(), k_passwd_usage);
+            return 2;
+        } else {
+            rest.push_back(a);
+        }
+    }
+    if ((create && remove) || (remove && batch) || rest.size() != (batch ? 3u : 2u)) {
+        std::fputs(k_passwd_usage, stderr);
+        return 2;
+    }
+    const std::string& file = rest[0];
+    const std::string& user = rest[1];
+    if (user.empty() || user.find(':') != std::string::npos) {
+        std::fprintf(stderr, "sluice passwd: a username cannot be empty or contain ':'\n");
+        return 1;
+    }
+    auth::password_file pf;
+    if (!create) {
+        std::string err = pf.load(file);
+        if (!err.empty()) {
+            std::fprintf(stderr, "sluice passwd: %s\n", err.c_str());
+            return 1;
+        }
+    }
+    if (remove) {
+        if (!pf.erase(user)) {
+            std::fprintf(stderr, "sluice passwd: user %s not in %s\n", user.c_str(), file.c_str());
+            return 1;
+        }
+    } else {
+        std::string password;
+        if (batch) {
+            password = rest[2];
+        } else {
+            std::string again;
+            if (!read_password("Password: ", password) || !read_password("Reenter password: ", again)) {
+                std::fprintf(stderr, "sluice passwd: no password given\n");
+                return 1;
+            }
+            if (password != again) {
+                std::fprintf(stderr, "sluice passwd: passwords do not match\n");
+                return 1;
+            }
+        }
+        std::string hash = auth::hash_password(password);
+        if (hash.empty()) {
+            std::fprintf(stderr, "sluice passwd: cannot hash (no random source)\n");
+            return 1;
+        }
+        pf.set(user, hash);
+    }
+    std::string err = pf.save(file);
+    if (!err.empty()) {
+        std::fprintf(stderr, "sluice passwd: %s\n", err.c_str());
+        return 1;
+    }
+    return 0;
+}
+
+}  // namespace sluice::app

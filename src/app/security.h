@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The app side of access control (issue 12): the [auth] section of the config file and
+// its flags, the anonymous-access default, the authority's metrics, and `sluice passwd`.
+// Kept out of config.cc and main.cc so those stay small to merge.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace sluice::auth {
+class authority;
+}
+namespace sluice::http {
+class prometheus_writer;
+class server;
+}  // namespace sluice::http
+
+namespace sluice::app {
+
+struct config;
+
+// [auth] in config/sluice.toml; the flags of the same names override it.
+struct auth_settings {
+    std::string password_file;              // --password-file
+    std::string acl_file;                   // --acl-file
+    std::optional<bool> allow_anonymous;    // --allow-anonymous; unset: see anonymous_allowed()
+    std::string client_id_pattern;          // --client-id-pattern, e.g. "%u" or "%u-*"
+    uint32_t max_failures_per_minute = 10;  // per source address
+    std::string api_token;                  // --api-token; "" = HTTP API and /metrics open
+};
+
+// Handles one security flag at argv[i] (advancing i past its value). Returns 1 when it was
+// one of ours, 0 when not, -1 on a bad value (message printed).
+int parse_auth_flag(int argc, char** argv, int& i, auth_settings& out);
+
+// Anonymous access when not set explicitly: on only for a loopback bind without a password
+// file (the `make run` quick start), off everywhere else.
+bool anonymous_allowed(const auth_settings& s, const std::string& bind_address);
+
+// The authority for `serve`, or nullptr when nothing is restricted (anonymous allowed, no
+// files). Returns "" or an error in `err` (unreadable file).
+std::unique_ptr<auth::authority> make_authority(const auth_settings& s, const std::string& bind_address,
+                                                std::string& err);
+
+void write_auth_metrics(auth::authority& a, http::prometheus_writer& w);
+
+// Installs the HTTP guard when `token` is set: /api/* and /metrics need
+// `Authorization: Bearer TOKEN` (401 otherwise); /health and the dashboard's files do not.
+void guard_http(http::server& web, const std::string& token);
+void write_http_auth_metrics(http::prometheus_writer& w);
+
+// `sluice passwd [-c | -D] [-b] FILE USER [PASSWORD]`, as mosquitto_passwd.
+int passwd_command(int argc, char** argv);
+
+}  // namespace sluice::app
