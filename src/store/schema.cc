@@ -310,9 +310,21 @@ result<void> run_migrations(pg::connection& conn, const char* schema, const std:
 result<void> migrate_telemetry(pg::connection& conn) {
     if (auto r = conn.ensure(); !r) return r;
     // The layout is chosen once, on a fresh database, and recorded in settings.
-    auto avail = conn.query("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'");
+    // TimescaleDB only when it can load: already created here, or preloaded. Installed but
+    // not in shared_preload_libraries, CREATE EXTENSION fails; use native partitions then.
+    auto avail = conn.query(
+        "SELECT installed_version IS NOT NULL"
+        "    OR current_setting('shared_preload_libraries') ~ '(^|[ ,])\"?timescaledb\"?($|[ ,])'"
+        "  FROM pg_available_extensions WHERE name = 'timescaledb'");
     if (!avail) return avail.error();
-    const bool timescale = avail->get(0, 0) != "0";
+    const bool installed = avail->rows() != 0;
+    const bool timescale = installed && avail->get(0, 0) == "t";
+    if (installed && !timescale) {
+        SLUICE_INFO("store",
+                    "TimescaleDB is installed but not in shared_preload_libraries: using native "
+                    "partitions (add timescaledb to shared_preload_libraries before the first start "
+                    "to use it)");
+    }
 
     std::string v1;
     if (timescale) {
