@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/config.h"
 
-#include <toml++/toml.h>
-
 #include <cstdlib>
 #include <limits>
 #include <sstream>
+
+#include <toml++/toml.h>
 
 namespace sluice::app {
 namespace {
@@ -63,7 +63,8 @@ bool parse_cpu_list(const std::string& text, std::vector<int>& out) {
         long b = a;
         if (*end == '-') b = std::strtol(end + 1, &end, 10);
         if (*end != '\0' || a < 0 || b < a || b > 4095) return false;
-        for (long c = a; c <= b; ++c) out.push_back(static_cast<int>(c));
+        for (long c = a; c <= b; ++c)
+            out.push_back(static_cast<int>(c));
     }
     return !out.empty();
 }
@@ -132,7 +133,8 @@ std::string load_config_file(const std::string& path, config& cfg) {
             !read_int(*w, "quota_bytes", o.quota_bytes, err, "wal") ||
             !read_int(*w, "group_commit_max_delay_us", delay_us, err, "wal") ||
             !read_int(*w, "group_commit_max_bytes", o.group_commit_max_bytes, err, "wal") ||
-            !read_int(*w, "retention_seconds", retention_s, err, "wal") || !read_string(*w, "durability", mode, err, "wal"))
+            !read_int(*w, "retention_seconds", retention_s, err, "wal") ||
+            !read_string(*w, "durability", mode, err, "wal"))
             return fail();
         o.group_commit_max_delay = std::chrono::microseconds(delay_us);
         o.retention = std::chrono::seconds(retention_s);
@@ -208,6 +210,13 @@ std::string load_config_file(const std::string& path, config& cfg) {
             return fail();
         if (cfg.zscore_threshold <= 0 || cfg.zscore_window == 0) {
             err = "pipeline.zscore_threshold and pipeline.zscore_window must be positive";
+            return fail();
+        }
+    }
+    if (auto* st = root["store"].as_table()) {
+        if (!read_string(*st, "layout", cfg.store_layout, err, "store")) return fail();
+        if (cfg.store_layout != "auto" && cfg.store_layout != "native" && cfg.store_layout != "timescale") {
+            err = "store.layout must be \"auto\", \"native\" or \"timescale\"";
             return fail();
         }
     }

@@ -19,8 +19,8 @@ struct config {
     std::string bind_address = "0.0.0.0";
     uint16_t mqtt_port = 1883;
     uint16_t http_port = 8080;
-    unsigned threads = 0;               // 0: one event loop per core
-    std::vector<int> cpu_affinity;      // CPUs to pin event-loop threads to, in order
+    unsigned threads = 0;           // 0: one event loop per core
+    std::vector<int> cpu_affinity;  // CPUs to pin event-loop threads to, in order
     std::string data_dir = "var/data";
     std::string log_level = "info";
     // [mqtt]
@@ -42,6 +42,8 @@ struct config {
     // [database]
     std::string telemetry_db_url;
     std::string app_db_url;
+    // [store]
+    std::string store_layout = "auto";  // "auto" | "native" | "timescale" (store::layout_choice)
 };
 
 // Reads a TOML file into `cfg` (keys absent from the file keep their values).

@@ -28,12 +28,12 @@
 #include "broker/broker.h"
 #include "broker/persist/state_store.h"
 #include "bus/wal/wal.h"
-#include "mqtt/topic.h"
-#include "pipeline/topic_rules.h"
-#include "net/event_loop.h"
-#include "net/tcp_server.h"
 #include "http/api.h"
 #include "http/server.h"
+#include "mqtt/topic.h"
+#include "net/event_loop.h"
+#include "net/tcp_server.h"
+#include "pipeline/topic_rules.h"
 
 namespace sluice::app {
 namespace {
@@ -54,6 +54,7 @@ serve options (each overrides the config file):
   --db URL               PostgreSQL URL for both telemetry and application data
   --telemetry-db URL     PostgreSQL URL for telemetry only
   --app-db URL           PostgreSQL URL for application data only
+  --store-layout L       auto (TimescaleDB when it can load, else native partitions), native, timescale
   --log-level LEVEL      debug, info, warn, error
   --web-root DIR         dashboard files (default: <exe dir>/../../web, else ./web)
 )";
@@ -156,6 +157,13 @@ int serve(int argc, char** argv) {
             cfg.telemetry_db_url = value();
         } else if (arg == "--app-db") {
             cfg.app_db_url = value();
+        } else if (arg == "--store-layout") {
+            cfg.store_layout = value();
+            store::layout_choice unused;
+            if (!store::parse_layout(cfg.store_layout, unused)) {
+                std::fprintf(stderr, "sluice: --store-layout: expected auto, native or timescale\n");
+                return 2;
+            }
         } else if (arg == "--log-level") {
             cfg.log_level = value();
         } else if (arg == "--web-root") {
@@ -234,7 +242,8 @@ int serve(int argc, char** argv) {
     ingest.log = log_bus.get();
     ingest.matches = [&rules](std::string_view topic) { return rules.could_match(topic); };
     broker::broker brk(
-        cfg.mqtt, threads, [&loop_ptrs](unsigned shard, std::function<void()> fn) { loop_ptrs[shard]->post(std::move(fn)); },
+        cfg.mqtt, threads,
+        [&loop_ptrs](unsigned shard, std::function<void()> fn) { loop_ptrs[shard]->post(std::move(fn)); },
         std::move(ingest));
 
     // Persistent sessions and retained messages (their own journal, not the telemetry WAL).
@@ -273,7 +282,8 @@ int serve(int argc, char** argv) {
                 CPU_ZERO(&set);
                 CPU_SET(static_cast<size_t>(cfg.cpu_affinity[i % cfg.cpu_affinity.size()]), &set);
                 if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) {
-                    SLUICE_WARN("app", "cannot pin loop %u to CPU %d", i, cfg.cpu_affinity[i % cfg.cpu_affinity.size()]);
+                    SLUICE_WARN("app", "cannot pin loop %u to CPU %d", i,
+                                cfg.cpu_affinity[i % cfg.cpu_affinity.size()]);
                 }
             }
             loops[i]->run();
@@ -286,6 +296,7 @@ int serve(int argc, char** argv) {
         store::store_options so;
         so.telemetry_url = cfg.telemetry_db_url;
         so.app_url = cfg.app_db_url.empty() ? cfg.telemetry_db_url : cfg.app_db_url;
+        store::parse_layout(cfg.store_layout, so.layout);  // validated when read
         pipeline::runner_options ro;
         ro.auto_register_devices = cfg.register_unknown_devices;
         ro.anomalies.zscore_threshold = cfg.zscore_threshold;
@@ -320,8 +331,10 @@ int serve(int argc, char** argv) {
         SLUICE_ERROR("app", "cannot listen for HTTP on %s:%u: %s", cfg.bind_address.c_str(), cfg.http_port,
                      http_port.error().message().c_str());
         server.stop();
-        for (auto& l : loops) l->stop();
-        for (auto& t : workers) t.join();
+        for (auto& l : loops)
+            l->stop();
+        for (auto& t : workers)
+            t.join();
         if (pipe) pipe->stop();
         log_bus->stop();
         return 1;
@@ -333,18 +346,22 @@ int serve(int argc, char** argv) {
     if (!write_file_atomically(cfg.data_dir + "/mqtt.port", std::to_string(*port))) {
         SLUICE_WARN("app", "cannot write %s/mqtt.port", cfg.data_dir.c_str());
     }
-    SLUICE_INFO("app", "sluice serving MQTT on %s:%u with %u event loops, data in %s", cfg.bind_address.c_str(),
-                *port, threads, cfg.data_dir.c_str());
+    SLUICE_INFO("app", "sluice serving MQTT on %s:%u with %u event loops, data in %s", cfg.bind_address.c_str(), *port,
+                threads, cfg.data_dir.c_str());
 
     int sig = 0;
     sigwait(&signals, &sig);
-    SLUICE_INFO("app", "received %s, shutting down", strsignal(sig));
+    // A pipeline that cannot use the database as configured (store.layout) stops us.
+    const bool failed = pipe && pipe->failed();
+    if (!failed) SLUICE_INFO("app", "received %s, shutting down", strsignal(sig));
 
     // Reverse order: HTTP, stop accepting and close clients, stop loops, then the bus.
     web.stop();
     server.stop();
-    for (auto& l : loops) l->stop();
-    for (auto& t : workers) t.join();
+    for (auto& l : loops)
+        l->stop();
+    for (auto& t : workers)
+        t.join();
     if (auto closed = state_store->close(); !closed) {
         SLUICE_ERROR("app", "closing the session state: %s", closed.error().message().c_str());
     }
@@ -353,14 +370,15 @@ int serve(int argc, char** argv) {
     std::filesystem::remove(cfg.data_dir + "/mqtt.port", ec);
     std::filesystem::remove(cfg.data_dir + "/http.port", ec);
     SLUICE_INFO("app", "stopped");
-    return 0;
+    return failed ? 1 : 0;
 }
 
 int wal_dump(int argc, char** argv) {
     std::string self = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "sluice-wal-dump";
     std::vector<char*> args;
     args.push_back(const_cast<char*>(self.c_str()));
-    for (int i = 0; i < argc; ++i) args.push_back(argv[i]);
+    for (int i = 0; i < argc; ++i)
+        args.push_back(argv[i]);
     args.push_back(nullptr);
     execv(self.c_str(), args.data());
     std::fprintf(stderr, "sluice: cannot run %s: %s\n", self.c_str(), std::strerror(errno));

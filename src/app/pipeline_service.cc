@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/pipeline_service.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <chrono>
 
 #include "base/log.h"
@@ -13,7 +16,9 @@ pipeline_service::pipeline_service(bus::bus& log, const pipeline::rule_set& rule
                                    pipeline::runner_options runner_opts)
     : log_(log), rules_(rules), store_opts_(std::move(store_opts)), runner_opts_(std::move(runner_opts)) {}
 
-pipeline_service::~pipeline_service() { stop(); }
+pipeline_service::~pipeline_service() {
+    stop();
+}
 
 void pipeline_service::start() {
     supervisor_ = std::thread([this] {
@@ -52,6 +57,13 @@ void pipeline_service::supervise() {
                         store_->timescale() ? "TimescaleDB" : "PostgreSQL partitions", log_.partitions());
             return;
         }
+        if (ok.error() == store::errc::layout_unavailable || ok.error() == store::errc::layout_mismatch) {
+            // Retrying cannot help: the operator must change postgresql.conf or store.layout.
+            SLUICE_ERROR("pipeline", "cannot use the telemetry database: %s; stopping", ok.error().message().c_str());
+            failed_.store(true);
+            kill(getpid(), SIGTERM);
+            return;
+        }
         if (!warned) {
             SLUICE_WARN("pipeline", "database not ready: %s; ingest stays in the WAL, retrying",
                         ok.error().message().c_str());
@@ -69,7 +81,8 @@ void pipeline_service::stop() {
     stopping_.store(true);
     if (supervisor_.joinable()) supervisor_.join();
     std::lock_guard<std::mutex> lock(runners_mutex_);
-    for (auto& r : runners_) r->stop();
+    for (auto& r : runners_)
+        r->stop();
 }
 
 void pipeline_service::write_metrics(http::prometheus_writer& w) const {
@@ -90,10 +103,12 @@ void pipeline_service::write_metrics(http::prometheus_writer& w) const {
             // and let bus_lag_messages speak.
             lag_seconds = stored > 0 && newest > stored ? static_cast<double>(newest - stored) / 1000.0 : 0;
         }
-        w.gauge("bus_lag_messages", "Durable bus records not yet committed to the database.", static_cast<double>(lag), l);
+        w.gauge("bus_lag_messages", "Durable bus records not yet committed to the database.", static_cast<double>(lag),
+                l);
         w.gauge("bus_lag_seconds", "Receive-time gap between the newest durable record and the newest stored one.",
                 lag_seconds, l);
-        w.gauge("pipeline_committed_offset", "Next bus offset stored in the database.", static_cast<double>(committed), l);
+        w.gauge("pipeline_committed_offset", "Next bus offset stored in the database.", static_cast<double>(committed),
+                l);
         w.counter("pipeline_records_total", "Bus records processed.", static_cast<double>(s.records.load()), l);
         w.counter("pipeline_rows_total", "Readings committed to the database.", static_cast<double>(s.rows.load()), l);
         w.counter("pipeline_dead_letters_total", "Messages (or readings) refused and stored as dead letters.",
