@@ -31,6 +31,7 @@ if [[ -f /usr/lib/postgresql/15/lib/timescaledb.so ]]; then
   [[ $preload == timescaledb* ]] || { echo "timescaledb installed but not preloaded: '$preload'"; exit 1; }
   [[ $(psql "$url3" -qtAc "CREATE EXTENSION timescaledb; SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'") == 1 ]] ||
     { echo "CREATE EXTENSION timescaledb failed"; exit 1; }
+  [[ $(psql "$url3" -qtAc "SHOW timescaledb.telemetry_level") == off ]] || { echo "telemetry_level not off"; exit 1; }
 else
   echo "pg-start: TimescaleDB not installed here; its preload is not checked"
 fi
