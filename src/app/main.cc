@@ -297,6 +297,7 @@ int serve(int argc, char** argv) {
         so.telemetry_url = cfg.telemetry_db_url;
         so.app_url = cfg.app_db_url.empty() ? cfg.telemetry_db_url : cfg.app_db_url;
         store::parse_layout(cfg.store_layout, so.layout);  // validated when read
+        so.retention = std::chrono::hours(24 * static_cast<int64_t>(cfg.store_retention_days));
         pipeline::runner_options ro;
         ro.auto_register_devices = cfg.register_unknown_devices;
         ro.anomalies.zscore_threshold = cfg.zscore_threshold;

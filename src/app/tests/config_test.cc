@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/config.h"
 
-#include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace sluice::app {
 namespace {
@@ -55,6 +55,9 @@ TEST(config, shipped_file_matches_the_built_in_defaults) {
     EXPECT_EQ(loaded.zscore_window, defaults.zscore_window);
     EXPECT_EQ(loaded.future_tolerance_ms, defaults.future_tolerance_ms);
     EXPECT_EQ(loaded.telemetry_db_url, "");
+    EXPECT_EQ(loaded.store_layout, defaults.store_layout);
+    EXPECT_EQ(loaded.store_layout, "auto");
+    EXPECT_EQ(loaded.store_retention_days, defaults.store_retention_days);
 }
 
 TEST(config, values_and_rule_tables) {
@@ -74,6 +77,9 @@ over_quota = "refuse"
 [database]
 url = "postgresql://x/y"
 app_url = "postgresql://x/app"
+[store]
+layout = "timescale"
+retention_days = 90
 )");
     config c;
     ASSERT_EQ(load_config_file(path, c), "");
@@ -89,6 +95,8 @@ app_url = "postgresql://x/app"
     EXPECT_EQ(c.mqtt.ingest_over_quota, broker::broker_options::over_quota_policy::refuse);
     EXPECT_EQ(c.telemetry_db_url, "postgresql://x/y");
     EXPECT_EQ(c.app_db_url, "postgresql://x/app");
+    EXPECT_EQ(c.store_layout, "timescale");
+    EXPECT_EQ(c.store_retention_days, 90);
     std::remove(path.c_str());
 }
 
@@ -103,6 +111,8 @@ TEST(config, errors_name_the_key) {
         {"[ingest]\nrules = [{pattern = \"a/{device}\", format = \"xml\"}]\n", "ingest.rules"},
         {"[ingest]\nunknown_devices = \"maybe\"\n", "ingest.unknown_devices"},
         {"[server]\ncpu_affinity = \"3-1\"\n", "server.cpu_affinity"},
+        {"[store]\nlayout = \"columnar\"\n", "store.layout"},
+        {"[store]\nretention_days = -1\n", "store.retention_days"},
         {"[server\n", ":1"},
     };
     for (const auto& b : cases) {
