@@ -117,7 +117,15 @@ result<void> pg_instance::start_server() {
     const server_user user = lookup_user();
     std::string preload;
 #ifdef SLUICE_READINGS_MODULE
-    if (options_.readings_module) preload = SLUICE_READINGS_MODULE;
+    if (options_.readings_module) {
+        // A copy inside our directory: the build tree may not be readable by the server
+        // user (a checkout under a private home).
+        preload = dir_ + "/sluice_readings.so";
+        std::error_code ec;
+        std::filesystem::copy_file(SLUICE_READINGS_MODULE, preload, std::filesystem::copy_options::overwrite_existing,
+                                   ec);
+        if (ec) return ec;
+    }
 #endif
     if (options_.timescale) preload = preload.empty() ? "timescaledb" : "timescaledb," + preload;
     std::vector<std::string> argv = {options_.bin_dir + "/postgres", "-D", dir_ + "/data", "-k", dir_, "-p",

@@ -36,7 +36,8 @@ else
   echo "pg-start: TimescaleDB not installed here; its preload is not checked"
 fi
 if [[ -f $root/build/lib/sluice_readings.so ]]; then
-  [[ $preload == *"$root/build/lib/sluice_readings.so" ]] || { echo "sluice_readings not preloaded: '$preload'"; exit 1; }
+  [[ $preload == *"/sluice_readings.so" ]] || { echo "sluice_readings not preloaded: '$preload'"; exit 1; }
+  cmp -s "$root/build/lib/sluice_readings.so" "$(readlink -f "$dir")/sluice_readings.so" || { echo "module not copied into DIR"; exit 1; }
 fi
 url4=$("$root/scripts/pg-start" --no-timescale "$dir2" 2>/dev/null)
 preload2=$(psql "$url4" -qtAc "SHOW shared_preload_libraries")
