@@ -237,6 +237,15 @@ std::string load_config_file(const std::string& path, config& cfg) {
         err = auth_err;
         return fail();
     }
+    if (auto* st = root["store"].as_table()) {
+        if (!read_string(*st, "layout", cfg.store_layout, err, "store") ||
+            !read_int(*st, "retention_days", cfg.store_retention_days, err, "store"))
+            return fail();
+        if (cfg.store_layout != "auto" && cfg.store_layout != "native" && cfg.store_layout != "timescale") {
+            err = "store.layout must be \"auto\", \"native\" or \"timescale\"";
+            return fail();
+        }
+    }
     if (auto* d = root["database"].as_table()) {
         std::string url;
         if (!read_string(*d, "url", url, err, "database")) return fail();

@@ -48,6 +48,9 @@ struct config {
     // [database]
     std::string telemetry_db_url;
     std::string app_db_url;
+    // [store]
+    std::string store_layout = "auto";  // "auto" | "native" | "timescale" (store::layout_choice)
+    uint32_t store_retention_days = 0;  // raw readings older than this many days are dropped; 0 = keep
 };
 
 // Reads a TOML file into `cfg` (keys absent from the file keep their values).

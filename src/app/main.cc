@@ -58,6 +58,7 @@ serve options (each overrides the config file):
   --db URL               PostgreSQL URL for both telemetry and application data
   --telemetry-db URL     PostgreSQL URL for telemetry only
   --app-db URL           PostgreSQL URL for application data only
+  --store-layout L       auto (TimescaleDB when it can load, else native partitions), native, timescale
   --log-level LEVEL      debug, info, warn, error
   --web-root DIR         dashboard files (default: <exe dir>/../../web, else ./web)
 
@@ -169,6 +170,13 @@ int serve(int argc, char** argv) {
             cfg.telemetry_db_url = value();
         } else if (arg == "--app-db") {
             cfg.app_db_url = value();
+        } else if (arg == "--store-layout") {
+            cfg.store_layout = value();
+            store::layout_choice unused;
+            if (!store::parse_layout(cfg.store_layout, unused)) {
+                std::fprintf(stderr, "sluice: --store-layout: expected auto, native or timescale\n");
+                return 2;
+            }
         } else if (arg == "--log-level") {
             cfg.log_level = value();
         } else if (arg == "--web-root") {
@@ -248,7 +256,8 @@ int serve(int argc, char** argv) {
     ingest.log = log_bus.get();
     ingest.matches = [&rules](std::string_view topic) { return rules.could_match(topic); };
     broker::broker brk(
-        cfg.mqtt, threads, [&loop_ptrs](unsigned shard, std::function<void()> fn) { loop_ptrs[shard]->post(std::move(fn)); },
+        cfg.mqtt, threads,
+        [&loop_ptrs](unsigned shard, std::function<void()> fn) { loop_ptrs[shard]->post(std::move(fn)); },
         std::move(ingest));
 
     // Persistent sessions and retained messages (their own journal, not the telemetry WAL).
@@ -302,7 +311,8 @@ int serve(int argc, char** argv) {
                 CPU_ZERO(&set);
                 CPU_SET(static_cast<size_t>(cfg.cpu_affinity[i % cfg.cpu_affinity.size()]), &set);
                 if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) {
-                    SLUICE_WARN("app", "cannot pin loop %u to CPU %d", i, cfg.cpu_affinity[i % cfg.cpu_affinity.size()]);
+                    SLUICE_WARN("app", "cannot pin loop %u to CPU %d", i,
+                                cfg.cpu_affinity[i % cfg.cpu_affinity.size()]);
                 }
             }
             loops[i]->run();
@@ -315,6 +325,8 @@ int serve(int argc, char** argv) {
         store::store_options so;
         so.telemetry_url = cfg.telemetry_db_url;
         so.app_url = cfg.app_db_url.empty() ? cfg.telemetry_db_url : cfg.app_db_url;
+        store::parse_layout(cfg.store_layout, so.layout);  // validated when read
+        so.retention = std::chrono::hours(24 * static_cast<int64_t>(cfg.store_retention_days));
         pipeline::runner_options ro;
         ro.auto_register_devices = cfg.register_unknown_devices;
         ro.anomalies.zscore_threshold = cfg.zscore_threshold;
@@ -357,8 +369,10 @@ int serve(int argc, char** argv) {
         SLUICE_ERROR("app", "cannot listen for HTTP on %s:%u: %s", cfg.bind_address.c_str(), cfg.http_port,
                      http_port.error().message().c_str());
         server.stop();
-        for (auto& l : loops) l->stop();
-        for (auto& t : workers) t.join();
+        for (auto& l : loops)
+            l->stop();
+        for (auto& t : workers)
+            t.join();
         if (pipe) pipe->stop();
         log_bus->stop();
         return 1;
@@ -370,8 +384,8 @@ int serve(int argc, char** argv) {
     if (!write_file_atomically(cfg.data_dir + "/mqtt.port", std::to_string(*port))) {
         SLUICE_WARN("app", "cannot write %s/mqtt.port", cfg.data_dir.c_str());
     }
-    SLUICE_INFO("app", "sluice serving MQTT on %s:%u with %u event loops, data in %s", cfg.bind_address.c_str(),
-                *port, threads, cfg.data_dir.c_str());
+    SLUICE_INFO("app", "sluice serving MQTT on %s:%u with %u event loops, data in %s", cfg.bind_address.c_str(), *port,
+                threads, cfg.data_dir.c_str());
 
     int sig = 0;
     for (;;) {
@@ -387,7 +401,9 @@ int serve(int argc, char** argv) {
             }
         }
     }
-    SLUICE_INFO("app", "received %s, shutting down", strsignal(sig));
+    // A pipeline that cannot use the database as configured (store.layout) stops us.
+    const bool failed = pipe && pipe->failed();
+    if (!failed) SLUICE_INFO("app", "received %s, shutting down", strsignal(sig));
 
     // Reverse order: HTTP, stop accepting and close clients, stop loops, then the bus.
     web.stop();
@@ -403,14 +419,15 @@ int serve(int argc, char** argv) {
     std::filesystem::remove(cfg.data_dir + "/mqtt.port", ec);
     std::filesystem::remove(cfg.data_dir + "/http.port", ec);
     SLUICE_INFO("app", "stopped");
-    return 0;
+    return failed ? 1 : 0;
 }
 
 int wal_dump(int argc, char** argv) {
     std::string self = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "sluice-wal-dump";
     std::vector<char*> args;
     args.push_back(const_cast<char*>(self.c_str()));
-    for (int i = 0; i < argc; ++i) args.push_back(argv[i]);
+    for (int i = 0; i < argc; ++i)
+        args.push_back(argv[i]);
     args.push_back(nullptr);
     execv(self.c_str(), args.data());
     std::fprintf(stderr, "sluice: cannot run %s: %s\n", self.c_str(), std::strerror(errno));

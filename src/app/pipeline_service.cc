@@ -2,6 +2,9 @@
 #include "app/pipeline_service.h"
 
 #include <algorithm>
+#include <signal.h>
+#include <unistd.h>
+
 #include <chrono>
 
 #include "base/log.h"
@@ -57,6 +60,13 @@ void pipeline_service::supervise() {
             running_.store(true);
             SLUICE_INFO("pipeline", "database schema ready (%s); %u pipeline runner(s) started",
                         store_->timescale() ? "TimescaleDB" : "PostgreSQL partitions", log_.partitions());
+            return;
+        }
+        if (ok.error() == store::errc::layout_unavailable || ok.error() == store::errc::layout_mismatch) {
+            // Retrying cannot help: the operator must change postgresql.conf or store.layout.
+            SLUICE_ERROR("pipeline", "cannot use the telemetry database: %s; stopping", ok.error().message().c_str());
+            failed_.store(true);
+            kill(getpid(), SIGTERM);
             return;
         }
         if (!warned) {

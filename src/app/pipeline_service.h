@@ -42,6 +42,9 @@ public:
     void write_metrics(http::prometheus_writer& w) const;
     // True once the schema is migrated and runners are going.
     bool running() const { return running_.load(); }
+    // True when the database cannot be used as configured (store.layout unavailable or not
+    // the recorded one): the supervisor logged why and sent SIGTERM to the process.
+    bool failed() const { return failed_.load(); }
 
 private:
     void supervise();
@@ -56,6 +59,7 @@ private:
     std::vector<std::unique_ptr<pipeline::runner>> runners_;  // GUARDED_BY(runners_mutex_)
     std::atomic<bool> stopping_{false};
     std::atomic<bool> running_{false};
+    std::atomic<bool> failed_{false};
     std::thread supervisor_;
     std::unique_ptr<lag_probe> lag_;  // oldest unstored receive time, per partition
 };

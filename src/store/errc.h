@@ -23,6 +23,8 @@ enum class errc {
     schema_missing,         // migrate() has not been run on this database
     invalid_argument,       // the caller passed an impossible value (bad URL option, empty consumer)
     injected_failure,       // a test's failure probe asked the write to fail (tests only)
+    layout_unavailable,     // store.layout = timescale, but TimescaleDB cannot load in that database
+    layout_mismatch,        // the database was migrated with another layout than store.layout asks for
 };
 
 const std::error_category& store_category() noexcept;

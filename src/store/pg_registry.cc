@@ -2,8 +2,15 @@
 //
 // The libpq implementation of registry (devices and metrics in schema sluice_app).
 // One connection behind a mutex: this is human-speed data, and the pipeline caches it.
+// Every name it registers or loads is also copied into the telemetry database's
+// dictionary (sluice_telemetry.device_names / metric_names, which the readings view
+// joins), through a second connection when the two databases differ, before the id is
+// returned: a reading is never stored before its names are.
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "store/packing.h"
 #include "store/pg.h"
@@ -31,7 +38,12 @@ device device_at(const pg::query_result& q, int i) {
 
 class pg_registry final : public registry {
 public:
-    explicit pg_registry(const store_options& o) : conn_(o.app_url, o.connect_timeout, "sluice-registry") {}
+    explicit pg_registry(const store_options& o) : conn_(o.app_url, o.connect_timeout, "sluice-registry") {
+        if (!o.telemetry_url.empty() && o.telemetry_url != o.app_url) {
+            names_conn_ = std::make_unique<pg::connection>(o.telemetry_url, o.connect_timeout, "sluice-names");
+        }
+        names_enabled_ = !o.telemetry_url.empty();
+    }
 
     result<void> migrate() override {
         std::lock_guard<std::mutex> lk(mu_);
@@ -53,11 +65,17 @@ public:
             k_device_columns;
         auto q = conn_.query(sql.c_str(), {k, sanitize(site), sanitize(line)});
         if (!q) return q.error();
-        if (q->rows() == 1) return device_at(*q, 0);
-        auto found = find_locked(k);
-        if (!found) return found.error();
-        if (!*found) return errc::query_failed;  // deleted concurrently
-        return std::move(**found);
+        std::optional<device> d;
+        if (q->rows() == 1) {
+            d = device_at(*q, 0);
+        } else {
+            auto found = find_locked(k);
+            if (!found) return found.error();
+            if (!*found) return errc::query_failed;  // deleted concurrently
+            d = std::move(**found);
+        }
+        if (auto s = sync_device_names({*d}); !s) return s.error();
+        return std::move(*d);
     }
 
     result<std::vector<device>> ensure_devices(const std::vector<device_request>& requests) override {
@@ -85,6 +103,7 @@ public:
         if (!q) return q.error();
         for (int i = 0; i < q->rows(); ++i)
             out.push_back(device_at(*q, i));
+        if (auto s = sync_device_names(out); !s) return s.error();
         return out;
     }
 
@@ -122,7 +141,12 @@ public:
             {n});
         if (!q) return q.error();
         if (q->rows() == 0) return errc::query_failed;
-        return static_cast<int32_t>(std::stol(std::string(q->get(0, 0))));
+        const auto id = static_cast<int32_t>(std::stol(std::string(q->get(0, 0))));
+        auto unit = conn_.query("SELECT unit FROM sluice_app.metrics WHERE id = $1", {std::to_string(id)});
+        if (!unit) return unit.error();
+        const std::string u = unit->rows() ? std::string(unit->get(0, 0)) : std::string();
+        if (auto s = sync_metric_names({id}, {n}, {u}); !s) return s.error();
+        return id;
     }
 
     result<std::vector<std::pair<std::string, int32_t>>> ensure_metrics(
@@ -173,6 +197,14 @@ public:
             m.warn_high = opt_double(*q, i, 8);
             out.push_back(std::move(m));
         }
+        std::vector<int32_t> ids;
+        std::vector<std::string> names, units;
+        for (const auto& m : out) {
+            ids.push_back(m.id);
+            names.push_back(m.name);
+            units.push_back(m.unit);
+        }
+        if (auto s = sync_metric_names(ids, names, units); !s) return s.error();
         return out;
     }
 
@@ -186,10 +218,63 @@ public:
         out.reserve(static_cast<size_t>(q->rows()));
         for (int i = 0; i < q->rows(); ++i)
             out.push_back(device_at(*q, i));
+        if (auto s = sync_device_names(out); !s) return s.error();
         return out;
     }
 
 private:
+    static std::string int_array(const std::vector<int32_t>& items) {
+        std::string out = "{";
+        for (size_t i = 0; i < items.size(); ++i) {
+            if (i) out += ',';
+            out += std::to_string(items[i]);
+        }
+        return out + "}";
+    }
+
+    // The connection to the telemetry database's dictionary. REQUIRES: mu_ held.
+    pg::connection& names_conn() { return names_conn_ ? *names_conn_ : conn_; }
+
+    // Runs a dictionary upsert; a telemetry schema that has no dictionary yet (not migrated
+    // to v3, or a registry used without a telemetry store) is not an error. REQUIRES: mu_ held.
+    result<void> upsert_names(const char* sql, std::initializer_list<pg::param> params) {
+        if (!names_enabled_) return ok();
+        pg::connection& c = names_conn();
+        if (auto r = c.ensure(); !r) return r;
+        auto q = c.query(sql, params);
+        if (!q && q.error() == errc::schema_missing) return ok();
+        if (!q) return q.error();
+        return ok();
+    }
+
+    // REQUIRES: mu_ held.
+    result<void> sync_device_names(const std::vector<device>& devices) {
+        if (devices.empty()) return ok();
+        std::vector<int32_t> ids;
+        std::vector<std::string> keys;
+        for (const auto& d : devices) {
+            ids.push_back(d.id);
+            keys.push_back(d.key);
+        }
+        return upsert_names(
+            "INSERT INTO sluice_telemetry.device_names AS n (id, key) "
+            "SELECT * FROM unnest($1::int4[], $2::text[]) "
+            "ON CONFLICT (id) DO UPDATE SET key = excluded.key WHERE n.key <> excluded.key",
+            {int_array(ids), text_array(keys)});
+    }
+
+    // REQUIRES: mu_ held.
+    result<void> sync_metric_names(const std::vector<int32_t>& ids, const std::vector<std::string>& names,
+                                   const std::vector<std::string>& units) {
+        if (ids.empty()) return ok();
+        return upsert_names(
+            "INSERT INTO sluice_telemetry.metric_names AS n (id, name, unit) "
+            "SELECT * FROM unnest($1::int4[], $2::text[], $3::text[]) "
+            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, unit = excluded.unit "
+            "WHERE (n.name, n.unit) IS DISTINCT FROM (excluded.name, excluded.unit)",
+            {int_array(ids), text_array(names), text_array(units)});
+    }
+
     static std::string sanitize(std::string_view s) { return sanitize_utf8(s); }
 
     // REQUIRES: mu_ held, connected.
@@ -203,6 +288,8 @@ private:
 
     std::mutex mu_;
     pg::connection conn_;
+    std::unique_ptr<pg::connection> names_conn_;  // telemetry database, when not the app database
+    bool names_enabled_ = false;
 };
 
 }  // namespace

@@ -14,9 +14,9 @@ namespace {
 
 // Decoding of one packed row into readings: running sum of the int4 deltas gives
 // microseconds since window_start. Used by the view, telemetry_range and compaction.
-#define SLUICE_UNPACK                                                                            \
+#define SLUICE_UNPACK                                                                           \
     "CROSS JOIN LATERAL (SELECT sum(u.d) OVER (ORDER BY u.i ROWS UNBOUNDED PRECEDING) AS off, " \
-    "u.v AS value, coalesce(u.f, 0::int2) AS flags "                                           \
+    "u.v AS value, coalesce(u.f, 0::int2) AS flags "                                            \
     "FROM unnest(p.time_deltas, p.vals, p.flags) WITH ORDINALITY AS u(d, v, f, i)) x "
 
 const char* const k_telemetry_common_v1 = R"sql(
@@ -162,6 +162,54 @@ END
 $fn$;
 )sql";
 
+// v3: names and the user-facing relation. device_names/metric_names are the telemetry
+// database's copy of the registry's keys (the application database may be another one);
+// the registry upserts them whenever it registers or loads a name, before any reading
+// carrying that id is written. readings is the relation users and Grafana query; the
+// planner module sluice_readings.so (store/pg_module) turns `time` predicates on it into
+// window_start bounds, and readings_between() prunes without the module.
+const char* const k_readings_v3 = R"sql(
+CREATE TABLE sluice_telemetry.device_names (id int4 PRIMARY KEY, key text NOT NULL UNIQUE);
+CREATE TABLE sluice_telemetry.metric_names (id int4 PRIMARY KEY, name text NOT NULL UNIQUE,
+                                            unit text NOT NULL DEFAULT '');
+
+CREATE VIEW sluice_telemetry.readings AS
+SELECT p.window_start + x.off * interval '1 microsecond' AS time, d.key AS device, m.name AS metric,
+       x.value, m.unit, x.flags
+FROM sluice_telemetry.telemetry_packed p
+JOIN sluice_telemetry.device_names d ON d.id = p.device_id
+JOIN sluice_telemetry.metric_names m ON m.id = p.metric_id )sql" SLUICE_UNPACK R"sql(;
+
+COMMENT ON VIEW sluice_telemetry.readings IS
+  'One row per reading, by name. WHERE time >= .. AND time < .. reads only the windows in range when sluice_readings is in shared_preload_libraries; readings_between(from, to) prunes in any case.';
+
+CREATE FUNCTION sluice_telemetry.readings_between(p_from timestamptz, p_to timestamptz)
+RETURNS TABLE ("time" timestamptz, device text, metric text, value float8, unit text, flags int2)
+LANGUAGE sql STABLE AS $fn$
+  SELECT r.time, r.device, r.metric, r.value, r.unit, r.flags FROM (
+    SELECT p.window_start + x.off * interval '1 microsecond' AS time, d.key AS device, m.name AS metric,
+           x.value, m.unit, x.flags
+    FROM sluice_telemetry.telemetry_packed p
+    JOIN sluice_telemetry.device_names d ON d.id = p.device_id
+    JOIN sluice_telemetry.metric_names m ON m.id = p.metric_id )sql" SLUICE_UNPACK R"sql(
+    WHERE p.window_start > p_from - interval '10 minutes' AND p.window_start < p_to) r
+  WHERE r.time >= p_from AND r.time < p_to
+$fn$;
+
+-- Latest reading of every (device, metric) by name: one index probe per pair, from the
+-- packed rows' last_off/last_value (no array is read).
+CREATE VIEW sluice_telemetry.latest AS
+SELECT d.key AS device, m.name AS metric, l.time, l.value, m.unit
+FROM sluice_telemetry.device_names d
+CROSS JOIN sluice_telemetry.metric_names m
+CROSS JOIN LATERAL (
+  SELECT p.window_start + p.last_off * interval '1 microsecond' AS time, p.last_value AS value
+  FROM sluice_telemetry.telemetry_packed p
+  WHERE p.device_id = d.id AND p.metric_id = m.id
+  ORDER BY p.window_start DESC, p.last_off DESC
+  LIMIT 1) l;
+)sql";
+
 #undef SLUICE_UNPACK
 
 // Columns of the packed table; COMPRESSION lz4 on the arrays, which the storage
@@ -264,9 +312,9 @@ $fn$;
 )sql";
 
 result<int> current_version(pg::connection& conn, const char* schema) {
-    const std::string create = std::string("CREATE SCHEMA IF NOT EXISTS ") + schema +
-                               "; CREATE TABLE IF NOT EXISTS " + schema +
-                               ".schema_version (version int4 PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())";
+    const std::string create =
+        std::string("CREATE SCHEMA IF NOT EXISTS ") + schema + "; CREATE TABLE IF NOT EXISTS " + schema +
+        ".schema_version (version int4 PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())";
     if (auto r = conn.exec(create.c_str()); !r) return r.error();
     const std::string select = std::string("SELECT coalesce(max(version), 0) FROM ") + schema + ".schema_version";
     auto q = conn.query(select.c_str());
@@ -305,31 +353,83 @@ result<void> run_migrations(pg::connection& conn, const char* schema, const std:
     return ok();
 }
 
+const char* layout_name(bool timescale) {
+    return timescale ? "timescale" : "native";
+}
+
+// The layout recorded at the first migration, or "" on a fresh database.
+result<std::string> recorded_layout(pg::connection& conn) {
+    auto exists = conn.query("SELECT to_regclass('sluice_telemetry.settings') IS NOT NULL");
+    if (!exists) return exists.error();
+    if (exists->get(0, 0) != "t") return std::string();
+    auto q = conn.query("SELECT value FROM sluice_telemetry.settings WHERE key = 'layout'");
+    if (!q) return q.error();
+    return q->rows() ? std::string(q->get(0, 0)) : std::string();
+}
+
 }  // namespace
 
-result<void> migrate_telemetry(pg::connection& conn) {
+result<void> migrate_telemetry(pg::connection& conn, layout_choice layout) {
     if (auto r = conn.ensure(); !r) return r;
-    // The layout is chosen once, on a fresh database, and recorded in settings.
-    // TimescaleDB only when it can load: already created here, or preloaded. Installed but
-    // not in shared_preload_libraries, CREATE EXTENSION fails; use native partitions then.
+    // TimescaleDB can load when it is already created here, or preloaded. Installed but not
+    // in shared_preload_libraries, CREATE EXTENSION fails.
     auto avail = conn.query(
         "SELECT installed_version IS NOT NULL"
         "    OR current_setting('shared_preload_libraries') ~ '(^|[ ,])\"?timescaledb\"?($|[ ,])'"
         "  FROM pg_available_extensions WHERE name = 'timescaledb'");
     if (!avail) return avail.error();
     const bool installed = avail->rows() != 0;
-    const bool timescale = installed && avail->get(0, 0) == "t";
-    if (installed && !timescale) {
-        SLUICE_INFO("store",
-                    "TimescaleDB is installed but not in shared_preload_libraries: using native "
-                    "partitions (add timescaledb to shared_preload_libraries before the first start "
-                    "to use it)");
+    const bool can_load = installed && avail->get(0, 0) == "t";
+    const char* why_not = !installed ? "TimescaleDB is not installed on the PostgreSQL server"
+                                     : "TimescaleDB is installed but not in shared_preload_libraries";
+
+    // The layout is chosen once, on a fresh database, and recorded in settings; later
+    // start-ups check the request against the record.
+    auto recorded = recorded_layout(conn);
+    if (!recorded) return recorded.error();
+    bool timescale = false;
+    if (!recorded->empty()) {
+        timescale = *recorded == "timescale";
+        if ((layout == layout_choice::native && timescale) || (layout == layout_choice::timescale && !timescale)) {
+            SLUICE_ERROR("store",
+                         "store.layout = %s, but this telemetry database was created with the %s layout; "
+                         "set store.layout = %s (or auto), or use a fresh database",
+                         layout == layout_choice::native ? "native" : "timescale", recorded->c_str(),
+                         recorded->c_str());
+            return errc::layout_mismatch;
+        }
+        if (timescale && !can_load) {
+            SLUICE_ERROR("store",
+                         "this telemetry database uses the timescale layout, but %s: add "
+                         "shared_preload_libraries = 'timescaledb' to postgresql.conf and restart PostgreSQL",
+                         why_not);
+            return errc::layout_unavailable;
+        }
+    } else if (layout == layout_choice::timescale) {
+        if (!can_load) {
+            SLUICE_ERROR("store",
+                         "store.layout = timescale, but %s: add shared_preload_libraries = 'timescaledb' "
+                         "to postgresql.conf and restart PostgreSQL (or set store.layout = auto)",
+                         why_not);
+            return errc::layout_unavailable;
+        }
+        timescale = true;
+    } else if (layout == layout_choice::automatic) {
+        timescale = can_load;
+        if (!can_load) {
+            SLUICE_INFO("store",
+                        "store.layout = auto: using native partitions, because %s (add "
+                        "shared_preload_libraries = 'timescaledb' to postgresql.conf before the first start "
+                        "to use TimescaleDB)",
+                        why_not);
+        }
     }
 
     std::string v1;
     if (timescale) {
-        v1 = std::string("CREATE EXTENSION IF NOT EXISTS timescaledb;\n"
-                         "CREATE TABLE sluice_telemetry.telemetry_packed (") +
+        v1 = std::string(
+                 "CREATE EXTENSION IF NOT EXISTS timescaledb;\n"
+                 "CREATE TABLE sluice_telemetry.telemetry_packed (") +
              k_packed_columns +
              ") WITH (toast_tuple_target = 128);\n"
              "SELECT create_hypertable('sluice_telemetry.telemetry_packed', 'window_start', "
@@ -340,8 +440,8 @@ result<void> migrate_telemetry(pg::connection& conn) {
              ") PARTITION BY RANGE (window_start);\n" + k_native_v1;
     }
     v1 += k_telemetry_common_v1;
-    v1 += std::string("INSERT INTO sluice_telemetry.settings VALUES ('layout', '") +
-          (timescale ? "timescale" : "native") + "'), ('window_us', '600000000');\n";
+    v1 += std::string("INSERT INTO sluice_telemetry.settings VALUES ('layout', '") + layout_name(timescale) +
+          "'), ('window_us', '600000000');\n";
     // v2: per-device last payload sequence numbers, written with each batch (deduplication
     // of QoS 1 resends across pipeline restarts).
     const std::string v2 = R"sql(
@@ -351,7 +451,7 @@ CREATE TABLE sluice_telemetry.device_sequences (
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 )sql";
-    return run_migrations(conn, "sluice_telemetry", {v1, v2}, k_telemetry_version);
+    return run_migrations(conn, "sluice_telemetry", {v1, v2, k_readings_v3}, k_telemetry_version);
 }
 
 result<void> migrate_app(pg::connection& conn) {

@@ -9,16 +9,18 @@
 
 #include "base/result.h"
 #include "store/pg.h"
+#include "store/store.h"
 
 namespace sluice::store::schema {
 
 // Highest versions this build knows.
-inline constexpr int k_telemetry_version = 2;
+inline constexpr int k_telemetry_version = 3;
 inline constexpr int k_app_version = 1;
 
-// Migrates sluice_telemetry; on a fresh database chooses the TimescaleDB layout when
-// the extension is available. Returns schema_too_new if the database is ahead.
-result<void> migrate_telemetry(pg::connection& conn);
+// Migrates sluice_telemetry; on a fresh database chooses the layout (store.h
+// layout_choice) and records it. Returns schema_too_new if the database is ahead,
+// layout_unavailable / layout_mismatch (logged with what to change) per layout_choice.
+result<void> migrate_telemetry(pg::connection& conn, layout_choice layout);
 result<void> migrate_app(pg::connection& conn);
 
 // True when the migrated telemetry schema uses TimescaleDB; schema_missing before migration.

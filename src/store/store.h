@@ -59,12 +59,22 @@ struct offset_update {
 // Named points inside write_batch where a test's failure probe runs (in order).
 enum class write_stage { after_rows_copied, after_dead_letters, before_commit };
 
+// Physical layout of the packed readings, chosen at the first migration and recorded in
+// sluice_telemetry.settings (docs/storage.md "Layouts"): automatic = TimescaleDB when it can
+// load in the telemetry database (created there, or in shared_preload_libraries), else
+// native partitions; timescale = TimescaleDB or errc::layout_unavailable; native = never.
+enum class layout_choice { automatic, native, timescale };
+
+// "auto" | "native" | "timescale"; false for anything else.
+bool parse_layout(std::string_view text, layout_choice& out);
+
 struct store_options {
-    std::string telemetry_url;  // libpq URL or key=value string of the telemetry database
-    std::string app_url;        // libpq URL of the application database (devices, metrics)
-    int parallel_connections = 2;          // write_batch may run this many calls at once
-    std::chrono::hours retention{0};       // raw readings older than this are dropped; 0 = keep
-    int partitions_ahead_days = 3;         // maintain() creates daily partitions this far ahead
+    std::string telemetry_url;        // libpq URL or key=value string of the telemetry database
+    std::string app_url;              // libpq URL of the application database (devices, metrics)
+    int parallel_connections = 2;     // write_batch may run this many calls at once
+    std::chrono::hours retention{0};  // raw readings older than this are dropped; 0 = keep
+    int partitions_ahead_days = 3;    // maintain() creates daily partitions this far ahead
+    layout_choice layout = layout_choice::automatic;
     std::chrono::seconds connect_timeout{10};
     // Tests only: called at each write_stage inside the open transaction; an error
     // aborts the write (rolled back) and is returned by write_batch.
@@ -88,7 +98,9 @@ public:
     virtual ~telemetry_store() = default;
 
     // Creates or upgrades the schema (versioned, schema_version table); idempotent
-    // and safe to run concurrently. Returns errc::schema_too_new if a newer Sluice migrated it.
+    // and safe to run concurrently. Returns errc::schema_too_new if a newer Sluice migrated it,
+    // errc::layout_unavailable when options.layout = timescale and TimescaleDB cannot load,
+    // errc::layout_mismatch when the database was migrated with another explicit layout.
     virtual result<void> migrate() = 0;
 
     // One transaction: binary COPY of the packed rows (which carry the rollup

@@ -98,8 +98,13 @@ def test_exactly_once_across_kills_and_database_outage():
                 stop, threads = run_round(sluice, devices, rng.uniform(0.5, 1.5))
                 sluice.kill()
                 finish_round(stop, threads)
-            # The database goes away for a while during load, then comes back.
+            # The database goes away for a while during load, then comes back. Wait for the
+            # pipeline first: start-up (migration check) takes longer on the TimescaleDB
+            # layout, which pg-start selects when TimescaleDB is installed.
             sluice.start()
+            deadline = time.time() + 30
+            while time.time() < deadline and sluice.metric("pipeline_running") != 1:
+                time.sleep(0.05)
             stop, threads = run_round(sluice, devices, 0.5)
             subprocess.run([PG_STOP, pg_dir], check=True, timeout=120)
             time.sleep(3)

@@ -7,7 +7,9 @@
 # warn/valid-range/sequence-gap flags, dead letters with their reasons (and the valid
 # messages around them unharmed), and hourly rollups equal to aggregates recomputed from
 # the raw rows. Unit tests cover each stage alone; this file checks that they are wired
-# together the way docs/payload-formats.md and docs/storage.md say.
+# together the way docs/payload-formats.md and docs/storage.md say. It runs on both store
+# layouts (native partitions; TimescaleDB, skipped with the reason where it is not
+# installed), and reads the result back through the readings relation users query.
 import json
 import os
 import subprocess
@@ -16,10 +18,12 @@ import tempfile
 import time
 
 import paho.mqtt.client as paho
+import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
-from sluice_process import PG_START, PG_STOP, Sluice, psql, rows  # noqa: E402
+from sluice_process import (PG_STOP, SLUICE, TIMESCALE_SKIP_REASON, Sluice, pg_start, psql, rows,  # noqa: E402
+                            timescale_installed)
 
 # Metric dictionary defined before the pipeline starts.
 SCALE_F = 5.0 / 9.0
@@ -71,7 +75,10 @@ def epoch_ms_sql(col="time"):
     return "(extract(epoch from %s) * 1000)::bigint" % col
 
 
-def test_pipeline_end_to_end():
+@pytest.mark.parametrize("layout", ["native", "timescale"])
+def test_pipeline_end_to_end(layout):
+    if layout == "timescale" and not timescale_installed():
+        pytest.skip(TIMESCALE_SKIP_REASON)
     now_ms = int(time.time() * 1000)
     hour_ms = 3600 * 1000
     # Five hours in the past, hour-aligned: readings spread over several hourly buckets,
@@ -82,9 +89,9 @@ def test_pipeline_end_to_end():
         pg_dir = os.path.join(tmp, "pg")
         data_dir = os.path.join(tmp, "data")
         os.makedirs(data_dir)
-        db_url = subprocess.run([PG_START, pg_dir], capture_output=True, text=True, check=True,
-                                timeout=120).stdout.strip()
-        sluice = Sluice(data_dir, db_url, log_path=os.path.join(tmp, "sluice.log"), log_level="info")
+        db_url = pg_start(pg_dir, timescale=layout == "timescale")
+        sluice = Sluice(data_dir, db_url, log_path=os.path.join(tmp, "sluice.log"), log_level="info",
+                        extra_args=["--store-layout", layout])
         clients = []
         try:
             # First start migrates the empty database; the metric dictionary is then defined
@@ -97,6 +104,7 @@ def test_pipeline_end_to_end():
                     break
                 time.sleep(0.1)
             sluice.stop()
+            assert psql(db_url, "SELECT value FROM sluice_telemetry.settings WHERE key = 'layout'") == layout
             psql(db_url, """
                 INSERT INTO sluice_app.metrics (name, unit, scale, "offset", valid_min, valid_max, warn_low, warn_high)
                 VALUES ('temp_f', 'degC', 5.0 / 9.0, -160.0 / 9.0, -50, 150, NULL, 90),
@@ -200,6 +208,20 @@ def test_pipeline_end_to_end():
                 else:
                     assert sv == value, "%r: stored %r, expected %r" % (key, sv, value)
                 assert sf == flags, "%r: flags %d, expected %d" % (key, sf, flags)
+            # The same readings by name through sluice_telemetry.readings (what users query),
+            # with the metric's unit, and a time-bounded query returning exactly its range.
+            by_name = rows(db_url, "SELECT device, metric, %s, value, flags, unit FROM sluice_telemetry.readings"
+                           % epoch_ms_sql())
+            units = {"temp_f": "degC", "pressure": "bar", "humidity": "percent"}
+            assert len(by_name) == len(got)
+            for dev, metric, ts, value, flags, unit in by_name:
+                assert stored[(dev, metric, int(ts))] == (float(value), int(flags)), (dev, metric, ts)
+                assert unit == units[metric], (metric, unit)
+            in_hour = [k for k in expected if t0 + hour_ms <= k[2] < t0 + 2 * hour_ms]
+            assert in_hour
+            assert psql(db_url, "SELECT count(*) FROM sluice_telemetry.readings WHERE time >= to_timestamp(%d / 1000.0) "
+                                "AND time < to_timestamp(%d / 1000.0)" % (t0 + hour_ms, t0 + 2 * hour_ms)) == \
+                str(len(in_hour))
             # Spot check of the conversion itself: 212 degF is 100 degC.
             assert abs(stored[("e2e-mosq4", "temp_f", t0 + hour_ms + 2500)][0] - 100.0) < 1e-9
 
@@ -242,4 +264,24 @@ def test_pipeline_end_to_end():
                 except Exception:
                     pass
             sluice.kill()
+            subprocess.run([PG_STOP, pg_dir], timeout=120, capture_output=True)
+
+
+def test_store_layout_timescale_refused_where_timescaledb_cannot_load():
+    """--store-layout timescale against a PostgreSQL without TimescaleDB preloaded: sluice
+    stops with an error saying what to put in postgresql.conf, and creates nothing."""
+    with tempfile.TemporaryDirectory(prefix="sluice-layout-") as tmp:
+        os.chmod(tmp, 0o755)
+        pg_dir = os.path.join(tmp, "pg")
+        data_dir = os.path.join(tmp, "data")
+        os.makedirs(data_dir)
+        db_url = pg_start(pg_dir, timescale=False)
+        try:
+            proc = subprocess.run([SLUICE, "serve", "--mqtt-port", "0", "--http-port", "0", "--bind", "127.0.0.1",
+                                   "--data-dir", data_dir, "--db", db_url, "--store-layout", "timescale"],
+                                  capture_output=True, text=True, timeout=60)
+            assert proc.returncode != 0, proc.stderr
+            assert "shared_preload_libraries = 'timescaledb'" in proc.stderr, proc.stderr
+            assert psql(db_url, "SELECT to_regclass('sluice_telemetry.telemetry_packed') IS NULL") == "t"
+        finally:
             subprocess.run([PG_STOP, pg_dir], timeout=120, capture_output=True)

@@ -8,7 +8,6 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <libpq-fe.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -24,10 +23,14 @@
 #include <thread>
 #include <vector>
 
+#include <libpq-fe.h>
+
 namespace sluice::test {
 namespace {
 
-std::error_code errno_code() { return {errno, std::generic_category()}; }
+std::error_code errno_code() {
+    return {errno, std::generic_category()};
+}
 
 struct server_user {
     bool drop = false;
@@ -51,7 +54,8 @@ server_user lookup_user() {
 pid_t spawn(const std::vector<std::string>& argv, const std::string& log, const server_user& user,
             bool die_with_parent) {
     std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : argv)
+        args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     const pid_t parent = getpid();
     const pid_t pid = fork();
@@ -100,8 +104,8 @@ result<std::unique_ptr<pg_instance>> pg_instance::start(const pg_instance_option
     if (user.drop && chown(tmpl, user.uid, user.gid) != 0) return errno_code();
 
     const std::string data = inst->dir_ + "/data";
-    auto r = run_to_completion({options.bin_dir + "/initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E",
-                                "UTF8", "--locale=C", "--no-sync", "--no-instructions"},
+    auto r = run_to_completion({options.bin_dir + "/initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                                "--locale=C", "--no-sync", "--no-instructions"},
                                inst->dir_ + "/initdb.log", user);
     if (!r) return r.error();
     if (auto s = inst->start_server(); !s) return s.error();
@@ -111,19 +115,34 @@ result<std::unique_ptr<pg_instance>> pg_instance::start(const pg_instance_option
 result<void> pg_instance::start_server() {
     if (running_) return ok();
     const server_user user = lookup_user();
-    const std::vector<std::string> argv = {options_.bin_dir + "/postgres",
-                                           "-D", dir_ + "/data",
-                                           "-k", dir_,
-                                           "-p", std::to_string(options_.port),
-                                           "-c", "listen_addresses=",
-                                           "-c", std::string("fsync=") + (options_.fsync ? "on" : "off"),
-                                           "-c", "shared_buffers=" + options_.shared_buffers,
-                                           "-c", "max_connections=60",
-                                           "-c", "max_wal_size=2GB",
-                                           "-c", "logging_collector=off",
-                                           // Deterministic date_trunc()/text output in assertions.
-                                           "-c", "TimeZone=UTC",
-                                           "-c", "log_timezone=UTC"};
+    std::string preload;
+#ifdef SLUICE_READINGS_MODULE
+    if (options_.readings_module) {
+        // A copy inside our directory: the build tree may not be readable by the server
+        // user (a checkout under a private home).
+        preload = dir_ + "/sluice_readings.so";
+        std::error_code ec;
+        std::filesystem::copy_file(SLUICE_READINGS_MODULE, preload, std::filesystem::copy_options::overwrite_existing,
+                                   ec);
+        if (ec) return ec;
+    }
+#endif
+    if (options_.timescale) preload = preload.empty() ? "timescaledb" : "timescaledb," + preload;
+    std::vector<std::string> argv = {options_.bin_dir + "/postgres", "-D", dir_ + "/data", "-k", dir_, "-p",
+                                     std::to_string(options_.port), "-c", "listen_addresses=", "-c",
+                                     std::string("fsync=") + (options_.fsync ? "on" : "off"), "-c",
+                                     "shared_buffers=" + options_.shared_buffers, "-c", "max_connections=60", "-c",
+                                     "max_wal_size=2GB", "-c", "logging_collector=off",
+                                     // Deterministic date_trunc()/text output in assertions.
+                                     "-c", "TimeZone=UTC", "-c", "log_timezone=UTC"};
+    if (!preload.empty()) {
+        argv.push_back("-c");
+        argv.push_back("shared_preload_libraries=" + preload);
+    }
+    if (options_.timescale) {
+        argv.push_back("-c");
+        argv.push_back("timescaledb.telemetry_level=off");
+    }
     pid_ = spawn(argv, dir_ + "/postgres.log", user, true);
     if (pid_ < 0) return errno_code();
     const std::string conninfo = url("postgres");
@@ -156,7 +175,9 @@ result<void> pg_instance::stop() {
     return ok();
 }
 
-result<void> pg_instance::restart() { return start_server(); }
+result<void> pg_instance::restart() {
+    return start_server();
+}
 
 pg_instance::~pg_instance() {
     if (pid_ > 0) {
@@ -230,6 +251,18 @@ result<std::string> pg_instance::scalar(const std::string& conninfo, const std::
     if (!rows) return rows.error();
     if (rows->empty() || rows->front().empty()) return std::make_error_code(std::errc::no_message);
     return rows->front().front();
+}
+
+bool timescale_installed(const std::string& bin_dir) {
+    // pkglibdir of Debian's PostgreSQL 15 is bin_dir/../lib.
+    return std::filesystem::exists(std::filesystem::path(bin_dir) / ".." / "lib" / "timescaledb.so");
+}
+
+std::string timescale_skip_reason() {
+    if (timescale_installed()) return "";
+    return "TimescaleDB is not installed for PostgreSQL 15 (scripts/bootstrap builds it from "
+           "../shared/vendor when that directory exists; a plain checkout has no vendored copy, so the "
+           "TimescaleDB layout is not tested here)";
 }
 
 }  // namespace sluice::test

@@ -21,10 +21,20 @@ namespace sluice::test {
 
 struct pg_instance_options {
     std::string bin_dir = "/usr/lib/postgresql/15/bin";
-    int port = 5432;                  // only names the socket file; nothing listens on TCP
+    int port = 5432;  // only names the socket file; nothing listens on TCP
     std::string shared_buffers = "128MB";
     bool fsync = true;
+    // Preload Sluice's planner module (sluice_readings.so from this build, which prunes
+    // time predicates on the readings views) and TimescaleDB. timescale = true needs
+    // TimescaleDB installed: see timescale_installed().
+    bool readings_module = true;
+    bool timescale = false;
 };
+
+// True when TimescaleDB's library is installed for this PostgreSQL (scripts/install-timescaledb).
+bool timescale_installed(const std::string& bin_dir = "/usr/lib/postgresql/15/bin");
+// Why TimescaleDB tests are skipped on this machine ("" when it is installed).
+std::string timescale_skip_reason();
 
 class pg_instance {
 public:

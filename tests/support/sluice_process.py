@@ -26,10 +26,22 @@ def die_with_parent():
         pass
 
 
-def pg_start(pg_dir):
+# Where scripts/install-timescaledb puts TimescaleDB for Debian's PostgreSQL 15.
+TIMESCALEDB_LIB = "/usr/lib/postgresql/15/lib/timescaledb.so"
+TIMESCALE_SKIP_REASON = ("TimescaleDB is not installed for PostgreSQL 15 (scripts/bootstrap builds it from "
+                         "../shared/vendor when that directory exists; a plain checkout has no vendored copy, "
+                         "so the TimescaleDB layout is not tested here)")
+
+
+def timescale_installed():
+    return os.path.exists(TIMESCALEDB_LIB)
+
+
+def pg_start(pg_dir, timescale=False):
     """Starts (initdb on first use) a private PostgreSQL in pg_dir; returns its URL. The
-    parent of pg_dir must be reachable by the postgres user (chmod 755 a mkdtemp dir)."""
-    return subprocess.run([PG_START, pg_dir], capture_output=True, text=True, check=True,
+    parent of pg_dir must be reachable by the postgres user (chmod 755 a mkdtemp dir).
+    timescale: preload TimescaleDB (when installed); otherwise started --no-timescale."""
+    return subprocess.run([PG_START] + ([] if timescale else ["--no-timescale"]) + [pg_dir], capture_output=True, text=True, check=True,
                           timeout=120).stdout.strip()
 
 
@@ -51,8 +63,9 @@ def rows(url, sql):
 class Sluice:
     """`sluice serve` on ports 0 over a data dir that survives restarts."""
 
-    def __init__(self, data_dir, db_url=None, config_path=None, log_path=None, log_level="warn"):
+    def __init__(self, data_dir, db_url=None, config_path=None, log_path=None, log_level="warn", extra_args=()):
         self.data_dir = data_dir
+        self.extra_args = list(extra_args)
         self.db_url = db_url
         self.config_path = config_path
         self.log_path = log_path or os.path.join(data_dir, "broker.log")
@@ -72,6 +85,7 @@ class Sluice:
             args += ["--db", self.db_url]
         if self.config_path:
             args += ["--config", self.config_path]
+        args += self.extra_args
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.log_path, "a"),
                                      stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         deadline = time.time() + 20

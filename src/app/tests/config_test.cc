@@ -72,6 +72,9 @@ TEST(config, shipped_file_matches_the_built_in_defaults) {
     EXPECT_EQ(loaded.auth.client_id_pattern, defaults.auth.client_id_pattern);
     EXPECT_EQ(loaded.auth.max_failures_per_minute, defaults.auth.max_failures_per_minute);
     EXPECT_EQ(loaded.auth.api_token, defaults.auth.api_token);
+    EXPECT_EQ(loaded.store_layout, defaults.store_layout);
+    EXPECT_EQ(loaded.store_layout, "auto");
+    EXPECT_EQ(loaded.store_retention_days, defaults.store_retention_days);
 }
 
 // Issue 12: the [auth] section, its errors, and the anonymous-access default.
@@ -123,6 +126,9 @@ new_metrics_interval_s = 5
 [database]
 url = "postgresql://x/y"
 app_url = "postgresql://x/app"
+[store]
+layout = "timescale"
+retention_days = 90
 )");
     config c;
     ASSERT_EQ(load_config_file(path, c), "");
@@ -142,6 +148,8 @@ app_url = "postgresql://x/app"
     EXPECT_EQ(c.new_metrics_interval_s, 5u);
     EXPECT_EQ(c.telemetry_db_url, "postgresql://x/y");
     EXPECT_EQ(c.app_db_url, "postgresql://x/app");
+    EXPECT_EQ(c.store_layout, "timescale");
+    EXPECT_EQ(c.store_retention_days, 90);
     std::remove(path.c_str());
 }
 
@@ -156,6 +164,8 @@ TEST(config, errors_name_the_key) {
         {"[ingest]\nrules = [{pattern = \"a/{device}\", format = \"xml\"}]\n", "ingest.rules"},
         {"[ingest]\nunknown_devices = \"maybe\"\n", "ingest.unknown_devices"},
         {"[server]\ncpu_affinity = \"3-1\"\n", "server.cpu_affinity"},
+        {"[store]\nlayout = \"columnar\"\n", "store.layout"},
+        {"[store]\nretention_days = -1\n", "store.retention_days"},
         {"[server\n", ":1"},
     };
     for (const auto& b : cases) {

@@ -4,8 +4,10 @@
 // tests/support/pg_instance.h): schema migration, exact round trips through the
 // telemetry view, offsets atomic with data under injected failures and killed
 // connections, dead letters, rollups vs recomputation, partitions and retention,
-// compaction, and a database restart.
-#include <gtest/gtest.h>
+// compaction, and a database restart. Every test runs on both layouts (native partitions,
+// TimescaleDB hypertable); the TimescaleDB runs are skipped, with the reason, where
+// TimescaleDB is not installed.
+#include "store/store.h"
 
 #include <atomic>
 #include <cmath>
@@ -14,8 +16,9 @@
 #include <random>
 #include <thread>
 
+#include <gtest/gtest.h>
+
 #include "store/packing.h"
-#include "store/store.h"
 #include "tests/support/pg_instance.h"
 
 namespace sluice::store {
@@ -31,10 +34,15 @@ std::chrono::system_clock::time_point at(int64_t unix_us) {
     return std::chrono::system_clock::time_point(std::chrono::microseconds(unix_us));
 }
 
-class store_test : public ::testing::Test {
+class store_test : public ::testing::TestWithParam<layout_choice> {
 protected:
+    bool timescale() const { return GetParam() == layout_choice::timescale; }
+
     void SetUp() override {
-        auto inst = pg_instance::start();
+        if (timescale() && !test::timescale_installed()) GTEST_SKIP() << test::timescale_skip_reason();
+        test::pg_instance_options po;
+        po.timescale = timescale();
+        auto inst = pg_instance::start(po);
         ASSERT_TRUE(inst) << inst.error().message();
         pg_ = std::move(*inst);
         auto db = pg_->create_database("store");
@@ -46,6 +54,7 @@ protected:
         store_options o;
         o.telemetry_url = url_;
         o.app_url = url_;
+        o.layout = GetParam();
         return o;
     }
 
@@ -77,7 +86,8 @@ std::vector<row> make_rows(int devices, int metrics, int per_series, int64_t sta
     for (int d = 1; d <= devices; ++d) {
         for (int m = 1; m <= metrics; ++m) {
             for (int i = 0; i < per_series; ++i) {
-                rows.push_back({start + i * step + jitter(rng), d, m, val(rng), static_cast<int16_t>(i % 11 == 3 ? 2 : 0)});
+                rows.push_back(
+                    {start + i * step + jitter(rng), d, m, val(rng), static_cast<int16_t>(i % 11 == 3 ? 2 : 0)});
             }
         }
     }
@@ -85,9 +95,9 @@ std::vector<row> make_rows(int devices, int metrics, int per_series, int64_t sta
     return rows;
 }
 
-TEST_F(store_test, migrate_is_idempotent_and_concurrent_safe) {
+TEST_P(store_test, migrate_is_idempotent_and_concurrent_safe) {
     auto s = open();
-    EXPECT_FALSE(s->timescale());
+    EXPECT_EQ(s->timescale(), timescale());
     ASSERT_TRUE(s->migrate());
     // Two more stores migrating at the same time.
     auto a = open_postgres(options());
@@ -98,21 +108,22 @@ TEST_F(store_test, migrate_is_idempotent_and_concurrent_safe) {
     ta.join();
     tb.join();
     EXPECT_EQ(scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM sluice_telemetry.schema_version"),
-              "1,2");
-    EXPECT_EQ(scalar("SELECT value FROM sluice_telemetry.settings WHERE key = 'layout'"), "native");
+              "1,2,3");
+    EXPECT_EQ(scalar("SELECT value FROM sluice_telemetry.settings WHERE key = 'layout'"),
+              timescale() ? "timescale" : "native");
     // A database migrated by a newer Sluice is refused.
     ASSERT_TRUE(pg_instance::query(url_, "INSERT INTO sluice_telemetry.schema_version (version) VALUES (99)"));
     EXPECT_EQ(s->migrate().error(), errc::schema_too_new);
 }
 
-TEST_F(store_test, write_before_migrate_reports_schema_missing) {
+TEST_P(store_test, write_before_migrate_reports_schema_missing) {
     auto s = open_postgres(options());
     ASSERT_TRUE(s);
     std::vector<row> rows = {{k_t0, 1, 1, 1.0, 0}};
     EXPECT_EQ((*s)->write_batch(rows, {}, {}).error(), errc::schema_missing);
 }
 
-TEST_F(store_test, rows_round_trip_exactly_through_the_view) {
+TEST_P(store_test, rows_round_trip_exactly_through_the_view) {
     auto s = open();
     // Two windows, two hours and a day boundary; awkward values and flags.
     std::vector<row> rows = make_rows(3, 2, 50, k_t0 - 20 * 60'000'000, 47'000'001, 7);
@@ -120,7 +131,7 @@ TEST_F(store_test, rows_round_trip_exactly_through_the_view) {
     rows.push_back({k_t0 + 123'457, 9, 9, 1e-310, 32767});
     rows.push_back({k_t0 + 123'458, 9, 9, 1.0 / 3.0, 0});
     rows.push_back({k_t0 + 123'458, 9, 9, -1e300, 1});  // equal time
-    rows.push_back({0, 9, 8, 42.0, 0});                  // the epoch
+    rows.push_back({0, 9, 8, 42.0, 0});                 // the epoch
     std::vector<offset_update> off = {{"pipeline", 0, 1000}};
     auto w = s->write_batch(rows, {}, off);
     ASSERT_TRUE(w) << w.error().message();
@@ -154,16 +165,19 @@ TEST_F(store_test, rows_round_trip_exactly_through_the_view) {
     }
     std::sort(expect.begin(), expect.end());
     auto range = pg_instance::query(
-        url_, "SELECT (extract(epoch FROM time) * 1000000)::int8 FROM sluice_telemetry.telemetry_range(2, 1, "
-              "to_timestamp(" + std::to_string(from / 1'000'000) + "), to_timestamp(" + std::to_string(to / 1'000'000) + "))");
+        url_,
+        "SELECT (extract(epoch FROM time) * 1000000)::int8 FROM sluice_telemetry.telemetry_range(2, 1, "
+        "to_timestamp(" +
+            std::to_string(from / 1'000'000) + "), to_timestamp(" + std::to_string(to / 1'000'000) + "))");
     ASSERT_TRUE(range);
     std::vector<int64_t> have_range;
-    for (const auto& g : *range) have_range.push_back(std::stoll(g[0]));
+    for (const auto& g : *range)
+        have_range.push_back(std::stoll(g[0]));
     EXPECT_FALSE(expect.empty());
     EXPECT_EQ(have_range, expect);
 }
 
-TEST_F(store_test, failed_write_leaves_nothing_and_offset_unchanged) {
+TEST_P(store_test, failed_write_leaves_nothing_and_offset_unchanged) {
     store_options o = options();
     std::atomic<int> fail_at{-1};
     o.failure_probe = [&](write_stage st) -> result<void> {
@@ -177,7 +191,8 @@ TEST_F(store_test, failed_write_leaves_nothing_and_offset_unchanged) {
 
     const std::vector<dead_letter> dl = {{k_t0, "t", "c", "x", "bad"}};
     std::vector<offset_update> off2 = {{"p", 0, 200}};
-    for (write_stage st : {write_stage::after_rows_copied, write_stage::after_dead_letters, write_stage::before_commit}) {
+    for (write_stage st :
+         {write_stage::after_rows_copied, write_stage::after_dead_letters, write_stage::before_commit}) {
         fail_at = static_cast<int>(st);
         EXPECT_EQ(s->write_batch(make_rows(2, 2, 10, k_t0 + k_hour_us, 1'000'000, 2), dl, off2).error(),
                   errc::injected_failure);
@@ -192,7 +207,7 @@ TEST_F(store_test, failed_write_leaves_nothing_and_offset_unchanged) {
     EXPECT_EQ(s->load_offset("p", 0).value(), std::optional<int64_t>(200));
 }
 
-TEST_F(store_test, sequence_numbers_commit_with_the_batch_and_only_with_it) {
+TEST_P(store_test, sequence_numbers_commit_with_the_batch_and_only_with_it) {
     store_options o = options();
     std::atomic<bool> fail{false};
     o.failure_probe = [&](write_stage st) -> result<void> {
@@ -210,24 +225,27 @@ TEST_F(store_test, sequence_numbers_commit_with_the_batch_and_only_with_it) {
     auto loaded = s->load_sequences();
     ASSERT_TRUE(loaded);
     std::map<int32_t, int64_t> m;
-    for (auto& u : *loaded) m[u.device_id] = u.last_seq;
+    for (auto& u : *loaded)
+        m[u.device_id] = u.last_seq;
     EXPECT_EQ(m, (std::map<int32_t, int64_t>{{7, 41}, {8, 3}})) << "a rolled-back batch changed sequence numbers";
     fail = false;
     ASSERT_TRUE(s->write_batch({}, {}, off2, seq2));
     loaded = s->load_sequences();
     ASSERT_TRUE(loaded);
     m.clear();
-    for (auto& u : *loaded) m[u.device_id] = u.last_seq;
+    for (auto& u : *loaded)
+        m[u.device_id] = u.last_seq;
     EXPECT_EQ(m, (std::map<int32_t, int64_t>{{7, 42}, {8, 3}}));
 }
 
-TEST_F(store_test, stale_offset_refuses_the_whole_batch) {
+TEST_P(store_test, stale_offset_refuses_the_whole_batch) {
     auto s = open();
     std::vector<offset_update> off = {{"p", 3, 500}, {"p", 4, 10}};
     ASSERT_TRUE(s->write_batch(make_rows(1, 1, 5, k_t0, 1'000'000, 1), {}, off));
     // Replaying a stored batch (same offsets) or an older one changes nothing.
     std::vector<offset_update> replay = {{"p", 4, 20}, {"p", 3, 500}};
-    EXPECT_EQ(s->write_batch(make_rows(1, 1, 5, k_t0 + 10'000'000, 1'000'000, 2), {}, replay).error(), errc::stale_offset);
+    EXPECT_EQ(s->write_batch(make_rows(1, 1, 5, k_t0 + 10'000'000, 1'000'000, 2), {}, replay).error(),
+              errc::stale_offset);
     EXPECT_EQ(count("sluice_telemetry.telemetry"), 5);
     EXPECT_EQ(s->load_offset("p", 4).value(), std::optional<int64_t>(10));
     std::vector<offset_update> bad = {{"", 0, 1}};
@@ -236,15 +254,16 @@ TEST_F(store_test, stale_offset_refuses_the_whole_batch) {
     EXPECT_EQ(s->write_batch(bad_time, {}, {}).error(), errc::invalid_data);
 }
 
-TEST_F(store_test, killed_connection_mid_transaction_leaves_nothing_then_reconnects) {
+TEST_P(store_test, killed_connection_mid_transaction_leaves_nothing_then_reconnects) {
     store_options o = options();
     o.parallel_connections = 1;
     std::atomic<bool> kill{true};
     const std::string admin = url_;
     o.failure_probe = [&](write_stage st) -> result<void> {
         if (st == write_stage::after_dead_letters && kill.exchange(false)) {
-            auto r = pg_instance::query(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                               "WHERE application_name = 'sluice-store'");
+            auto r = pg_instance::query(admin,
+                                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                        "WHERE application_name = 'sluice-store'");
             EXPECT_TRUE(r);
         }
         return ok();
@@ -261,7 +280,7 @@ TEST_F(store_test, killed_connection_mid_transaction_leaves_nothing_then_reconne
     EXPECT_EQ(s->load_offset("p", 0).value(), std::optional<int64_t>(7));
 }
 
-TEST_F(store_test, dead_letters_are_stored_verbatim_or_sanitized) {
+TEST_P(store_test, dead_letters_are_stored_verbatim_or_sanitized) {
     auto s = open();
     const std::string payload("\x00\x01\xff{\"ts\":", 9);
     std::vector<dead_letter> dl = {
@@ -277,11 +296,13 @@ TEST_F(store_test, dead_letters_are_stored_verbatim_or_sanitized) {
     EXPECT_EQ((*rows)[0], (std::vector<std::string>{std::to_string(k_t0 + 1), "devices/d1/telemetry", "d1",
                                                     "0001ff7b227473223a", "json: unexpected end"}));
     EXPECT_EQ((*rows)[1][1], "devices/\xEF\xBF\xBD/telemetry");
-    EXPECT_EQ((*rows)[1][2], "c\xEF\xBF\xBD" "d");
+    EXPECT_EQ((*rows)[1][2],
+              "c\xEF\xBF\xBD"
+              "d");
     EXPECT_EQ((*rows)[1][3], "");
 }
 
-TEST_F(store_test, rollups_equal_aggregates_recomputed_from_raw_rows) {
+TEST_P(store_test, rollups_equal_aggregates_recomputed_from_raw_rows) {
     store_options o = options();
     o.parallel_connections = 3;
     auto s = open(o);
@@ -298,9 +319,11 @@ TEST_F(store_test, rollups_equal_aggregates_recomputed_from_raw_rows) {
             }
         });
     }
-    for (auto& t : writers) t.join();
+    for (auto& t : writers)
+        t.join();
     EXPECT_EQ(count("sluice_telemetry.telemetry"), 4 * 12 * 4 * 3 * 25);
-    for (int w = 0; w < 4; ++w) EXPECT_EQ(s->load_offset("p", w).value(), std::optional<int64_t>(12));
+    for (int w = 0; w < 4; ++w)
+        EXPECT_EQ(s->load_offset("p", w).value(), std::optional<int64_t>(12));
 
     const char* mismatches_1h = R"sql(
       WITH raw AS (
@@ -334,20 +357,43 @@ TEST_F(store_test, rollups_equal_aggregates_recomputed_from_raw_rows) {
     const std::string cmp = scalar(rollup_vs_view);
     EXPECT_EQ(cmp.substr(cmp.rfind('/')), "/0") << cmp;
     EXPECT_NE(cmp.substr(0, 2), "0/") << cmp;
-    EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_rollup(1, 1, '2026-01-01', '2026-01-03', '1 day')"),
-              scalar("SELECT count(*) FROM sluice_telemetry.telemetry WHERE device_id = 1 AND metric_id = 1"));
+    EXPECT_EQ(
+        scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_rollup(1, 1, '2026-01-01', '2026-01-03', '1 day')"),
+        scalar("SELECT count(*) FROM sluice_telemetry.telemetry WHERE device_id = 1 AND metric_id = 1"));
     EXPECT_EQ(count("sluice_telemetry.telemetry_1d"), 2 * 4 * 3);  // 2026-01-01 and 2026-01-02
 }
 
-TEST_F(store_test, maintain_creates_partitions_ahead_and_drops_past_retention) {
+TEST_P(store_test, maintain_creates_partitions_ahead_and_drops_past_retention) {
     store_options o = options();
     o.retention = std::chrono::hours(24 * 7);
     o.partitions_ahead_days = 2;
     auto s = open(o);
     const int64_t now = k_t0 + 13 * k_hour_us;
     ASSERT_TRUE(s->maintain(at(now)));
-    const char* parts = "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i "
-                        "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'sluice_telemetry.telemetry_packed'::regclass";
+    if (timescale()) {
+        // Chunks are created by TimescaleDB on insert; retention is drop_chunks.
+        ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, k_t0 - 10 * k_day, 1'000'000, 1), {}, {}));
+        ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, k_t0 - 6 * k_day, 1'000'000, 2), {}, {}));
+        ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, k_t0, 1'000'000, 3), {}, {}));
+        const char* chunks = "SELECT count(*) FROM show_chunks('sluice_telemetry.telemetry_packed')";
+        EXPECT_EQ(scalar(chunks), "3");
+        EXPECT_EQ(scalar("SELECT reloptions::text FROM pg_class WHERE oid = "
+                         "(SELECT min(c)::regclass::oid FROM show_chunks('sluice_telemetry.telemetry_packed') c)"),
+                  "{toast_tuple_target=128}");
+        ASSERT_TRUE(s->maintain(at(now)));
+        EXPECT_EQ(scalar(chunks), "2");
+        EXPECT_EQ(count("sluice_telemetry.telemetry"), 80);
+        EXPECT_EQ(count("sluice_telemetry.telemetry WHERE time < '2025-12-25'"), 0);
+        EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h"), "120");
+        EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h_state"), "40");
+        // Writing into a dropped day again works (the chunk is recreated).
+        ASSERT_TRUE(s->write_batch(make_rows(1, 1, 3, k_t0 - 10 * k_day, 1'000'000, 4), {}, {}));
+        EXPECT_EQ(count("sluice_telemetry.telemetry"), 83);
+        return;
+    }
+    const char* parts =
+        "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'sluice_telemetry.telemetry_packed'::regclass";
     EXPECT_EQ(scalar(parts), "telemetry_packed_p20260101,telemetry_packed_p20260102,telemetry_packed_p20260103");
     // Partitions get lz4 and toast_tuple_target.
     EXPECT_EQ(scalar("SELECT reloptions::text FROM pg_class WHERE relname = 'telemetry_packed_p20260102'"),
@@ -391,27 +437,30 @@ TEST_F(store_test, maintain_creates_partitions_ahead_and_drops_past_retention) {
     EXPECT_EQ(s->load_offset("p", 0).value(), std::optional<int64_t>(1));
 }
 
-TEST_F(store_test, maintain_compacts_fragments_of_closed_windows) {
+TEST_P(store_test, maintain_compacts_fragments_of_closed_windows) {
     auto s = open();
     // 30 batches of one reading per series: 30 fragments per series and window.
     std::vector<row> all;
     for (int b = 0; b < 30; ++b) {
         std::vector<row> rows;
         for (int d = 1; d <= 20; ++d) {
-            for (int m = 1; m <= 2; ++m) rows.push_back({k_t0 + b * 10'000'000 + d, d, m, d * 0.5 + b, static_cast<int16_t>(b == 7 ? 1 : 0)});
+            for (int m = 1; m <= 2; ++m)
+                rows.push_back({k_t0 + b * 10'000'000 + d, d, m, d * 0.5 + b, static_cast<int16_t>(b == 7 ? 1 : 0)});
         }
         ASSERT_TRUE(s->write_batch(rows, {}, {}));
         all.insert(all.end(), rows.begin(), rows.end());
     }
     EXPECT_EQ(count("sluice_telemetry.telemetry_packed"), 30 * 40);
-    const char* digest = "SELECT md5(string_agg(device_id || ':' || metric_id || ':' || "
-                         "(extract(epoch FROM time) * 1000000)::int8 || ':' || value || ':' || flags, ',' "
-                         "ORDER BY device_id, metric_id, time)) FROM sluice_telemetry.telemetry";
+    const char* digest =
+        "SELECT md5(string_agg(device_id || ':' || metric_id || ':' || "
+        "(extract(epoch FROM time) * 1000000)::int8 || ':' || value || ':' || flags, ',' "
+        "ORDER BY device_id, metric_id, time)) FROM sluice_telemetry.telemetry";
     const std::string before = scalar(digest);
     const std::string rollups_before = scalar(
         "SELECT md5(string_agg(concat_ws(':', bucket, device_id, metric_id, round(avg::numeric, 9), "
         "min, max, count, last), ',' ORDER BY device_id, metric_id, bucket)) FROM sluice_telemetry.telemetry_1h");
-    const int64_t bytes_before = std::stoll(scalar("SELECT sum(pg_column_size(p.*)) FROM sluice_telemetry.telemetry_packed p"));
+    const int64_t bytes_before =
+        std::stoll(scalar("SELECT sum(pg_column_size(p.*)) FROM sluice_telemetry.telemetry_packed p"));
 
     // The window is still open: nothing happens.
     ASSERT_TRUE(s->maintain(at(k_t0 + 5 * 60'000'000)));
@@ -421,11 +470,13 @@ TEST_F(store_test, maintain_compacts_fragments_of_closed_windows) {
     EXPECT_EQ(count("sluice_telemetry.telemetry_packed"), 40);
     EXPECT_EQ(scalar(digest), before);
     EXPECT_EQ(count("sluice_telemetry.telemetry"), static_cast<int64_t>(all.size()));
-    const int64_t bytes_after = std::stoll(scalar("SELECT sum(pg_column_size(p.*)) FROM sluice_telemetry.telemetry_packed p"));
+    const int64_t bytes_after =
+        std::stoll(scalar("SELECT sum(pg_column_size(p.*)) FROM sluice_telemetry.telemetry_packed p"));
     EXPECT_LT(bytes_after * 3, bytes_before);
     // The rollups are computed from the packed rows' aggregates: unchanged by compaction.
-    const char* rollup_digest = "SELECT md5(string_agg(concat_ws(':', bucket, device_id, metric_id, round(avg::numeric, 9), "
-                                "min, max, count, last), ',' ORDER BY device_id, metric_id, bucket)) FROM sluice_telemetry.telemetry_1h";
+    const char* rollup_digest =
+        "SELECT md5(string_agg(concat_ws(':', bucket, device_id, metric_id, round(avg::numeric, 9), "
+        "min, max, count, last), ',' ORDER BY device_id, metric_id, bucket)) FROM sluice_telemetry.telemetry_1h";
     EXPECT_EQ(scalar(rollup_digest), rollups_before);
     EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h"), std::to_string(all.size()));
     // A late fragment behind the watermark stays readable.
@@ -435,7 +486,7 @@ TEST_F(store_test, maintain_compacts_fragments_of_closed_windows) {
     EXPECT_EQ(count("sluice_telemetry.telemetry WHERE value = 99"), 1);
 }
 
-TEST_F(store_test, compaction_concurrent_with_writers_loses_and_duplicates_nothing) {
+TEST_P(store_test, compaction_concurrent_with_writers_loses_and_duplicates_nothing) {
     store_options o = options();
     o.parallel_connections = 2;
     auto s = open(o);
@@ -476,7 +527,7 @@ TEST_F(store_test, compaction_concurrent_with_writers_loses_and_duplicates_nothi
               "0");
 }
 
-TEST_F(store_test, database_restart_fails_with_connection_failed_then_recovers) {
+TEST_P(store_test, database_restart_fails_with_connection_failed_then_recovers) {
     store_options o = options();
     o.parallel_connections = 1;
     o.connect_timeout = 2s;
@@ -510,6 +561,13 @@ TEST_F(store_test, database_restart_fails_with_connection_failed_then_recovers) 
     EXPECT_EQ(count("sluice_telemetry.telemetry"), 60);
     EXPECT_EQ(s->load_offset("p", 0).value(), std::optional<int64_t>(30));
 }
+
+std::string layout_test_name(const ::testing::TestParamInfo<layout_choice>& p) {
+    return p.param == layout_choice::timescale ? "timescale" : "native";
+}
+
+INSTANTIATE_TEST_SUITE_P(layouts, store_test, ::testing::Values(layout_choice::native, layout_choice::timescale),
+                         layout_test_name);
 
 }  // namespace
 }  // namespace sluice::store
