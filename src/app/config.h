@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "broker/options.h"
+#include "bus/kafka/kafka.h"
 #include "bus/wal/wal.h"
 
 namespace sluice::app {
@@ -19,14 +20,19 @@ struct config {
     std::string bind_address = "0.0.0.0";
     uint16_t mqtt_port = 1883;
     uint16_t http_port = 8080;
-    unsigned threads = 0;               // 0: one event loop per core
-    std::vector<int> cpu_affinity;      // CPUs to pin event-loop threads to, in order
+    unsigned threads = 0;           // 0: one event loop per core
+    std::vector<int> cpu_affinity;  // CPUs to pin event-loop threads to, in order
     std::string data_dir = "var/data";
     std::string log_level = "info";
     // [mqtt]
     broker::broker_options mqtt;
+    // [bus] backend = "wal" (embedded log, the default) or "kafka"
+    std::string bus_backend = "wal";
     // [wal]
     bus::wal_options wal;
+    // [kafka], [kafka.properties]
+    bus::kafka_options kafka;
+    std::string kafka_group = "sluice-pipeline";  // consumer group of the pipeline workers
     // [ingest]
     struct ingest_rule {
         std::string pattern;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/pipeline_service.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "base/log.h"
@@ -10,10 +11,17 @@
 namespace sluice::app {
 
 pipeline_service::pipeline_service(bus::bus& log, const pipeline::rule_set& rules, store::store_options store_opts,
-                                   pipeline::runner_options runner_opts)
-    : log_(log), rules_(rules), store_opts_(std::move(store_opts)), runner_opts_(std::move(runner_opts)) {}
+                                   pipeline::runner_options runner_opts, std::string group, std::string kafka_topic)
+    : log_(log),
+      rules_(rules),
+      store_opts_(std::move(store_opts)),
+      runner_opts_(std::move(runner_opts)),
+      group_(std::move(group)),
+      kafka_topic_(std::move(kafka_topic)) {}
 
-pipeline_service::~pipeline_service() { stop(); }
+pipeline_service::~pipeline_service() {
+    stop();
+}
 
 void pipeline_service::start() {
     supervisor_ = std::thread([this] {
@@ -40,17 +48,25 @@ void pipeline_service::supervise() {
         if (ok) {
             store_ = std::move(*st);
             registry_ = std::move(reg);
-            std::lock_guard<std::mutex> lock(runners_mutex_);
-            for (uint32_t p = 0; p < log_.partitions(); ++p) {
-                auto opts = runner_opts_;
-                opts.partition = p;
-                runners_.push_back(std::make_unique<pipeline::runner>(log_, *store_, *registry_, rules_, opts));
-                runners_.back()->start();
+            SLUICE_INFO("pipeline", "database schema ready (%s); joining consumer group %s",
+                        store_->timescale() ? "TimescaleDB" : "PostgreSQL partitions", group_.c_str());
+            // Joining only now: a worker whose database is unreachable takes no partitions.
+            for (;;) {
+                auto m = log_.join_group(
+                    group_, [this](const std::vector<uint32_t>& p) { assign(p); },
+                    [this](const std::vector<uint32_t>& p) { revoke(p); });
+                if (m) {
+                    std::lock_guard<std::mutex> lock(membership_mutex_);
+                    membership_ = std::move(*m);
+                    running_.store(true);
+                    return;
+                }
+                SLUICE_WARN("pipeline", "cannot join consumer group %s: %s; retrying", group_.c_str(),
+                            m.error().message().c_str());
+                for (int i = 0; i < 50 && !stopping_.load(); ++i)
+                    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                if (stopping_.load()) return;
             }
-            running_.store(true);
-            SLUICE_INFO("pipeline", "database schema ready (%s); %u pipeline runner(s) started",
-                        store_->timescale() ? "TimescaleDB" : "PostgreSQL partitions", log_.partitions());
-            return;
         }
         if (!warned) {
             SLUICE_WARN("pipeline", "database not ready: %s; ingest stays in the WAL, retrying",
@@ -65,16 +81,65 @@ void pipeline_service::supervise() {
     }
 }
 
+void pipeline_service::assign(const std::vector<uint32_t>& partitions) {
+    std::lock_guard<std::mutex> lock(runners_mutex_);
+    for (uint32_t p : partitions) {
+        bool have = false;
+        for (const auto& r : runners_)
+            have = have || r->options().partition == p;
+        if (have) continue;
+        auto opts = runner_opts_;
+        opts.partition = p;
+        runners_.push_back(std::make_unique<pipeline::runner>(log_, *store_, *registry_, rules_, opts));
+        runners_.back()->start();
+    }
+    SLUICE_INFO("pipeline", "%zu partition(s) assigned; %zu pipeline runner(s) running", partitions.size(),
+                runners_.size());
+}
+
+void pipeline_service::revoke(const std::vector<uint32_t>& partitions) {
+    std::lock_guard<std::mutex> lock(runners_mutex_);
+    for (auto it = runners_.begin(); it != runners_.end();) {
+        uint32_t p = (*it)->options().partition;
+        if (std::find(partitions.begin(), partitions.end(), p) != partitions.end()) {
+            (*it)->stop();  // after its current batch: the next owner resumes from the database
+            retired_fenced_ += (*it)->get_stats().fenced.load();
+            it = runners_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    SLUICE_INFO("pipeline", "%zu partition(s) revoked; %zu pipeline runner(s) running", partitions.size(),
+                runners_.size());
+}
+
 void pipeline_service::stop() {
     stopping_.store(true);
     if (supervisor_.joinable()) supervisor_.join();
+    {
+        std::unique_ptr<bus::bus::membership> m;
+        {
+            std::lock_guard<std::mutex> lock(membership_mutex_);
+            m = std::move(membership_);
+        }
+        m.reset();  // leaves the group: revoke() stops the runners
+    }
     std::lock_guard<std::mutex> lock(runners_mutex_);
-    for (auto& r : runners_) r->stop();
+    for (auto& r : runners_)
+        r->stop();
 }
 
 void pipeline_service::write_metrics(http::prometheus_writer& w) const {
     w.gauge("pipeline_running", "1 once the schema is migrated and pipeline runners are going.", running_ ? 1 : 0);
     std::lock_guard<std::mutex> lock(runners_mutex_);
+    w.gauge("pipeline_partitions_owned", "Bus partitions this process's pipeline owns (its share of the group).",
+            static_cast<double>(runners_.size()));
+    uint64_t fenced = retired_fenced_;
+    for (const auto& r : runners_)
+        fenced += r->get_stats().fenced.load();
+    w.counter("pipeline_fenced_batches_total",
+              "Batches refused because another writer had moved the partition's stored offset (a rebalance).",
+              static_cast<double>(fenced));
     for (const auto& r : runners_) {
         const auto& s = r->get_stats();
         uint32_t p = r->options().partition;
@@ -90,10 +155,12 @@ void pipeline_service::write_metrics(http::prometheus_writer& w) const {
             // and let bus_lag_messages speak.
             lag_seconds = stored > 0 && newest > stored ? static_cast<double>(newest - stored) / 1000.0 : 0;
         }
-        w.gauge("bus_lag_messages", "Durable bus records not yet committed to the database.", static_cast<double>(lag), l);
+        w.gauge("bus_lag_messages", "Durable bus records not yet committed to the database.", static_cast<double>(lag),
+                l);
         w.gauge("bus_lag_seconds", "Receive-time gap between the newest durable record and the newest stored one.",
                 lag_seconds, l);
-        w.gauge("pipeline_committed_offset", "Next bus offset stored in the database.", static_cast<double>(committed), l);
+        w.gauge("pipeline_committed_offset", "Next bus offset stored in the database.", static_cast<double>(committed),
+                l);
         w.counter("pipeline_records_total", "Bus records processed.", static_cast<double>(s.records.load()), l);
         w.counter("pipeline_rows_total", "Readings committed to the database.", static_cast<double>(s.rows.load()), l);
         w.counter("pipeline_dead_letters_total", "Messages (or readings) refused and stored as dead letters.",
@@ -105,6 +172,19 @@ void pipeline_service::write_metrics(http::prometheus_writer& w) const {
                 l);
         w.counter("pipeline_sequence_gaps_total", "Device sequence gaps detected.",
                   static_cast<double>(s.sequence_gaps.load()), l);
+        if (!kafka_topic_.empty()) {
+            // kafka-lag-exporter's names (prefixed sluice_), from the offsets in the database.
+            http::prometheus_writer::labels kl{
+                {"group", group_}, {"topic", kafka_topic_}, {"partition", std::to_string(p)}};
+            w.gauge("kafka_consumergroup_group_lag", "Records of the partition not yet stored in the database.",
+                    static_cast<double>(lag), kl);
+            w.gauge("kafka_consumergroup_group_lag_seconds",
+                    "Receive-time gap between the newest record and the newest stored.", lag_seconds, kl);
+            w.gauge("kafka_consumergroup_group_offset", "Next offset stored in the database (the group's position).",
+                    static_cast<double>(committed), kl);
+            w.gauge("kafka_partition_latest_offset", "High watermark of the partition.",
+                    static_cast<double>(bus_stats.durable_end), kl);
+        }
         w.counter("pipeline_duplicates_total", "Resent payloads (same device sequence number) dropped.",
                   static_cast<double>(s.duplicates.load()), l);
         w.counter("pipeline_sequence_missing_total", "Device payloads missing, summed over gaps.",

@@ -45,8 +45,7 @@ metric_def to_def(const store::metric_row& row) {
 }
 
 bool retryable(std::error_code ec) {
-    return ec == store::errc::connection_failed || ec == store::errc::conflict ||
-           ec == store::errc::resource_exhausted;
+    return ec == store::errc::connection_failed || ec == store::errc::conflict || ec == store::errc::resource_exhausted;
 }
 
 // Exponential backoff: 200 ms doubling to 5 s, reset after a success.
@@ -85,6 +84,12 @@ struct runner::impl {
     std::vector<store::dead_letter> dead;
     uint64_t batch_first = 0;
     uint64_t next = 0;
+    // The offset stored in the database as far as this runner knows (-1: none). Every
+    // write is a compare-and-set from it; when another writer moved it (a rebalance gave
+    // the partition to another worker meanwhile) the write is refused and `fenced` set:
+    // the runner drops its batch and resumes from what the database holds.
+    int64_t stored = -1;
+    bool fenced = false;
     int64_t batch_started_ms = 0;
     int64_t newest_receive_ms = 0;
 
@@ -116,8 +121,9 @@ struct runner::impl {
         auto d = r.registry_.ensure_device(key, m.get("site").value_or(""), m.get("line").value_or(""));
         if (!d) {
             db_error = retryable(d.error());
-            if (!db_error) SLUICE_ERROR("pipeline", "cannot register device %.*s: %s", static_cast<int>(key.size()),
-                                        key.data(), d.error().message().c_str());
+            if (!db_error)
+                SLUICE_ERROR("pipeline", "cannot register device %.*s: %s", static_cast<int>(key.size()), key.data(),
+                             d.error().message().c_str());
             return std::nullopt;
         }
         devices.emplace(std::string(key), static_cast<uint32_t>(d->id));
@@ -160,7 +166,8 @@ struct runner::impl {
                 for (const auto& row : *m) {
                     metric_def def = to_def(row);
                     std::string reason;
-                    if (!metrics.add(def, reason)) SLUICE_WARN("pipeline", "metric %s ignored: %s", def.name.c_str(), reason.c_str());
+                    if (!metrics.add(def, reason))
+                        SLUICE_WARN("pipeline", "metric %s ignored: %s", def.name.c_str(), reason.c_str());
                 }
                 wait.reset();
                 return true;
@@ -213,7 +220,8 @@ struct runner::impl {
         for (;;) {
             auto d = r.registry_.load_devices();
             if (d) {
-                for (const auto& dev : *d) devices[dev.key] = static_cast<uint32_t>(dev.id);
+                for (const auto& dev : *d)
+                    devices[dev.key] = static_cast<uint32_t>(dev.id);
                 return true;
             }
             SLUICE_WARN("pipeline", "cannot load the device registry: %s; retrying", d.error().message().c_str());
@@ -233,14 +241,15 @@ struct runner::impl {
             std::string_view key = m->device.empty() ? std::string_view(rec.msg.client_id) : m->device;
             if (key.empty() || seen.count(key) || devices.count(std::string(key))) continue;
             seen.insert(key);
-            requests.push_back(store::registry::device_request{std::string(key), std::string(m->get("site").value_or("")),
-                                                               std::string(m->get("line").value_or(""))});
+            requests.push_back(store::registry::device_request{
+                std::string(key), std::string(m->get("site").value_or("")), std::string(m->get("line").value_or(""))});
         }
         if (requests.empty()) return true;
         for (;;) {
             auto got = r.registry_.ensure_devices(requests);
             if (got) {
-                for (const auto& dev : *got) devices[dev.key] = static_cast<uint32_t>(dev.id);
+                for (const auto& dev : *got)
+                    devices[dev.key] = static_cast<uint32_t>(dev.id);
                 wait.reset();
                 return true;
             }
@@ -259,7 +268,8 @@ struct runner::impl {
         for (;;) {
             auto s = r.store_.load_sequences();
             if (s) {
-                for (const auto& u : *s) last_seq[static_cast<uint32_t>(u.device_id)] = static_cast<uint64_t>(u.last_seq);
+                for (const auto& u : *s)
+                    last_seq[static_cast<uint32_t>(u.device_id)] = static_cast<uint64_t>(u.last_seq);
                 return true;
             }
             SLUICE_WARN("pipeline", "cannot load device sequence numbers: %s; retrying", s.error().message().c_str());
@@ -311,20 +321,25 @@ struct runner::impl {
     // Writes the batch with its offset. Returns false if stopping interrupted it.
     bool flush() {
         if (next == batch_first) return true;
-        std::vector<store::offset_update> offsets{
-            store::offset_update{r.options_.consumer, static_cast<int32_t>(r.options_.partition), static_cast<int64_t>(next)}};
+        std::vector<store::offset_update> offsets{store::offset_update{
+            r.options_.consumer, static_cast<int32_t>(r.options_.partition), static_cast<int64_t>(next), true, stored}};
         std::vector<store::sequence_update> sequences;
         sequences.reserve(batch_seq_before.size());
         for (const auto& [device, before] : batch_seq_before) {
-            sequences.push_back(store::sequence_update{static_cast<int32_t>(device), static_cast<int64_t>(last_seq[device])});
+            sequences.push_back(
+                store::sequence_update{static_cast<int32_t>(device), static_cast<int64_t>(last_seq[device])});
         }
         for (;;) {
             auto w = r.store_.write_batch(rows, dead, offsets, sequences);
             if (w) break;
             if (w.error() == store::errc::stale_offset) {
-                SLUICE_WARN("pipeline", "offsets up to %llu were already stored; skipping the batch",
-                            static_cast<unsigned long long>(next));
-                break;
+                SLUICE_WARN("pipeline",
+                            "partition %u: another writer stored offsets past %lld; dropping the batch "
+                            "%llu..%llu and resuming from the database",
+                            r.options_.partition, static_cast<long long>(stored),
+                            static_cast<unsigned long long>(batch_first), static_cast<unsigned long long>(next));
+                drop_batch();
+                return true;
             }
             if (retryable(w.error())) {
                 if (r.stats_.database_up.exchange(false)) {
@@ -341,6 +356,14 @@ struct runner::impl {
             if (!write_one_by_one()) return false;
             break;
         }
+        if (fenced) {  // write_one_by_one() was fenced (and counted it)
+            rewind_batch_sequences();
+            rows.clear();
+            dead.clear();
+            batch_started_ms = 0;
+            return true;
+        }
+        stored = static_cast<int64_t>(next);
         wait.reset();
         if (!r.stats_.database_up.exchange(true)) SLUICE_INFO("pipeline", "database available; writing");
         r.stats_.rows.fetch_add(rows.size(), std::memory_order_relaxed);
@@ -362,13 +385,23 @@ struct runner::impl {
         return true;
     }
 
+    void drop_batch() {
+        r.stats_.fenced.fetch_add(1, std::memory_order_relaxed);
+        rewind_batch_sequences();
+        rows.clear();
+        dead.clear();
+        fenced = true;
+        batch_started_ms = 0;
+    }
+
     // Rare path: the store refused the batch's data. Re-read it from the bus and write each
     // message alone; a message the store refuses becomes a dead letter with the store's error.
     bool write_one_by_one() {
         auto reader = r.log_.open_reader(r.options_.partition, batch_first);
         if (!reader) {
-            SLUICE_ERROR("pipeline", "cannot re-read offsets %llu..%llu: %s", static_cast<unsigned long long>(batch_first),
-                         static_cast<unsigned long long>(next), reader.error().message().c_str());
+            SLUICE_ERROR("pipeline", "cannot re-read offsets %llu..%llu: %s",
+                         static_cast<unsigned long long>(batch_first), static_cast<unsigned long long>(next),
+                         reader.error().message().c_str());
             return false;
         }
         std::vector<bus::record> recs;
@@ -383,26 +416,45 @@ struct runner::impl {
                 dead.clear();
                 batch_seq_before.clear();
                 if (!process(rec)) return false;
-                std::vector<store::offset_update> off{store::offset_update{
-                    r.options_.consumer, static_cast<int32_t>(r.options_.partition), static_cast<int64_t>(rec.offset + 1)}};
+                std::vector<store::offset_update> off{
+                    store::offset_update{r.options_.consumer, static_cast<int32_t>(r.options_.partition),
+                                         static_cast<int64_t>(rec.offset + 1), true, stored}};
                 std::vector<store::sequence_update> seqs;
                 for (const auto& [device, before] : batch_seq_before) {
-                    seqs.push_back(store::sequence_update{static_cast<int32_t>(device), static_cast<int64_t>(last_seq[device])});
+                    seqs.push_back(
+                        store::sequence_update{static_cast<int32_t>(device), static_cast<int64_t>(last_seq[device])});
                 }
+                bool written = false;
                 for (;;) {
                     auto w = r.store_.write_batch(rows, dead, off, seqs);
-                    if (w || w.error() == store::errc::stale_offset) break;
+                    if (w) {
+                        written = true;
+                        break;
+                    }
+                    if (w.error() == store::errc::stale_offset) break;
                     if (retryable(w.error())) {
                         if (!pause()) return false;
                         continue;
                     }
-                    std::vector<store::dead_letter> refused{store::dead_letter{
-                        rec.msg.receive_time_ms * 1000, rec.msg.topic, rec.msg.client_id, rec.msg.payload,
-                        "the store refused this message: " + w.error().message()}};
+                    std::vector<store::dead_letter> refused{
+                        store::dead_letter{rec.msg.receive_time_ms * 1000, rec.msg.topic, rec.msg.client_id,
+                                           rec.msg.payload, "the store refused this message: " + w.error().message()}};
                     auto d = r.store_.write_batch({}, refused, off);
-                    if (d || d.error() == store::errc::stale_offset) break;
+                    if (d) {
+                        written = true;
+                        break;
+                    }
+                    if (d.error() == store::errc::stale_offset) break;
                     if (!pause()) return false;
                 }
+                if (!written) {  // fenced: another writer owns the partition now
+                    r.stats_.fenced.fetch_add(1, std::memory_order_relaxed);
+                    fenced = true;
+                    rows.clear();
+                    dead.clear();
+                    return true;
+                }
+                stored = static_cast<int64_t>(rec.offset + 1);
                 at = rec.offset + 1;
             }
         }
@@ -416,7 +468,9 @@ runner::runner(bus::bus& log, store::telemetry_store& store, store::registry& re
                runner_options options)
     : log_(log), store_(store), registry_(registry), rules_(rules), options_(std::move(options)) {}
 
-runner::~runner() { stop(); }
+runner::~runner() {
+    stop();
+}
 
 void runner::start() {
     thread_ = std::thread([this] {
@@ -436,42 +490,55 @@ void runner::run() {
     if (!s.load_sequences()) return;
     if (!s.preload_devices()) return;
 
-    // Resume from the offset committed with the data (exactly once).
-    uint64_t start = 0;
-    for (;;) {
-        auto o = store_.load_offset(options_.consumer, static_cast<int32_t>(options_.partition));
-        if (o) {
-            start = o->has_value() ? static_cast<uint64_t>(**o) : log_.get_stats(options_.partition).oldest_offset;
-            break;
+    // Resume from the offset committed with the data (exactly once); again after being
+    // fenced by another writer of this partition.
+    std::unique_ptr<bus::reader> reader;
+    auto resume = [&]() -> bool {
+        uint64_t start = 0;
+        for (;;) {
+            auto o = store_.load_offset(options_.consumer, static_cast<int32_t>(options_.partition));
+            if (o) {
+                s.stored = o->has_value() ? **o : -1;
+                start = o->has_value() ? static_cast<uint64_t>(**o) : log_.get_stats(options_.partition).oldest_offset;
+                break;
+            }
+            SLUICE_WARN("pipeline", "cannot read the stored offset: %s; retrying", o.error().message().c_str());
+            if (!s.pause()) return false;
         }
-        SLUICE_WARN("pipeline", "cannot read the stored offset: %s; retrying", o.error().message().c_str());
-        if (!s.pause()) return;
-    }
-    stats_.database_up.store(true);
-    s.wait.reset();
-    auto reader = log_.open_reader(options_.partition, start);
-    if (!reader && reader.error() == bus::errc::not_found) {
-        uint64_t oldest = log_.get_stats(options_.partition).oldest_offset;
-        SLUICE_ERROR("pipeline", "offset %llu is no longer in the bus (retention); continuing at %llu: offsets in "
-                     "between are lost", static_cast<unsigned long long>(start), static_cast<unsigned long long>(oldest));
-        start = oldest;
-        reader = log_.open_reader(options_.partition, start);
-    }
-    if (!reader) {
-        SLUICE_ERROR("pipeline", "cannot read the bus at %llu: %s", static_cast<unsigned long long>(start),
-                     reader.error().message().c_str());
-        return;
-    }
-    SLUICE_INFO("pipeline", "consumer %s resumes partition %u at offset %llu", options_.consumer.c_str(),
-                options_.partition, static_cast<unsigned long long>(start));
-    stats_.committed_offset.store(start);
-    s.batch_first = s.next = start;
+        stats_.database_up.store(true);
+        s.wait.reset();
+        reader.reset();
+        auto opened = log_.open_reader(options_.partition, start);
+        if (!opened && opened.error() == bus::errc::not_found) {
+            uint64_t oldest = log_.get_stats(options_.partition).oldest_offset;
+            SLUICE_ERROR("pipeline",
+                         "offset %llu is no longer in the bus (retention); continuing at %llu: offsets in "
+                         "between are lost",
+                         static_cast<unsigned long long>(start), static_cast<unsigned long long>(oldest));
+            start = oldest;
+            opened = log_.open_reader(options_.partition, start);
+        }
+        if (!opened) {
+            SLUICE_ERROR("pipeline", "cannot read the bus at %llu: %s", static_cast<unsigned long long>(start),
+                         opened.error().message().c_str());
+            return false;
+        }
+        reader = std::move(*opened);
+        SLUICE_INFO("pipeline", "consumer %s resumes partition %u at offset %llu", options_.consumer.c_str(),
+                    options_.partition, static_cast<unsigned long long>(start));
+        stats_.committed_offset.store(start);
+        s.batch_first = s.next = start;
+        s.fenced = false;
+        return true;
+    };
+    if (!resume()) return;
 
     s.proc = std::make_unique<processor>(
         rules_, s.metrics, [&s](std::string_view key, const topic_match& m) { return s.device_id(key, m); },
         options_.anomalies);
     s.proc->transforms().on_unknown_metric([&s](std::string_view name) { return s.metric(name); });
-    s.proc->on_sequence([&s](uint32_t device, uint64_t seq, bool restart) { return s.accept_sequence(device, seq, restart); });
+    s.proc->on_sequence(
+        [&s](uint32_t device, uint64_t seq, bool restart) { return s.accept_sequence(device, seq, restart); });
 
     std::vector<bus::record> recs;
     int64_t last_maintenance = 0;
@@ -493,10 +560,10 @@ void runner::run() {
             wait = std::chrono::milliseconds(std::clamp<int64_t>(left, 0, 100));
         }
         recs.clear();
-        auto n = (*reader)->poll(recs, options_.poll_records, wait);
+        auto n = reader->poll(recs, options_.poll_records, wait);
         if (!n) {
             if (n.error() == bus::errc::closed) break;
-            SLUICE_ERROR("pipeline", "reading the bus at %llu: %s", static_cast<unsigned long long>((*reader)->position()),
+            SLUICE_ERROR("pipeline", "reading the bus at %llu: %s", static_cast<unsigned long long>(reader->position()),
                          n.error().message().c_str());
             if (!s.pause()) break;
             continue;
@@ -512,6 +579,11 @@ void runner::run() {
         bool full = s.rows.size() >= options_.max_batch_rows;
         bool old = s.batch_started_ms != 0 && steady_ms() - s.batch_started_ms >= options_.max_batch_delay.count();
         if ((full || old) && !s.flush()) return;
+        if (s.fenced) {
+            // Sequence numbers the other writer stored are in the database now.
+            s.last_seq.clear();
+            if (!s.load_sequences() || !resume()) return;
+        }
     }
     s.flush();
 }

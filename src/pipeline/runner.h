@@ -40,7 +40,7 @@ namespace sluice::pipeline {
 struct runner_options {
     std::string consumer = "sluice-pipeline";
     uint32_t partition = 0;
-    size_t max_batch_rows = 500'000;                 // a batch is written at this many rows...
+    size_t max_batch_rows = 500'000;                  // a batch is written at this many rows...
     std::chrono::milliseconds max_batch_delay{1000};  // ...or when its first record is this old
     size_t poll_records = 8192;
     anomaly_config anomalies;
@@ -50,17 +50,18 @@ struct runner_options {
 class runner {
 public:
     struct stats {
-        std::atomic<uint64_t> records{0};         // bus records processed
-        std::atomic<uint64_t> rows{0};            // readings committed
-        std::atomic<uint64_t> dead_letters{0};    // messages or readings refused, committed
+        std::atomic<uint64_t> records{0};       // bus records processed
+        std::atomic<uint64_t> rows{0};          // readings committed
+        std::atomic<uint64_t> dead_letters{0};  // messages or readings refused, committed
         std::atomic<uint64_t> batches{0};
-        std::atomic<uint64_t> retries{0};         // batch writes retried (database unavailable)
-        std::atomic<uint64_t> committed_offset{0};  // next offset stored in the database
+        std::atomic<uint64_t> retries{0};                   // batch writes retried (database unavailable)
+        std::atomic<uint64_t> committed_offset{0};          // next offset stored in the database
         std::atomic<int64_t> committed_receive_time_ms{0};  // receive time of the newest stored record
         std::atomic<bool> database_up{false};
         std::atomic<uint64_t> sequence_gaps{0};
         std::atomic<uint64_t> sequence_missing{0};
-        std::atomic<uint64_t> duplicates{0};        // resent payloads dropped by sequence number
+        std::atomic<uint64_t> duplicates{0};  // resent payloads dropped by sequence number
+        std::atomic<uint64_t> fenced{0};      // batches refused: another writer moved the stored offset
     };
 
     runner(bus::bus& log, store::telemetry_store& store, store::registry& registry, const rule_set& rules,

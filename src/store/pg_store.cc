@@ -55,8 +55,8 @@ public:
     explicit pg_store(store_options options) : options_(std::move(options)) {
         const int n = std::max(1, options_.parallel_connections);
         for (int i = 0; i < n; ++i) {
-            pool_.push_back(std::make_unique<pg::connection>(options_.telemetry_url, options_.connect_timeout,
-                                                             "sluice-store"));
+            pool_.push_back(
+                std::make_unique<pg::connection>(options_.telemetry_url, options_.connect_timeout, "sluice-store"));
             free_.push_back(pool_.back().get());
         }
         admin_ = std::make_unique<pg::connection>(options_.telemetry_url, options_.connect_timeout, "sluice-admin");
@@ -96,7 +96,8 @@ public:
         prepared_batch batch;
         if (!prepare_batch(rows, batch)) return errc::invalid_data;
         std::vector<const offset_update*> sorted_offsets;
-        for (const offset_update& o : offsets) sorted_offsets.push_back(&o);
+        for (const offset_update& o : offsets)
+            sorted_offsets.push_back(&o);
         // One lock order for every writer: no deadlocks between parallel batches.
         std::sort(sorted_offsets.begin(), sorted_offsets.end(), [](const auto* a, const auto* b) {
             return std::tie(a->consumer, a->partition) < std::tie(b->consumer, b->partition);
@@ -140,16 +141,19 @@ public:
         // 1. Partitions for today and the days ahead.
         std::vector<int64_t> days;
         const int64_t today = floor_to(now_us, day_us);
-        for (int d = 0; d <= options_.partitions_ahead_days; ++d) days.push_back(today + d * day_us);
+        for (int d = 0; d <= options_.partitions_ahead_days; ++d)
+            days.push_back(today + d * day_us);
         if (auto r = ensure_partitions(conn, days); !r) return r;
 
         // 2. Retention: whole partitions (chunks) past the cutoff, and old dead letters.
         if (options_.retention.count() > 0) {
-            const int64_t cutoff = now_us - std::chrono::duration_cast<std::chrono::microseconds>(options_.retention).count();
+            const int64_t cutoff =
+                now_us - std::chrono::duration_cast<std::chrono::microseconds>(options_.retention).count();
             const std::string c = timestamp_literal(cutoff);
             auto q = conn.query("SELECT sluice_telemetry.drop_partitions_before($1)", {c});
             if (!q) return q.error();
-            if (q->get(0, 0) != "0") SLUICE_INFO("store", "retention dropped %s partitions", std::string(q->get(0, 0)).c_str());
+            if (q->get(0, 0) != "0")
+                SLUICE_INFO("store", "retention dropped %s partitions", std::string(q->get(0, 0)).c_str());
             if (auto d = conn.query("DELETE FROM sluice_telemetry.dead_letters WHERE received_at < $1", {c}); !d)
                 return d.error();
             std::lock_guard<std::mutex> lk2(mu_);
@@ -289,16 +293,28 @@ private:
         if (auto r = probe(write_stage::after_dead_letters); !r) return fail(r.error());
 
         for (const offset_update* o : offsets) {
-            auto q = conn.query(
-                "INSERT INTO sluice_telemetry.sluice_offsets AS o (consumer, partition, next_offset, updated_at) "
-                "VALUES ($1, $2, $3, now()) ON CONFLICT (consumer, partition) DO UPDATE "
-                "SET next_offset = excluded.next_offset, updated_at = excluded.updated_at "
-                "WHERE o.next_offset < excluded.next_offset RETURNING 1",
-                {o->consumer, std::to_string(o->partition), std::to_string(o->next_offset)});
+            // Fenced: compare-and-set on the stored offset (-1: none stored yet, so only the
+            // INSERT can succeed). The row lock taken here orders racing writers.
+            auto q = o->fenced
+                         ? conn.query(
+                               "INSERT INTO sluice_telemetry.sluice_offsets AS o (consumer, partition, next_offset, "
+                               "updated_at) VALUES ($1, $2, $3, now()) ON CONFLICT (consumer, partition) DO UPDATE "
+                               "SET next_offset = excluded.next_offset, updated_at = excluded.updated_at "
+                               "WHERE o.next_offset = $4 RETURNING 1",
+                               {o->consumer, std::to_string(o->partition), std::to_string(o->next_offset),
+                                std::to_string(o->expected_offset)})
+                         : conn.query(
+                               "INSERT INTO sluice_telemetry.sluice_offsets AS o (consumer, partition, next_offset, "
+                               "updated_at) VALUES ($1, $2, $3, now()) ON CONFLICT (consumer, partition) DO UPDATE "
+                               "SET next_offset = excluded.next_offset, updated_at = excluded.updated_at "
+                               "WHERE o.next_offset < excluded.next_offset RETURNING 1",
+                               {o->consumer, std::to_string(o->partition), std::to_string(o->next_offset)});
             if (!q) return fail(q.error());
             if (q->rows() == 0) {
-                SLUICE_WARN("store", "offset %lld of %s/%d does not advance the stored offset: batch refused",
-                            static_cast<long long>(o->next_offset), o->consumer.c_str(), o->partition);
+                SLUICE_WARN("store", "offset %lld of %s/%d: %s: batch refused", static_cast<long long>(o->next_offset),
+                            o->consumer.c_str(), o->partition,
+                            o->fenced ? "the stored offset is not the one this writer started from (fenced)"
+                                      : "does not advance the stored offset");
                 return fail(errc::stale_offset);
             }
         }
@@ -333,8 +349,9 @@ private:
     result<void> compact(pg::connection& conn, int64_t now_us) {
         // Windows that closed at least the grace period ago: window_start < limit.
         const int64_t limit = floor_to(now_us - k_window_us - k_compaction_grace_us, k_window_us) + k_window_us;
-        auto q = conn.query("SELECT coalesce((SELECT value FROM sluice_telemetry.settings WHERE key = 'compacted_until'), "
-                            "(extract(epoch FROM sluice_telemetry.first_window()) * 1000000)::int8::text)");
+        auto q = conn.query(
+            "SELECT coalesce((SELECT value FROM sluice_telemetry.settings WHERE key = 'compacted_until'), "
+            "(extract(epoch FROM sluice_telemetry.first_window()) * 1000000)::int8::text)");
         if (!q) return q.error();
         if (q->is_null(0, 0)) return ok();  // no partitions, nothing to compact
         int64_t from = std::stoll(std::string(q->get(0, 0)));
@@ -348,9 +365,10 @@ private:
             auto c = conn.query("SELECT sluice_telemetry.compact_windows($1, $2)",
                                 {timestamp_literal(from), timestamp_literal(to)});
             if (!c) return fail(c.error());
-            auto u = conn.query("INSERT INTO sluice_telemetry.settings VALUES ('compacted_until', $1) "
-                                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                                {std::to_string(to)});
+            auto u = conn.query(
+                "INSERT INTO sluice_telemetry.settings VALUES ('compacted_until', $1) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                {std::to_string(to)});
             if (!u) return fail(u.error());
             if (auto r = conn.exec("COMMIT"); !r) return fail(r.error());
             if (c->get(0, 0) != "0") {

@@ -5,7 +5,7 @@
 // telemetry view, offsets atomic with data under injected failures and killed
 // connections, dead letters, rollups vs recomputation, partitions and retention,
 // compaction, and a database restart.
-#include <gtest/gtest.h>
+#include "store/store.h"
 
 #include <atomic>
 #include <cmath>
@@ -14,8 +14,9 @@
 #include <random>
 #include <thread>
 
+#include <gtest/gtest.h>
+
 #include "store/packing.h"
-#include "store/store.h"
 #include "tests/support/pg_instance.h"
 
 namespace sluice::store {
@@ -77,7 +78,8 @@ std::vector<row> make_rows(int devices, int metrics, int per_series, int64_t sta
     for (int d = 1; d <= devices; ++d) {
         for (int m = 1; m <= metrics; ++m) {
             for (int i = 0; i < per_series; ++i) {
-                rows.push_back({start + i * step + jitter(rng), d, m, val(rng), static_cast<int16_t>(i % 11 == 3 ? 2 : 0)});
+                rows.push_back(
+                    {start + i * step + jitter(rng), d, m, val(rng), static_cast<int16_t>(i % 11 == 3 ? 2 : 0)});
             }
         }
     }
@@ -120,7 +122,7 @@ TEST_F(store_test, rows_round_trip_exactly_through_the_view) {
     rows.push_back({k_t0 + 123'457, 9, 9, 1e-310, 32767});
     rows.push_back({k_t0 + 123'458, 9, 9, 1.0 / 3.0, 0});
     rows.push_back({k_t0 + 123'458, 9, 9, -1e300, 1});  // equal time
-    rows.push_back({0, 9, 8, 42.0, 0});                  // the epoch
+    rows.push_back({0, 9, 8, 42.0, 0});                 // the epoch
     std::vector<offset_update> off = {{"pipeline", 0, 1000}};
     auto w = s->write_batch(rows, {}, off);
     ASSERT_TRUE(w) << w.error().message();
@@ -154,11 +156,14 @@ TEST_F(store_test, rows_round_trip_exactly_through_the_view) {
     }
     std::sort(expect.begin(), expect.end());
     auto range = pg_instance::query(
-        url_, "SELECT (extract(epoch FROM time) * 1000000)::int8 FROM sluice_telemetry.telemetry_range(2, 1, "
-              "to_timestamp(" + std::to_string(from / 1'000'000) + "), to_timestamp(" + std::to_string(to / 1'000'000) + "))");
+        url_,
+        "SELECT (extract(epoch FROM time) * 1000000)::int8 FROM sluice_telemetry.telemetry_range(2, 1, "
+        "to_timestamp(" +
+            std::to_string(from / 1'000'000) + "), to_timestamp(" + std::to_string(to / 1'000'000) + "))");
     ASSERT_TRUE(range);
     std::vector<int64_t> have_range;
-    for (const auto& g : *range) have_range.push_back(std::stoll(g[0]));
+    for (const auto& g : *range)
+        have_range.push_back(std::stoll(g[0]));
     EXPECT_FALSE(expect.empty());
     EXPECT_EQ(have_range, expect);
 }
@@ -177,7 +182,8 @@ TEST_F(store_test, failed_write_leaves_nothing_and_offset_unchanged) {
 
     const std::vector<dead_letter> dl = {{k_t0, "t", "c", "x", "bad"}};
     std::vector<offset_update> off2 = {{"p", 0, 200}};
-    for (write_stage st : {write_stage::after_rows_copied, write_stage::after_dead_letters, write_stage::before_commit}) {
+    for (write_stage st :
+         {write_stage::after_rows_copied, write_stage::after_dead_letters, write_stage::before_commit}) {
         fail_at = static_cast<int>(st);
         EXPECT_EQ(s->write_batch(make_rows(2, 2, 10, k_t0 + k_hour_us, 1'000'000, 2), dl, off2).error(),
                   errc::injected_failure);
@@ -210,14 +216,16 @@ TEST_F(store_test, sequence_numbers_commit_with_the_batch_and_only_with_it) {
     auto loaded = s->load_sequences();
     ASSERT_TRUE(loaded);
     std::map<int32_t, int64_t> m;
-    for (auto& u : *loaded) m[u.device_id] = u.last_seq;
+    for (auto& u : *loaded)
+        m[u.device_id] = u.last_seq;
     EXPECT_EQ(m, (std::map<int32_t, int64_t>{{7, 41}, {8, 3}})) << "a rolled-back batch changed sequence numbers";
     fail = false;
     ASSERT_TRUE(s->write_batch({}, {}, off2, seq2));
     loaded = s->load_sequences();
     ASSERT_TRUE(loaded);
     m.clear();
-    for (auto& u : *loaded) m[u.device_id] = u.last_seq;
+    for (auto& u : *loaded)
+        m[u.device_id] = u.last_seq;
     EXPECT_EQ(m, (std::map<int32_t, int64_t>{{7, 42}, {8, 3}}));
 }
 
@@ -227,13 +235,37 @@ TEST_F(store_test, stale_offset_refuses_the_whole_batch) {
     ASSERT_TRUE(s->write_batch(make_rows(1, 1, 5, k_t0, 1'000'000, 1), {}, off));
     // Replaying a stored batch (same offsets) or an older one changes nothing.
     std::vector<offset_update> replay = {{"p", 4, 20}, {"p", 3, 500}};
-    EXPECT_EQ(s->write_batch(make_rows(1, 1, 5, k_t0 + 10'000'000, 1'000'000, 2), {}, replay).error(), errc::stale_offset);
+    EXPECT_EQ(s->write_batch(make_rows(1, 1, 5, k_t0 + 10'000'000, 1'000'000, 2), {}, replay).error(),
+              errc::stale_offset);
     EXPECT_EQ(count("sluice_telemetry.telemetry"), 5);
     EXPECT_EQ(s->load_offset("p", 4).value(), std::optional<int64_t>(10));
     std::vector<offset_update> bad = {{"", 0, 1}};
     EXPECT_EQ(s->write_batch({}, {}, bad).error(), errc::invalid_argument);
     std::vector<row> bad_time = {{-5, 1, 1, 0, 0}};
     EXPECT_EQ(s->write_batch(bad_time, {}, {}).error(), errc::invalid_data);
+}
+
+TEST_F(store_test, fenced_offset_update_is_a_compare_and_set) {
+    // Two writers of one partition (a worker that lost it in a rebalance, and its new
+    // owner) both start from the stored offset 100.
+    auto s = open();
+    std::vector<offset_update> first = {{"g", 0, 100, true, -1}};
+    ASSERT_TRUE(s->write_batch(make_rows(1, 1, 1, k_t0, 1'000'000, 1), {}, first));
+    std::vector<offset_update> again = {{"g", 0, 150, true, -1}};  // "nothing stored yet": wrong now
+    EXPECT_EQ(s->write_batch(make_rows(1, 1, 1, k_t0, 1'000'000, 1), {}, again).error(), errc::stale_offset);
+    // The new owner commits 100..150 first.
+    std::vector<offset_update> owner = {{"g", 0, 150, true, 100}};
+    ASSERT_TRUE(s->write_batch(make_rows(2, 2, 3, k_t0, 1'000'000, 2), {}, owner));
+    // The old owner's stale batch 100..200 advances the offset but started from 100: refused
+    // whole (an advance-only check would have let it through, storing 100..150 twice).
+    std::vector<offset_update> zombie = {{"g", 0, 200, true, 100}};
+    EXPECT_EQ(s->write_batch(make_rows(3, 3, 4, k_t0, 1'000'000, 3), {}, zombie).error(), errc::stale_offset);
+    EXPECT_EQ(s->load_offset("g", 0).value(), std::optional<int64_t>(150));
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), 1 + 2 * 2 * 3);
+    // Continuing from what is stored works.
+    std::vector<offset_update> next = {{"g", 0, 200, true, 150}};
+    ASSERT_TRUE(s->write_batch(make_rows(3, 3, 4, k_t0, 1'000'000, 3), {}, next));
+    EXPECT_EQ(s->load_offset("g", 0).value(), std::optional<int64_t>(200));
 }
 
 TEST_F(store_test, killed_connection_mid_transaction_leaves_nothing_then_reconnects) {
@@ -243,8 +275,9 @@ TEST_F(store_test, killed_connection_mid_transaction_leaves_nothing_then_reconne
     const std::string admin = url_;
     o.failure_probe = [&](write_stage st) -> result<void> {
         if (st == write_stage::after_dead_letters && kill.exchange(false)) {
-            auto r = pg_instance::query(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                               "WHERE application_name = 'sluice-store'");
+            auto r = pg_instance::query(admin,
+                                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                        "WHERE application_name = 'sluice-store'");
             EXPECT_TRUE(r);
         }
         return ok();
@@ -277,7 +310,9 @@ TEST_F(store_test, dead_letters_are_stored_verbatim_or_sanitized) {
     EXPECT_EQ((*rows)[0], (std::vector<std::string>{std::to_string(k_t0 + 1), "devices/d1/telemetry", "d1",
                                                     "0001ff7b227473223a", "json: unexpected end"}));
     EXPECT_EQ((*rows)[1][1], "devices/\xEF\xBF\xBD/telemetry");
-    EXPECT_EQ((*rows)[1][2], "c\xEF\xBF\xBD" "d");
+    EXPECT_EQ((*rows)[1][2],
+              "c\xEF\xBF\xBD"
+              "d");
     EXPECT_EQ((*rows)[1][3], "");
 }
 
@@ -298,9 +333,11 @@ TEST_F(store_test, rollups_equal_aggregates_recomputed_from_raw_rows) {
             }
         });
     }
-    for (auto& t : writers) t.join();
+    for (auto& t : writers)
+        t.join();
     EXPECT_EQ(count("sluice_telemetry.telemetry"), 4 * 12 * 4 * 3 * 25);
-    for (int w = 0; w < 4; ++w) EXPECT_EQ(s->load_offset("p", w).value(), std::optional<int64_t>(12));
+    for (int w = 0; w < 4; ++w)
+        EXPECT_EQ(s->load_offset("p", w).value(), std::optional<int64_t>(12));
 
     const char* mismatches_1h = R"sql(
       WITH raw AS (
@@ -334,8 +371,9 @@ TEST_F(store_test, rollups_equal_aggregates_recomputed_from_raw_rows) {
     const std::string cmp = scalar(rollup_vs_view);
     EXPECT_EQ(cmp.substr(cmp.rfind('/')), "/0") << cmp;
     EXPECT_NE(cmp.substr(0, 2), "0/") << cmp;
-    EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_rollup(1, 1, '2026-01-01', '2026-01-03', '1 day')"),
-              scalar("SELECT count(*) FROM sluice_telemetry.telemetry WHERE device_id = 1 AND metric_id = 1"));
+    EXPECT_EQ(
+        scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_rollup(1, 1, '2026-01-01', '2026-01-03', '1 day')"),
+        scalar("SELECT count(*) FROM sluice_telemetry.telemetry WHERE device_id = 1 AND metric_id = 1"));
     EXPECT_EQ(count("sluice_telemetry.telemetry_1d"), 2 * 4 * 3);  // 2026-01-01 and 2026-01-02
 }
 
@@ -346,8 +384,9 @@ TEST_F(store_test, maintain_creates_partitions_ahead_and_drops_past_retention) {
     auto s = open(o);
     const int64_t now = k_t0 + 13 * k_hour_us;
     ASSERT_TRUE(s->maintain(at(now)));
-    const char* parts = "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i "
-                        "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'sluice_telemetry.telemetry_packed'::regclass";
+    const char* parts =
+        "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'sluice_telemetry.telemetry_packed'::regclass";
     EXPECT_EQ(scalar(parts), "telemetry_packed_p20260101,telemetry_packed_p20260102,telemetry_packed_p20260103");
     // Partitions get lz4 and toast_tuple_target.
     EXPECT_EQ(scalar("SELECT reloptions::text FROM pg_class WHERE relname = 'telemetry_packed_p20260102'"),
@@ -398,20 +437,23 @@ TEST_F(store_test, maintain_compacts_fragments_of_closed_windows) {
     for (int b = 0; b < 30; ++b) {
         std::vector<row> rows;
         for (int d = 1; d <= 20; ++d) {
-            for (int m = 1; m <= 2; ++m) rows.push_back({k_t0 + b * 10'000'000 + d, d, m, d * 0.5 + b, static_cast<int16_t>(b == 7 ? 1 : 0)});
+            for (int m = 1; m <= 2; ++m)
+                rows.push_back({k_t0 + b * 10'000'000 + d, d, m, d * 0.5 + b, static_cast<int16_t>(b == 7 ? 1 : 0)});
         }
         ASSERT_TRUE(s->write_batch(rows, {}, {}));
         all.insert(all.end(), rows.begin(), rows.end());
     }
     EXPECT_EQ(count("sluice_telemetry.telemetry_packed"), 30 * 40);
-    const char* digest = "SELECT md5(string_agg(device_id || ':' || metric_id || ':' || "
-                         "(extract(epoch FROM time) * 1000000)::int8 || ':' || value || ':' || flags, ',' "
-                         "ORDER BY device_id, metric_id, time)) FROM sluice_telemetry.telemetry";
+    const char* digest =
+        "SELECT md5(string_agg(device_id || ':' || metric_id || ':' || "
+        "(extract(epoch FROM time) * 1000000)::int8 || ':' || value || ':' || flags, ',' "
+        "ORDER BY device_id, metric_id, time)) FROM sluice_telemetry.telemetry";
     const std::string before = scalar(digest);
     const std::string rollups_before = scalar(
         "SELECT md5(string_agg(concat_ws(':', bucket, device_id, metric_id, round(avg::numeric, 9), "
         "min, max, count, last), ',' ORDER BY device_id, metric_id, bucket)) FROM sluice_telemetry.telemetry_1h");
-    const int64_t bytes_before = std::stoll(scalar("SELECT sum(pg_column_size(p.*)) FROM sluice_telemetry.telemetry_packed p"));
+    const int64_t bytes_before =
+        std::stoll(scalar("SELECT sum(pg_column_size(p.*)) FROM sluice_telemetry.telemetry_packed p"));
 
     // The window is still open: nothing happens.
     ASSERT_TRUE(s->maintain(at(k_t0 + 5 * 60'000'000)));
@@ -421,11 +463,13 @@ TEST_F(store_test, maintain_compacts_fragments_of_closed_windows) {
     EXPECT_EQ(count("sluice_telemetry.telemetry_packed"), 40);
     EXPECT_EQ(scalar(digest), before);
     EXPECT_EQ(count("sluice_telemetry.telemetry"), static_cast<int64_t>(all.size()));
-    const int64_t bytes_after = std::stoll(scalar("SELECT sum(pg_column_size(p.*)) FROM sluice_telemetry.telemetry_packed p"));
+    const int64_t bytes_after =
+        std::stoll(scalar("SELECT sum(pg_column_size(p.*)) FROM sluice_telemetry.telemetry_packed p"));
     EXPECT_LT(bytes_after * 3, bytes_before);
     // The rollups are computed from the packed rows' aggregates: unchanged by compaction.
-    const char* rollup_digest = "SELECT md5(string_agg(concat_ws(':', bucket, device_id, metric_id, round(avg::numeric, 9), "
-                                "min, max, count, last), ',' ORDER BY device_id, metric_id, bucket)) FROM sluice_telemetry.telemetry_1h";
+    const char* rollup_digest =
+        "SELECT md5(string_agg(concat_ws(':', bucket, device_id, metric_id, round(avg::numeric, 9), "
+        "min, max, count, last), ',' ORDER BY device_id, metric_id, bucket)) FROM sluice_telemetry.telemetry_1h";
     EXPECT_EQ(scalar(rollup_digest), rollups_before);
     EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h"), std::to_string(all.size()));
     // A late fragment behind the watermark stays readable.
