@@ -69,9 +69,9 @@ class Device:
 
 
 class Load:
-    def __init__(self, devices, port_of):
+    def __init__(self, devices, port_of, rate_limit=0.002):
         self.stop = threading.Event()
-        self.threads = [threading.Thread(target=d.run, args=(port_of, self.stop)) for d in devices]
+        self.threads = [threading.Thread(target=d.run, args=(port_of, self.stop, rate_limit)) for d in devices]
         for t in self.threads:
             t.start()
 
