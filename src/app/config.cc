@@ -163,6 +163,46 @@ std::string load_config_file(const std::string& path, config& cfg) {
             return fail();
         }
     }
+    if (auto* b = root["bus"].as_table()) {
+        if (!read_string(*b, "backend", cfg.bus_backend, err, "bus")) return fail();
+        if (cfg.bus_backend != "wal" && cfg.bus_backend != "kafka") {
+            err = "bus.backend: \"wal\" or \"kafka\"";
+            return fail();
+        }
+    }
+    if (auto* k = root["kafka"].as_table()) {
+        auto& o = cfg.kafka;
+        int64_t delivery_ms = o.delivery_timeout.count();
+        int64_t metadata_ms = o.metadata_timeout.count();
+        if (!read_string(*k, "brokers", o.brokers, err, "kafka") || !read_string(*k, "topic", o.topic, err, "kafka") ||
+            !read_string(*k, "client_id", o.client_id, err, "kafka") ||
+            !read_string(*k, "group", cfg.kafka_group, err, "kafka") ||
+            !read_int(*k, "max_in_flight", o.max_in_flight, err, "kafka") ||
+            !read_int(*k, "max_in_flight_bytes", o.max_in_flight_bytes, err, "kafka") ||
+            !read_int(*k, "delivery_timeout_ms", delivery_ms, err, "kafka") ||
+            !read_int(*k, "metadata_timeout_ms", metadata_ms, err, "kafka"))
+            return fail();
+        o.delivery_timeout = std::chrono::milliseconds(delivery_ms);
+        o.metadata_timeout = std::chrono::milliseconds(metadata_ms);
+        if (o.topic.empty() || cfg.kafka_group.empty() || o.max_in_flight == 0 || delivery_ms < 1) {
+            err = "kafka: topic and group must not be empty, max_in_flight and delivery_timeout_ms at least 1";
+            return fail();
+        }
+        if (auto* props = (*k)["properties"].as_table()) {
+            for (auto& [key, value] : *props) {
+                if (value.is_boolean()) {
+                    o.properties[std::string(key.str())] = *value.value<bool>() ? "true" : "false";
+                } else if (auto v = value.value<std::string>()) {
+                    o.properties[std::string(key.str())] = *v;
+                } else if (value.is_integer()) {
+                    o.properties[std::string(key.str())] = std::to_string(*value.value<int64_t>());
+                } else {
+                    err = "kafka.properties." + std::string(key.str()) + ": expected a string, integer or boolean";
+                    return fail();
+                }
+            }
+        }
+    }
     if (auto* i = root["ingest"].as_table()) {
         std::string policy;
         if (!read_string(*i, "over_quota", policy, err, "ingest")) return fail();

@@ -11,6 +11,7 @@
 
 #include "app/security.h"
 #include "broker/options.h"
+#include "bus/kafka/kafka.h"
 #include "bus/wal/wal.h"
 
 namespace sluice::app {
@@ -26,8 +27,13 @@ struct config {
     std::string log_level = "info";
     // [mqtt]
     broker::broker_options mqtt;
+    // [bus] backend = "wal" (embedded log, the default) or "kafka"
+    std::string bus_backend = "wal";
     // [wal]
     bus::wal_options wal;
+    // [kafka], [kafka.properties]
+    bus::kafka_options kafka;
+    std::string kafka_group = "sluice-pipeline";  // consumer group of the pipeline workers
     // [ingest]
     struct ingest_rule {
         std::string pattern;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // The `sluice` command. `sluice serve` wires the parts in start-up order (data dir,
-// bus, broker, listeners, event loops) and tears them down in reverse on SIGTERM or
-// SIGINT. `sluice wal dump DIR` runs the offline WAL reader.
+// bus, broker, listeners, event loops, pipeline, HTTP) and tears them down in reverse on
+// SIGTERM or SIGINT. `sluice broker` and `sluice pipeline` are the two halves of serve for
+// a cluster on Kafka (docs/cluster.md). `sluice wal dump DIR` runs the offline WAL reader.
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -29,6 +30,7 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/persist/state_store.h"
+#include "bus/kafka/kafka.h"
 #include "bus/wal/wal.h"
 #include "http/api.h"
 #include "http/server.h"
@@ -42,12 +44,14 @@ namespace {
 
 constexpr const char* k_usage = R"(usage:
   sluice serve [options]        run the broker and pipeline
+  sluice broker [options]       MQTT only: produce ingest to Kafka (--bus kafka)
+  sluice pipeline [options]     consume Kafka in a consumer group, write to PostgreSQL (--bus kafka)
   sluice wal dump DIR [args]    print a WAL directory (see sluice-wal-dump --help)
   sluice passwd [-c|-D] [-b] FILE USER [PASSWORD]
                                 manage a password file (mosquitto_passwd's format and verbs)
   sluice --version
 
-serve options (each overrides the config file):
+options (each overrides the config file; broker and pipeline take those that apply):
   --config FILE          TOML configuration (see config/sluice.toml)
   --mqtt-port N          MQTT TCP port (default 1883; 0 = pick one, written to DATA_DIR/mqtt.port)
   --bind ADDR            address to listen on (default 0.0.0.0)
@@ -59,6 +63,10 @@ serve options (each overrides the config file):
   --telemetry-db URL     PostgreSQL URL for telemetry only
   --app-db URL           PostgreSQL URL for application data only
   --store-layout L       auto (TimescaleDB when it can load, else native partitions), native, timescale
+  --bus wal|kafka        the bus between broker and pipeline (default wal)
+  --kafka-brokers LIST   Kafka bootstrap servers HOST:PORT,...
+  --kafka-topic NAME     Kafka topic of the ingest records (default sluice-telemetry)
+  --kafka-group NAME     consumer group of the pipeline workers (default sluice-pipeline)
   --log-level LEVEL      debug, info, warn, error
   --web-root DIR         dashboard files (default: <exe dir>/../../web, else ./web)
 
@@ -112,7 +120,10 @@ std::string default_web_root() {
     return "web";
 }
 
-int serve(int argc, char** argv) {
+enum class role { serve, broker, pipeline };
+
+int serve(role node, int argc, char** argv) {
+    const char* role_name = node == role::serve ? "serve" : node == role::broker ? "broker" : "pipeline";
     config cfg;
     std::string web_root;
     // First pass: the config file, so that flags override it whatever their order.
@@ -134,10 +145,27 @@ int serve(int argc, char** argv) {
             }
             return argv[++i];
         };
+        bool mqtt_only = arg == "--mqtt-port" || arg == "--threads" || arg == "--cpu-affinity";
+        if (node == role::pipeline && mqtt_only) {
+            std::fprintf(stderr, "sluice pipeline: %s does not apply (no MQTT listener)\n", arg.c_str());
+            return 2;
+        }
         if (int r = parse_auth_flag(argc, argv, i, cfg.auth); r != 0) {
             if (r < 0) return 2;
         } else if (arg == "--config") {
             ++i;
+        } else if (arg == "--bus") {
+            cfg.bus_backend = value();
+            if (cfg.bus_backend != "wal" && cfg.bus_backend != "kafka") {
+                std::fprintf(stderr, "sluice: --bus: wal or kafka\n");
+                return 2;
+            }
+        } else if (arg == "--kafka-brokers") {
+            cfg.kafka.brokers = value();
+        } else if (arg == "--kafka-topic") {
+            cfg.kafka.topic = value();
+        } else if (arg == "--kafka-group") {
+            cfg.kafka_group = value();
         } else if (arg == "--mqtt-port") {
             if (!parse_port(value(), cfg.mqtt_port)) {
                 std::fprintf(stderr, "sluice: --mqtt-port: expected 0..65535\n");
@@ -196,6 +224,21 @@ int serve(int argc, char** argv) {
     }
     log::set_level(lvl);
     raise_open_files_limit();
+    const bool kafka = cfg.bus_backend == "kafka";
+    if (node != role::serve && !kafka) {
+        std::fprintf(stderr, "sluice %s: needs --bus kafka (with the WAL, run sluice serve)\n", role_name);
+        return 2;
+    }
+    if (kafka && cfg.kafka.brokers.empty()) {
+        std::fprintf(stderr, "sluice %s: --bus kafka needs --kafka-brokers\n", role_name);
+        return 2;
+    }
+    if (node == role::pipeline && cfg.telemetry_db_url.empty()) {
+        std::fprintf(stderr, "sluice pipeline: needs --db\n");
+        return 2;
+    }
+    const bool run_broker = node != role::pipeline;
+    const bool run_pipeline = node != role::broker && !cfg.telemetry_db_url.empty();
 
     std::error_code ec;
     std::filesystem::create_directories(cfg.data_dir, ec);
@@ -214,28 +257,41 @@ int serve(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
-    // 1. The bus: the embedded WAL.
-    cfg.wal.dir = cfg.data_dir + "/wal";
-    std::vector<bus::recovery_event> recovery;
-    auto wal = bus::open_wal(cfg.wal, bus::default_fs(), &recovery);
-    if (!wal) {
-        SLUICE_ERROR("app", "cannot open the write-ahead log in %s: %s", cfg.wal.dir.c_str(),
-                     wal.error().message().c_str());
-        return 1;
+    // 1. The bus: the embedded WAL, or Kafka.
+    std::unique_ptr<bus::bus> log_bus;
+    if (kafka) {
+        cfg.kafka.client_id = std::string("sluice-") + role_name;
+        auto k = bus::open_kafka(cfg.kafka);
+        if (!k) {
+            SLUICE_ERROR("app", "cannot open the Kafka bus (%s, topic %s): %s", cfg.kafka.brokers.c_str(),
+                         cfg.kafka.topic.c_str(), k.error().message().c_str());
+            return 1;
+        }
+        log_bus = std::move(*k);
+    } else {
+        cfg.wal.dir = cfg.data_dir + "/wal";
+        std::vector<bus::recovery_event> recovery;
+        auto wal = bus::open_wal(cfg.wal, bus::default_fs(), &recovery);
+        if (!wal) {
+            SLUICE_ERROR("app", "cannot open the write-ahead log in %s: %s", cfg.wal.dir.c_str(),
+                         wal.error().message().c_str());
+            return 1;
+        }
+        for (const auto& ev : recovery) {
+            static const char* const k_actions[] = {"torn tail truncated", "empty segment removed",
+                                                    "segment quarantined", "offsets missing"};
+            SLUICE_WARN("app", "WAL recovery: partition %u, %s: %s (%s, header %s) at byte %llu, offsets %llu..%llu",
+                        ev.partition, ev.file.c_str(), k_actions[static_cast<int>(ev.what)],
+                        bus::wal::to_string(ev.record_damage), bus::wal::to_string(ev.header),
+                        static_cast<unsigned long long>(ev.position), static_cast<unsigned long long>(ev.first_offset),
+                        static_cast<unsigned long long>(ev.end_offset));
+        }
+        log_bus = std::move(*wal);
     }
-    for (const auto& ev : recovery) {
-        static const char* const k_actions[] = {"torn tail truncated", "empty segment removed", "segment quarantined",
-                                                "offsets missing"};
-        SLUICE_WARN("app", "WAL recovery: partition %u, %s: %s (%s, header %s) at byte %llu, offsets %llu..%llu",
-                    ev.partition, ev.file.c_str(), k_actions[static_cast<int>(ev.what)],
-                    bus::wal::to_string(ev.record_damage), bus::wal::to_string(ev.header),
-                    static_cast<unsigned long long>(ev.position), static_cast<unsigned long long>(ev.first_offset),
-                    static_cast<unsigned long long>(ev.end_offset));
-    }
-    std::unique_ptr<bus::bus> log_bus = std::move(*wal);
 
-    // 2. Event loops and the broker.
+    // 2. Event loops and the broker (not in `sluice pipeline`).
     unsigned threads = cfg.threads != 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+    if (!run_broker) threads = 0;
     std::vector<std::unique_ptr<net::event_loop>> loops;
     std::vector<net::event_loop*> loop_ptrs;
     for (unsigned i = 0; i < threads; ++i) {
@@ -252,52 +308,60 @@ int serve(int argc, char** argv) {
             return 2;
         }
     }
-    broker::ingest_hook ingest;
-    ingest.log = log_bus.get();
-    ingest.matches = [&rules](std::string_view topic) { return rules.could_match(topic); };
-    broker::broker brk(
-        cfg.mqtt, threads,
-        [&loop_ptrs](unsigned shard, std::function<void()> fn) { loop_ptrs[shard]->post(std::move(fn)); },
-        std::move(ingest));
+    std::unique_ptr<auth::authority> authority;
+    std::unique_ptr<broker::broker> brk;
+    std::unique_ptr<broker::persist::state_store> state_store;
+    std::unique_ptr<net::tcp_server> server;
+    uint16_t mqtt_port = 0;
+    if (run_broker) {
+        broker::ingest_hook ingest;
+        ingest.log = log_bus.get();
+        ingest.matches = [&rules](std::string_view topic) { return rules.could_match(topic); };
+        brk = std::make_unique<broker::broker>(
+            cfg.mqtt, threads,
+            [&loop_ptrs](unsigned shard, std::function<void()> fn) { loop_ptrs[shard]->post(std::move(fn)); },
+            std::move(ingest));
 
-    // Persistent sessions and retained messages (their own journal, not the telemetry WAL).
-    auto state = broker::persist::state_store::open(cfg.data_dir + "/state");
-    if (!state) {
-        SLUICE_ERROR("app", "cannot open the session state in %s/state: %s", cfg.data_dir.c_str(),
-                     state.error().message().c_str());
-        return 1;
-    }
-    std::unique_ptr<broker::persist::state_store> state_store = std::move(state).value();
-    auto [sessions_restored, retained_restored] = brk.restore_from(*state_store);
-    if (sessions_restored || retained_restored) {
-        SLUICE_INFO("app", "restored %zu persistent sessions and %zu retained messages", sessions_restored,
-                    retained_restored);
-    }
+        // Persistent sessions and retained messages (their own journal, not the telemetry WAL).
+        auto state = broker::persist::state_store::open(cfg.data_dir + "/state");
+        if (!state) {
+            SLUICE_ERROR("app", "cannot open the session state in %s/state: %s", cfg.data_dir.c_str(),
+                         state.error().message().c_str());
+            return 1;
+        }
+        state_store = std::move(state).value();
+        auto [sessions_restored, retained_restored] = brk->restore_from(*state_store);
+        if (sessions_restored || retained_restored) {
+            SLUICE_INFO("app", "restored %zu persistent sessions and %zu retained messages", sessions_restored,
+                        retained_restored);
+        }
 
-    // Access control: before the listeners, so no client is ever served without it.
-    std::string auth_err;
-    std::unique_ptr<auth::authority> authority = make_authority(cfg.auth, cfg.bind_address, auth_err);
-    if (!auth_err.empty()) {
-        SLUICE_ERROR("app", "access control: %s", auth_err.c_str());
-        return 1;
-    }
-    brk.set_authority(authority.get());
-    if (!authority) {
-        SLUICE_WARN("app",
-                    "anonymous access on %s: every client may connect and do everything (loopback quick "
-                    "start; see docs/security.md)",
-                    cfg.bind_address.c_str());
-    }
+        // Access control: before the listeners, so no client is ever served without it.
+        std::string auth_err;
+        authority = make_authority(cfg.auth, cfg.bind_address, auth_err);
+        if (!auth_err.empty()) {
+            SLUICE_ERROR("app", "access control: %s", auth_err.c_str());
+            return 1;
+        }
+        brk->set_authority(authority.get());
+        if (!authority) {
+            SLUICE_WARN("app",
+                        "anonymous access on %s: every client may connect and do everything (loopback quick "
+                        "start; see docs/security.md)",
+                        cfg.bind_address.c_str());
+        }
 
-    // 3. Listeners.
-    net::tcp_server server(brk, loop_ptrs);
-    auto port = server.listen(net::listener_options{cfg.bind_address, cfg.mqtt_port});
-    if (!port) {
-        SLUICE_ERROR("app", "cannot listen on %s:%u: %s", cfg.bind_address.c_str(), cfg.mqtt_port,
-                     port.error().message().c_str());
-        return 1;
+        // 3. Listeners.
+        server = std::make_unique<net::tcp_server>(*brk, loop_ptrs);
+        auto port = server->listen(net::listener_options{cfg.bind_address, cfg.mqtt_port});
+        if (!port) {
+            SLUICE_ERROR("app", "cannot listen on %s:%u: %s", cfg.bind_address.c_str(), cfg.mqtt_port,
+                         port.error().message().c_str());
+            return 1;
+        }
+        mqtt_port = *port;
+        server->start();
     }
-    server.start();
 
     // 4. Loop threads.
     std::vector<std::thread> workers;
@@ -321,7 +385,7 @@ int serve(int argc, char** argv) {
 
     // 5. The pipeline into PostgreSQL (waits for the database in the background).
     std::unique_ptr<pipeline_service> pipe;
-    if (!cfg.telemetry_db_url.empty()) {
+    if (run_pipeline) {
         store::store_options so;
         so.telemetry_url = cfg.telemetry_db_url;
         so.app_url = cfg.app_db_url.empty() ? cfg.telemetry_db_url : cfg.app_db_url;
@@ -335,16 +399,37 @@ int serve(int argc, char** argv) {
         ro.anomalies.future_tolerance_ms = cfg.future_tolerance_ms;
         ro.max_new_metrics_per_device = cfg.max_new_metrics_per_device;
         ro.new_metrics_interval = std::chrono::seconds(cfg.new_metrics_interval_s);
-        pipe = std::make_unique<pipeline_service>(*log_bus, rules, so, ro);
+        // Offsets in the database belong to the topic (not the group): renaming the group
+        // repeats nothing, and WAL offsets are never mistaken for Kafka's.
+        if (kafka) ro.consumer = "kafka:" + cfg.kafka.topic;
+        pipe = std::make_unique<pipeline_service>(*log_bus, rules, so, ro, kafka ? cfg.kafka_group : ro.consumer,
+                                                  kafka ? cfg.kafka.topic : std::string());
         pipe->start();
-    } else {
-        SLUICE_WARN("app", "no database configured (--db): ingest data is kept in the WAL only");
+    } else if (node == role::serve) {
+        SLUICE_WARN("app", "no database configured (--db): ingest data is kept in the %s only",
+                    kafka ? "Kafka topic" : "WAL");
     }
+
+    auto stop_all = [&] {
+        if (server) server->stop();
+        for (auto& l : loops)
+            l->stop();
+        for (auto& t : workers)
+            t.join();
+        if (authority) authority->stop();
+        if (state_store) {
+            if (auto closed = state_store->close(); !closed) {
+                SLUICE_ERROR("app", "closing the session state: %s", closed.error().message().c_str());
+            }
+        }
+        if (pipe) pipe->stop();
+        log_bus->stop();
+    };
 
     // 6. HTTP: health and metrics.
     http::server web;
     metric_sources sources;
-    sources.brk = &brk;
+    sources.brk = brk.get();
     sources.log = log_bus.get();
     if (pipe) sources.extra.push_back([&pipe](http::prometheus_writer& w) { pipe->write_metrics(w); });
     if (authority)
@@ -368,24 +453,23 @@ int serve(int argc, char** argv) {
     if (!http_port) {
         SLUICE_ERROR("app", "cannot listen for HTTP on %s:%u: %s", cfg.bind_address.c_str(), cfg.http_port,
                      http_port.error().message().c_str());
-        server.stop();
-        for (auto& l : loops)
-            l->stop();
-        for (auto& t : workers)
-            t.join();
-        if (pipe) pipe->stop();
-        log_bus->stop();
+        stop_all();
         return 1;
     }
     std::fprintf(stderr, "http listening on %s:%u\n", cfg.bind_address.c_str(), *http_port);
     write_file_atomically(cfg.data_dir + "/http.port", std::to_string(*http_port));
 
-    std::fprintf(stderr, "mqtt listening on %s:%u\n", cfg.bind_address.c_str(), *port);
-    if (!write_file_atomically(cfg.data_dir + "/mqtt.port", std::to_string(*port))) {
-        SLUICE_WARN("app", "cannot write %s/mqtt.port", cfg.data_dir.c_str());
+    if (run_broker) {
+        std::fprintf(stderr, "mqtt listening on %s:%u\n", cfg.bind_address.c_str(), mqtt_port);
+        if (!write_file_atomically(cfg.data_dir + "/mqtt.port", std::to_string(mqtt_port))) {
+            SLUICE_WARN("app", "cannot write %s/mqtt.port", cfg.data_dir.c_str());
+        }
+        SLUICE_INFO("app", "sluice %s: MQTT on %s:%u with %u event loops, %s bus, data in %s", role_name,
+                    cfg.bind_address.c_str(), mqtt_port, threads, kafka ? "Kafka" : "WAL", cfg.data_dir.c_str());
+    } else {
+        SLUICE_INFO("app", "sluice pipeline: consumer group %s on Kafka topic %s, HTTP on %s:%u",
+                    cfg.kafka_group.c_str(), cfg.kafka.topic.c_str(), cfg.bind_address.c_str(), *http_port);
     }
-    SLUICE_INFO("app", "sluice serving MQTT on %s:%u with %u event loops, data in %s", cfg.bind_address.c_str(), *port,
-                threads, cfg.data_dir.c_str());
 
     int sig = 0;
     for (;;) {
@@ -405,17 +489,10 @@ int serve(int argc, char** argv) {
     const bool failed = pipe && pipe->failed();
     if (!failed) SLUICE_INFO("app", "received %s, shutting down", strsignal(sig));
 
-    // Reverse order: HTTP, stop accepting and close clients, stop loops, then the bus.
+    // Reverse order: HTTP, stop accepting and close clients, stop loops, the pipeline
+    // (leaving the consumer group), then the bus (delivering or failing what is in flight).
     web.stop();
-    server.stop();
-    for (auto& l : loops) l->stop();
-    for (auto& t : workers) t.join();
-    if (authority) authority->stop();
-    if (auto closed = state_store->close(); !closed) {
-        SLUICE_ERROR("app", "closing the session state: %s", closed.error().message().c_str());
-    }
-    if (pipe) pipe->stop();
-    log_bus->stop();
+    stop_all();
     std::filesystem::remove(cfg.data_dir + "/mqtt.port", ec);
     std::filesystem::remove(cfg.data_dir + "/http.port", ec);
     SLUICE_INFO("app", "stopped");
@@ -444,7 +521,9 @@ int main(int argc, char** argv) {
         return 2;
     }
     std::string cmd = argv[1];
-    if (cmd == "serve") return serve(argc - 2, argv + 2);
+    if (cmd == "serve") return serve(role::serve, argc - 2, argv + 2);
+    if (cmd == "broker") return serve(role::broker, argc - 2, argv + 2);
+    if (cmd == "pipeline") return serve(role::pipeline, argc - 2, argv + 2);
     if (cmd == "passwd") return passwd_command(argc - 2, argv + 2);
     if (cmd == "wal" && argc >= 3 && std::strcmp(argv[2], "dump") == 0) return wal_dump(argc - 3, argv + 3);
     if (cmd == "--version" || cmd == "version") {

@@ -14,11 +14,13 @@
 namespace sluice::app {
 
 pipeline_service::pipeline_service(bus::bus& log, const pipeline::rule_set& rules, store::store_options store_opts,
-                                   pipeline::runner_options runner_opts)
+                                   pipeline::runner_options runner_opts, std::string group, std::string kafka_topic)
     : log_(log),
       rules_(rules),
       store_opts_(std::move(store_opts)),
       runner_opts_(std::move(runner_opts)),
+      group_(std::move(group)),
+      kafka_topic_(std::move(kafka_topic)),
       lag_(std::make_unique<lag_probe>(log)) {}
 
 pipeline_service::~pipeline_service() {
@@ -50,17 +52,25 @@ void pipeline_service::supervise() {
         if (ok) {
             store_ = std::move(*st);
             registry_ = std::move(reg);
-            std::lock_guard<std::mutex> lock(runners_mutex_);
-            for (uint32_t p = 0; p < log_.partitions(); ++p) {
-                auto opts = runner_opts_;
-                opts.partition = p;
-                runners_.push_back(std::make_unique<pipeline::runner>(log_, *store_, *registry_, rules_, opts));
-                runners_.back()->start();
+            SLUICE_INFO("pipeline", "database schema ready (%s); joining consumer group %s",
+                        store_->timescale() ? "TimescaleDB" : "PostgreSQL partitions", group_.c_str());
+            // Joining only now: a worker whose database is unreachable takes no partitions.
+            for (;;) {
+                auto m = log_.join_group(
+                    group_, [this](const std::vector<uint32_t>& p) { assign(p); },
+                    [this](const std::vector<uint32_t>& p) { revoke(p); });
+                if (m) {
+                    std::lock_guard<std::mutex> lock(membership_mutex_);
+                    membership_ = std::move(*m);
+                    running_.store(true);
+                    return;
+                }
+                SLUICE_WARN("pipeline", "cannot join consumer group %s: %s; retrying", group_.c_str(),
+                            m.error().message().c_str());
+                for (int i = 0; i < 50 && !stopping_.load(); ++i)
+                    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                if (stopping_.load()) return;
             }
-            running_.store(true);
-            SLUICE_INFO("pipeline", "database schema ready (%s); %u pipeline runner(s) started",
-                        store_->timescale() ? "TimescaleDB" : "PostgreSQL partitions", log_.partitions());
-            return;
         }
         if (ok.error() == store::errc::layout_unavailable || ok.error() == store::errc::layout_mismatch) {
             // Retrying cannot help: the operator must change postgresql.conf or store.layout.
@@ -82,9 +92,49 @@ void pipeline_service::supervise() {
     }
 }
 
+void pipeline_service::assign(const std::vector<uint32_t>& partitions) {
+    std::lock_guard<std::mutex> lock(runners_mutex_);
+    for (uint32_t p : partitions) {
+        bool have = false;
+        for (const auto& r : runners_)
+            have = have || r->options().partition == p;
+        if (have) continue;
+        auto opts = runner_opts_;
+        opts.partition = p;
+        runners_.push_back(std::make_unique<pipeline::runner>(log_, *store_, *registry_, rules_, opts));
+        runners_.back()->start();
+    }
+    SLUICE_INFO("pipeline", "%zu partition(s) assigned; %zu pipeline runner(s) running", partitions.size(),
+                runners_.size());
+}
+
+void pipeline_service::revoke(const std::vector<uint32_t>& partitions) {
+    std::lock_guard<std::mutex> lock(runners_mutex_);
+    for (auto it = runners_.begin(); it != runners_.end();) {
+        uint32_t p = (*it)->options().partition;
+        if (std::find(partitions.begin(), partitions.end(), p) != partitions.end()) {
+            (*it)->stop();  // after its current batch: the next owner resumes from the database
+            retired_fenced_ += (*it)->get_stats().fenced.load();
+            it = runners_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    SLUICE_INFO("pipeline", "%zu partition(s) revoked; %zu pipeline runner(s) running", partitions.size(),
+                runners_.size());
+}
+
 void pipeline_service::stop() {
     stopping_.store(true);
     if (supervisor_.joinable()) supervisor_.join();
+    {
+        std::unique_ptr<bus::bus::membership> m;
+        {
+            std::lock_guard<std::mutex> lock(membership_mutex_);
+            m = std::move(membership_);
+        }
+        m.reset();  // leaves the group: revoke() stops the runners
+    }
     std::lock_guard<std::mutex> lock(runners_mutex_);
     for (auto& r : runners_)
         r->stop();
@@ -96,6 +146,14 @@ void pipeline_service::write_metrics(http::prometheus_writer& w) const {
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
     std::lock_guard<std::mutex> lock(runners_mutex_);
+    w.gauge("pipeline_partitions_owned", "Bus partitions this process's pipeline owns (its share of the group).",
+            static_cast<double>(runners_.size()));
+    uint64_t fenced = retired_fenced_;
+    for (const auto& r : runners_)
+        fenced += r->get_stats().fenced.load();
+    w.counter("pipeline_fenced_batches_total",
+              "Batches refused because another writer had moved the partition's stored offset (a rebalance).",
+              static_cast<double>(fenced));
     // Every partition gets every metric from the first scrape (issue 11), also while the
     // database has not answered yet and no runner exists: then the committed offset is
     // the bus cursor the pipeline last committed (or the oldest record on disk).
@@ -143,6 +201,19 @@ void pipeline_service::write_metrics(http::prometheus_writer& w) const {
         counter("pipeline_sequence_gaps_total", "Device sequence gaps detected.", &st::sequence_gaps);
         counter("pipeline_duplicates_total", "Resent payloads (same device sequence number) dropped.", &st::duplicates);
         counter("pipeline_sequence_missing_total", "Device payloads missing, summed over gaps.", &st::sequence_missing);
+        if (!kafka_topic_.empty()) {
+            // kafka-lag-exporter's names (prefixed sluice_), from the offsets in the database.
+            http::prometheus_writer::labels kl{
+                {"group", group_}, {"topic", kafka_topic_}, {"partition", std::to_string(p)}};
+            w.gauge("kafka_consumergroup_group_lag", "Records of the partition not yet stored in the database.",
+                    static_cast<double>(lag), kl);
+            w.gauge("kafka_consumergroup_group_lag_seconds",
+                    "Receive-time gap between the newest record and the newest stored.", lag_seconds, kl);
+            w.gauge("kafka_consumergroup_group_offset", "Next offset stored in the database (the group's position).",
+                    static_cast<double>(committed), kl);
+            w.gauge("kafka_partition_latest_offset", "High watermark of the partition.",
+                    static_cast<double>(bus_stats.durable_end), kl);
+        }
     }
 }
 

@@ -3,8 +3,10 @@
 // Owns the database side of `sluice serve`: the telemetry store, the device registry
 // and one pipeline runner per bus partition. Starting never waits for the database:
 // a supervisor thread migrates the schema when PostgreSQL answers (retrying with
-// backoff) and then starts the runners, so the broker serves and the WAL fills even
-// while the database is down.
+// backoff) and then joins the bus's consumer group: a runner runs for each partition the
+// group gives this process (every partition with the WAL; a share of them with Kafka,
+// moving between `sluice pipeline` workers on join, leave and crash), so the broker
+// serves and the bus fills even while the database is down.
 #pragma once
 
 #include <atomic>
@@ -15,14 +17,12 @@
 #include <vector>
 
 #include "app/lag_probe.h"
+#include "bus/bus.h"
 #include "pipeline/runner.h"
 #include "pipeline/topic_rules.h"
 #include "store/registry.h"
 #include "store/store.h"
 
-namespace sluice::bus {
-class bus;
-}
 namespace sluice::http {
 class prometheus_writer;
 }
@@ -31,8 +31,11 @@ namespace sluice::app {
 
 class pipeline_service {
 public:
+    // `group`: the consumer group the runners join (Kafka); `kafka_topic`, when not empty,
+    // adds per-partition lag metrics in kafka-lag-exporter's style.
     pipeline_service(bus::bus& log, const pipeline::rule_set& rules, store::store_options store_opts,
-                     pipeline::runner_options runner_opts);
+                     pipeline::runner_options runner_opts, std::string group = "sluice-pipeline",
+                     std::string kafka_topic = {});
     ~pipeline_service();
 
     void start();
@@ -48,15 +51,22 @@ public:
 
 private:
     void supervise();
+    void assign(const std::vector<uint32_t>& partitions);
+    void revoke(const std::vector<uint32_t>& partitions);
 
     bus::bus& log_;
     const pipeline::rule_set& rules_;
     store::store_options store_opts_;
     pipeline::runner_options runner_opts_;
+    std::string group_;
+    std::string kafka_topic_;
     std::unique_ptr<store::telemetry_store> store_;
     std::unique_ptr<store::registry> registry_;
     mutable std::mutex runners_mutex_;
     std::vector<std::unique_ptr<pipeline::runner>> runners_;  // GUARDED_BY(runners_mutex_)
+    uint64_t retired_fenced_ = 0;  // GUARDED_BY(runners_mutex_): fenced batches of runners revoked since start
+    std::unique_ptr<bus::bus::membership> membership_;  // set by the supervisor, reset by stop()
+    std::mutex membership_mutex_;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> running_{false};
     std::atomic<bool> failed_{false};

@@ -4,7 +4,8 @@
 // broker appends each ingest-matching PUBLISH and acknowledges it to the device only
 // when the bus says the record is durable (DESIGN.md promise 1); the pipeline reads
 // records from an offset and commits named cursors. Backends: the embedded WAL
-// (bus/wal/wal.h, the default) and, later, Kafka. Callers never see the backend type.
+// (bus/wal/wal.h, the default) and Kafka (bus/kafka/kafka.h). Callers never see the
+// backend type.
 #pragma once
 
 #include <chrono>
@@ -99,6 +100,35 @@ public:
     // empty name), errc::io_error.
     virtual result<void> commit_cursor(std::string_view consumer, uint32_t partition, uint64_t next_offset) = 0;
     virtual result<std::optional<uint64_t>> cursor(std::string_view consumer, uint32_t partition) = 0;
+
+    // Partition ownership among the processes of one consumer group (Kafka: a consumer
+    // group; partitions move on join, leave and crash). `assigned` runs with partitions
+    // this process now owns; `revoked` with partitions it must stop consuming, and the
+    // rebalance waits until it returns, so stop writing them inside it. Both run one at a
+    // time on a bus-owned thread. Owning a partition is a hint, not a lock: writers still
+    // fence each other in the store (compare-and-set of the stored offset). Destroying
+    // the returned object leaves the group. The default, for backends without groups
+    // (the WAL), assigns every partition at once and revokes them on destruction.
+    using partitions_callback = std::function<void(const std::vector<uint32_t>&)>;
+    class membership {
+    public:
+        virtual ~membership() = default;
+    };
+    virtual result<std::unique_ptr<membership>> join_group(std::string_view group, partitions_callback assigned,
+                                                           partitions_callback revoked) {
+        (void)group;
+        struct all_partitions final : membership {
+            partitions_callback revoked;
+            std::vector<uint32_t> owned;
+            ~all_partitions() override { revoked(owned); }
+        };
+        auto m = std::make_unique<all_partitions>();
+        for (uint32_t p = 0; p < partitions(); ++p)
+            m->owned.push_back(p);
+        m->revoked = std::move(revoked);
+        assigned(m->owned);
+        return std::unique_ptr<membership>(std::move(m));
+    }
 
     // For lag metrics and operations.
     struct stats {

@@ -84,6 +84,12 @@ struct runner::impl {
     std::vector<store::dead_letter> dead;
     uint64_t batch_first = 0;
     uint64_t next = 0;
+    // The offset stored in the database as far as this runner knows (-1: none). Every
+    // write is a compare-and-set from it; when another writer moved it (a rebalance gave
+    // the partition to another worker meanwhile) the write is refused and `fenced` set:
+    // the runner drops its batch and resumes from what the database holds.
+    int64_t stored = -1;
+    bool fenced = false;
     int64_t batch_started_ms = 0;
     int64_t newest_receive_ms = 0;
 
@@ -393,7 +399,7 @@ struct runner::impl {
     bool flush() {
         if (next == batch_first) return true;
         std::vector<store::offset_update> offsets{store::offset_update{
-            r.options_.consumer, static_cast<int32_t>(r.options_.partition), static_cast<int64_t>(next)}};
+            r.options_.consumer, static_cast<int32_t>(r.options_.partition), static_cast<int64_t>(next), true, stored}};
         std::vector<store::sequence_update> sequences;
         sequences.reserve(batch_seq_before.size());
         for (const auto& [device, before] : batch_seq_before) {
@@ -404,9 +410,13 @@ struct runner::impl {
             auto w = r.store_.write_batch(rows, dead, offsets, sequences);
             if (w) break;
             if (w.error() == store::errc::stale_offset) {
-                SLUICE_WARN("pipeline", "offsets up to %llu were already stored; skipping the batch",
-                            static_cast<unsigned long long>(next));
-                break;
+                SLUICE_WARN("pipeline",
+                            "partition %u: another writer stored offsets past %lld; dropping the batch "
+                            "%llu..%llu and resuming from the database",
+                            r.options_.partition, static_cast<long long>(stored),
+                            static_cast<unsigned long long>(batch_first), static_cast<unsigned long long>(next));
+                drop_batch();
+                return true;
             }
             if (retryable(w.error())) {
                 if (r.stats_.database_up.exchange(false)) {
@@ -423,6 +433,14 @@ struct runner::impl {
             if (!write_one_by_one()) return false;
             break;
         }
+        if (fenced) {  // write_one_by_one() was fenced (and counted it)
+            rewind_batch_sequences();
+            rows.clear();
+            dead.clear();
+            batch_started_ms = 0;
+            return true;
+        }
+        stored = static_cast<int64_t>(next);
         wait.reset();
         if (!r.stats_.database_up.exchange(true)) SLUICE_INFO("pipeline", "database available; writing");
         r.stats_.rows.fetch_add(rows.size(), std::memory_order_relaxed);
@@ -442,6 +460,15 @@ struct runner::impl {
         batch_first = next;
         batch_started_ms = 0;
         return true;
+    }
+
+    void drop_batch() {
+        r.stats_.fenced.fetch_add(1, std::memory_order_relaxed);
+        rewind_batch_sequences();
+        rows.clear();
+        dead.clear();
+        fenced = true;
+        batch_started_ms = 0;
     }
 
     // Rare path: the store refused the batch's data. Re-read it from the bus and write each
@@ -466,17 +493,22 @@ struct runner::impl {
                 dead.clear();
                 batch_seq_before.clear();
                 if (!process(rec)) return false;
-                std::vector<store::offset_update> off{store::offset_update{r.options_.consumer,
-                                                                           static_cast<int32_t>(r.options_.partition),
-                                                                           static_cast<int64_t>(rec.offset + 1)}};
+                std::vector<store::offset_update> off{
+                    store::offset_update{r.options_.consumer, static_cast<int32_t>(r.options_.partition),
+                                         static_cast<int64_t>(rec.offset + 1), true, stored}};
                 std::vector<store::sequence_update> seqs;
                 for (const auto& [device, before] : batch_seq_before) {
                     seqs.push_back(
                         store::sequence_update{static_cast<int32_t>(device), static_cast<int64_t>(last_seq[device])});
                 }
+                bool written = false;
                 for (;;) {
                     auto w = r.store_.write_batch(rows, dead, off, seqs);
-                    if (w || w.error() == store::errc::stale_offset) break;
+                    if (w) {
+                        written = true;
+                        break;
+                    }
+                    if (w.error() == store::errc::stale_offset) break;
                     if (retryable(w.error())) {
                         if (!pause()) return false;
                         continue;
@@ -485,9 +517,21 @@ struct runner::impl {
                         store::dead_letter{rec.msg.receive_time_ms * 1000, rec.msg.topic, rec.msg.client_id,
                                            rec.msg.payload, "the store refused this message: " + w.error().message()}};
                     auto d = r.store_.write_batch({}, refused, off);
-                    if (d || d.error() == store::errc::stale_offset) break;
+                    if (d) {
+                        written = true;
+                        break;
+                    }
+                    if (d.error() == store::errc::stale_offset) break;
                     if (!pause()) return false;
                 }
+                if (!written) {  // fenced: another writer owns the partition now
+                    r.stats_.fenced.fetch_add(1, std::memory_order_relaxed);
+                    fenced = true;
+                    rows.clear();
+                    dead.clear();
+                    return true;
+                }
+                stored = static_cast<int64_t>(rec.offset + 1);
                 at = rec.offset + 1;
             }
         }
@@ -523,38 +567,48 @@ void runner::run() {
     if (!s.load_sequences()) return;
     if (!s.preload_devices()) return;
 
-    // Resume from the offset committed with the data (exactly once).
-    uint64_t start = 0;
-    for (;;) {
-        auto o = store_.load_offset(options_.consumer, static_cast<int32_t>(options_.partition));
-        if (o) {
-            start = o->has_value() ? static_cast<uint64_t>(**o) : log_.get_stats(options_.partition).oldest_offset;
-            break;
+    // Resume from the offset committed with the data (exactly once); again after being
+    // fenced by another writer of this partition.
+    std::unique_ptr<bus::reader> reader;
+    auto resume = [&]() -> bool {
+        uint64_t start = 0;
+        for (;;) {
+            auto o = store_.load_offset(options_.consumer, static_cast<int32_t>(options_.partition));
+            if (o) {
+                s.stored = o->has_value() ? **o : -1;
+                start = o->has_value() ? static_cast<uint64_t>(**o) : log_.get_stats(options_.partition).oldest_offset;
+                break;
+            }
+            SLUICE_WARN("pipeline", "cannot read the stored offset: %s; retrying", o.error().message().c_str());
+            if (!s.pause()) return false;
         }
-        SLUICE_WARN("pipeline", "cannot read the stored offset: %s; retrying", o.error().message().c_str());
-        if (!s.pause()) return;
-    }
-    stats_.database_up.store(true);
-    s.wait.reset();
-    auto reader = log_.open_reader(options_.partition, start);
-    if (!reader && reader.error() == bus::errc::not_found) {
-        uint64_t oldest = log_.get_stats(options_.partition).oldest_offset;
-        SLUICE_ERROR("pipeline",
-                     "offset %llu is no longer in the bus (retention); continuing at %llu: offsets in "
-                     "between are lost",
-                     static_cast<unsigned long long>(start), static_cast<unsigned long long>(oldest));
-        start = oldest;
-        reader = log_.open_reader(options_.partition, start);
-    }
-    if (!reader) {
-        SLUICE_ERROR("pipeline", "cannot read the bus at %llu: %s", static_cast<unsigned long long>(start),
-                     reader.error().message().c_str());
-        return;
-    }
-    SLUICE_INFO("pipeline", "consumer %s resumes partition %u at offset %llu", options_.consumer.c_str(),
-                options_.partition, static_cast<unsigned long long>(start));
-    stats_.committed_offset.store(start);
-    s.batch_first = s.next = start;
+        stats_.database_up.store(true);
+        s.wait.reset();
+        reader.reset();
+        auto opened = log_.open_reader(options_.partition, start);
+        if (!opened && opened.error() == bus::errc::not_found) {
+            uint64_t oldest = log_.get_stats(options_.partition).oldest_offset;
+            SLUICE_ERROR("pipeline",
+                         "offset %llu is no longer in the bus (retention); continuing at %llu: offsets in "
+                         "between are lost",
+                         static_cast<unsigned long long>(start), static_cast<unsigned long long>(oldest));
+            start = oldest;
+            opened = log_.open_reader(options_.partition, start);
+        }
+        if (!opened) {
+            SLUICE_ERROR("pipeline", "cannot read the bus at %llu: %s", static_cast<unsigned long long>(start),
+                         opened.error().message().c_str());
+            return false;
+        }
+        reader = std::move(*opened);
+        SLUICE_INFO("pipeline", "consumer %s resumes partition %u at offset %llu", options_.consumer.c_str(),
+                    options_.partition, static_cast<unsigned long long>(start));
+        stats_.committed_offset.store(start);
+        s.batch_first = s.next = start;
+        s.fenced = false;
+        return true;
+    };
+    if (!resume()) return;
 
     s.proc = std::make_unique<processor>(
         rules_, s.metrics, [&s](std::string_view key, const topic_match& m) { return s.device_id(key, m); },
@@ -583,11 +637,11 @@ void runner::run() {
             wait = std::chrono::milliseconds(std::clamp<int64_t>(left, 0, 100));
         }
         recs.clear();
-        auto n = (*reader)->poll(recs, options_.poll_records, wait);
+        auto n = reader->poll(recs, options_.poll_records, wait);
         if (!n) {
             if (n.error() == bus::errc::closed) break;
-            SLUICE_ERROR("pipeline", "reading the bus at %llu: %s",
-                         static_cast<unsigned long long>((*reader)->position()), n.error().message().c_str());
+            SLUICE_ERROR("pipeline", "reading the bus at %llu: %s", static_cast<unsigned long long>(reader->position()),
+                         n.error().message().c_str());
             if (!s.pause()) break;
             continue;
         }
@@ -606,6 +660,11 @@ void runner::run() {
         bool full = s.rows.size() >= options_.max_batch_rows;
         bool old = s.batch_started_ms != 0 && steady_ms() - s.batch_started_ms >= options_.max_batch_delay.count();
         if ((full || old) && !s.flush()) return;
+        if (s.fenced) {
+            // Sequence numbers the other writer stored are in the database now.
+            s.last_seq.clear();
+            if (!s.load_sequences() || !resume()) return;
+        }
     }
     s.flush();
 }

@@ -66,6 +66,7 @@ public:
         std::atomic<uint64_t> sequence_gaps{0};
         std::atomic<uint64_t> sequence_missing{0};
         std::atomic<uint64_t> duplicates{0};  // resent payloads dropped by sequence number
+        std::atomic<uint64_t> fenced{0};      // batches refused: another writer moved the stored offset
     };
 
     runner(bus::bus& log, store::telemetry_store& store, store::registry& registry, const rule_set& rules,

@@ -293,16 +293,28 @@ private:
         if (auto r = probe(write_stage::after_dead_letters); !r) return fail(r.error());
 
         for (const offset_update* o : offsets) {
-            auto q = conn.query(
-                "INSERT INTO sluice_telemetry.sluice_offsets AS o (consumer, partition, next_offset, updated_at) "
-                "VALUES ($1, $2, $3, now()) ON CONFLICT (consumer, partition) DO UPDATE "
-                "SET next_offset = excluded.next_offset, updated_at = excluded.updated_at "
-                "WHERE o.next_offset < excluded.next_offset RETURNING 1",
-                {o->consumer, std::to_string(o->partition), std::to_string(o->next_offset)});
+            // Fenced: compare-and-set on the stored offset (-1: none stored yet, so only the
+            // INSERT can succeed). The row lock taken here orders racing writers.
+            auto q = o->fenced
+                         ? conn.query(
+                               "INSERT INTO sluice_telemetry.sluice_offsets AS o (consumer, partition, next_offset, "
+                               "updated_at) VALUES ($1, $2, $3, now()) ON CONFLICT (consumer, partition) DO UPDATE "
+                               "SET next_offset = excluded.next_offset, updated_at = excluded.updated_at "
+                               "WHERE o.next_offset = $4 RETURNING 1",
+                               {o->consumer, std::to_string(o->partition), std::to_string(o->next_offset),
+                                std::to_string(o->expected_offset)})
+                         : conn.query(
+                               "INSERT INTO sluice_telemetry.sluice_offsets AS o (consumer, partition, next_offset, "
+                               "updated_at) VALUES ($1, $2, $3, now()) ON CONFLICT (consumer, partition) DO UPDATE "
+                               "SET next_offset = excluded.next_offset, updated_at = excluded.updated_at "
+                               "WHERE o.next_offset < excluded.next_offset RETURNING 1",
+                               {o->consumer, std::to_string(o->partition), std::to_string(o->next_offset)});
             if (!q) return fail(q.error());
             if (q->rows() == 0) {
-                SLUICE_WARN("store", "offset %lld of %s/%d does not advance the stored offset: batch refused",
-                            static_cast<long long>(o->next_offset), o->consumer.c_str(), o->partition);
+                SLUICE_WARN("store", "offset %lld of %s/%d: %s: batch refused", static_cast<long long>(o->next_offset),
+                            o->consumer.c_str(), o->partition,
+                            o->fenced ? "the stored offset is not the one this writer started from (fenced)"
+                                      : "does not advance the stored offset");
                 return fail(errc::stale_offset);
             }
         }

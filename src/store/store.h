@@ -50,10 +50,16 @@ struct sequence_update {
     int64_t last_seq;
 };
 
+// With `fenced`, the update is a compare-and-set: it applies only if the stored offset
+// still equals `expected_offset` (-1: no offset stored yet), so a writer that lost its
+// partition to another (a consumer-group rebalance, a paused or partitioned worker)
+// cannot commit a batch the new owner has already moved past or repeated.
 struct offset_update {
     std::string consumer;
     int32_t partition;
     int64_t next_offset;
+    bool fenced = false;
+    int64_t expected_offset = -1;
 };
 
 // Named points inside write_batch where a test's failure probe runs (in order).
@@ -91,8 +97,9 @@ struct store_options {
 // reset if it broke, so the next call reconnects. After a crash the pipeline resumes
 // from load_offset(): exactly once. Rule for parallel writers: batches of one bus
 // partition must be written in offset order (one writer per partition at a time);
-// an offset_update that does not advance the stored offset fails the whole batch
-// with errc::stale_offset (the batch was already stored), which fences zombie writers.
+// an offset_update that does not advance the stored offset (or, when fenced, finds
+// another stored offset than the one expected) fails the whole batch with
+// errc::stale_offset, which fences zombie writers: reload the offset and resume there.
 class telemetry_store {
 public:
     virtual ~telemetry_store() = default;

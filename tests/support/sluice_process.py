@@ -14,6 +14,7 @@ import urllib.request
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SLUICE = os.environ.get("SLUICE_BIN") or os.path.join(REPO, "build", "bin", "sluice")
 WAL_DUMP = os.path.join(os.path.dirname(SLUICE), "sluice-wal-dump")
+KAFKA_MOCK = os.path.join(os.path.dirname(SLUICE), "sluice-kafka-mock")
 PG_START = os.path.join(REPO, "scripts", "pg-start")
 PG_STOP = os.path.join(REPO, "scripts", "pg-stop")
 
@@ -60,12 +61,39 @@ def rows(url, sql):
     return [line.split("|") for line in psql(url, sql).splitlines() if line]
 
 
-class Sluice:
-    """`sluice serve` on ports 0 over a data dir that survives restarts."""
+class KafkaMock:
+    """build/bin/sluice-kafka-mock: librdkafka's mock cluster in its own process, shared by
+    several sluice processes; command() injects faults (see tools/kafka_mock/main.cc)."""
 
-    def __init__(self, data_dir, db_url=None, config_path=None, log_path=None, log_level="warn", extra_args=()):
-        self.data_dir = data_dir
+    def __init__(self, brokers=3, partitions=4, topic="sluice-telemetry"):
+        self.topic = topic
+        self.proc = subprocess.Popen([KAFKA_MOCK, "--brokers", str(brokers), "--partitions", str(partitions),
+                                      "--topic", topic], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True, preexec_fn=die_with_parent)
+        self.bootstraps = self.proc.stdout.readline().strip()
+        assert self.bootstraps, "sluice-kafka-mock did not start"
+
+    def command(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        assert answer == "ok", "%s: %s" % (line, answer)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+class Sluice:
+    """`sluice serve` (or `sluice broker` / `sluice pipeline`: role) on ports 0 over a data
+    dir that survives restarts; extra_args are appended to the command line."""
+
+    def __init__(self, data_dir, db_url=None, config_path=None, log_path=None, log_level="warn", role="serve",
+                 extra_args=()):
+        self.role = role
         self.extra_args = list(extra_args)
+        self.data_dir = data_dir
         self.db_url = db_url
         self.config_path = config_path
         self.log_path = log_path or os.path.join(data_dir, "broker.log")
@@ -79,8 +107,8 @@ class Sluice:
             p = os.path.join(self.data_dir, f)
             if os.path.exists(p):
                 os.unlink(p)
-        args = [SLUICE, "serve", "--mqtt-port", "0", "--http-port", "0", "--bind", "127.0.0.1", "--data-dir",
-                self.data_dir, "--log-level", self.log_level]
+        args = [SLUICE, self.role] + (["--mqtt-port", "0"] if self.role != "pipeline" else []) + [
+            "--http-port", "0", "--bind", "127.0.0.1", "--data-dir", self.data_dir, "--log-level", self.log_level]
         if self.db_url:
             args += ["--db", self.db_url]
         if self.config_path:
@@ -88,10 +116,11 @@ class Sluice:
         args += self.extra_args
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.log_path, "a"),
                                      stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
-        deadline = time.time() + 20
+        deadline = time.time() + 30
         while time.time() < deadline:
             try:
-                self.port = int(open(os.path.join(self.data_dir, "mqtt.port")).read())
+                if self.role != "pipeline":
+                    self.port = int(open(os.path.join(self.data_dir, "mqtt.port")).read())
                 self.http = int(open(os.path.join(self.data_dir, "http.port")).read())
                 return
             except (FileNotFoundError, ValueError):

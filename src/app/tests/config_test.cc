@@ -21,6 +21,35 @@ std::string write_temp(const std::string& text) {
     return path;
 }
 
+TEST(config, kafka_bus_settings_and_pass_through_properties) {
+    config cfg;
+    std::string path = write_temp(
+        "[bus]\nbackend = \"kafka\"\n[kafka]\nbrokers = \"k1:9092,k2:9092\"\ntopic = \"tele\"\ngroup = \"g1\"\n"
+        "max_in_flight = 1000\ndelivery_timeout_ms = 5000\n"
+        "[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.mechanism\" = \"PLAIN\"\n"
+        "\"socket.keepalive.enable\" = true\n\"reconnect.backoff.ms\" = 50\n");
+    ASSERT_EQ(load_config_file(path, cfg), "");
+    std::remove(path.c_str());
+    EXPECT_EQ(cfg.bus_backend, "kafka");
+    EXPECT_EQ(cfg.kafka.brokers, "k1:9092,k2:9092");
+    EXPECT_EQ(cfg.kafka.topic, "tele");
+    EXPECT_EQ(cfg.kafka_group, "g1");
+    EXPECT_EQ(cfg.kafka.max_in_flight, 1000u);
+    EXPECT_EQ(cfg.kafka.delivery_timeout.count(), 5000);
+    EXPECT_EQ(cfg.kafka.properties.at("security.protocol"), "SASL_SSL");
+    EXPECT_EQ(cfg.kafka.properties.at("sasl.mechanism"), "PLAIN");
+    EXPECT_EQ(cfg.kafka.properties.at("socket.keepalive.enable"), "true");
+    EXPECT_EQ(cfg.kafka.properties.at("reconnect.backoff.ms"), "50");
+
+    config bad;
+    path = write_temp("[bus]\nbackend = \"zookeeper\"\n");
+    EXPECT_NE(load_config_file(path, bad).find("bus.backend"), std::string::npos);
+    std::remove(path.c_str());
+    path = write_temp("[kafka.properties]\n\"x\" = [1]\n");
+    EXPECT_NE(load_config_file(path, bad).find("kafka.properties.x"), std::string::npos);
+    std::remove(path.c_str());
+}
+
 // The shipped config documents every key with its default: loading it must change nothing.
 TEST(config, shipped_file_matches_the_built_in_defaults) {
     config defaults;
@@ -32,6 +61,14 @@ TEST(config, shipped_file_matches_the_built_in_defaults) {
     EXPECT_EQ(loaded.http_port, defaults.http_port);
     EXPECT_EQ(loaded.threads, defaults.threads);
     EXPECT_EQ(loaded.data_dir, defaults.data_dir);
+    EXPECT_EQ(loaded.bus_backend, defaults.bus_backend);
+    EXPECT_EQ(loaded.kafka.brokers, defaults.kafka.brokers);
+    EXPECT_EQ(loaded.kafka.topic, defaults.kafka.topic);
+    EXPECT_EQ(loaded.kafka_group, defaults.kafka_group);
+    EXPECT_EQ(loaded.kafka.max_in_flight, defaults.kafka.max_in_flight);
+    EXPECT_EQ(loaded.kafka.max_in_flight_bytes, defaults.kafka.max_in_flight_bytes);
+    EXPECT_EQ(loaded.kafka.delivery_timeout, defaults.kafka.delivery_timeout);
+    EXPECT_EQ(loaded.kafka.properties, defaults.kafka.properties);
     EXPECT_EQ(loaded.mqtt.max_packet_size, defaults.mqtt.max_packet_size);
     EXPECT_EQ(loaded.mqtt.receive_maximum, defaults.mqtt.receive_maximum);
     EXPECT_EQ(loaded.mqtt.max_inflight_messages, defaults.mqtt.max_inflight_messages);

@@ -254,6 +254,29 @@ TEST_P(store_test, stale_offset_refuses_the_whole_batch) {
     EXPECT_EQ(s->write_batch(bad_time, {}, {}).error(), errc::invalid_data);
 }
 
+TEST_P(store_test, fenced_offset_update_is_a_compare_and_set) {
+    // Two writers of one partition (a worker that lost it in a rebalance, and its new
+    // owner) both start from the stored offset 100.
+    auto s = open();
+    std::vector<offset_update> first = {{"g", 0, 100, true, -1}};
+    ASSERT_TRUE(s->write_batch(make_rows(1, 1, 1, k_t0, 1'000'000, 1), {}, first));
+    std::vector<offset_update> again = {{"g", 0, 150, true, -1}};  // "nothing stored yet": wrong now
+    EXPECT_EQ(s->write_batch(make_rows(1, 1, 1, k_t0, 1'000'000, 1), {}, again).error(), errc::stale_offset);
+    // The new owner commits 100..150 first.
+    std::vector<offset_update> owner = {{"g", 0, 150, true, 100}};
+    ASSERT_TRUE(s->write_batch(make_rows(2, 2, 3, k_t0, 1'000'000, 2), {}, owner));
+    // The old owner's stale batch 100..200 advances the offset but started from 100: refused
+    // whole (an advance-only check would have let it through, storing 100..150 twice).
+    std::vector<offset_update> zombie = {{"g", 0, 200, true, 100}};
+    EXPECT_EQ(s->write_batch(make_rows(3, 3, 4, k_t0, 1'000'000, 3), {}, zombie).error(), errc::stale_offset);
+    EXPECT_EQ(s->load_offset("g", 0).value(), std::optional<int64_t>(150));
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), 1 + 2 * 2 * 3);
+    // Continuing from what is stored works.
+    std::vector<offset_update> next = {{"g", 0, 200, true, 150}};
+    ASSERT_TRUE(s->write_batch(make_rows(3, 3, 4, k_t0, 1'000'000, 3), {}, next));
+    EXPECT_EQ(s->load_offset("g", 0).value(), std::optional<int64_t>(200));
+}
+
 TEST_P(store_test, killed_connection_mid_transaction_leaves_nothing_then_reconnects) {
     store_options o = options();
     o.parallel_connections = 1;

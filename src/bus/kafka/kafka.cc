@@ -1,0 +1,581 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// librdkafka behind bus/bus.h. One producer handle (also used for metadata and watermark
+// queries), one consumer handle per reader (assign(), no group: the offset to read from
+// comes from the database), and one group consumer per join_group() that only tracks
+// partition ownership (its partitions stay paused) and carries the committed-offset hint.
+#include "bus/kafka/kafka.h"
+
+#include <atomic>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+
+#include "base/log.h"
+#include "bus/errc.h"
+
+namespace sluice::bus {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* k_header_topic = "mqtt_topic";
+constexpr const char* k_header_qos = "mqtt_qos";
+
+struct partition_state {
+    std::atomic<uint64_t> high{0};  // high watermark: next offset Kafka assigns
+    std::atomic<uint64_t> low{0};   // oldest offset still in Kafka
+    std::atomic<int64_t> newest_receive_ms{0};
+    std::atomic<uint64_t> appends{0};
+};
+
+struct pending {
+    append_callback done;
+    size_t bytes;
+    uint32_t partition;
+    int64_t receive_time_ms;
+};
+
+void atomic_max(std::atomic<uint64_t>& a, uint64_t v) {
+    uint64_t cur = a.load();
+    while (cur < v && !a.compare_exchange_weak(cur, v)) {
+    }
+}
+
+// Applies `props` to `conf`; false (logged) for an unknown key or a bad value.
+bool apply_settings(rd_kafka_conf_t* conf, const std::map<std::string, std::string>& props) {
+    char err[512];
+    for (const auto& [k, v] : props) {
+        if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+            SLUICE_ERROR("kafka", "setting %s: %s", k.c_str(), err);
+            return false;
+        }
+    }
+    return true;
+}
+
+void log_cb(const rd_kafka_t*, int level, const char* fac, const char* buf) {
+    if (level <= 3) {
+        SLUICE_ERROR("kafka", "%s: %s", fac, buf);
+    } else if (level <= 5) {
+        SLUICE_WARN("kafka", "%s: %s", fac, buf);
+    } else {
+        SLUICE_DEBUG("kafka", "%s: %s", fac, buf);
+    }
+}
+
+class kafka_bus;
+
+class kafka_reader final : public reader {
+public:
+    kafka_reader(rd_kafka_t* rk, kafka_bus& owner, uint32_t partition, uint64_t from)
+        : rk_(rk), owner_(owner), partition_(partition), position_(from) {}
+    ~kafka_reader() override {
+        rd_kafka_consumer_close(rk_);
+        rd_kafka_destroy(rk_);
+    }
+    result<size_t> poll(std::vector<record>& out, size_t max_records, std::chrono::milliseconds wait) override;
+    uint64_t position() const override { return position_; }
+
+private:
+    rd_kafka_t* rk_;
+    kafka_bus& owner_;
+    uint32_t partition_;
+    uint64_t position_;
+};
+
+class kafka_group final : public bus::membership {
+public:
+    kafka_group(bus::partitions_callback assigned, bus::partitions_callback revoked, std::function<void()> forget)
+        : assigned_(std::move(assigned)), revoked_(std::move(revoked)), forget_(std::move(forget)) {}
+    ~kafka_group() override;
+    void start(rd_kafka_t* rk);
+    void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
+    void commit_hint(const std::string& topic, uint32_t partition, uint64_t next_offset);
+
+private:
+    rd_kafka_t* rk_ = nullptr;
+    bus::partitions_callback assigned_;
+    bus::partitions_callback revoked_;
+    std::function<void()> forget_;  // detaches the bus's commit hints from this group
+    std::vector<uint32_t> owned_;   // touched by the poll thread only (and the destructor after it)
+    std::atomic<bool> stopping_{false};
+    std::thread thread_;
+};
+
+class kafka_bus final : public bus {
+public:
+    explicit kafka_bus(kafka_options o) : opts_(std::move(o)) {}
+    ~kafka_bus() override { stop(); }
+
+    result<void> open();
+
+    uint32_t partitions() const override { return static_cast<uint32_t>(parts_.size()); }
+
+    void append(uint32_t partition, message m, append_callback done) override {
+        if (stopped_.load()) {
+            done(errc::closed);
+            return;
+        }
+        size_t bytes = m.payload.size() + m.client_id.size() + m.topic.size();
+        auto* p = new pending{std::move(done), bytes, partition, m.receive_time_ms};
+        in_flight_.fetch_add(1);
+        in_flight_bytes_.fetch_add(bytes);
+        char qos = static_cast<char>('0' + m.qos);
+        // librdkafka's varargs macros cast the C way.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            producer_, RD_KAFKA_V_TOPIC(opts_.topic.c_str()), RD_KAFKA_V_PARTITION(static_cast<int32_t>(partition)),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m.client_id.data(), m.client_id.size()),
+            RD_KAFKA_V_VALUE(m.payload.data(), m.payload.size()), RD_KAFKA_V_TIMESTAMP(m.receive_time_ms),
+            RD_KAFKA_V_HEADER(k_header_topic, m.topic.data(), static_cast<ssize_t>(m.topic.size())),
+            RD_KAFKA_V_HEADER(k_header_qos, &qos, 1), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
+#pragma GCC diagnostic pop
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            // Refused before it reached librdkafka's queue: complete on the delivery thread.
+            SLUICE_WARN("kafka", "produce to %s/%u refused: %s", opts_.topic.c_str(), partition, rd_kafka_err2str(err));
+            std::lock_guard<std::mutex> lock(failed_mutex_);
+            failed_.push_back(p);
+        }
+    }
+
+    bool over_quota() const override {
+        return in_flight_.load() >= opts_.max_in_flight || in_flight_bytes_.load() >= opts_.max_in_flight_bytes;
+    }
+
+    result<std::unique_ptr<reader>> open_reader(uint32_t partition, uint64_t from_offset) override;
+
+    result<void> commit_cursor(std::string_view consumer, uint32_t partition, uint64_t next_offset) override {
+        if (partition >= partitions() || consumer.empty()) return errc::invalid_argument;
+        std::lock_guard<std::mutex> lock(group_mutex_);
+        if (group_ != nullptr) group_->commit_hint(opts_.topic, partition, next_offset);
+        return {};
+    }
+
+    // The database holds consumers' positions; Kafka's committed offsets are a hint only.
+    result<std::optional<uint64_t>> cursor(std::string_view, uint32_t partition) override {
+        if (partition >= partitions()) return errc::invalid_argument;
+        return std::optional<uint64_t>{};
+    }
+
+    result<std::unique_ptr<membership>> join_group(std::string_view group, partitions_callback assigned,
+                                                   partitions_callback revoked) override;
+
+    stats get_stats(uint32_t partition) const override {
+        stats s;
+        if (partition >= parts_.size()) return s;
+        const auto& p = *parts_[partition];
+        s.durable_end = p.high.load();
+        s.oldest_offset = p.low.load();
+        s.newest_receive_time_ms = p.newest_receive_ms.load();
+        s.appends = p.appends.load();
+        return s;
+    }
+
+    void stop() override {
+        if (stopped_.exchange(true)) return;
+        if (producer_ != nullptr) {
+            rd_kafka_resp_err_t err = rd_kafka_flush(producer_, 10'000);
+            if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                SLUICE_WARN("kafka", "%d records not delivered at stop: they fail (not acknowledged)",
+                            rd_kafka_outq_len(producer_));
+                rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+                rd_kafka_poll(producer_, 100);
+            }
+        }
+        polling_.store(false);
+        if (poller_.joinable()) poller_.join();
+        drain_failed();
+        if (producer_ != nullptr) {
+            rd_kafka_destroy(producer_);
+            producer_ = nullptr;
+        }
+    }
+
+    // Called by readers: what a fetch told us of the partition.
+    void observe(uint32_t partition, rd_kafka_t* rk) {
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_get_watermark_offsets(rk, opts_.topic.c_str(), static_cast<int32_t>(partition), &lo, &hi) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            hi >= 0) {
+            atomic_max(parts_[partition]->high, static_cast<uint64_t>(hi));
+            if (lo >= 0) parts_[partition]->low.store(static_cast<uint64_t>(lo));
+        }
+    }
+    void observe_record(uint32_t partition, uint64_t offset, int64_t ts) {
+        atomic_max(parts_[partition]->high, offset + 1);
+        int64_t cur = parts_[partition]->newest_receive_ms.load();
+        while (cur < ts && !parts_[partition]->newest_receive_ms.compare_exchange_weak(cur, ts)) {
+        }
+    }
+    const std::string& topic() const {
+        return opts_.topic;
+    }
+
+private:
+    static void delivery_report(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+        auto* self = static_cast<kafka_bus*>(opaque);
+        auto* p = static_cast<pending*>(m->_private);
+        self->in_flight_.fetch_sub(1);
+        self->in_flight_bytes_.fetch_sub(p->bytes);
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->offset >= 0) {
+            auto& st = *self->parts_[p->partition];
+            self->observe_record(p->partition, static_cast<uint64_t>(m->offset), p->receive_time_ms);
+            st.appends.fetch_add(1);
+            p->done(static_cast<uint64_t>(m->offset));
+        } else {
+            SLUICE_WARN("kafka", "record for %s/%u not delivered: %s (not acknowledged)", self->opts_.topic.c_str(),
+                        p->partition, rd_kafka_err2str(m->err));
+            p->done(m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT
+                        ? errc::closed
+                        : errc::io_error);
+        }
+        delete p;
+    }
+
+    void drain_failed() {
+        std::deque<pending*> failed;
+        {
+            std::lock_guard<std::mutex> lock(failed_mutex_);
+            failed.swap(failed_);
+        }
+        for (pending* p : failed) {
+            in_flight_.fetch_sub(1);
+            in_flight_bytes_.fetch_sub(p->bytes);
+            p->done(stopped_.load() ? errc::closed : errc::io_error);
+            delete p;
+        }
+    }
+
+    rd_kafka_conf_t* base_conf() const {
+        rd_kafka_conf_t* conf = rd_kafka_conf_new();
+        char err[512];
+        rd_kafka_conf_set(conf, "bootstrap.servers", opts_.brokers.c_str(), err, sizeof err);
+        rd_kafka_conf_set(conf, "client.id", opts_.client_id.c_str(), err, sizeof err);
+        rd_kafka_conf_set_log_cb(conf, log_cb);
+        return conf;
+    }
+
+    friend class kafka_reader;
+
+    kafka_options opts_;
+    rd_kafka_t* producer_ = nullptr;
+    std::vector<std::unique_ptr<partition_state>> parts_;
+    std::atomic<size_t> in_flight_{0};
+    std::atomic<size_t> in_flight_bytes_{0};
+    std::mutex failed_mutex_;
+    std::deque<pending*> failed_;  // GUARDED_BY(failed_mutex_)
+    std::atomic<bool> stopped_{false};
+    std::atomic<bool> polling_{true};
+    std::thread poller_;
+    std::mutex group_mutex_;
+    kafka_group* group_ = nullptr;  // GUARDED_BY(group_mutex_); owned by the caller of join_group
+};
+
+result<void> kafka_bus::open() {
+    if (opts_.brokers.empty()) {
+        SLUICE_ERROR("kafka", "no bootstrap servers (--kafka-brokers)");
+        return errc::invalid_argument;
+    }
+    if (opts_.topic.empty()) return errc::invalid_argument;
+    rd_kafka_conf_t* conf = base_conf();
+    std::map<std::string, std::string> defaults{
+        {"linger.ms", "2"},
+        {"batch.num.messages", "10000"},
+        {"queue.buffering.max.messages", std::to_string(opts_.max_in_flight * 2 + 1000)},
+        {"queue.buffering.max.kbytes", std::to_string((opts_.max_in_flight_bytes * 2) / 1024 + 1024)},
+        {"message.timeout.ms", std::to_string(opts_.delivery_timeout.count())},
+    };
+    std::map<std::string, std::string> forced{{"enable.idempotence", "true"}, {"acks", "all"}};
+    if (!apply_settings(conf, defaults) || !apply_settings(conf, opts_.properties) || !apply_settings(conf, forced)) {
+        rd_kafka_conf_destroy(conf);
+        return errc::invalid_argument;
+    }
+    rd_kafka_conf_set_opaque(conf, this);
+    rd_kafka_conf_set_dr_msg_cb(conf, delivery_report);
+    char err[512];
+    producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (producer_ == nullptr) {
+        SLUICE_ERROR("kafka", "cannot create the producer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return errc::invalid_argument;
+    }
+    // The topic's partition count fixes the bus's partitions.
+    auto deadline = std::chrono::steady_clock::now() + opts_.metadata_timeout;
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer_, opts_.topic.c_str(), nullptr);
+    int count = 0;
+    std::string last_error = "no answer";
+    while (count == 0 && std::chrono::steady_clock::now() < deadline) {
+        const rd_kafka_metadata_t* md = nullptr;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(producer_, 0, rkt, &md, 2000);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                count = md->topics[0].partition_cnt;
+            } else if (md->topic_cnt == 1) {
+                last_error = rd_kafka_err2str(md->topics[0].err);
+            }
+            rd_kafka_metadata_destroy(md);
+        } else {
+            last_error = rd_kafka_err2str(e);
+        }
+        if (count == 0) std::this_thread::sleep_for(200ms);
+    }
+    rd_kafka_topic_destroy(rkt);
+    if (count == 0) {
+        SLUICE_ERROR("kafka", "topic %s on %s: %s", opts_.topic.c_str(), opts_.brokers.c_str(), last_error.c_str());
+        rd_kafka_destroy(producer_);
+        producer_ = nullptr;
+        return errc::not_found;
+    }
+    for (int i = 0; i < count; ++i)
+        parts_.push_back(std::make_unique<partition_state>());
+    poller_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "sluice-kafka");
+        while (polling_.load()) {
+            rd_kafka_poll(producer_, 50);
+            drain_failed();
+        }
+    });
+    SLUICE_INFO("kafka", "bus on Kafka %s, topic %s with %d partitions", opts_.brokers.c_str(), opts_.topic.c_str(),
+                count);
+    return {};
+}
+
+result<std::unique_ptr<reader>> kafka_bus::open_reader(uint32_t partition, uint64_t from_offset) {
+    if (partition >= partitions()) return errc::invalid_argument;
+    if (stopped_.load()) return errc::closed;
+    // Where the partition starts now (retention may have deleted the beginning).
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(producer_, opts_.topic.c_str(),
+                                                             static_cast<int32_t>(partition), &lo, &hi, 5000);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        parts_[partition]->low.store(static_cast<uint64_t>(lo));
+        atomic_max(parts_[partition]->high, static_cast<uint64_t>(hi));
+        if (static_cast<int64_t>(from_offset) < lo) return errc::not_found;
+        if (static_cast<int64_t>(from_offset) > hi) return errc::invalid_argument;
+    } else {
+        SLUICE_WARN("kafka", "watermarks of %s/%u: %s; reading anyway", opts_.topic.c_str(), partition,
+                    rd_kafka_err2str(e));
+    }
+    rd_kafka_conf_t* conf = base_conf();
+    std::map<std::string, std::string> defaults{
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"enable.partition.eof", "false"},
+        {"auto.offset.reset", "error"},  // never skip silently: a missing offset is an error
+        {"fetch.wait.max.ms", "50"},
+        // Needed by assign(); never joined (no subscribe) and never committed to.
+        {"group.id", "sluice-reader-" + opts_.topic},
+    };
+    std::map<std::string, std::string> props = opts_.properties;
+    // Producer-only and group settings would make a plain consumer refuse to start.
+    for (const char* k : {"acks", "enable.idempotence", "linger.ms", "message.timeout.ms", "batch.num.messages",
+                          "session.timeout.ms", "heartbeat.interval.ms", "group.id", "partition.assignment.strategy"}) {
+        props.erase(k);
+    }
+    if (!apply_settings(conf, defaults) || !apply_settings(conf, props)) {
+        rd_kafka_conf_destroy(conf);
+        return errc::invalid_argument;
+    }
+    char err[512];
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (rk == nullptr) {
+        SLUICE_ERROR("kafka", "cannot create a consumer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return errc::io_error;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, opts_.topic.c_str(), static_cast<int32_t>(partition))->offset =
+        static_cast<int64_t>(from_offset);
+    e = rd_kafka_assign(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        SLUICE_ERROR("kafka", "cannot assign %s/%u: %s", opts_.topic.c_str(), partition, rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        return errc::io_error;
+    }
+    return std::unique_ptr<reader>(std::make_unique<kafka_reader>(rk, *this, partition, from_offset));
+}
+
+result<size_t> kafka_reader::poll(std::vector<record>& out, size_t max_records, std::chrono::milliseconds wait) {
+    size_t n = 0;
+    auto deadline = std::chrono::steady_clock::now() + wait;
+    while (n < max_records) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        int timeout = n > 0 ? 0 : static_cast<int>(std::max<int64_t>(left.count(), 0));
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, timeout);
+        if (m == nullptr) {
+            if (n > 0 || std::chrono::steady_clock::now() >= deadline) break;
+            continue;
+        }
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_resp_err_t err = m->err;
+            std::string what = rd_kafka_message_errstr(m);
+            rd_kafka_message_destroy(m);
+            if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
+            if (err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE || err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+                SLUICE_ERROR("kafka", "offset %llu of %s/%u: %s", static_cast<unsigned long long>(position_),
+                             owner_.topic().c_str(), partition_, what.c_str());
+                return errc::not_found;
+            }
+            // Transport errors (a broker down, a leader moving): librdkafka retries by itself.
+            SLUICE_DEBUG("kafka", "consumer of %s/%u: %s", owner_.topic().c_str(), partition_, what.c_str());
+            if (n > 0) break;
+            continue;
+        }
+        if (m->partition != static_cast<int32_t>(partition_) || m->offset < static_cast<int64_t>(position_)) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        record r;
+        r.offset = static_cast<uint64_t>(m->offset);
+        if (m->key != nullptr) r.msg.client_id.assign(static_cast<const char*>(m->key), m->key_len);
+        if (m->payload != nullptr) r.msg.payload.assign(static_cast<const char*>(m->payload), m->len);
+        rd_kafka_timestamp_type_t tstype;
+        r.msg.receive_time_ms = rd_kafka_message_timestamp(m, &tstype);
+        rd_kafka_headers_t* hdrs = nullptr;
+        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            const void* v = nullptr;
+            size_t len = 0;
+            if (rd_kafka_header_get_last(hdrs, k_header_topic, &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR && v) {
+                r.msg.topic.assign(static_cast<const char*>(v), len);
+            }
+            if (rd_kafka_header_get_last(hdrs, k_header_qos, &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR && v && len == 1) {
+                r.msg.qos = static_cast<uint8_t>(*static_cast<const char*>(v) - '0');
+            }
+        }
+        position_ = r.offset + 1;
+        owner_.observe_record(partition_, r.offset, r.msg.receive_time_ms);
+        rd_kafka_message_destroy(m);
+        out.push_back(std::move(r));
+        ++n;
+    }
+    owner_.observe(partition_, rk_);
+    return n;
+}
+
+// ---- consumer group (ownership only) ----
+
+void rebalance_cb(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
+    static_cast<kafka_group*>(opaque)->on_rebalance(err, parts);
+}
+
+void kafka_group::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+    std::vector<uint32_t> list;
+    for (int i = 0; i < parts->cnt; ++i)
+        list.push_back(static_cast<uint32_t>(parts->elems[i].partition));
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_assign(rk_, parts);
+        rd_kafka_pause_partitions(rk_, parts);  // ownership only: the runners read on their own
+        owned_ = list;
+        SLUICE_INFO("kafka", "group: %zu partition(s) assigned", list.size());
+        assigned_(list);
+    } else {
+        SLUICE_INFO("kafka", "group: %zu partition(s) revoked", list.size());
+        revoked_(list);
+        owned_.clear();
+        rd_kafka_assign(rk_, nullptr);
+    }
+}
+
+void kafka_group::start(rd_kafka_t* rk) {
+    rk_ = rk;
+    thread_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "sluice-kgroup");
+        while (!stopping_.load()) {
+            rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, 100);
+            if (m != nullptr) {
+                if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                    SLUICE_DEBUG("kafka", "group: %s", rd_kafka_message_errstr(m));
+                }
+                rd_kafka_message_destroy(m);
+            }
+        }
+    });
+}
+
+void kafka_group::commit_hint(const std::string& topic, uint32_t partition, uint64_t next_offset) {
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), static_cast<int32_t>(partition))->offset =
+        static_cast<int64_t>(next_offset);
+    rd_kafka_commit(rk_, list, 1);  // async; a hint for lag tools, failures do not matter
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+kafka_group::~kafka_group() {
+    forget_();
+    stopping_.store(true);
+    if (thread_.joinable()) thread_.join();
+    // Leaving the group: close() runs the revoke callback for what we own.
+    rd_kafka_consumer_close(rk_);
+    if (!owned_.empty()) {
+        revoked_(owned_);
+        owned_.clear();
+    }
+    rd_kafka_destroy(rk_);
+}
+
+result<std::unique_ptr<bus::membership>> kafka_bus::join_group(std::string_view group, partitions_callback assigned,
+                                                               partitions_callback revoked) {
+    if (group.empty()) return errc::invalid_argument;
+    rd_kafka_conf_t* conf = base_conf();
+    std::map<std::string, std::string> defaults{
+        {"group.id", std::string(group)}, {"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "latest"},  {"session.timeout.ms", "10000"}, {"heartbeat.interval.ms", "1000"},
+    };
+    std::map<std::string, std::string> props = opts_.properties;
+    for (const char* k : {"acks", "enable.idempotence", "linger.ms", "message.timeout.ms", "batch.num.messages"}) {
+        props.erase(k);
+    }
+    if (!apply_settings(conf, defaults) || !apply_settings(conf, props)) {
+        rd_kafka_conf_destroy(conf);
+        return errc::invalid_argument;
+    }
+    auto g = std::make_unique<kafka_group>(std::move(assigned), std::move(revoked), [this] {
+        std::lock_guard<std::mutex> lock(group_mutex_);
+        group_ = nullptr;
+    });
+    rd_kafka_conf_set_opaque(conf, g.get());
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    char err[512];
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (rk == nullptr) {
+        SLUICE_ERROR("kafka", "cannot create the group consumer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return errc::io_error;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, opts_.topic.c_str(), RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        SLUICE_ERROR("kafka", "cannot join group %.*s: %s", static_cast<int>(group.size()), group.data(),
+                     rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        return errc::io_error;
+    }
+    g->start(rk);
+    {
+        std::lock_guard<std::mutex> lock(group_mutex_);
+        group_ = g.get();
+    }
+    return std::unique_ptr<membership>(std::move(g));
+}
+
+}  // namespace
+
+result<std::unique_ptr<bus>> open_kafka(const kafka_options& options) {
+    auto b = std::make_unique<kafka_bus>(options);
+    if (auto r = b->open(); !r) return r.error();
+    return std::unique_ptr<bus>(std::move(b));
+}
+
+}  // namespace sluice::bus
