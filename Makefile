@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # The two commands users need: `make run` and `make test`. Everything else is for developers.
-.PHONY: all bootstrap build debug tsan-build run test unit fuzz-build fuzz-smoke integration bench format format-check tidy clean
+.PHONY: all bootstrap build debug tsan-build run test unit fuzz-build fuzz-smoke integration bench format format-check tidy tidy-changed clean
 
 JOBS ?= $(shell nproc)
 # CI (CI=true in the environment) turns warnings into errors.
@@ -32,10 +32,12 @@ tsan-build: bootstrap
 	@cmake --preset tsan -DSLUICE_WERROR=$(WERROR) >/dev/null
 	@cmake --build --preset tsan -j $(JOBS) --target $(TSAN_TARGETS)
 
-# Unit tests run under ASan+UBSan (build-debug) and the threaded
-# modules' unit tests again under TSan (build-tsan); integration and interop tests run the
-# release programs in build/bin; then every fuzz target runs for FUZZ_SECONDS.
-test: build debug tsan-build fuzz-build
+# First what is configured is enforced, cheapest first: clang-format (format-check) and
+# clang-tidy on the code changed since .ci/tidy-base (tidy-changed). Then unit tests run
+# under ASan+UBSan (build-debug) and the threaded modules' unit tests again under TSan
+# (build-tsan); integration and interop tests run the release programs in build/bin; then
+# every fuzz target runs for FUZZ_SECONDS.
+test: format-check build tidy-changed debug tsan-build fuzz-build
 	@scripts/test $(FUZZ_SECONDS)
 
 fuzz-build: bootstrap
@@ -57,6 +59,10 @@ format-check: bootstrap
 
 tidy: build
 	@git ls-files 'src/*.cc' | xargs clang-tidy -p build --quiet
+
+# clang-tidy on the .cc files changed since the commit in .ci/tidy-base; any finding fails.
+tidy-changed: build
+	@scripts/tidy-changed
 
 clean:
 	rm -rf build build-debug build-fuzz build-tsan

@@ -33,6 +33,7 @@ result<std::optional<store::device>> memory_registry::find_device(std::string_vi
 result<std::vector<store::device>> memory_registry::ensure_devices(const std::vector<device_request>& requests) {
     std::lock_guard lock(mu_);
     std::vector<store::device> out;
+    out.reserve(requests.size());
     for (const auto& r : requests)
         out.push_back(ensure_locked(r.key, r.site, r.line));
     return out;
@@ -52,6 +53,7 @@ result<int32_t> memory_registry::ensure_metric(std::string_view name) {
 result<std::vector<store::metric_row>> memory_registry::load_metrics() {
     std::lock_guard lock(mu_);
     std::vector<store::metric_row> out;
+    out.reserve(metrics_.size());
     for (const auto& [name, m] : metrics_)
         out.push_back(m);
     return out;
@@ -60,6 +62,7 @@ result<std::vector<store::metric_row>> memory_registry::load_metrics() {
 result<std::vector<store::device>> memory_registry::load_devices() {
     std::lock_guard lock(mu_);
     std::vector<store::device> out;
+    out.reserve(devices_.size());
     for (const auto& [key, d] : devices_)
         out.push_back(d);
     return out;

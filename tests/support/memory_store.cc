@@ -44,6 +44,7 @@ result<void> memory_store::write_batch(std::span<const store::row> rows,
 result<std::vector<store::sequence_update>> memory_store::load_sequences() {
     std::lock_guard lock(mu_);
     std::vector<store::sequence_update> out;
+    out.reserve(sequences_.size());
     for (const auto& [device, seq] : sequences_)
         out.push_back(store::sequence_update{device, seq});
     return out;

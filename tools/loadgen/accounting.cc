@@ -12,8 +12,7 @@
 namespace sluice::loadgen {
 
 bool seq_set::insert(uint64_t seq) {
-    SLUICE_CHECK(seq < max_tracked_seq, "seq %llu beyond the tracked range",
-                 static_cast<unsigned long long>(seq));
+    SLUICE_CHECK(seq < max_tracked_seq, "seq %llu beyond the tracked range", static_cast<unsigned long long>(seq));
     const size_t word = static_cast<size_t>(seq / 64);
     if (word >= bits_.size()) bits_.resize(std::max(word + 1, bits_.size() * 2), 0);
     const uint64_t mask = uint64_t{1} << (seq % 64);
@@ -95,7 +94,8 @@ void histogram::subtract(const histogram& earlier) {
 }
 
 void histogram::reset() {
-    for (auto& b : buckets_) b.store(0, std::memory_order_relaxed);
+    for (auto& b : buckets_)
+        b.store(0, std::memory_order_relaxed);
     count_.store(0, std::memory_order_relaxed);
     sum_.store(0, std::memory_order_relaxed);
     max_.store(0, std::memory_order_relaxed);
@@ -161,7 +161,8 @@ reconciliation reconcile(const send_ledger& sent, const receive_ledger& received
             if (!was_got && q < got.end()) ++r.gaps;
         }
     }
-    for (uint32_t d = n; d < received.devices(); ++d) r.unique_received += received.seen(d).size();
+    for (uint32_t d = n; d < received.devices(); ++d)
+        r.unique_received += received.seen(d).size();
     return r;
 }
 

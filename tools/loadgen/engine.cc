@@ -19,6 +19,7 @@
 #include <memory>
 #include <vector>
 
+#include "base/assert.h"
 #include "fleet_view.h"
 #include "scenarios.h"
 #include "shared_state.h"
@@ -58,33 +59,36 @@ result<results> run(const options& opts) {
         freeaddrinfo(res);
     }
     const uint32_t subs = opts.subscribe ? opts.subscribers : 0;
-    const uint64_t fds_needed = uint64_t{opts.devices} + subs + 64;
+    const uint64_t connections = uint64_t{opts.devices} + subs;
+    const uint64_t fds_needed = connections + 64;
     const uint64_t fd_limit = raise_fd_limit(fds_needed + 1024);
     if (fd_limit < fds_needed) {
         std::fprintf(stderr, "loadgen: %llu connections need %llu open files but the limit is %llu (ulimit -Hn)\n",
-                     static_cast<unsigned long long>(uint64_t{opts.devices} + subs),
-                     static_cast<unsigned long long>(fds_needed), static_cast<unsigned long long>(fd_limit));
+                     static_cast<unsigned long long>(connections), static_cast<unsigned long long>(fds_needed),
+                     static_cast<unsigned long long>(fd_limit));
         return std::make_error_code(std::errc::too_many_files_open);
     }
 
+    const uint32_t threads = opts.threads;
+    SLUICE_CHECK(threads > 0, "at least one worker thread (command_line.cc enforces it)");
     std::vector<std::unique_ptr<worker>> ws;
-    for (uint32_t i = 0; i < opts.threads; ++i)
+    for (uint32_t i = 0; i < threads; ++i)
         ws.push_back(std::make_unique<worker>(s, i));
     // Subscribers round robin from worker 0, publishers continue where they stopped,
     // so with several threads the fan-in subscriber does not share a loop with the
     // first publishers.
     uint32_t next = 0;
     for (uint32_t i = 0; i < subs; ++i) {
-        ws[next % opts.threads]->add_subscriber(i, opts.kind == scenario::slow_subscriber && i == 0);
+        ws[next % threads]->add_subscriber(i, opts.kind == scenario::slow_subscriber && i == 0);
         ++next;
     }
     for (uint32_t d = 0; d < opts.devices; ++d) {
-        ws[next % opts.threads]->add_publisher(d);
+        ws[next % threads]->add_publisher(d);
         ++next;
     }
     results r;
     r.scenario = to_string(opts.kind);
-    r.connections = uint64_t{opts.devices} + subs;
+    r.connections = connections;
     r.subscribed = subs > 0;
 
     progress prog(opts, ws);

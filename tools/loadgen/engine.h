@@ -30,25 +30,25 @@ struct ramp_step {
 // Everything a run measured; written as the summary and as --json.
 struct results {
     std::string scenario;
-    double connect_s = 0;          // time to connect (and subscribe) every connection
-    double run_s = 0;              // the load phase
-    double drain_s = 0;            // after the load: waiting for acks and deliveries
+    double connect_s = 0;  // time to connect (and subscribe) every connection
+    double run_s = 0;      // the load phase
+    double drain_s = 0;    // after the load: waiting for acks and deliveries
     uint64_t connections = 0;
-    uint64_t published = 0;        // PUBLISH packets written (retransmissions excluded)
-    uint64_t acked = 0;            // PUBACK / PUBCOMP received
-    uint64_t rejected = 0;         // acks with a failure reason code
+    uint64_t published = 0;  // PUBLISH packets written (retransmissions excluded)
+    uint64_t acked = 0;      // PUBACK / PUBCOMP received
+    uint64_t rejected = 0;   // acks with a failure reason code
     uint64_t readings_sent = 0;
     uint64_t readings_acked = 0;
     uint64_t dropped_queue_full = 0;  // payloads never sent: the device's queue was full
-    uint64_t errors = 0;           // connection failures and protocol errors
+    uint64_t errors = 0;              // connection failures and protocol errors
     uint64_t reconnects = 0;
-    uint64_t sessions_resumed = 0; // CONNACKs with session present
-    double msgs_per_s = 0;         // during the load phase: acked (QoS>0) or published (QoS 0)
+    uint64_t sessions_resumed = 0;  // CONNACKs with session present
+    double msgs_per_s = 0;          // during the load phase: acked (QoS>0) or published (QoS 0)
     double readings_per_s = 0;
-    histogram ack_latency;         // publish -> PUBACK/PUBCOMP, us
+    histogram ack_latency;  // publish -> PUBACK/PUBCOMP, us
     bool subscribed = false;
-    reconciliation totals;         // summed over subscribers
-    histogram e2e_latency;         // publish -> receive, us
+    reconciliation totals;  // summed over subscribers
+    histogram e2e_latency;  // publish -> receive, us
     double received_per_s = 0;
     // slow-subscriber: totals and e2e_latency cover the other subscribers only; the slow
     // one's deliveries (and what it had not received when the run stopped) are here.
@@ -59,14 +59,14 @@ struct results {
     double max_loss_free_readings_per_s = 0;
     // storm
     double storm_reconnect_s = 0;
-    double storm_drain_s = 0;          // the devices' offline queues were empty (all sent)
+    double storm_drain_s = 0;  // the devices' offline queues were empty (all sent)
     // As many messages as the backlog (queued + unacknowledged at reconnect) were
     // acknowledged / delivered to the subscriber since the reconnect (0: not within the
     // run). A count, not per-device tracking: new payloads acked before another device's
     // backlog also count, so this is when a backlog-sized volume was absorbed.
     double storm_acked_s = 0;
     double storm_delivered_s = 0;
-    uint64_t storm_backlog_peak = 0;   // payloads queued on the devices at reconnect
+    uint64_t storm_backlog_peak = 0;     // payloads queued on the devices at reconnect
     uint64_t storm_backlog_unacked = 0;  // + unacknowledged in flight at the disconnect
     // --verify-pg
     bool verified_pg = false;

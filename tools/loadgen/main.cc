@@ -7,6 +7,7 @@
 // readings) were lost, 2 on bad usage or setup failure.
 // Documented in docs/loadgen.md.
 #include <cstdio>
+#include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -153,7 +154,8 @@ bool write_json(const std::string& path, const options& o, const results& r) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// A function-try-block: CLI11 throws on a badly declared option, and nothing may escape main.
+int main(int argc, char** argv) try {
     const std::vector<std::string> args(argv + 1, argv + argc);
     const auto command = sluice::loadgen::parse_command_line(args, std::cout, std::cerr);
     if (!command.run) return command.exit_status;
@@ -169,4 +171,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     return r->totals.lost > 0 || r->pg.missing > 0 ? 1 : 0;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "sluice-loadgen: %s\n", e.what());
+    return 2;
 }

@@ -13,12 +13,14 @@ namespace sluice::loadgen {
 namespace {
 
 void put_le(std::string& out, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>(static_cast<uint8_t>(v >> (8 * i))));
+    for (int i = 0; i < bytes; ++i)
+        out.push_back(static_cast<char>(static_cast<uint8_t>(v >> (8 * i))));
 }
 
 uint64_t get_le(std::string_view in, size_t at, int bytes) {
     uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i) v |= uint64_t{static_cast<uint8_t>(in[at + static_cast<size_t>(i)])} << (8 * i);
+    for (int i = 0; i < bytes; ++i)
+        v |= uint64_t{static_cast<uint8_t>(in[at + static_cast<size_t>(i)])} << (8 * i);
     return v;
 }
 

@@ -4,13 +4,13 @@
 // poll, compared per device with what the publishers had acknowledged.
 #include "verify_pg.h"
 
-#include <libpq-fe.h>
-
 #include <charconv>
 #include <cstdio>
 #include <memory>
 #include <thread>
 #include <unordered_map>
+
+#include <libpq-fe.h>
 
 namespace sluice::loadgen {
 namespace {

@@ -20,7 +20,7 @@ namespace sluice::loadgen {
 struct pg_expectation {
     std::vector<uint64_t> readings_acked;  // per device index
     std::string device_prefix = "lg-";
-    int64_t since_us = 0;                  // Unix us: rows older than this are not ours
+    int64_t since_us = 0;  // Unix us: rows older than this are not ours
 };
 
 struct pg_verdict {
@@ -37,7 +37,7 @@ struct pg_verdict {
 // stop changing for `settle`, or `timeout` passes; then returns the verdict. Errors:
 // connection or query failures as std::errc::connection_refused / io_error (the libpq
 // message goes to stderr).
-result<pg_verdict> verify_pg(const std::string& url, const pg_expectation& expect,
-                             std::chrono::milliseconds timeout, std::chrono::milliseconds settle);
+result<pg_verdict> verify_pg(const std::string& url, const pg_expectation& expect, std::chrono::milliseconds timeout,
+                             std::chrono::milliseconds settle);
 
 }  // namespace sluice::loadgen

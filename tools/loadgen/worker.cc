@@ -11,8 +11,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <string>
+#include <system_error>
 
 #include "base/assert.h"
 
@@ -48,7 +48,8 @@ void worker::add(std::unique_ptr<connection> c) {
 
 void worker::loop() {
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
-    SLUICE_CHECK(epfd_ >= 0, "epoll_create1: %s", std::strerror(errno));
+    // std::error_code rather than strerror(): this runs on several worker threads at once.
+    SLUICE_CHECK(epfd_ >= 0, "epoll_create1: %s", std::error_code(errno, std::generic_category()).message().c_str());
     // Connections are opened at the configured total connect rate, spread over workers.
     const double per_worker_rate = s_.opts.connect_rate / std::max<uint32_t>(1, s_.opts.threads);
     const int64_t t0 = mono_ns();

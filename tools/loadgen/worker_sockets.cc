@@ -12,8 +12,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <string_view>
+#include <system_error>
 
 #include "base/assert.h"
 #include "worker.h"
@@ -60,7 +60,8 @@ void worker::open_conn(connection& c) {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT;
     ev.data.u32 = c.slot;
-    SLUICE_CHECK(epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0, "epoll_ctl: %s", std::strerror(errno));
+    SLUICE_CHECK(epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0, "epoll_ctl: %s",
+                 std::error_code(errno, std::generic_category()).message().c_str());  // thread-safe, unlike strerror()
 }
 
 // 200 ms doubling to 6.4 s, with jitter, so a refusing broker is not hammered.

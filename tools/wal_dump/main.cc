@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <exception>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -85,7 +86,8 @@ void dump_partition(file_system& fs, const std::string& dir, bool records, uint6
     }
     std::sort(names->begin(), names->end());
     for (const auto& name : *names) {
-        const std::string path = dir + "/" + name;
+        std::string path = dir;
+        path.append("/").append(name);
         auto base = wal::parse_segment_file_name(name);
         if (!base) {
             if (name.size() > 8 && name.compare(name.size() - 8, 8, ".corrupt") == 0) {
@@ -106,7 +108,8 @@ void dump_partition(file_system& fs, const std::string& dir, bool records, uint6
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// A function-try-block: CLI11 throws on a badly declared option, and nothing may escape main.
+int main(int argc, char** argv) try {
     CLI::App app(
         "Offline reader for Sluice's WAL (docs/wal-format.md): prints segments, damage, quarantined files "
         "and consumer cursors; never modifies anything.",
@@ -175,4 +178,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     return 0;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "sluice-wal-dump: %s\n", e.what());
+    return 1;
 }

@@ -4,9 +4,9 @@
 // dropped, duplicated, left unacknowledged or invented, and reconcile() must report
 // exactly that. If these numbers are wrong, every "0 lost" the load generator prints
 // is worthless.
-#include <gtest/gtest.h>
-
 #include "accounting.h"
+
+#include <gtest/gtest.h>
 
 namespace sluice::loadgen {
 namespace {
@@ -71,9 +71,12 @@ TEST(reconcile, one_dropped_and_one_duplicated_message_are_reported_exactly) {
 TEST(reconcile, unacknowledged_messages_are_not_counted_as_lost) {
     send_ledger sent(1);
     receive_ledger got(1);
-    for (uint64_t q = 0; q < 10; ++q) sent.on_sent(0, q);
-    for (uint64_t q = 0; q < 8; ++q) sent.on_acked(0, q);
-    for (uint64_t q = 0; q < 8; ++q) got.on_message(0, q, 5);
+    for (uint64_t q = 0; q < 10; ++q)
+        sent.on_sent(0, q);
+    for (uint64_t q = 0; q < 8; ++q)
+        sent.on_acked(0, q);
+    for (uint64_t q = 0; q < 8; ++q)
+        got.on_message(0, q, 5);
     // 8 and 9 were in flight when the run stopped; 9 arrived, 8 did not.
     got.on_message(0, 9, 5);
     const reconciliation r = reconcile(sent, got);
@@ -89,7 +92,8 @@ TEST(reconcile, lost_tail_is_lost_but_not_a_gap) {
         sent.on_sent(0, q);
         sent.on_acked(0, q);
     }
-    for (uint64_t q = 0; q < 7; ++q) got.on_message(0, q, 5);
+    for (uint64_t q = 0; q < 7; ++q)
+        got.on_message(0, q, 5);
     const reconciliation r = reconcile(sent, got);
     EXPECT_EQ(r.lost, 3u);
     EXPECT_EQ(r.gaps, 0u);
@@ -101,10 +105,10 @@ TEST(reconcile, foreign_and_unexpected_messages_are_separated) {
     sent.on_sent(0, 0);
     sent.on_acked(0, 0);
     got.on_message(0, 0, 1);
-    got.on_message(1, 5, 1);               // never sent by us
-    got.on_message(7, 0, 1);               // unknown device
-    got.on_message(0, max_tracked_seq, 1); // absurd sequence number
-    got.on_foreign();                      // unparseable payload
+    got.on_message(1, 5, 1);                // never sent by us
+    got.on_message(7, 0, 1);                // unknown device
+    got.on_message(0, max_tracked_seq, 1);  // absurd sequence number
+    got.on_foreign();                       // unparseable payload
     const reconciliation r = reconcile(sent, got);
     EXPECT_EQ(r.unexpected, 1u);
     EXPECT_EQ(r.foreign, 3u);
@@ -114,7 +118,8 @@ TEST(reconcile, foreign_and_unexpected_messages_are_separated) {
 
 TEST(histogram, percentiles_are_within_bucket_resolution) {
     histogram h;
-    for (int64_t v = 1; v <= 10000; ++v) h.record(v);
+    for (int64_t v = 1; v <= 10000; ++v)
+        h.record(v);
     EXPECT_EQ(h.count(), 10000u);
     EXPECT_EQ(h.max(), 10000);
     const double p50 = static_cast<double>(h.percentile(0.5));
@@ -140,9 +145,11 @@ TEST(histogram, buckets_are_monotonic_and_cover_their_values) {
 
 TEST(histogram, subtract_gives_the_interval) {
     histogram h;
-    for (int i = 0; i < 100; ++i) h.record(10);
+    for (int i = 0; i < 100; ++i)
+        h.record(10);
     const histogram before = h;
-    for (int i = 0; i < 100; ++i) h.record(5000);
+    for (int i = 0; i < 100; ++i)
+        h.record(5000);
     histogram window = h;
     window.subtract(before);
     EXPECT_EQ(window.count(), 100u);

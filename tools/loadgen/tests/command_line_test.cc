@@ -18,7 +18,7 @@ struct outcome {
     std::string err;
 };
 
-outcome parse(std::vector<std::string> args) {
+outcome parse(const std::vector<std::string>& args) {
     std::ostringstream out;
     std::ostringstream err;
     outcome r{parse_command_line(args, out, err), {}, {}};
@@ -27,8 +27,8 @@ outcome parse(std::vector<std::string> args) {
     return r;
 }
 
-options parse_ok(std::vector<std::string> args) {
-    const auto r = parse(std::move(args));
+options parse_ok(const std::vector<std::string>& args) {
+    const auto r = parse(args);
     EXPECT_TRUE(r.line.run.has_value()) << r.err;
     return r.line.run.value_or(options{});
 }

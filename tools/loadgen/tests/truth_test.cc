@@ -3,11 +3,12 @@
 // The truth a subscriber reads back must be the truth the publisher wrote: raw headers
 // round-trip, the compact-binary walker agrees with src/pipeline's full decoder on
 // payloads made by the edge encoder, and topic templates map devices both ways.
+#include "truth.h"
+
 #include <gtest/gtest.h>
 
 #include "pipeline/decoder.h"
 #include "sluice_edge.h"
-#include "truth.h"
 
 namespace sluice::loadgen {
 namespace {

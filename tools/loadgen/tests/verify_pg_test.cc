@@ -4,14 +4,15 @@
 // through the store for registered devices must be counted per device and compared
 // with the acknowledged readings exactly (a missing row, an extra row, a foreign device
 // and rows from before the run are each told apart).
-#include <gtest/gtest.h>
+#include "verify_pg.h"
 
 #include <chrono>
+
+#include <gtest/gtest.h>
 
 #include "store/registry.h"
 #include "store/store.h"
 #include "tests/support/pg_instance.h"
-#include "verify_pg.h"
 
 namespace sluice::loadgen {
 namespace {
@@ -47,7 +48,8 @@ protected:
 
     void write(int32_t device_id, int n, int64_t start_us) {
         std::vector<store::row> rows;
-        for (int i = 0; i < n; ++i) rows.push_back({start_us + i * 1000, device_id, 1, 21.5 + i, 0});
+        for (int i = 0; i < n; ++i)
+            rows.push_back({start_us + i * 1000, device_id, 1, 21.5 + i, 0});
         auto w = store_->write_batch(rows, {}, {});
         ASSERT_TRUE(w) << w.error().message();
     }
