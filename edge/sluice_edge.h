@@ -19,12 +19,12 @@
 namespace sluice_edge {
 
 // --- Wire constants (docs/payload-formats.md, "Compact binary v1") ----------------------
-constexpr uint8_t magic_v1 = 0xA1;            // high nibble 0xA: Sluice binary; low nibble: version
-constexpr uint8_t flag_seq_restart = 0x01;    // first payload since the device (re)started
+constexpr uint8_t magic_v1 = 0xA1;          // high nibble 0xA: Sluice binary; low nibble: version
+constexpr uint8_t flag_seq_restart = 0x01;  // first payload since the device (re)started
 constexpr uint8_t flags_known = flag_seq_restart;
-constexpr std::size_t max_readings = 255;     // the count is one byte
+constexpr std::size_t max_readings = 255;                  // the count is one byte
 constexpr uint64_t max_time_ms = (uint64_t{1} << 48) - 1;  // base time is 48 bits
-constexpr unsigned max_scale = 9;             // decimal exponent carried by integer kinds
+constexpr unsigned max_scale = 9;                          // decimal exponent carried by integer kinds
 
 enum value_kind : uint8_t { kind_int8 = 0, kind_int16 = 1, kind_int32 = 2, kind_float32 = 3, kind_float64 = 4 };
 
@@ -73,7 +73,8 @@ inline std::size_t put_value(uint8_t* out, double v) {
             }
             out[0] = static_cast<uint8_t>((static_cast<unsigned>(kind) << 4) | s);
             const auto u = static_cast<uint32_t>(i);
-            for (std::size_t b = 0; b < len; ++b) out[1 + b] = static_cast<uint8_t>(u >> (8 * b));
+            for (std::size_t b = 0; b < len; ++b)
+                out[1 + b] = static_cast<uint8_t>(u >> (8 * b));
             return 1 + len;
         }
     }
@@ -82,13 +83,15 @@ inline std::size_t put_value(uint8_t* out, double v) {
         uint32_t bits;
         std::memcpy(&bits, &f, sizeof bits);
         out[0] = static_cast<uint8_t>(kind_float32 << 4);
-        for (std::size_t b = 0; b < 4; ++b) out[1 + b] = static_cast<uint8_t>(bits >> (8 * b));
+        for (std::size_t b = 0; b < 4; ++b)
+            out[1 + b] = static_cast<uint8_t>(bits >> (8 * b));
         return 5;
     }
     uint64_t bits;
     std::memcpy(&bits, &v, sizeof bits);
     out[0] = static_cast<uint8_t>(kind_float64 << 4);
-    for (std::size_t b = 0; b < 8; ++b) out[1 + b] = static_cast<uint8_t>(bits >> (8 * b));
+    for (std::size_t b = 0; b < 8; ++b)
+        out[1 + b] = static_cast<uint8_t>(bits >> (8 * b));
     return 9;
 }
 
@@ -104,7 +107,8 @@ inline std::size_t put_value_rounded(uint8_t* out, double v, unsigned decimals) 
     const uint8_t kind = len == 1 ? kind_int8 : len == 2 ? kind_int16 : kind_int32;
     out[0] = static_cast<uint8_t>((static_cast<unsigned>(kind) << 4) | decimals);
     const auto u = static_cast<uint32_t>(i);
-    for (std::size_t b = 0; b < len; ++b) out[1 + b] = static_cast<uint8_t>(u >> (8 * b));
+    for (std::size_t b = 0; b < len; ++b)
+        out[1 + b] = static_cast<uint8_t>(u >> (8 * b));
     return 1 + len;
 }
 
@@ -139,8 +143,7 @@ class batch_encoder {
 public:
     batch_encoder(uint8_t* buffer, std::size_t capacity, std::size_t flush_threshold, uint64_t first_seq = 0)
         : buf_(buffer), capacity_(capacity), threshold_(flush_threshold), seq_(first_seq) {}
-    batch_encoder(uint8_t* buffer, std::size_t capacity)
-        : batch_encoder(buffer, capacity, capacity / 2) {}
+    batch_encoder(uint8_t* buffer, std::size_t capacity) : batch_encoder(buffer, capacity, capacity / 2) {}
 
     // Adds one reading, encoded losslessly (see put_value).
     add_status add(uint32_t metric_id, uint64_t time_ms, double value) {
@@ -175,7 +178,7 @@ public:
     std::size_t size() const { return size_; }    // bytes of the open batch, header included
     std::size_t count() const { return count_; }  // readings in the open batch
     bool empty() const { return count_ == 0; }
-    uint64_t next_seq() const { return seq_; }     // sequence number of the next payload
+    uint64_t next_seq() const { return seq_; }  // sequence number of the next payload
 
 private:
     add_status add_encoded(uint32_t metric_id, uint64_t time_ms, const uint8_t* value, std::size_t value_len) {
@@ -189,7 +192,8 @@ private:
             head[0] = magic_v1;
             head[1] = restart_ ? flag_seq_restart : 0;
             head_len = 2 + put_varint(head + 2, seq_);
-            for (std::size_t b = 0; b < 6; ++b) head[head_len + b] = static_cast<uint8_t>(time_ms >> (8 * b));
+            for (std::size_t b = 0; b < 6; ++b)
+                head[head_len + b] = static_cast<uint8_t>(time_ms >> (8 * b));
             head_len += 6;
             head[head_len++] = 0;  // count, written by finish()
         } else {

@@ -5,7 +5,6 @@
 // per-device literal filters, some '+' and '#' filters, shared ingest groups), plus
 // subscribe/unsubscribe churn and a retained wildcard lookup. Run with
 // --benchmark_repetitions=5 to get the median and MAD (STYLE.md §7).
-#include <benchmark/benchmark.h>
 #include <malloc.h>
 
 #include <algorithm>
@@ -14,6 +13,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include "broker/retained_store.h"
 #include "broker/topic_index.h"
@@ -61,7 +62,8 @@ std::vector<std::string> sample_topics(size_t n, const char* suffix) {
     std::mt19937 rng(42);
     std::uniform_int_distribution<size_t> dist(0, n / 2);
     std::vector<std::string> topics;
-    for (int i = 0; i < 1024; ++i) topics.push_back(device_prefix(dist(rng)) + suffix);
+    for (int i = 0; i < 1024; ++i)
+        topics.push_back(device_prefix(dist(rng)) + suffix);
     return topics;
 }
 
@@ -88,9 +90,13 @@ void run_match(benchmark::State& state, const char* suffix) {
 }
 
 // Device command topics: literal hits plus '#' monitors for some devices.
-void bm_match_cmd(benchmark::State& state) { run_match(state, "/cmd"); }
+void bm_match_cmd(benchmark::State& state) {
+    run_match(state, "/cmd");
+}
 // Telemetry: no plain subscriber, one delivery per shared ingest group.
-void bm_match_telemetry(benchmark::State& state) { run_match(state, "/telemetry"); }
+void bm_match_telemetry(benchmark::State& state) {
+    run_match(state, "/telemetry");
+}
 // A topic under no filter at all (only the trie descent).
 void bm_match_miss(benchmark::State& state) {
     const auto n = static_cast<size_t>(state.range(0));
@@ -119,7 +125,8 @@ void bm_retained_wildcard(benchmark::State& state) {
     const auto n = static_cast<size_t>(state.range(0));
     retained_store<std::shared_ptr<const int>> store;
     auto value = std::make_shared<const int>(1);
-    for (size_t d = 0; d < n; ++d) store.set(device_prefix(d) + "/status", value);
+    for (size_t d = 0; d < n; ++d)
+        store.set(device_prefix(d) + "/status", value);
     size_t visited = 0;
     for (auto _ : state) {
         store.match("plant/3/line/+/+/status", [&](std::string_view, const auto&) { ++visited; });
@@ -132,7 +139,8 @@ double mad(const std::vector<double>& v) {
     std::vector<double> x(v);
     std::sort(x.begin(), x.end());
     const double median = x[x.size() / 2];
-    for (double& e : x) e = std::abs(e - median);
+    for (double& e : x)
+        e = std::abs(e - median);
     std::sort(x.begin(), x.end());
     return x[x.size() / 2];
 }

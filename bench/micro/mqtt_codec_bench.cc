@@ -4,9 +4,9 @@
 // (topic "devices/0042/telemetry", JSON payload) framed and decoded, encoded, and the fan-out
 // header encoded without its payload. Run from a Release build; report ns/packet (the
 // benchmark's time per iteration) with --benchmark_repetitions for median and MAD.
-#include <benchmark/benchmark.h>
-
 #include <string>
+
+#include <benchmark/benchmark.h>
 
 #include "mqtt/codec.h"
 
@@ -67,7 +67,8 @@ void bm_stream_decode_publish(benchmark::State& state) {
     // 64 packets per feed, as when a socket read returns a full buffer.
     std::string batch;
     const std::string one = wire_of(sample_publish(), version::v5);
-    for (int i = 0; i < 64; ++i) batch += one;
+    for (int i = 0; i < 64; ++i)
+        batch += one;
     stream_decoder sd(version::v5);
     for (auto _ : state) {
         sd.feed(batch);

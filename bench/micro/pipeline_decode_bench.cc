@@ -3,11 +3,11 @@
 // Decode throughput of the three payload shapes a device sends, in readings per second
 // (items/s): JSON single reading, JSON batch, and 140-byte compact binary payloads from
 // the edge encoder. One decoder reused across iterations, as a pipeline worker does.
-#include <benchmark/benchmark.h>
-
 #include <random>
 #include <string>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include "pipeline/decoder.h"
 #include "sluice_edge.h"
@@ -54,10 +54,11 @@ void bm_json_batch(benchmark::State& state) {
         std::string p = R"({"seq": )" + std::to_string(i) + R"(, "readings": [)";
         for (int k = 0; k < 10; ++k) {
             char buf[200];
-            std::snprintf(buf, sizeof buf,
-                          R"(%s{"ts": %lld, "temperature": %.2f, "humidity": %.2f, "pressure": %.2f, "vibration": %.3f})",
-                          k ? "," : "", 1732212345123LL + i * 1000 + k * 100, 20 + (rng() % 1000) / 100.0,
-                          40 + (rng() % 1000) / 100.0, 1013 + (rng() % 100) / 100.0, (rng() % 1000) / 1000.0);
+            std::snprintf(
+                buf, sizeof buf,
+                R"(%s{"ts": %lld, "temperature": %.2f, "humidity": %.2f, "pressure": %.2f, "vibration": %.3f})",
+                k ? "," : "", 1732212345123LL + i * 1000 + k * 100, 20 + (rng() % 1000) / 100.0,
+                40 + (rng() % 1000) / 100.0, 1013 + (rng() % 100) / 100.0, (rng() % 1000) / 1000.0);
             p += buf;
         }
         p += "]}";

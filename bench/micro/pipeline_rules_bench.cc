@@ -4,10 +4,10 @@
 // broker pays per PUBLISH in could_match(), and the pipeline in match()) over
 // thousands of distinct topics, and the transformer (lookup, conversion, flags) per
 // reading.
-#include <benchmark/benchmark.h>
-
 #include <string>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include "pipeline/topic_rules.h"
 #include "pipeline/transforms.h"
@@ -20,10 +20,18 @@ std::vector<std::string> topics() {
     std::vector<std::string> t;
     for (int i = 0; i < 4096; ++i) {
         switch (i % 4) {
-            case 0: t.push_back("devices/dev-" + std::to_string(i) + "/telemetry"); break;
-            case 1: t.push_back("factory/site" + std::to_string(i % 9) + "/line2/dev-" + std::to_string(i) + "/telemetry"); break;
-            case 2: t.push_back("devices/dev-" + std::to_string(i) + "/cmd/ack"); break;
-            default: t.push_back("home/room" + std::to_string(i) + "/light"); break;
+            case 0:
+                t.push_back("devices/dev-" + std::to_string(i) + "/telemetry");
+                break;
+            case 1:
+                t.push_back("factory/site" + std::to_string(i % 9) + "/line2/dev-" + std::to_string(i) + "/telemetry");
+                break;
+            case 2:
+                t.push_back("devices/dev-" + std::to_string(i) + "/cmd/ack");
+                break;
+            default:
+                t.push_back("home/room" + std::to_string(i) + "/light");
+                break;
         }
     }
     return t;
@@ -53,7 +61,8 @@ void bm_rule_could_match(benchmark::State& state) {
     const auto t = topics();
     const auto set = rules();
     std::size_t i = 0;
-    for (auto _ : state) benchmark::DoNotOptimize(set.could_match(t[i++ & 4095]));
+    for (auto _ : state)
+        benchmark::DoNotOptimize(set.could_match(t[i++ & 4095]));
     state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(bm_rule_could_match);
@@ -74,7 +83,8 @@ void bm_transform(benchmark::State& state) {
     }
     transformer tf(dict);
     decoded_payload p;
-    for (int k = 0; k < 25; ++k) p.readings.push_back({1000 + k, {}, static_cast<uint32_t>(k % 8 + 1), 70.0 + k % 5});
+    for (int k = 0; k < 25; ++k)
+        p.readings.push_back({1000 + k, {}, static_cast<uint32_t>(k % 8 + 1), 70.0 + k % 5});
     std::vector<telemetry_row> rows;
     std::vector<rejected_reading> rejected;
     uint64_t seq = 0;

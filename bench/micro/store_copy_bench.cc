@@ -9,14 +9,14 @@
 //
 // Arg: readings per series per batch (a batch is always 100,000 readings at 1 Hz, so
 // Arg 1 = 100,000 series each sending one reading, Arg 60 = 1,667 series a minute each).
-#include <benchmark/benchmark.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <thread>
+
+#include <benchmark/benchmark.h>
 
 #include "base/log.h"
 #include "store/copy_format.h"
@@ -49,7 +49,10 @@ double scalar_double(const std::string& url, const std::string& sql) {
 class generator {
 public:
     explicit generator(int per_series, int device_offset = 0)
-        : per_series_(per_series), series_(k_batch / per_series), device_offset_(device_offset), level_(static_cast<size_t>(series_), 20.0) {}
+        : per_series_(per_series),
+          series_(k_batch / per_series),
+          device_offset_(device_offset),
+          level_(static_cast<size_t>(series_), 20.0) {}
 
     // Batch i covers seconds [i * per_series, (i + 1) * per_series).
     std::vector<row> batch(int i) {
@@ -117,11 +120,16 @@ void narrow(benchmark::State& state, bool indexed) {
         readings += static_cast<int64_t>(rows.size());
     }
     state.SetItemsProcessed(readings);
-    state.counters["B/reading"] = scalar_double(url, "SELECT pg_total_relation_size('narrow')") / static_cast<double>(readings);
+    state.counters["B/reading"] =
+        scalar_double(url, "SELECT pg_total_relation_size('narrow')") / static_cast<double>(readings);
 }
 
-void bm_narrow_copy_indexed(benchmark::State& state) { narrow(state, true); }
-void bm_narrow_copy_no_index(benchmark::State& state) { narrow(state, false); }
+void bm_narrow_copy_indexed(benchmark::State& state) {
+    narrow(state, true);
+}
+void bm_narrow_copy_no_index(benchmark::State& state) {
+    narrow(state, false);
+}
 
 void bm_write_batch(benchmark::State& state) {
     const std::string url = fresh_db("packed");
@@ -144,12 +152,14 @@ void bm_write_batch(benchmark::State& state) {
     }
     state.SetItemsProcessed(readings);
     const double n = static_cast<double>(readings);
-    const char* size_sql = "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                           "WHERE i.inhparent = 'sluice_telemetry.telemetry_packed'::regclass";
+    const char* size_sql =
+        "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'sluice_telemetry.telemetry_packed'::regclass";
     state.counters["B/reading"] = scalar_double(url, size_sql) / n;
     // Steady state: maintain() merges the fragments of closed windows; VACUUM FULL
     // stands for the free space that later inserts reuse.
-    auto m = (*store)->maintain(std::chrono::system_clock::time_point(std::chrono::microseconds(k_t0)) + std::chrono::hours(24 * 30));
+    auto m = (*store)->maintain(std::chrono::system_clock::time_point(std::chrono::microseconds(k_t0)) +
+                                std::chrono::hours(24 * 30));
     SLUICE_CHECK(m.has_value(), "maintain");
     SLUICE_CHECK(test::pg_instance::query(url, "VACUUM FULL sluice_telemetry.telemetry_packed").has_value(), "vacuum");
     state.counters["compacted_B/reading"] = scalar_double(url, size_sql) / n;
@@ -195,9 +205,11 @@ void query_bench(benchmark::State& state, bool packed) {
         o.telemetry_url = url;
         auto store = open_postgres(o);
         SLUICE_CHECK(store.has_value() && (*store)->migrate().has_value(), "open");
-        for (int i = 0; i < 12; ++i) SLUICE_CHECK((*store)->write_batch(gen.batch(i), {}, {}).has_value(), "write");
-        sql = "SELECT count(*), avg(value) FROM sluice_telemetry.telemetry_range(7, 3, "
-              "'2026-01-01 00:30:00+00', '2026-01-01 01:30:00+00')";
+        for (int i = 0; i < 12; ++i)
+            SLUICE_CHECK((*store)->write_batch(gen.batch(i), {}, {}).has_value(), "write");
+        sql =
+            "SELECT count(*), avg(value) FROM sluice_telemetry.telemetry_range(7, 3, "
+            "'2026-01-01 00:30:00+00', '2026-01-01 01:30:00+00')";
     } else {
         pg::connection conn(url, std::chrono::seconds(10), "bench");
         SLUICE_CHECK(conn.ensure().has_value(), "connect");
@@ -206,9 +218,11 @@ void query_bench(benchmark::State& state, bool packed) {
                                "CREATE INDEX ON narrow (device_id, metric_id, time)")
                          .has_value(),
                      "create");
-        for (int i = 0; i < 12; ++i) narrow_copy(conn, gen.batch(i));
-        sql = "SELECT count(*), avg(value) FROM narrow WHERE device_id = 7 AND metric_id = 3 "
-              "AND time >= '2026-01-01 00:30:00+00' AND time < '2026-01-01 01:30:00+00'";
+        for (int i = 0; i < 12; ++i)
+            narrow_copy(conn, gen.batch(i));
+        sql =
+            "SELECT count(*), avg(value) FROM narrow WHERE device_id = 7 AND metric_id = 3 "
+            "AND time >= '2026-01-01 00:30:00+00' AND time < '2026-01-01 01:30:00+00'";
     }
     SLUICE_CHECK(test::pg_instance::query(url, "VACUUM ANALYZE").has_value(), "analyze");
     pg::connection conn(url, std::chrono::seconds(10), "bench");
@@ -223,8 +237,12 @@ void query_bench(benchmark::State& state, bool packed) {
     state.counters["readings"] = static_cast<double>(rows);
 }
 
-void bm_query_hour_packed(benchmark::State& state) { query_bench(state, true); }
-void bm_query_hour_narrow_indexed(benchmark::State& state) { query_bench(state, false); }
+void bm_query_hour_packed(benchmark::State& state) {
+    query_bench(state, true);
+}
+void bm_query_hour_narrow_indexed(benchmark::State& state) {
+    query_bench(state, false);
+}
 
 BENCHMARK(bm_narrow_copy_indexed)->Arg(10)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(30);
 BENCHMARK(bm_narrow_copy_no_index)->Arg(10)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(30);
@@ -238,7 +256,8 @@ BENCHMARK(bm_query_hour_narrow_indexed)->Unit(benchmark::kMillisecond)->UseRealT
 
 int main(int argc, char** argv) {
     benchmark::Initialize(&argc, argv);
-    sluice::log::set_level(std::getenv("SLUICE_BENCH_DEBUG") != nullptr ? sluice::log::level::debug : sluice::log::level::warn);
+    sluice::log::set_level(std::getenv("SLUICE_BENCH_DEBUG") != nullptr ? sluice::log::level::debug
+                                                                        : sluice::log::level::warn);
     sluice::test::pg_instance_options po;
     po.shared_buffers = "512MB";
     auto pg = sluice::test::pg_instance::start(po);

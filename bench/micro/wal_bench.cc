@@ -6,7 +6,6 @@
 // with this disk's raw rate of one 100-byte write + fdatasync, in the same run.
 // Group commit is what lets the WAL beat the raw rate: many appends share one fsync.
 // Runs in $SLUICE_BENCH_DIR (default: the current directory, so it measures that disk).
-#include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -17,6 +16,8 @@
 #include <future>
 #include <memory>
 #include <string>
+
+#include <benchmark/benchmark.h>
 
 #include "base/log.h"
 #include "bus/wal/wal.h"
@@ -89,7 +90,8 @@ void BM_wal_append_fsync(benchmark::State& state) {
     for (auto _ : state) {
         std::promise<bool> done;
         auto f = done.get_future();
-        g_wal->wal->append(0, bench_message(i++), [&done](sluice::result<uint64_t> r) { done.set_value(r.has_value()); });
+        g_wal->wal->append(0, bench_message(i++),
+                           [&done](sluice::result<uint64_t> r) { done.set_value(r.has_value()); });
         if (!f.get()) {
             state.SkipWithError("append failed");
             break;

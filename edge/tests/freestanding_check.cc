@@ -16,7 +16,8 @@ extern "C" std::size_t sluice_edge_freestanding_check(uint64_t now_ms, const dou
         const auto status = encoder.add_rounded(static_cast<uint32_t>(i % 8 + 1), now_ms, samples[i], 2);
         if (status != sluice_edge::add_status::added) {
             published += encoder.finish().size;
-            if (status != sluice_edge::add_status::added_flush) (void)encoder.add(static_cast<uint32_t>(i % 8 + 1), now_ms, samples[i]);
+            if (status != sluice_edge::add_status::added_flush)
+                (void)encoder.add(static_cast<uint32_t>(i % 8 + 1), now_ms, samples[i]);
         }
     }
     if (encoder.should_flush(now_ms)) published += encoder.finish().size;

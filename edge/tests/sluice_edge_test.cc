@@ -3,11 +3,11 @@
 // The edge encoder on its own, compiled as C++17: exact bytes of the documented example
 // and of each value kind (docs/payload-formats.md). Decoding is tested against the
 // pipeline in src/pipeline/tests/edge_roundtrip_test.cc.
-#include <gtest/gtest.h>
+#include "sluice_edge.h"
 
 #include <vector>
 
-#include "sluice_edge.h"
+#include <gtest/gtest.h>
 
 namespace {
 
@@ -50,9 +50,8 @@ TEST(sluice_edge, documented_example) {
     EXPECT_EQ(enc.add(3, 1732212345223, 71.6), sluice_edge::add_status::added);
     EXPECT_EQ(enc.size(), 25u);
     const auto p = enc.finish();
-    const std::vector<uint8_t> expected = {0xA1, 0x01, 0x2A, 0x23, 0xC9, 0xE6, 0x4F, 0x93, 0x01, 0x03,
-                                           0x00, 0x03, 0x11, 0xCB, 0x02, 0x00, 0x04, 0x11, 0x92, 0x01,
-                                           0x64, 0x03, 0x11, 0xCC, 0x02};
+    const std::vector<uint8_t> expected = {0xA1, 0x01, 0x2A, 0x23, 0xC9, 0xE6, 0x4F, 0x93, 0x01, 0x03, 0x00, 0x03, 0x11,
+                                           0xCB, 0x02, 0x00, 0x04, 0x11, 0x92, 0x01, 0x64, 0x03, 0x11, 0xCC, 0x02};
     EXPECT_EQ(std::vector<uint8_t>(p.data, p.data + p.size), expected);
     // The next payload has seq 43 and no restart flag.
     EXPECT_EQ(enc.add(3, 1000, 1.0), sluice_edge::add_status::added);

@@ -20,7 +20,8 @@ std::string render_metrics(const metric_sources& sources) {
         w.gauge("mqtt_sessions", "Sessions held (online and offline).", d(t.sessions_current));
         w.gauge("mqtt_subscriptions", "Subscriptions held.", d(t.subscriptions));
         w.gauge("mqtt_retained_messages", "Retained messages held.", d(t.retained_messages));
-        w.counter("mqtt_messages_received_total", "Application messages received from clients.", d(t.messages_received));
+        w.counter("mqtt_messages_received_total", "Application messages received from clients.",
+                  d(t.messages_received));
         w.counter("mqtt_messages_sent_total", "Application messages sent to clients.", d(t.messages_sent));
         w.counter("mqtt_bytes_received_total", "MQTT bytes received.", d(t.bytes_received));
         const char* help_dropped = "Messages not delivered to a subscriber, by reason.";
@@ -73,7 +74,8 @@ std::string render_metrics(const metric_sources& sources) {
         w.gauge("bus_over_quota", "1 while the log is at its size quota (ingest back-pressure).",
                 sources.log->over_quota() ? 1 : 0);
     }
-    for (const auto& extra : sources.extra) extra(w);
+    for (const auto& extra : sources.extra)
+        extra(w);
     return w.text();
 }
 

@@ -5,8 +5,8 @@
 #pragma once
 
 #include <functional>
-#include <vector>
 #include <string>
+#include <vector>
 
 namespace sluice::broker {
 class broker;

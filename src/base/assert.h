@@ -10,11 +10,11 @@ namespace sluice::detail {
     __attribute__((format(printf, 4, 5)));
 }  // namespace sluice::detail
 
-#define SLUICE_CHECK(expr, ...)                                                      \
-    do {                                                                             \
-        if (__builtin_expect(!(expr), 0)) {                                          \
+#define SLUICE_CHECK(expr, ...)                                                     \
+    do {                                                                            \
+        if (__builtin_expect(!(expr), 0)) {                                         \
             ::sluice::detail::check_failed(__FILE__, __LINE__, #expr, __VA_ARGS__); \
-        }                                                                            \
+        }                                                                           \
     } while (0)
 
 #ifdef NDEBUG

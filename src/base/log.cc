@@ -15,8 +15,12 @@ std::atomic<int> g_level{static_cast<int>(level::info)};
 const char* const k_names[] = {"DEBUG", "INFO", "WARN", "ERROR", "OFF"};
 }  // namespace
 
-void set_level(level l) { g_level.store(static_cast<int>(l), std::memory_order_relaxed); }
-level current_level() { return static_cast<level>(g_level.load(std::memory_order_relaxed)); }
+void set_level(level l) {
+    g_level.store(static_cast<int>(l), std::memory_order_relaxed);
+}
+level current_level() {
+    return static_cast<level>(g_level.load(std::memory_order_relaxed));
+}
 
 bool parse_level(const char* text, level& out) {
     for (int i = 0; i <= static_cast<int>(level::off); ++i) {

@@ -20,7 +20,7 @@ template <typename T>
 class [[nodiscard]] result {
 public:
     // Implicit on purpose: `return value;` and `return make_error_code(e);` both read well.
-    result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
+    result(T value) : state_(std::in_place_index<0>, std::move(value)) {}    // NOLINT
     result(std::error_code error) : state_(std::in_place_index<1>, error) {  // NOLINT
         SLUICE_ASSERT(error, "a result error must be non-zero");
     }
@@ -30,17 +30,24 @@ public:
     bool has_value() const noexcept { return state_.index() == 0; }
     explicit operator bool() const noexcept { return has_value(); }
 
-    T& value() & { check(); return std::get<0>(state_); }
-    const T& value() const& { check(); return std::get<0>(state_); }
-    T&& value() && { check(); return std::get<0>(std::move(state_)); }
+    T& value() & {
+        check();
+        return std::get<0>(state_);
+    }
+    const T& value() const& {
+        check();
+        return std::get<0>(state_);
+    }
+    T&& value() && {
+        check();
+        return std::get<0>(std::move(state_));
+    }
     T& operator*() & { return value(); }
     const T& operator*() const& { return value(); }
     T* operator->() { return &value(); }
     const T* operator->() const { return &value(); }
 
-    std::error_code error() const noexcept {
-        return has_value() ? std::error_code{} : std::get<1>(state_);
-    }
+    std::error_code error() const noexcept { return has_value() ? std::error_code{} : std::get<1>(state_); }
 
 private:
     void check() const {
@@ -66,6 +73,8 @@ private:
     std::error_code error_;
 };
 
-inline result<void> ok() { return {}; }
+inline result<void> ok() {
+    return {};
+}
 
 }  // namespace sluice

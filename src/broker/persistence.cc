@@ -14,7 +14,8 @@ persist::message_properties to_record_props(const mqtt::properties& p) {
     out.content_type = p.content_type;
     out.response_topic = p.response_topic;
     out.correlation_data = p.correlation_data;
-    for (const auto& u : p.user_properties) out.user_properties.emplace_back(u.key, u.value);
+    for (const auto& u : p.user_properties)
+        out.user_properties.emplace_back(u.key, u.value);
     return out;
 }
 
@@ -23,7 +24,8 @@ void from_record_props(persist::message_properties&& in, mqtt::properties& out) 
     out.content_type = std::move(in.content_type);
     out.response_topic = std::move(in.response_topic);
     out.correlation_data = std::move(in.correlation_data);
-    for (auto& [k, v] : in.user_properties) out.user_properties.push_back(mqtt::user_property{std::move(k), std::move(v)});
+    for (auto& [k, v] : in.user_properties)
+        out.user_properties.push_back(mqtt::user_property{std::move(k), std::move(v)});
 }
 
 }  // namespace

@@ -215,7 +215,8 @@ private:
         while (!pending.empty()) {
             std::unique_ptr<node> n = std::move(pending.back());
             pending.pop_back();
-            for (auto& [level, child] : n->children) pending.push_back(std::move(child));
+            for (auto& [level, child] : n->children)
+                pending.push_back(std::move(child));
         }
     }
 

@@ -30,9 +30,9 @@ class connection;
 struct outgoing {
     message_ptr msg;
     uint8_t qos = 0;
-    bool retain = false;                 // the RETAIN flag as sent to this subscriber
+    bool retain = false;  // the RETAIN flag as sent to this subscriber
     std::vector<uint32_t> subscription_ids;
-    uint64_t order = 0;                  // position in the session's send order (0: not yet queued)
+    uint64_t order = 0;  // position in the session's send order (0: not yet queued)
 };
 
 struct inflight_entry {
@@ -49,7 +49,7 @@ public:
     const std::string& client_id() const { return client_id_; }
     session_key key() const { return key_; }
 
-    connection* conn = nullptr;          // nullptr while offline
+    connection* conn = nullptr;  // nullptr while offline
     mqtt::version protocol = mqtt::version::v5;
     // Seconds to keep the session after the connection closes (0xFFFFFFFF: forever).
     uint32_t expiry_interval = 0;
@@ -65,7 +65,7 @@ public:
     // what piles up on top of it. Unknown (max) until pump() runs for a new connection.
     size_t carried_messages = SIZE_MAX;
     uint64_t carried_bytes = UINT64_MAX;
-    std::set<uint16_t> inbound_qos2;              // received PUBLISH QoS 2, PUBREC sent, awaiting PUBREL
+    std::set<uint16_t> inbound_qos2;  // received PUBLISH QoS 2, PUBREC sent, awaiting PUBREL
 
     // Will of the last connection, pending publication after will delay (or session end).
     std::unique_ptr<mqtt::will> pending_will;  // heap: ~1 KB, rarely set

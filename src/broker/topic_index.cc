@@ -51,7 +51,7 @@ bool valid_topic_filter(std::string_view filter) noexcept {
         size_t next = 0;
         const std::string_view level = level_at(filter, pos, next);
         if (level.find_first_of("+#") != npos) {
-            if (level.size() != 1) return false;            // "sport+" or "a#"
+            if (level.size() != 1) return false;             // "sport+" or "a#"
             if (level == "#" && next != npos) return false;  // '#' must be last
         }
         pos = next;
@@ -75,8 +75,7 @@ std::optional<subscription_filter> parse_subscription_filter(std::string_view fi
 }
 
 bool topic_matches(std::string_view filter, std::string_view topic) noexcept {
-    if (!topic.empty() && topic.front() == '$' && !filter.empty() &&
-        (filter.front() == '+' || filter.front() == '#')) {
+    if (!topic.empty() && topic.front() == '$' && !filter.empty() && (filter.front() == '+' || filter.front() == '#')) {
         return false;
     }
     size_t fpos = 0;
@@ -106,9 +105,7 @@ struct topic_index::node {
 
     node(node* p, kind k, std::string_view l) : parent(p), type(k), level(l) {}
 
-    bool empty() const noexcept {
-        return children.empty() && !plus && !hash && subs.empty() && groups.empty();
-    }
+    bool empty() const noexcept { return children.empty() && !plus && !hash && subs.empty() && groups.empty(); }
 
     node* parent;
     kind type;
@@ -137,7 +134,8 @@ void destroy_trie(std::unique_ptr<Node> root) {
     while (!pending.empty()) {
         std::unique_ptr<Node> n = std::move(pending.back());
         pending.pop_back();
-        for (auto& [level, child] : n->children) pending.push_back(std::move(child));
+        for (auto& [level, child] : n->children)
+            pending.push_back(std::move(child));
         if (n->plus) pending.push_back(std::move(n->plus));
         if (n->hash) pending.push_back(std::move(n->hash));
     }  // each n is destroyed here with no live children
@@ -146,7 +144,9 @@ void destroy_trie(std::unique_ptr<Node> root) {
 }  // namespace
 
 topic_index::topic_index() : root_(std::make_unique<node>(nullptr, node::kind::root, "")) {}
-topic_index::~topic_index() { destroy_trie(std::move(root_)); }
+topic_index::~topic_index() {
+    destroy_trie(std::move(root_));
+}
 topic_index::topic_index(topic_index&&) noexcept = default;
 topic_index& topic_index::operator=(topic_index&& other) noexcept {
     if (this != &other) {
@@ -260,8 +260,8 @@ bool topic_index::remove_subscriber(node* where, shared_group* group, session_ke
 
 void topic_index::prune(node* where, shared_group* group) {
     if (group != nullptr && group->members.empty()) {
-        auto it = std::find_if(where->groups.begin(), where->groups.end(),
-                               [&](const auto& g) { return g.get() == group; });
+        auto it =
+            std::find_if(where->groups.begin(), where->groups.end(), [&](const auto& g) { return g.get() == group; });
         SLUICE_CHECK(it != where->groups.end(), "shared group not found in its node");
         where->groups.erase(it);
     }
@@ -269,15 +269,20 @@ void topic_index::prune(node* where, shared_group* group) {
     while (n->type != node::kind::root && n->empty()) {
         node* parent = n->parent;
         switch (n->type) {
-            case node::kind::plus: parent->plus.reset(); break;
-            case node::kind::hash: parent->hash.reset(); break;
+            case node::kind::plus:
+                parent->plus.reset();
+                break;
+            case node::kind::hash:
+                parent->hash.reset();
+                break;
             case node::kind::literal: {
                 auto it = parent->children.find(std::string_view(n->level));
                 SLUICE_CHECK(it != parent->children.end(), "trie node missing from its parent");
                 parent->children.erase(it);
                 break;
             }
-            case node::kind::root: break;
+            case node::kind::root:
+                break;
         }
         --node_count_;
         n = parent;
@@ -328,7 +333,8 @@ void topic_index::add_hits(node& n) {
         if (sub.options.no_local && sub.session == publisher_) continue;
         hits_.push_back(hit{sub.session, &sub.options});
     }
-    for (auto& g : n.groups) groups_hit_.push_back(g.get());
+    for (auto& g : n.groups)
+        groups_hit_.push_back(g.get());
 }
 
 void topic_index::collect(std::string_view topic) {

@@ -146,8 +146,7 @@ public:
     // ordered by session key.
     // REQUIRES: valid_topic_name(topic). `is_available` must not touch this index.
     template <typename Available>
-    void match(std::string_view topic, session_key publisher, std::vector<delivery>& out,
-               Available&& is_available) {
+    void match(std::string_view topic, session_key publisher, std::vector<delivery>& out, Available&& is_available) {
         using fn = std::remove_reference_t<Available>;
         if constexpr (std::is_function_v<fn>) {  // a plain function: wrap its pointer
             fn* f = &is_available;
@@ -199,8 +198,7 @@ private:
         size_t operator()(const slot_key& k) const noexcept;
     };
 
-    void match_impl(std::string_view topic, session_key publisher, std::vector<delivery>& out,
-                    availability avail);
+    void match_impl(std::string_view topic, session_key publisher, std::vector<delivery>& out, availability avail);
     struct walk_frame {
         node* n;
         size_t pos;  // start of the next topic level; npos once all levels are consumed

@@ -14,12 +14,18 @@ public:
     const char* name() const noexcept override { return "sluice.bus"; }
     std::string message(int value) const override {
         switch (static_cast<errc>(value)) {
-        case errc::quota_exceeded: return "bus quota exceeded";
-        case errc::io_error: return "bus I/O error";
-        case errc::corruption: return "bus data corrupted";
-        case errc::closed: return "bus closed";
-        case errc::not_found: return "not found";
-        case errc::invalid_argument: return "invalid argument";
+            case errc::quota_exceeded:
+                return "bus quota exceeded";
+            case errc::io_error:
+                return "bus I/O error";
+            case errc::corruption:
+                return "bus data corrupted";
+            case errc::closed:
+                return "bus closed";
+            case errc::not_found:
+                return "not found";
+            case errc::invalid_argument:
+                return "invalid argument";
         }
         return "unknown bus error";
     }
@@ -32,6 +38,8 @@ const std::error_category& bus_category() noexcept {
     return instance;
 }
 
-std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), bus_category()}; }
+std::error_code make_error_code(errc e) noexcept {
+    return {static_cast<int>(e), bus_category()};
+}
 
 }  // namespace sluice::bus

@@ -12,7 +12,9 @@ std::string parent_dir(const std::string& path) {
     auto slash = path.rfind('/');
     return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
 }
-std::error_code io_error() { return make_error_code(errc::io_error); }
+std::error_code io_error() {
+    return make_error_code(errc::io_error);
+}
 }  // namespace
 
 class fault_file final : public writable_file {
@@ -65,7 +67,9 @@ void fault_injection_fs::clear_faults() {
     faults_.clear();
 }
 
-void fault_injection_fs::crash() { crashed_.store(true); }
+void fault_injection_fs::crash() {
+    crashed_.store(true);
+}
 
 bool fault_injection_fs::should_fail(op o, const std::string& path) {
     std::lock_guard lock(mu_);
@@ -149,9 +153,13 @@ result<void> fault_injection_fs::unlink(const std::string& path) {
     return r;
 }
 
-result<std::vector<std::string>> fault_injection_fs::list(const std::string& dir) { return base_->list(dir); }
+result<std::vector<std::string>> fault_injection_fs::list(const std::string& dir) {
+    return base_->list(dir);
+}
 
-result<uint64_t> fault_injection_fs::file_size(const std::string& path) { return base_->file_size(path); }
+result<uint64_t> fault_injection_fs::file_size(const std::string& path) {
+    return base_->file_size(path);
+}
 
 result<void> fault_injection_fs::truncate(const std::string& path, uint64_t size) {
     if (crashed() || should_fail(op::truncate, path)) return io_error();

@@ -73,7 +73,7 @@ private:
         std::string substring;
         int count;
     };
-    std::vector<fault> faults_;              // guarded by mu_
+    std::vector<fault> faults_;                // guarded by mu_
     std::map<std::string, file_state> files_;  // guarded by mu_; files opened for writing
 };
 

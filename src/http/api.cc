@@ -9,7 +9,6 @@
 #include "http/api.h"
 
 #include <fcntl.h>
-#include <libpq-fe.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +22,8 @@
 #include <memory>
 #include <utility>
 
+#include <libpq-fe.h>
+
 #include "base/log.h"
 #include "http/server.h"
 
@@ -34,11 +35,16 @@ public:
     const char* name() const noexcept override { return "sluice.http.api"; }
     std::string message(int v) const override {
         switch (static_cast<api_errc>(v)) {
-            case api_errc::database_unavailable: return "database unavailable";
-            case api_errc::query_failed: return "query failed";
-            case api_errc::query_timeout: return "query timed out";
-            case api_errc::bad_request: return "bad request";
-            case api_errc::unsafe_path: return "unsafe path";
+            case api_errc::database_unavailable:
+                return "database unavailable";
+            case api_errc::query_failed:
+                return "query failed";
+            case api_errc::query_timeout:
+                return "query timed out";
+            case api_errc::bad_request:
+                return "bad request";
+            case api_errc::unsafe_path:
+                return "unsafe path";
         }
         return "unknown api error";
     }
@@ -51,7 +57,9 @@ const std::error_category& api_category() {
     return instance;
 }
 
-std::error_code make_error_code(api_errc e) { return {static_cast<int>(e), api_category()}; }
+std::error_code make_error_code(api_errc e) {
+    return {static_cast<int>(e), api_category()};
+}
 
 // ---------------------------------------------------------------------------------
 // Pure helpers
@@ -62,10 +70,12 @@ std::vector<prom_sample> parse_prometheus(std::string_view text) {
         size_t nl = text.find('\n');
         std::string_view line = text.substr(0, nl);
         text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
-        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
+            line.remove_suffix(1);
         if (line.empty() || line.front() == '#') continue;
         size_t i = 0;
-        while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
+        while (i < line.size() && line[i] != '{' && line[i] != ' ')
+            ++i;
         prom_sample s;
         s.name = std::string(line.substr(0, i));
         if (s.name.empty()) continue;
@@ -86,7 +96,8 @@ std::vector<prom_sample> parse_prometheus(std::string_view text) {
             s.labels = std::string(line.substr(start, i - start));
             ++i;
         }
-        while (i < line.size() && line[i] == ' ') ++i;
+        while (i < line.size() && line[i] == ' ')
+            ++i;
         std::string_view value = line.substr(i);
         value = value.substr(0, value.find(' '));  // an optional timestamp follows
         if (value.empty()) continue;
@@ -242,13 +253,27 @@ void append_json_string(std::string& out, std::string_view s) {
             continue;
         }
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\b':
+                out += "\\b";
+                break;
+            case '\f':
+                out += "\\f";
+                break;
             default:
                 if (c < 0x20 || c == 0x7F) {
                     out += "\\u00";
@@ -376,8 +401,8 @@ using param = std::optional<std::string>;
 class db_session {
 public:
     db_session(std::string url, int statement_timeout_ms)
-        : url_(std::move(url)), options_("-c statement_timeout=" + std::to_string(statement_timeout_ms) +
-                                         " -c TimeZone=UTC") {}
+        : url_(std::move(url)),
+          options_("-c statement_timeout=" + std::to_string(statement_timeout_ms) + " -c TimeZone=UTC") {}
     ~db_session() {
         if (conn_ != nullptr) PQfinish(conn_);
     }
@@ -392,11 +417,12 @@ public:
     result<pg_result> query(const char* sql, const std::vector<param>& params) {
         std::vector<const char*> values;
         values.reserve(params.size());
-        for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+        for (const auto& p : params)
+            values.push_back(p ? p->c_str() : nullptr);
         for (int attempt = 0; attempt < 2; ++attempt) {
             if (auto c = connect(); !c) return c.error();
-            pg_result r(PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                                     nullptr, 0));
+            pg_result r(
+                PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
             ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
             if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) return r;
             last_error_ = r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn_);
@@ -421,7 +447,8 @@ public:
 
 private:
     static void trim_newline(std::string& s) {
-        while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+        while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+            s.pop_back();
     }
 
     result<void> connect() {
@@ -459,7 +486,9 @@ private:
 };
 
 // Column text accessors: PQgetvalue of a NULL is "", so check PQgetisnull.
-bool is_null(const pg_result& r, int row, int col) { return PQgetisnull(r.get(), row, col) != 0; }
+bool is_null(const pg_result& r, int row, int col) {
+    return PQgetisnull(r.get(), row, col) != 0;
+}
 std::string_view text_at(const pg_result& r, int row, int col) {
     return {PQgetvalue(r.get(), row, col), static_cast<size_t>(PQgetlength(r.get(), row, col))};
 }
@@ -531,7 +560,9 @@ response error_response(std::error_code ec, std::string_view detail) {
     return json_response(status, std::move(body));
 }
 
-response bad_request(std::string_view detail) { return error_response(api_errc::bad_request, detail); }
+response bad_request(std::string_view detail) {
+    return error_response(api_errc::bad_request, detail);
+}
 
 // A query parameter; absent and empty are the same (nullopt).
 param query_param(const request& req, const char* name) {
@@ -560,9 +591,9 @@ struct api_state {
 
     response overview() {
         std::string text = cfg.metrics_text ? cfg.metrics_text() : std::string();
-        auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+        auto now =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
         return json_response(200, overview_json(text, static_cast<int64_t>(now)));
     }
 
@@ -657,8 +688,10 @@ struct api_state {
             if (ids.error() == api_errc::bad_request) return bad_request("from and to must be ISO 8601 timestamps");
             return db_error(ids.error());
         }
-        if (is_null(*ids, 0, 0)) return json_response(404, "{\"error\":\"unknown device\",\"device\":" + json_string(*device) + "}");
-        if (is_null(*ids, 0, 1)) return json_response(404, "{\"error\":\"unknown metric\",\"metric\":" + json_string(*metric) + "}");
+        if (is_null(*ids, 0, 0))
+            return json_response(404, "{\"error\":\"unknown device\",\"device\":" + json_string(*device) + "}");
+        if (is_null(*ids, 0, 1))
+            return json_response(404, "{\"error\":\"unknown metric\",\"metric\":" + json_string(*metric) + "}");
         std::vector<param> args{std::string(text_at(*ids, 0, 0)), std::string(text_at(*ids, 0, 1)),
                                 std::string(text_at(*ids, 0, 2)), std::string(text_at(*ids, 0, 3)),
                                 std::to_string(*limit + 1)};

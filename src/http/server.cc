@@ -24,15 +24,24 @@ constexpr size_t k_max_body_bytes = 1024 * 1024;
 
 const char* status_text(int status) {
     switch (status) {
-        case 200: return "OK";
-        case 204: return "No Content";
-        case 400: return "Bad Request";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 413: return "Payload Too Large";
-        case 500: return "Internal Server Error";
-        case 503: return "Service Unavailable";
-        default: return "Unknown";
+        case 200:
+            return "OK";
+        case 204:
+            return "No Content";
+        case 400:
+            return "Bad Request";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 413:
+            return "Payload Too Large";
+        case 500:
+            return "Internal Server Error";
+        case 503:
+            return "Service Unavailable";
+        default:
+            return "Unknown";
     }
 }
 
@@ -183,7 +192,8 @@ private:
             size_t colon = line.find(':');
             if (colon != std::string_view::npos) {
                 std::string_view v = line.substr(colon + 1);
-                while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+                while (!v.empty() && v.front() == ' ')
+                    v.remove_prefix(1);
                 req.headers[lower(std::string(line.substr(0, colon)))] = std::string(v);
             }
             pos = e + 2;
@@ -222,7 +232,8 @@ private:
         std::string out = "HTTP/1.1 " + std::to_string(res.status) + " " + status_text(res.status) + "\r\n";
         out += "Content-Type: " + res.content_type + "\r\n";
         out += "Content-Length: " + std::to_string(res.body.size()) + "\r\n";
-        for (const auto& [k, v] : res.headers) out += k + ": " + v + "\r\n";
+        for (const auto& [k, v] : res.headers)
+            out += k + ": " + v + "\r\n";
         out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
         if (!head_only) out += res.body;
         out_ += out;
@@ -299,9 +310,13 @@ void server::impl::listener::on_events(uint32_t) {
     }
 }
 
-server::server() : impl_(std::make_unique<impl>()) { impl_->accept_handler.owner = impl_.get(); }
+server::server() : impl_(std::make_unique<impl>()) {
+    impl_->accept_handler.owner = impl_.get();
+}
 
-server::~server() { stop(); }
+server::~server() {
+    stop();
+}
 
 void server::route(std::string method, std::string path, handler h) {
     bool prefix = !path.empty() && path.back() == '*';
@@ -346,7 +361,8 @@ result<uint16_t> server::start(const std::string& bind_address, uint16_t port) {
         }
     });
     impl_->loop->on_iteration_end([self] {
-        for (int c : self->closing) self->connections.erase(c);
+        for (int c : self->closing)
+            self->connections.erase(c);
         self->closing.clear();
     });
     impl_->thread = std::thread([self] {

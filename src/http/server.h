@@ -27,8 +27,8 @@ namespace sluice::http {
 
 struct request {
     std::string method;
-    std::string path;                          // without the query string
-    std::map<std::string, std::string> query;  // decoded ?a=b&c=d
+    std::string path;                            // without the query string
+    std::map<std::string, std::string> query;    // decoded ?a=b&c=d
     std::map<std::string, std::string> headers;  // lower-case names
     std::string body;
 };

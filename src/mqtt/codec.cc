@@ -17,13 +17,14 @@ namespace {
 
 constexpr errc ok = errc{};  // errc has no 0 value: "no error" inside this file
 
-#define SLUICE_MQTT_TRY(expr)                 \
-    do {                                      \
-        if (const errc e_ = (expr); e_ != ok) \
-            return e_;                        \
+#define SLUICE_MQTT_TRY(expr)                            \
+    do {                                                 \
+        if (const errc e_ = (expr); e_ != ok) return e_; \
     } while (0)
 
-bool is_v5(version v) { return v == version::v5; }
+bool is_v5(version v) {
+    return v == version::v5;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Reading
@@ -83,9 +84,12 @@ public:
     errc utf8(std::string_view& out) {
         SLUICE_MQTT_TRY(binary(out));
         switch (check_utf8(out)) {
-        case utf8_status::ok: return ok;
-        case utf8_status::malformed: return errc::malformed_utf8;
-        case utf8_status::null_character: return errc::utf8_null_character;
+            case utf8_status::ok:
+                return ok;
+            case utf8_status::malformed:
+                return errc::malformed_utf8;
+            case utf8_status::null_character:
+                return errc::utf8_null_character;
         }
         return errc::malformed_utf8;
     }
@@ -105,7 +109,9 @@ private:
 enum class prop_kind : uint8_t { none, byte, u16, u32, varint, utf8, binary, pair };
 
 // Bit n = allowed in packet type n; bit 0 = allowed in the will properties of CONNECT.
-constexpr uint32_t bit(packet_type t) { return 1u << static_cast<unsigned>(t); }
+constexpr uint32_t bit(packet_type t) {
+    return 1u << static_cast<unsigned>(t);
+}
 constexpr uint32_t will_bit = 1u;
 
 struct prop_spec {
@@ -117,9 +123,8 @@ constexpr std::array<prop_spec, 0x2B> make_prop_table() {
     using pt = packet_type;
     std::array<prop_spec, 0x2B> t{};
     const uint32_t message = bit(pt::publish) | will_bit;
-    const uint32_t acks = bit(pt::connack) | bit(pt::puback) | bit(pt::pubrec) | bit(pt::pubrel) |
-                          bit(pt::pubcomp) | bit(pt::suback) | bit(pt::unsuback) | bit(pt::disconnect) |
-                          bit(pt::auth);
+    const uint32_t acks = bit(pt::connack) | bit(pt::puback) | bit(pt::pubrec) | bit(pt::pubrel) | bit(pt::pubcomp) |
+                          bit(pt::suback) | bit(pt::unsuback) | bit(pt::disconnect) | bit(pt::auth);
     t[0x01] = {prop_kind::byte, message};
     t[0x02] = {prop_kind::u32, message};
     t[0x03] = {prop_kind::utf8, message};
@@ -157,49 +162,108 @@ struct prop_value {
     std::string_view b;
 };
 
-errc boolean(uint32_t v) { return v <= 1 ? ok : errc::invalid_property_value; }
-errc nonzero(uint32_t v) { return v != 0 ? ok : errc::invalid_property_value; }
+errc boolean(uint32_t v) {
+    return v <= 1 ? ok : errc::invalid_property_value;
+}
+errc nonzero(uint32_t v) {
+    return v != 0 ? ok : errc::invalid_property_value;
+}
 
 errc store_property(uint8_t id, const prop_value& v, properties& p) {
     const auto u8v = static_cast<uint8_t>(v.number);
     const auto u16v = static_cast<uint16_t>(v.number);
     switch (id) {
-    case 0x01: p.payload_format_indicator = u8v; return boolean(v.number);
-    case 0x02: p.message_expiry_interval = v.number; return ok;
-    case 0x03: p.content_type.emplace(v.a); return ok;
-    case 0x08:
-        if (!valid_topic_name(v.a)) return errc::invalid_property_value;
-        p.response_topic.emplace(v.a);
-        return ok;
-    case 0x09: p.correlation_data.emplace(v.a); return ok;
-    case 0x0B: p.subscription_identifiers.push_back(v.number); return nonzero(v.number);
-    case 0x11: p.session_expiry_interval = v.number; return ok;
-    case 0x12: p.assigned_client_identifier.emplace(v.a); return ok;
-    case 0x13: p.server_keep_alive = u16v; return ok;
-    case 0x15: p.authentication_method.emplace(v.a); return ok;
-    case 0x16: p.authentication_data.emplace(v.a); return ok;
-    case 0x17: p.request_problem_information = u8v; return boolean(v.number);
-    case 0x18: p.will_delay_interval = v.number; return ok;
-    case 0x19: p.request_response_information = u8v; return boolean(v.number);
-    case 0x1A: p.response_information.emplace(v.a); return ok;
-    case 0x1C: p.server_reference.emplace(v.a); return ok;
-    case 0x1F: p.reason_string.emplace(v.a); return ok;
-    case 0x21: p.receive_maximum = u16v; return nonzero(v.number);
-    case 0x22: p.topic_alias_maximum = u16v; return ok;
-    case 0x23: p.topic_alias = u16v; return nonzero(v.number);
-    case 0x24: p.maximum_qos = u8v; return boolean(v.number);
-    case 0x25: p.retain_available = u8v; return boolean(v.number);
-    case 0x26: p.user_properties.push_back(user_property{std::string(v.a), std::string(v.b)}); return ok;
-    case 0x27: p.maximum_packet_size = v.number; return nonzero(v.number);
-    case 0x28: p.wildcard_subscription_available = u8v; return boolean(v.number);
-    case 0x29: p.subscription_identifier_available = u8v; return boolean(v.number);
-    case 0x2A: p.shared_subscription_available = u8v; return boolean(v.number);
-    default: return errc::unknown_property;
+        case 0x01:
+            p.payload_format_indicator = u8v;
+            return boolean(v.number);
+        case 0x02:
+            p.message_expiry_interval = v.number;
+            return ok;
+        case 0x03:
+            p.content_type.emplace(v.a);
+            return ok;
+        case 0x08:
+            if (!valid_topic_name(v.a)) return errc::invalid_property_value;
+            p.response_topic.emplace(v.a);
+            return ok;
+        case 0x09:
+            p.correlation_data.emplace(v.a);
+            return ok;
+        case 0x0B:
+            p.subscription_identifiers.push_back(v.number);
+            return nonzero(v.number);
+        case 0x11:
+            p.session_expiry_interval = v.number;
+            return ok;
+        case 0x12:
+            p.assigned_client_identifier.emplace(v.a);
+            return ok;
+        case 0x13:
+            p.server_keep_alive = u16v;
+            return ok;
+        case 0x15:
+            p.authentication_method.emplace(v.a);
+            return ok;
+        case 0x16:
+            p.authentication_data.emplace(v.a);
+            return ok;
+        case 0x17:
+            p.request_problem_information = u8v;
+            return boolean(v.number);
+        case 0x18:
+            p.will_delay_interval = v.number;
+            return ok;
+        case 0x19:
+            p.request_response_information = u8v;
+            return boolean(v.number);
+        case 0x1A:
+            p.response_information.emplace(v.a);
+            return ok;
+        case 0x1C:
+            p.server_reference.emplace(v.a);
+            return ok;
+        case 0x1F:
+            p.reason_string.emplace(v.a);
+            return ok;
+        case 0x21:
+            p.receive_maximum = u16v;
+            return nonzero(v.number);
+        case 0x22:
+            p.topic_alias_maximum = u16v;
+            return ok;
+        case 0x23:
+            p.topic_alias = u16v;
+            return nonzero(v.number);
+        case 0x24:
+            p.maximum_qos = u8v;
+            return boolean(v.number);
+        case 0x25:
+            p.retain_available = u8v;
+            return boolean(v.number);
+        case 0x26:
+            p.user_properties.push_back(user_property{std::string(v.a), std::string(v.b)});
+            return ok;
+        case 0x27:
+            p.maximum_packet_size = v.number;
+            return nonzero(v.number);
+        case 0x28:
+            p.wildcard_subscription_available = u8v;
+            return boolean(v.number);
+        case 0x29:
+            p.subscription_identifier_available = u8v;
+            return boolean(v.number);
+        case 0x2A:
+            p.shared_subscription_available = u8v;
+            return boolean(v.number);
+        default:
+            return errc::unknown_property;
     }
 }
 
 // Inside the property block a value cut short is a malformed property, not a short packet.
-errc as_property_error(errc e) { return e == errc::truncated ? errc::malformed_property : e; }
+errc as_property_error(errc e) {
+    return e == errc::truncated ? errc::malformed_property : e;
+}
 
 // REQUIRES: 5.0. `allowed` is bit(type) or will_bit.
 errc read_properties(cursor& c, uint32_t allowed, bool publish_like, properties& out) {
@@ -225,27 +289,36 @@ errc read_properties(cursor& c, uint32_t allowed, bool publish_like, properties&
         seen |= mask;
         prop_value v;
         switch (spec.kind) {
-        case prop_kind::byte: {
-            uint8_t b = 0;
-            SLUICE_MQTT_TRY(as_property_error(pc.u8(b)));
-            v.number = b;
-            break;
-        }
-        case prop_kind::u16: {
-            uint16_t w = 0;
-            SLUICE_MQTT_TRY(as_property_error(pc.u16(w)));
-            v.number = w;
-            break;
-        }
-        case prop_kind::u32: SLUICE_MQTT_TRY(as_property_error(pc.u32(v.number))); break;
-        case prop_kind::varint: SLUICE_MQTT_TRY(as_property_error(pc.varint(v.number))); break;
-        case prop_kind::utf8: SLUICE_MQTT_TRY(as_property_error(pc.utf8(v.a))); break;
-        case prop_kind::binary: SLUICE_MQTT_TRY(as_property_error(pc.binary(v.a))); break;
-        case prop_kind::pair:
-            SLUICE_MQTT_TRY(as_property_error(pc.utf8(v.a)));
-            SLUICE_MQTT_TRY(as_property_error(pc.utf8(v.b)));
-            break;
-        case prop_kind::none: return errc::unknown_property;
+            case prop_kind::byte: {
+                uint8_t b = 0;
+                SLUICE_MQTT_TRY(as_property_error(pc.u8(b)));
+                v.number = b;
+                break;
+            }
+            case prop_kind::u16: {
+                uint16_t w = 0;
+                SLUICE_MQTT_TRY(as_property_error(pc.u16(w)));
+                v.number = w;
+                break;
+            }
+            case prop_kind::u32:
+                SLUICE_MQTT_TRY(as_property_error(pc.u32(v.number)));
+                break;
+            case prop_kind::varint:
+                SLUICE_MQTT_TRY(as_property_error(pc.varint(v.number)));
+                break;
+            case prop_kind::utf8:
+                SLUICE_MQTT_TRY(as_property_error(pc.utf8(v.a)));
+                break;
+            case prop_kind::binary:
+                SLUICE_MQTT_TRY(as_property_error(pc.binary(v.a)));
+                break;
+            case prop_kind::pair:
+                SLUICE_MQTT_TRY(as_property_error(pc.utf8(v.a)));
+                SLUICE_MQTT_TRY(as_property_error(pc.utf8(v.b)));
+                break;
+            case prop_kind::none:
+                return errc::unknown_property;
         }
         SLUICE_MQTT_TRY(store_property(id, v, out));
     }
@@ -256,29 +329,31 @@ errc read_properties(cursor& c, uint32_t allowed, bool publish_like, properties&
 // Reason codes allowed per packet type (5.0 §2.4 and each packet's section).
 bool reason_allowed(packet_type t, uint8_t code) {
     switch (t) {
-    case packet_type::connack:
-        return code == 0x00 || (code >= 0x80 && code <= 0x9F && code != 0x8B && code != 0x8D &&
-                                code != 0x8E && code != 0x8F && code != 0x91 && code != 0x92 &&
-                                code != 0x93 && code != 0x94 && code != 0x96 && code != 0x98 &&
-                                code != 0x9E);
-    case packet_type::puback:
-    case packet_type::pubrec:
-        return code == 0x00 || code == 0x10 || code == 0x80 || code == 0x83 || code == 0x87 ||
-               code == 0x90 || code == 0x91 || code == 0x97 || code == 0x99;
-    case packet_type::pubrel:
-    case packet_type::pubcomp: return code == 0x00 || code == 0x92;
-    case packet_type::suback:
-        return code <= 0x02 || code == 0x80 || code == 0x83 || code == 0x87 || code == 0x8F ||
-               code == 0x91 || code == 0x97 || code == 0x9E || code == 0xA1 || code == 0xA2;
-    case packet_type::unsuback:
-        return code == 0x00 || code == 0x11 || code == 0x80 || code == 0x83 || code == 0x87 ||
-               code == 0x8F || code == 0x91;
-    case packet_type::disconnect:
-        return code == 0x00 || code == 0x04 ||
-               (code >= 0x80 && code <= 0xA2 && code != 0x84 && code != 0x85 && code != 0x86 &&
-                code != 0x88 && code != 0x8A && code != 0x8C && code != 0x91 && code != 0x92);
-    case packet_type::auth: return code == 0x00 || code == 0x18 || code == 0x19;
-    default: return false;
+        case packet_type::connack:
+            return code == 0x00 || (code >= 0x80 && code <= 0x9F && code != 0x8B && code != 0x8D && code != 0x8E &&
+                                    code != 0x8F && code != 0x91 && code != 0x92 && code != 0x93 && code != 0x94 &&
+                                    code != 0x96 && code != 0x98 && code != 0x9E);
+        case packet_type::puback:
+        case packet_type::pubrec:
+            return code == 0x00 || code == 0x10 || code == 0x80 || code == 0x83 || code == 0x87 || code == 0x90 ||
+                   code == 0x91 || code == 0x97 || code == 0x99;
+        case packet_type::pubrel:
+        case packet_type::pubcomp:
+            return code == 0x00 || code == 0x92;
+        case packet_type::suback:
+            return code <= 0x02 || code == 0x80 || code == 0x83 || code == 0x87 || code == 0x8F || code == 0x91 ||
+                   code == 0x97 || code == 0x9E || code == 0xA1 || code == 0xA2;
+        case packet_type::unsuback:
+            return code == 0x00 || code == 0x11 || code == 0x80 || code == 0x83 || code == 0x87 || code == 0x8F ||
+                   code == 0x91;
+        case packet_type::disconnect:
+            return code == 0x00 || code == 0x04 ||
+                   (code >= 0x80 && code <= 0xA2 && code != 0x84 && code != 0x85 && code != 0x86 && code != 0x88 &&
+                    code != 0x8A && code != 0x8C && code != 0x91 && code != 0x92);
+        case packet_type::auth:
+            return code == 0x00 || code == 0x18 || code == 0x19;
+        default:
+            return false;
     }
 }
 
@@ -301,7 +376,9 @@ errc read_packet_id(cursor& c, uint16_t& out) {
     return out == 0 ? errc::zero_packet_id : ok;
 }
 
-errc finish(const cursor& c) { return c.empty() ? ok : errc::trailing_bytes; }
+errc finish(const cursor& c) {
+    return c.empty() ? ok : errc::trailing_bytes;
+}
 
 // Per packet type ------------------------------------------------------------------------------
 
@@ -363,10 +440,12 @@ errc decode_connect(cursor& c, connect& p) {
     return finish(c);
 }
 
-constexpr std::array<reason_code, 6> v3_connack_codes = {
-    reason_code::success, reason_code::unsupported_protocol_version,
-    reason_code::client_identifier_not_valid, reason_code::server_unavailable,
-    reason_code::bad_user_name_or_password, reason_code::not_authorized};
+constexpr std::array<reason_code, 6> v3_connack_codes = {reason_code::success,
+                                                         reason_code::unsupported_protocol_version,
+                                                         reason_code::client_identifier_not_valid,
+                                                         reason_code::server_unavailable,
+                                                         reason_code::bad_user_name_or_password,
+                                                         reason_code::not_authorized};
 
 errc decode_connack(cursor& c, version v, connack& p) {
     uint8_t ack = 0;
@@ -496,9 +575,8 @@ errc decode_reason_only(cursor& c, packet_type t, version v, P& p) {
 }
 
 uint8_t required_flags(packet_type t) {
-    return (t == packet_type::pubrel || t == packet_type::subscribe || t == packet_type::unsubscribe)
-               ? uint8_t{0x02}
-               : uint8_t{0x00};
+    return (t == packet_type::pubrel || t == packet_type::subscribe || t == packet_type::unsubscribe) ? uint8_t{0x02}
+                                                                                                      : uint8_t{0x00};
 }
 
 // Decodes straight into the packet held by the result: the packet structs are large (the
@@ -557,16 +635,28 @@ void put_str(S& s, std::string_view v) {
 template <typename S>
 void put_props_body(S& s, const properties& p) {
     auto byte = [&](uint8_t id, const std::optional<uint8_t>& v) {
-        if (v) { s.put(id); s.put(*v); }
+        if (v) {
+            s.put(id);
+            s.put(*v);
+        }
     };
     auto u16 = [&](uint8_t id, const std::optional<uint16_t>& v) {
-        if (v) { s.put(id); put_u16(s, *v); }
+        if (v) {
+            s.put(id);
+            put_u16(s, *v);
+        }
     };
     auto u32 = [&](uint8_t id, const std::optional<uint32_t>& v) {
-        if (v) { s.put(id); put_u32(s, *v); }
+        if (v) {
+            s.put(id);
+            put_u32(s, *v);
+        }
     };
     auto str = [&](uint8_t id, const std::optional<std::string>& v) {
-        if (v) { s.put(id); put_str(s, *v); }
+        if (v) {
+            s.put(id);
+            put_str(s, *v);
+        }
     };
     byte(0x01, p.payload_format_indicator);
     u32(0x02, p.message_expiry_interval);
@@ -619,14 +709,20 @@ void put_props(S& s, const properties& p) {
 
 uint8_t v3_connack_code(reason_code code) {
     switch (code) {
-    case reason_code::success: return 0;
-    case reason_code::unsupported_protocol_version: return 1;
-    case reason_code::client_identifier_not_valid: return 2;
-    case reason_code::bad_user_name_or_password:
-    case reason_code::bad_authentication_method: return 4;
-    case reason_code::not_authorized:
-    case reason_code::banned: return 5;
-    default: return 3;  // server_unavailable and every other failure
+        case reason_code::success:
+            return 0;
+        case reason_code::unsupported_protocol_version:
+            return 1;
+        case reason_code::client_identifier_not_valid:
+            return 2;
+        case reason_code::bad_user_name_or_password:
+        case reason_code::bad_authentication_method:
+            return 4;
+        case reason_code::not_authorized:
+        case reason_code::banned:
+            return 5;
+        default:
+            return 3;  // server_unavailable and every other failure
     }
 }
 
@@ -701,13 +797,21 @@ struct body_writer {
         if (has_props) put_props(s, p.props);
     }
     template <typename S>
-    void write(S& s, const puback& p) const { write_ack(s, p); }
+    void write(S& s, const puback& p) const {
+        write_ack(s, p);
+    }
     template <typename S>
-    void write(S& s, const pubrec& p) const { write_ack(s, p); }
+    void write(S& s, const pubrec& p) const {
+        write_ack(s, p);
+    }
     template <typename S>
-    void write(S& s, const pubrel& p) const { write_ack(s, p); }
+    void write(S& s, const pubrel& p) const {
+        write_ack(s, p);
+    }
     template <typename S>
-    void write(S& s, const pubcomp& p) const { write_ack(s, p); }
+    void write(S& s, const pubcomp& p) const {
+        write_ack(s, p);
+    }
     template <typename S>
     void write(S& s, const subscribe& p) const {
         put_u16(s, p.packet_id);
@@ -736,14 +840,16 @@ struct body_writer {
     void write(S& s, const unsubscribe& p) const {
         put_u16(s, p.packet_id);
         if (v5()) put_props(s, p.props);
-        for (const std::string& f : p.filters) put_str(s, f);
+        for (const std::string& f : p.filters)
+            put_str(s, f);
     }
     template <typename S>
     void write(S& s, const unsuback& p) const {
         put_u16(s, p.packet_id);
         if (!v5()) return;
         put_props(s, p.props);
-        for (reason_code code : p.codes) s.put(static_cast<uint8_t>(code));
+        for (reason_code code : p.codes)
+            s.put(static_cast<uint8_t>(code));
     }
     template <typename S>
     void write(S&, const pingreq&) const {}
@@ -758,7 +864,9 @@ struct body_writer {
         if (has_props) put_props(s, p.props);
     }
     template <typename S>
-    void write(S& s, const disconnect& p) const { write_reason_only(s, p); }
+    void write(S& s, const disconnect& p) const {
+        write_reason_only(s, p);
+    }
     template <typename S>
     void write(S& s, const auth& p) const {
         SLUICE_CHECK(v5(), "AUTH does not exist before MQTT 5.0");
@@ -819,8 +927,8 @@ result<std::optional<frame>> parse_frame(std::string_view in, uint32_t max_packe
 }
 
 result<packet> decode(const frame& f, std::string_view bytes, version v) {
-    SLUICE_CHECK(bytes.size() == f.total_size(), "decode given %zu bytes for a %zu-byte packet",
-                 bytes.size(), f.total_size());
+    SLUICE_CHECK(bytes.size() == f.total_size(), "decode given %zu bytes for a %zu-byte packet", bytes.size(),
+                 f.total_size());
     cursor c(bytes.substr(f.header_size));
     const uint8_t type_bits = static_cast<uint8_t>(f.first_byte >> 4);
     const uint8_t flags = f.flags();
@@ -831,48 +939,50 @@ result<packet> decode(const frame& f, std::string_view bytes, version v) {
     const uint8_t dup_allowed = v == version::v3_1 && required_flags(t) == 0x02 ? 0x08 : 0x00;
     if (t != packet_type::publish && (flags & ~dup_allowed) != required_flags(t)) return errc::reserved_flags;
     switch (t) {
-    case packet_type::connect: {
-        return decode_in_place<connect>([&](connect& p) { return decode_connect(c, p); });
-    }
-    case packet_type::connack: {
-        return decode_in_place<connack>([&](connack& p) { return decode_connack(c, v, p); });
-    }
-    case packet_type::publish: {
-        return decode_in_place<publish>([&](publish& p) { return decode_publish(c, flags, v, p); });
-    }
-    case packet_type::puback: {
-        return decode_in_place<puback>([&](puback& p) { return decode_ack(c, t, v, p); });
-    }
-    case packet_type::pubrec: {
-        return decode_in_place<pubrec>([&](pubrec& p) { return decode_ack(c, t, v, p); });
-    }
-    case packet_type::pubrel: {
-        return decode_in_place<pubrel>([&](pubrel& p) { return decode_ack(c, t, v, p); });
-    }
-    case packet_type::pubcomp: {
-        return decode_in_place<pubcomp>([&](pubcomp& p) { return decode_ack(c, t, v, p); });
-    }
-    case packet_type::subscribe: {
-        return decode_in_place<subscribe>([&](subscribe& p) { return decode_subscribe(c, v, p); });
-    }
-    case packet_type::suback: {
-        return decode_in_place<suback>([&](suback& p) { return decode_suback(c, v, p); });
-    }
-    case packet_type::unsubscribe: {
-        return decode_in_place<unsubscribe>([&](unsubscribe& p) { return decode_unsubscribe(c, v, p); });
-    }
-    case packet_type::unsuback: {
-        return decode_in_place<unsuback>([&](unsuback& p) { return decode_unsuback(c, v, p); });
-    }
-    case packet_type::pingreq: return decode_in_place<pingreq>([&](pingreq&) { return finish(c); });
-    case packet_type::pingresp: return decode_in_place<pingresp>([&](pingresp&) { return finish(c); });
-    case packet_type::disconnect: {
-        return decode_in_place<disconnect>([&](disconnect& p) { return decode_reason_only(c, t, v, p); });
-    }
-    case packet_type::auth: {
-        if (!is_v5(v)) return errc::invalid_packet_type;
-        return decode_in_place<auth>([&](auth& p) { return decode_reason_only(c, t, v, p); });
-    }
+        case packet_type::connect: {
+            return decode_in_place<connect>([&](connect& p) { return decode_connect(c, p); });
+        }
+        case packet_type::connack: {
+            return decode_in_place<connack>([&](connack& p) { return decode_connack(c, v, p); });
+        }
+        case packet_type::publish: {
+            return decode_in_place<publish>([&](publish& p) { return decode_publish(c, flags, v, p); });
+        }
+        case packet_type::puback: {
+            return decode_in_place<puback>([&](puback& p) { return decode_ack(c, t, v, p); });
+        }
+        case packet_type::pubrec: {
+            return decode_in_place<pubrec>([&](pubrec& p) { return decode_ack(c, t, v, p); });
+        }
+        case packet_type::pubrel: {
+            return decode_in_place<pubrel>([&](pubrel& p) { return decode_ack(c, t, v, p); });
+        }
+        case packet_type::pubcomp: {
+            return decode_in_place<pubcomp>([&](pubcomp& p) { return decode_ack(c, t, v, p); });
+        }
+        case packet_type::subscribe: {
+            return decode_in_place<subscribe>([&](subscribe& p) { return decode_subscribe(c, v, p); });
+        }
+        case packet_type::suback: {
+            return decode_in_place<suback>([&](suback& p) { return decode_suback(c, v, p); });
+        }
+        case packet_type::unsubscribe: {
+            return decode_in_place<unsubscribe>([&](unsubscribe& p) { return decode_unsubscribe(c, v, p); });
+        }
+        case packet_type::unsuback: {
+            return decode_in_place<unsuback>([&](unsuback& p) { return decode_unsuback(c, v, p); });
+        }
+        case packet_type::pingreq:
+            return decode_in_place<pingreq>([&](pingreq&) { return finish(c); });
+        case packet_type::pingresp:
+            return decode_in_place<pingresp>([&](pingresp&) { return finish(c); });
+        case packet_type::disconnect: {
+            return decode_in_place<disconnect>([&](disconnect& p) { return decode_reason_only(c, t, v, p); });
+        }
+        case packet_type::auth: {
+            if (!is_v5(v)) return errc::invalid_packet_type;
+            return decode_in_place<auth>([&](auth& p) { return decode_reason_only(c, t, v, p); });
+        }
     }
     return errc::invalid_packet_type;
 }
@@ -896,8 +1006,7 @@ size_t encode_publish_header(const publish& p, size_t payload_size, version v, s
     const body_writer w{v};
     counter n;
     w.write_publish_header(n, p);
-    const auto flags =
-        static_cast<uint8_t>((p.dup ? 0x08u : 0u) | (unsigned{p.qos} << 1) | (p.retain ? 0x01u : 0u));
+    const auto flags = static_cast<uint8_t>((p.dup ? 0x08u : 0u) | (unsigned{p.qos} << 1) | (p.retain ? 0x01u : 0u));
     put_fixed_header(out, first_byte(packet_type::publish, flags), n.n + payload_size, n.n);
     const size_t id_offset = p.qos > 0 ? out.size() + 2 + p.topic.size() : std::string::npos;
     appender a{out};
@@ -907,8 +1016,7 @@ size_t encode_publish_header(const publish& p, size_t payload_size, version v, s
 
 // ---------------------------------------------------------------------------------------------
 
-stream_decoder::stream_decoder(version v, uint32_t max_packet_size)
-    : version_(v), max_packet_size_(max_packet_size) {}
+stream_decoder::stream_decoder(version v, uint32_t max_packet_size) : version_(v), max_packet_size_(max_packet_size) {}
 
 void stream_decoder::feed(std::string_view bytes) {
     // Drop consumed bytes before growing, so the buffer stays about one packet large.

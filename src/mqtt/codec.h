@@ -27,9 +27,9 @@ inline constexpr uint32_t max_packet_size_limit = max_remaining_length + 5;
 
 // One packet's fixed header, as found at the start of a buffer.
 struct frame {
-    uint8_t first_byte = 0;         // packet type << 4 | flags
+    uint8_t first_byte = 0;  // packet type << 4 | flags
     uint32_t remaining_length = 0;
-    uint8_t header_size = 0;        // 2..5
+    uint8_t header_size = 0;  // 2..5
     size_t total_size() const { return size_t{header_size} + remaining_length; }
     packet_type type() const { return static_cast<packet_type>(first_byte >> 4); }
     uint8_t flags() const { return static_cast<uint8_t>(first_byte & 0x0F); }

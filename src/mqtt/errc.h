@@ -23,38 +23,38 @@ enum class errc : int {
     trailing_bytes,                   // bytes left after the last field
     malformed_variable_byte_integer,  // inside the packet (property length, subscription id)
     // Strings
-    malformed_utf8,                   // ill-formed UTF-8 or a UTF-16 surrogate
-    utf8_null_character,              // U+0000 in a UTF-8 string
+    malformed_utf8,       // ill-formed UTF-8 or a UTF-16 surrogate
+    utf8_null_character,  // U+0000 in a UTF-8 string
     // CONNECT / CONNACK
-    bad_protocol_name,                // not "MQTT" (level 4/5) nor "MQIsdp" (level 3)
-    unsupported_protocol_version,     // level not 3, 4 or 5 (0x84)
-    connect_reserved_flag,            // CONNECT flags bit 0 set
-    will_flags_invalid,               // will QoS 3, or will QoS/retain without the will flag
-    password_without_username,        // 3.1.1: password flag without user name flag
-    connack_reserved_flags,           // acknowledge flags bits 7-1 set
-    session_present_on_failure,       // CONNACK refusing the connection with session present (0x82)
+    bad_protocol_name,             // not "MQTT" (level 4/5) nor "MQIsdp" (level 3)
+    unsupported_protocol_version,  // level not 3, 4 or 5 (0x84)
+    connect_reserved_flag,         // CONNECT flags bit 0 set
+    will_flags_invalid,            // will QoS 3, or will QoS/retain without the will flag
+    password_without_username,     // 3.1.1: password flag without user name flag
+    connack_reserved_flags,        // acknowledge flags bits 7-1 set
+    session_present_on_failure,    // CONNACK refusing the connection with session present (0x82)
     // PUBLISH
-    invalid_qos,                      // QoS 3 in PUBLISH or a subscription
-    dup_on_qos0,                      // DUP flag with QoS 0
-    topic_name_invalid,               // empty, or containing + or # (0x90)
-    topic_alias_missing,              // 5.0: empty topic name without a topic alias (0x82)
-    zero_packet_id,                   // packet identifier 0 where one is required (0x82)
+    invalid_qos,          // QoS 3 in PUBLISH or a subscription
+    dup_on_qos0,          // DUP flag with QoS 0
+    topic_name_invalid,   // empty, or containing + or # (0x90)
+    topic_alias_missing,  // 5.0: empty topic name without a topic alias (0x82)
+    zero_packet_id,       // packet identifier 0 where one is required (0x82)
     // SUBSCRIBE / UNSUBSCRIBE / acks
-    topic_filter_invalid,             // wildcard placement, empty filter, bad $share (0x8F)
-    subscription_options_reserved,    // reserved bits of the subscription options set
-    invalid_retain_handling,          // retain handling 3 (0x82)
-    no_local_on_shared,               // No Local on a $share subscription (0x82)
-    empty_subscribe,                  // SUBSCRIBE without a subscription (0x82)
-    empty_unsubscribe,                // UNSUBSCRIBE without a filter (0x82)
-    empty_ack_payload,                // SUBACK/UNSUBACK (5.0) without a reason code (0x82)
-    invalid_reason_code,              // reason/return code not allowed for this packet type
+    topic_filter_invalid,           // wildcard placement, empty filter, bad $share (0x8F)
+    subscription_options_reserved,  // reserved bits of the subscription options set
+    invalid_retain_handling,        // retain handling 3 (0x82)
+    no_local_on_shared,             // No Local on a $share subscription (0x82)
+    empty_subscribe,                // SUBSCRIBE without a subscription (0x82)
+    empty_unsubscribe,              // UNSUBSCRIBE without a filter (0x82)
+    empty_ack_payload,              // SUBACK/UNSUBACK (5.0) without a reason code (0x82)
+    invalid_reason_code,            // reason/return code not allowed for this packet type
     // Properties (5.0)
-    malformed_property,               // property length runs past the packet, or a value is cut
-    unknown_property,                 // identifier not defined by the spec
-    property_not_allowed,             // identifier not allowed in this packet type
-    duplicate_property,               // single-occurrence property repeated (0x82)
-    invalid_property_value,           // e.g. receive maximum 0, a boolean byte > 1 (0x82)
-    auth_data_without_method,         // authentication data without a method (0x82)
+    malformed_property,        // property length runs past the packet, or a value is cut
+    unknown_property,          // identifier not defined by the spec
+    property_not_allowed,      // identifier not allowed in this packet type
+    duplicate_property,        // single-occurrence property repeated (0x82)
+    invalid_property_value,    // e.g. receive maximum 0, a boolean byte > 1 (0x82)
+    auth_data_without_method,  // authentication data without a method (0x82)
 };
 
 const std::error_category& mqtt_category() noexcept;

@@ -98,7 +98,8 @@ void event_loop::drain_posted() {
             if (posted_.empty()) return;
             running_.swap(posted_);
         }
-        for (auto& fn : running_) fn();
+        for (auto& fn : running_)
+            fn();
         running_.clear();
     }
 }
@@ -122,7 +123,8 @@ void event_loop::run() {
         int timeout_ms = 100;
         if (!timers_.empty()) {
             int64_t soonest = timers_.front().next_ms;
-            for (const auto& t : timers_) soonest = std::min(soonest, t.next_ms);
+            for (const auto& t : timers_)
+                soonest = std::min(soonest, t.next_ms);
             timeout_ms = static_cast<int>(std::clamp<int64_t>(soonest - monotonic_ms(), 0, 100));
         }
         int n = epoll_wait(epoll_fd_, events, k_max_events, timeout_ms);
@@ -135,7 +137,8 @@ void event_loop::run() {
         }
         drain_posted();
         run_timers();
-        for (auto& hook : iteration_hooks_) hook();
+        for (auto& hook : iteration_hooks_)
+            hook();
     }
     drain_posted();
     remove(wake_fd_);

@@ -35,7 +35,8 @@ bool get_varint(const uint8_t*& p, const uint8_t* end, uint64_t& out) {
 
 uint64_t get_le(const uint8_t* p, unsigned n) {
     uint64_t v = 0;
-    for (unsigned i = 0; i < n; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
+    for (unsigned i = 0; i < n; ++i)
+        v |= static_cast<uint64_t>(p[i]) << (8 * i);
     return v;
 }
 
@@ -100,9 +101,15 @@ result<void> payload_decoder::decode_binary(std::string_view payload, decoded_pa
         p += size;
         double value;
         switch (kind) {
-            case binary::kind_int8: value = static_cast<int8_t>(static_cast<uint8_t>(raw)); break;
-            case binary::kind_int16: value = static_cast<int16_t>(static_cast<uint16_t>(raw)); break;
-            case binary::kind_int32: value = static_cast<int32_t>(static_cast<uint32_t>(raw)); break;
+            case binary::kind_int8:
+                value = static_cast<int8_t>(static_cast<uint8_t>(raw));
+                break;
+            case binary::kind_int16:
+                value = static_cast<int16_t>(static_cast<uint16_t>(raw));
+                break;
+            case binary::kind_int32:
+                value = static_cast<int32_t>(static_cast<uint32_t>(raw));
+                break;
             case binary::kind_float32: {
                 float f;
                 const auto bits = static_cast<uint32_t>(raw);
@@ -110,7 +117,9 @@ result<void> payload_decoder::decode_binary(std::string_view payload, decoded_pa
                 value = f;
                 break;
             }
-            default: std::memcpy(&value, &raw, sizeof value); break;
+            default:
+                std::memcpy(&value, &raw, sizeof value);
+                break;
         }
         if (scale != 0) value /= pow10_table[scale];
         out.readings.push_back(reading{time, {}, static_cast<uint32_t>(id), value});

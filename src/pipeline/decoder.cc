@@ -6,11 +6,11 @@
 // reasons we give for rejecting others are listed in docs/payload-formats.md.
 #include "pipeline/decoder.h"
 
-#include <simdjson.h>
-
-#include <climits>
 #include <cstring>
 #include <utility>
+
+#include <climits>
+#include <simdjson.h>
 
 #include "pipeline/reason.h"
 
@@ -29,16 +29,21 @@ std::optional<payload_format> parse_payload_format(std::string_view name) {
 
 std::string_view to_string(payload_format f) {
     switch (f) {
-        case payload_format::auto_detect: return "auto";
-        case payload_format::json: return "json";
-        case payload_format::binary: return "binary";
+        case payload_format::auto_detect:
+            return "auto";
+        case payload_format::json:
+            return "json";
+        case payload_format::binary:
+            return "binary";
     }
     return "?";
 }
 
 namespace {
 
-bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_json_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 // Howard Hinnant's days_from_civil: days since 1970-01-01 of a proleptic Gregorian date.
 int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
@@ -63,7 +68,7 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, unsigned& out) {
 }
 
 constexpr int64_t max_ts_ms = 253402300799999;  // 9999-12-31T23:59:59.999Z
-constexpr int64_t no_time = INT64_MIN;           // "this reading had no ts" during a parse
+constexpr int64_t no_time = INT64_MIN;          // "this reading had no ts" during a parse
 
 }  // namespace
 
@@ -135,28 +140,47 @@ namespace {
 
 const char* json_error_text(simdjson::error_code e) {
     switch (e) {
-        case simdjson::UNCLOSED_STRING: return "unclosed string";
-        case simdjson::STRING_ERROR: return "bad string escape";
-        case simdjson::UTF8_ERROR: return "invalid UTF-8";
-        case simdjson::NUMBER_ERROR: return "bad number";
-        case simdjson::T_ATOM_ERROR: case simdjson::F_ATOM_ERROR: case simdjson::N_ATOM_ERROR: return "bad literal";
-        case simdjson::EMPTY: return "no JSON value";
-        case simdjson::DEPTH_ERROR: return "nested too deeply";
-        case simdjson::UNESCAPED_CHARS: return "unescaped control character in string";
-        case simdjson::INCOMPLETE_ARRAY_OR_OBJECT: return "unbalanced braces or brackets";
-        case simdjson::TRAILING_CONTENT: return "trailing content";
-        default: return "syntax error";
+        case simdjson::UNCLOSED_STRING:
+            return "unclosed string";
+        case simdjson::STRING_ERROR:
+            return "bad string escape";
+        case simdjson::UTF8_ERROR:
+            return "invalid UTF-8";
+        case simdjson::NUMBER_ERROR:
+            return "bad number";
+        case simdjson::T_ATOM_ERROR:
+        case simdjson::F_ATOM_ERROR:
+        case simdjson::N_ATOM_ERROR:
+            return "bad literal";
+        case simdjson::EMPTY:
+            return "no JSON value";
+        case simdjson::DEPTH_ERROR:
+            return "nested too deeply";
+        case simdjson::UNESCAPED_CHARS:
+            return "unescaped control character in string";
+        case simdjson::INCOMPLETE_ARRAY_OR_OBJECT:
+            return "unbalanced braces or brackets";
+        case simdjson::TRAILING_CONTENT:
+            return "trailing content";
+        default:
+            return "syntax error";
     }
 }
 
 const char* json_type_name(od::json_type t) {
     switch (t) {
-        case od::json_type::array: return "array";
-        case od::json_type::object: return "object";
-        case od::json_type::number: return "number";
-        case od::json_type::string: return "string";
-        case od::json_type::boolean: return "boolean";
-        case od::json_type::null: return "null";
+        case od::json_type::array:
+            return "array";
+        case od::json_type::object:
+            return "object";
+        case od::json_type::number:
+            return "number";
+        case od::json_type::string:
+            return "string";
+        case od::json_type::boolean:
+            return "boolean";
+        case od::json_type::null:
+            return "null";
     }
     return "unknown";
 }
@@ -284,8 +308,9 @@ private:
                 seen_ts = true;
                 if (auto r = timestamp(v, ts); !r) return r;
             } else if (key == "seq" || key == "device" || key == "readings") {
-                return set_reason(reason_, errc::bad_json_shape, "readings[%zu]: '%.*s' is only allowed at the top level",
-                                  index_, name_len(key.size()), key.data());
+                return set_reason(reason_, errc::bad_json_shape,
+                                  "readings[%zu]: '%.*s' is only allowed at the top level", index_,
+                                  name_len(key.size()), key.data());
             } else {
                 if (auto r = metric(key, v, no_time); !r) return r;
             }
@@ -294,7 +319,8 @@ private:
             return set_reason(reason_, errc::bad_json_shape, "readings[%zu] has no metric members", index_);
         }
         if (ts != no_time) {
-            for (std::size_t i = start; i < out_.readings.size(); ++i) out_.readings[i].time_ms = ts;
+            for (std::size_t i = start; i < out_.readings.size(); ++i)
+                out_.readings[i].time_ms = ts;
         }
         return ok();
     }
@@ -395,7 +421,8 @@ result<void> payload_decoder::decode(std::string_view payload, payload_format f,
         const auto detected = detect_format(payload);
         if (!detected) {
             bool blank = true;
-            for (const char c : payload) blank = blank && is_json_space(c);
+            for (const char c : payload)
+                blank = blank && is_json_space(c);
             if (blank) return set_reason(reason_, errc::empty_payload, "empty payload");
             return set_reason(reason_, errc::unknown_format,
                               "unrecognized payload: first byte 0x%02x is neither JSON ('{' or '[') nor a "
@@ -418,7 +445,8 @@ result<void> payload_decoder::decode_json(std::string_view payload, int64_t rece
     if (!payload.empty()) std::memcpy(js.buf.get(), payload.data(), payload.size());
     std::memset(js.buf.get() + payload.size(), 0, simdjson::SIMDJSON_PADDING);
     od::document doc;
-    if (auto e = js.parser.iterate(js.buf.get(), payload.size(), payload.size() + simdjson::SIMDJSON_PADDING).get(doc)) {
+    if (auto e =
+            js.parser.iterate(js.buf.get(), payload.size(), payload.size() + simdjson::SIMDJSON_PADDING).get(doc)) {
         if (e == simdjson::EMPTY) return set_reason(reason_, errc::empty_payload, "empty payload");
         return set_reason(reason_, errc::invalid_json, "invalid JSON: %s", json_error_text(e));
     }

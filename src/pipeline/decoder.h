@@ -44,8 +44,7 @@ public:
     // Returns: errc::invalid_json, bad_json_shape, bad_timestamp, non_numeric_metric,
     // bad_binary, unknown_format or empty_payload, with reason() set; `out` is then
     // unspecified.
-    result<void> decode(std::string_view payload, payload_format f, int64_t receive_time_ms,
-                        decoded_payload& out);
+    result<void> decode(std::string_view payload, payload_format f, int64_t receive_time_ms, decoded_payload& out);
 
     // The specific reason of the last failed decode(), e.g. "invalid JSON at byte 17:
     // unclosed string", "binary: truncated reading 3", "metric 'x' is not a number

@@ -11,17 +11,17 @@
 namespace sluice::pipeline {
 
 enum class errc : int {
-    invalid_json = 1,       // not well-formed JSON
-    bad_json_shape,         // well-formed, but not a reading object / batch / array of readings
-    bad_timestamp,          // "ts" neither integer ms nor RFC 3339, or out of range
-    non_numeric_metric,     // a metric member whose value is a string/object/array/null
-    bad_binary,             // compact binary payload malformed (see reason)
-    unknown_format,         // auto-detect found neither JSON nor the binary magic byte
-    empty_payload,          // zero bytes (or only whitespace)
-    bad_topic_pattern,      // a topic rule pattern that does not compile
-    no_matching_rule,       // the topic matches no ingest rule
-    unknown_device,         // the device lookup refused the device key
-    device_mismatch,        // the payload's "device" differs from the topic's device
+    invalid_json = 1,    // not well-formed JSON
+    bad_json_shape,      // well-formed, but not a reading object / batch / array of readings
+    bad_timestamp,       // "ts" neither integer ms nor RFC 3339, or out of range
+    non_numeric_metric,  // a metric member whose value is a string/object/array/null
+    bad_binary,          // compact binary payload malformed (see reason)
+    unknown_format,      // auto-detect found neither JSON nor the binary magic byte
+    empty_payload,       // zero bytes (or only whitespace)
+    bad_topic_pattern,   // a topic rule pattern that does not compile
+    no_matching_rule,    // the topic matches no ingest rule
+    unknown_device,      // the device lookup refused the device key
+    device_mismatch,     // the payload's "device" differs from the topic's device
 };
 
 const std::error_category& pipeline_category() noexcept;

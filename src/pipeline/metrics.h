@@ -14,7 +14,6 @@
 #include <string_view>
 #include <unordered_map>
 
-
 namespace sluice::pipeline {
 
 struct metric_def {

@@ -37,8 +37,9 @@ result<void> processor::process(const message_view& m, int64_t now_ms, std::vect
     }
     const std::string_view key = match->device.empty() ? m.client_id : match->device;
     if (key.empty()) {
-        return refuse(set_reason(reason_, errc::unknown_device, "no device key: the rule has no {device} and the "
-                                                                "client id is empty"));
+        return refuse(set_reason(reason_, errc::unknown_device,
+                                 "no device key: the rule has no {device} and the "
+                                 "client id is empty"));
     }
     if (!decoded_.device.empty() && decoded_.device != key) {
         return refuse(set_reason(reason_, errc::device_mismatch, "payload device '%.*s' differs from device '%.*s'",
@@ -47,8 +48,8 @@ result<void> processor::process(const message_view& m, int64_t now_ms, std::vect
     }
     const auto device_id = devices_(key, *match);
     if (!device_id) {
-        return refuse(set_reason(reason_, errc::unknown_device, "unknown device '%.*s'", name_len(key.size()),
-                                 key.data()));
+        return refuse(
+            set_reason(reason_, errc::unknown_device, "unknown device '%.*s'", name_len(key.size()), key.data()));
     }
     if (decoded_.seq && sequence_filter_ && !sequence_filter_(*device_id, *decoded_.seq, decoded_.seq_restart)) {
         // A resend of a payload already taken (QoS 1 retransmission after a lost PUBACK):

@@ -39,7 +39,7 @@ public:
 
     struct counters {
         uint64_t messages = 0;
-        uint64_t dead_letters = 0;       // whole messages refused
+        uint64_t dead_letters = 0;  // whole messages refused
         uint64_t rows = 0;
         uint64_t rejected_readings = 0;  // single readings refused
         uint64_t duplicates = 0;         // payloads dropped by the sequence filter

@@ -23,7 +23,8 @@ inline std::error_code set_reason(std::string& reason, errc code, const char* fm
     va_start(ap, fmt);
     const int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    const std::size_t len = n < 0 ? 0 : (static_cast<std::size_t>(n) < sizeof buf ? static_cast<std::size_t>(n) : sizeof buf - 1);
+    const std::size_t len =
+        n < 0 ? 0 : (static_cast<std::size_t>(n) < sizeof buf ? static_cast<std::size_t>(n) : sizeof buf - 1);
     reason.assign(buf, len);
     return make_error_code(code);
 }

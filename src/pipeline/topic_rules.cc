@@ -40,7 +40,8 @@ result<topic_rule> topic_rule::compile(std::string_view pattern, payload_format 
     std::size_t start = 0;
     while (true) {
         const std::size_t slash = pattern.find('/', start);
-        const std::string_view level = pattern.substr(start, slash == std::string_view::npos ? pattern.npos : slash - start);
+        const std::string_view level =
+            pattern.substr(start, slash == std::string_view::npos ? pattern.npos : slash - start);
         if (!rule.segments_.empty() && rule.segments_.back().k == kind::hash) {
             return set_reason(reason, errc::bad_topic_pattern, "pattern '%.*s': '#' must be the last level", plen,
                               pattern.data());
@@ -62,8 +63,8 @@ result<topic_rule> topic_rule::compile(std::string_view pattern, payload_format 
             }
             for (const auto& s : rule.segments_) {
                 if (s.k == kind::capture && s.text == name) {
-                    return set_reason(reason, errc::bad_topic_pattern, "pattern '%.*s': duplicate capture {%.*s}",
-                                      plen, pattern.data(), detail::name_len(name.size()), name.data());
+                    return set_reason(reason, errc::bad_topic_pattern, "pattern '%.*s': duplicate capture {%.*s}", plen,
+                                      pattern.data(), detail::name_len(name.size()), name.data());
                 }
             }
             if (++captures > topic_match::max_captures) {
@@ -129,8 +130,12 @@ bool topic_rule::walk(std::string_view topic, topic_match* out) const {
     return true;
 }
 
-bool topic_rule::match(std::string_view topic, topic_match& out) const { return walk<true>(topic, &out); }
-bool topic_rule::matches(std::string_view topic) const { return walk<false>(topic, nullptr); }
+bool topic_rule::match(std::string_view topic, topic_match& out) const {
+    return walk<true>(topic, &out);
+}
+bool topic_rule::matches(std::string_view topic) const {
+    return walk<false>(topic, nullptr);
+}
 
 std::optional<std::string_view> topic_rule::first_literal() const {
     if (segments_.front().k != kind::literal) return std::nullopt;

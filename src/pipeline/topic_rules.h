@@ -33,8 +33,8 @@ struct topic_match {
 
     std::size_t rule_index = 0;  // position of the matching rule in its rule_set
     payload_format format = payload_format::auto_detect;
-    std::string_view device;     // the {device} capture; empty when the rule has none
-                                 // (the caller then uses the MQTT client id)
+    std::string_view device;  // the {device} capture; empty when the rule has none
+                              // (the caller then uses the MQTT client id)
     std::array<topic_capture, max_captures> captures{};
     std::size_t capture_count = 0;
 

@@ -82,8 +82,8 @@ uint64_t sequence_tracker::observe(std::string_view device_key, uint64_t seq, bo
 transformer::transformer(const metric_dictionary& metrics, anomaly_config cfg, sequence_tracker::config seq_cfg)
     : metrics_(metrics), cfg_(cfg), zscores_(cfg_), sequences_(seq_cfg) {}
 
-void transformer::apply(uint32_t device_id, std::string_view device_key, const decoded_payload& payload,
-                        int64_t now_ms, std::vector<telemetry_row>& rows, std::vector<rejected_reading>& rejected) {
+void transformer::apply(uint32_t device_id, std::string_view device_key, const decoded_payload& payload, int64_t now_ms,
+                        std::vector<telemetry_row>& rows, std::vector<rejected_reading>& rejected) {
     int16_t payload_flags = 0;
     if (payload.seq && sequences_.observe(device_key, *payload.seq, payload.seq_restart) > 0) {
         payload_flags |= flag::after_gap;
@@ -110,14 +110,15 @@ void transformer::apply(uint32_t device_id, std::string_view device_key, const d
             continue;
         }
         if (r.time_ms < cfg_.min_time_ms || r.time_ms >= cfg_.max_time_ms) {
-            std::snprintf(buf, sizeof buf, "metric '%s': time %lld ms is outside the storable range",
-                          def->name.c_str(), static_cast<long long>(r.time_ms));
+            std::snprintf(buf, sizeof buf, "metric '%s': time %lld ms is outside the storable range", def->name.c_str(),
+                          static_cast<long long>(r.time_ms));
             rejected.push_back({i, buf});
             continue;
         }
         const double value = r.value * def->scale + def->offset;
         int16_t flags = payload_flags;
-        const bool out_of_range = (def->valid_min && value < *def->valid_min) || (def->valid_max && value > *def->valid_max);
+        const bool out_of_range =
+            (def->valid_min && value < *def->valid_min) || (def->valid_max && value > *def->valid_max);
         if (out_of_range) flags |= flag::out_of_range;
         if ((def->warn_low && value < *def->warn_low) || (def->warn_high && value > *def->warn_high)) {
             flags |= flag::threshold;

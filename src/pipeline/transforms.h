@@ -30,9 +30,9 @@ constexpr int16_t after_gap = 1 << 4;     // payload came right after a sequence
 }  // namespace flag
 
 struct anomaly_config {
-    double zscore_threshold = 4.0;      // |x - mean| / stddev beyond this flags
-    uint32_t window = 100;              // EWMA span in samples: alpha = 2 / (window + 1)
-    uint32_t min_samples = 30;          // no z-score flag before this many samples
+    double zscore_threshold = 4.0;  // |x - mean| / stddev beyond this flags
+    uint32_t window = 100;          // EWMA span in samples: alpha = 2 / (window + 1)
+    uint32_t min_samples = 30;      // no z-score flag before this many samples
     int64_t future_tolerance_ms = 60'000;
     // Readings outside [min_time_ms, max_time_ms) are rejected: the store only takes
     // times in [1970-01-01, 2200-01-01) and would otherwise refuse the whole batch.

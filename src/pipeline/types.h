@@ -26,10 +26,10 @@ struct reading {
 // Everything decoded from one payload. Reuse one instance per decoder: decode() clears
 // it and keeps the vector's capacity, so the hot path does not allocate.
 struct decoded_payload {
-    std::optional<uint64_t> seq;   // per-device sequence number, when the payload has one
+    std::optional<uint64_t> seq;  // per-device sequence number, when the payload has one
     std::vector<reading> readings;
-    std::string_view device;       // JSON "device" member (empty when absent)
-    bool seq_restart = false;      // binary flag: first payload since the device restarted
+    std::string_view device;   // JSON "device" member (empty when absent)
+    bool seq_restart = false;  // binary flag: first payload since the device restarted
 
     void clear() {
         seq.reset();

@@ -40,9 +40,13 @@ void copy_encoder::header() {
     put32(0);  // header extension length
 }
 
-void copy_encoder::begin_tuple(int16_t fields) { put16(static_cast<uint16_t>(fields)); }
+void copy_encoder::begin_tuple(int16_t fields) {
+    put16(static_cast<uint16_t>(fields));
+}
 
-void copy_encoder::null_field() { put32(0xFFFFFFFFu); }
+void copy_encoder::null_field() {
+    put32(0xFFFFFFFFu);
+}
 
 void copy_encoder::int2(int16_t v) {
     put32(2);
@@ -64,9 +68,13 @@ void copy_encoder::float8(double v) {
     put64(std::bit_cast<uint64_t>(v));
 }
 
-void copy_encoder::timestamptz(int64_t unix_us) { int8(unix_us - k_pg_epoch_offset_us); }
+void copy_encoder::timestamptz(int64_t unix_us) {
+    int8(unix_us - k_pg_epoch_offset_us);
+}
 
-void copy_encoder::text(std::string_view v) { bytea(v); }
+void copy_encoder::text(std::string_view v) {
+    bytea(v);
+}
 
 void copy_encoder::bytea(std::string_view v) {
     SLUICE_CHECK(v.size() < (1u << 30), "field too large for COPY: %zu bytes", v.size());
@@ -87,19 +95,24 @@ void copy_encoder::array_header(uint32_t element_oid, size_t count, uint32_t ele
 
 void copy_encoder::int2_array(std::span<const int16_t> v) {
     array_header(k_int2_oid, v.size(), 2);
-    for (int16_t x : v) int2(x);
+    for (int16_t x : v)
+        int2(x);
 }
 
 void copy_encoder::int4_array(std::span<const int32_t> v) {
     array_header(k_int4_oid, v.size(), 4);
-    for (int32_t x : v) int4(x);
+    for (int32_t x : v)
+        int4(x);
 }
 
 void copy_encoder::float8_array(std::span<const double> v) {
     array_header(k_float8_oid, v.size(), 8);
-    for (double x : v) float8(x);
+    for (double x : v)
+        float8(x);
 }
 
-void copy_encoder::trailer() { put16(0xFFFFu); }
+void copy_encoder::trailer() {
+    put16(0xFFFFu);
+}
 
 }  // namespace sluice::store

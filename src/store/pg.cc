@@ -4,10 +4,10 @@
 // that every statement the store runs reports failures the same way.
 #include "store/pg.h"
 
-#include <libpq-fe.h>
-
 #include <cstring>
 #include <vector>
+
+#include <libpq-fe.h>
 
 #include "base/log.h"
 
@@ -18,12 +18,12 @@ errc classify_sqlstate(const char* state) {
     if (state == nullptr || std::strlen(state) != 5) return errc::query_failed;
     const std::string_view s(state, 5);
     const std::string_view cls = s.substr(0, 2);
-    if (cls == "08") return errc::connection_failed;          // connection exception
+    if (cls == "08") return errc::connection_failed;                                   // connection exception
     if (s == "57P01" || s == "57P02" || s == "57P03") return errc::connection_failed;  // shutdown
     if (cls == "23") return errc::constraint_violation;
     if (cls == "22") return errc::invalid_data;
-    if (cls == "40") return errc::conflict;                   // serialization failure, deadlock
-    if (cls == "53") return errc::resource_exhausted;         // disk full, out of memory, too many conns
+    if (cls == "40") return errc::conflict;            // serialization failure, deadlock
+    if (cls == "53") return errc::resource_exhausted;  // disk full, out of memory, too many conns
     if (s == "42P01" || s == "3F000" || s == "42883") return errc::schema_missing;  // no table/schema/function
     return errc::query_failed;
 }
@@ -43,9 +43,13 @@ query_result::~query_result() {
     if (res_ != nullptr) PQclear(res_);
 }
 
-int query_result::rows() const { return res_ == nullptr ? 0 : PQntuples(res_); }
+int query_result::rows() const {
+    return res_ == nullptr ? 0 : PQntuples(res_);
+}
 
-bool query_result::is_null(int row, int col) const { return PQgetisnull(res_, row, col) != 0; }
+bool query_result::is_null(int row, int col) const {
+    return PQgetisnull(res_, row, col) != 0;
+}
 
 std::string_view query_result::get(int row, int col) const {
     return {PQgetvalue(res_, row, col), static_cast<size_t>(PQgetlength(res_, row, col))};
@@ -59,7 +63,9 @@ std::optional<std::string> query_result::get_opt(int row, int col) const {
 connection::connection(std::string url, std::chrono::seconds connect_timeout, std::string application_name)
     : url_(std::move(url)), connect_timeout_(connect_timeout), application_name_(std::move(application_name)) {}
 
-connection::~connection() { reset(); }
+connection::~connection() {
+    reset();
+}
 
 void connection::reset() {
     if (conn_ != nullptr) {
@@ -68,7 +74,9 @@ void connection::reset() {
     }
 }
 
-int connection::backend_pid() const { return conn_ == nullptr ? 0 : PQbackendPID(conn_); }
+int connection::backend_pid() const {
+    return conn_ == nullptr ? 0 : PQbackendPID(conn_);
+}
 
 result<void> connection::ensure() {
     if (conn_ != nullptr) {
@@ -79,10 +87,17 @@ result<void> connection::ensure() {
     const std::string timeout = std::to_string(connect_timeout_.count());
     // TCP keepalives and tcp_user_timeout turn a silently dead server into an error
     // within about a minute instead of a hang (ignored on unix sockets).
-    const char* keys[] = {"connect_timeout", "application_name", "keepalives", "keepalives_idle",
-                          "keepalives_interval", "keepalives_count", "tcp_user_timeout", "dbname", nullptr};
-    const char* values[] = {timeout.c_str(), application_name_.c_str(), "1", "30", "10", "3", "60000",
-                            url_.c_str(), nullptr};
+    const char* keys[] = {"connect_timeout",
+                          "application_name",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "dbname",
+                          nullptr};
+    const char* values[] = {timeout.c_str(), application_name_.c_str(), "1", "30", "10", "3", "60000", url_.c_str(),
+                            nullptr};
     conn_ = PQconnectdbParams(keys, values, 1);
     if (conn_ == nullptr) return errc::resource_exhausted;
     if (PQstatus(conn_) != CONNECTION_OK) {
@@ -90,7 +105,8 @@ result<void> connection::ensure() {
         reset();
         return errc::connection_failed;
     }
-    PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        conn_, [](void*, const char*) {}, nullptr);
     // Partition bounds and rollup buckets are UTC days and hours whatever the server's TimeZone.
     return exec("SET TimeZone = 'UTC'");
 }
@@ -132,9 +148,10 @@ result<query_result> connection::query(const char* sql, std::initializer_list<pa
     if (conn_ == nullptr) return errc::connection_failed;
     std::vector<const char*> values;
     values.reserve(params.size());
-    for (const param& p : params) values.push_back(p ? p->c_str() : nullptr);
-    PGresult* res = PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                                 nullptr, 0);
+    for (const param& p : params)
+        values.push_back(p ? p->c_str() : nullptr);
+    PGresult* res =
+        PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0);
     const ExecStatusType st = res != nullptr ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return fail(res, "query");
     return query_result(res);
@@ -166,12 +183,14 @@ result<void> connection::end_copy() {
         std::error_code ec = fail(res, "copy");
         // Drain whatever else the server sent for this command.
         if (conn_ != nullptr) {
-            while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);
+            while (PGresult* extra = PQgetResult(conn_))
+                PQclear(extra);
         }
         return ec;
     }
     PQclear(res);
-    while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);
+    while (PGresult* extra = PQgetResult(conn_))
+        PQclear(extra);
     return ok();
 }
 

@@ -24,12 +24,12 @@ namespace {
 
 using namespace sluice::broker;
 
-#define FUZZ_CHECK(cond)                                                          \
-    do {                                                                          \
-        if (!(cond)) {                                                            \
+#define FUZZ_CHECK(cond)                                                                              \
+    do {                                                                                              \
+        if (!(cond)) {                                                                                \
             std::fprintf(stderr, "broker_index fuzz: check failed: %s (line %d)\n", #cond, __LINE__); \
-            std::abort();                                                         \
-        }                                                                         \
+            std::abort();                                                                             \
+        }                                                                                             \
     } while (0)
 
 class reader {
@@ -42,7 +42,8 @@ public:
         static constexpr char alphabet[] = {'a', 'b', '/', '/', '+', '#', '$', 'c', '\0', '/', 'a', '+'};
         const size_t len = byte() % 9;
         std::string s;
-        for (size_t i = 0; i < len; ++i) s.push_back(alphabet[byte() % sizeof(alphabet)]);
+        for (size_t i = 0; i < len; ++i)
+            s.push_back(alphabet[byte() % sizeof(alphabet)]);
         return s;
     }
 
@@ -59,12 +60,15 @@ struct model {
 
     size_t subscription_count() const {
         size_t n = plain.size();
-        for (const auto& [key, members] : groups) n += members.size();
+        for (const auto& [key, members] : groups)
+            n += members.size();
         return n;
     }
 };
 
-bool available(session_key s) { return s % 3 != 1; }
+bool available(session_key s) {
+    return s % 3 != 1;
+}
 
 void check_match(topic_index& idx, const model& m, const std::string& topic, session_key publisher) {
     std::vector<delivery> out;
@@ -194,7 +198,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 for (auto it = m.plain.begin(); it != m.plain.end();) {
                     it = it->first.second == s ? m.plain.erase(it) : std::next(it);
                 }
-                for (auto& [key, members] : m.groups) members.erase(s);
+                for (auto& [key, members] : m.groups)
+                    members.erase(s);
                 break;
             }
             case 4: {  // PUBLISH
@@ -224,11 +229,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         FUZZ_CHECK(idx.subscription_count() == m.subscription_count());
         FUZZ_CHECK(store.size() == m.retained.size());
     }
-    for (session_key s = 0; s < 6; ++s) idx.remove_session(s);
+    for (session_key s = 0; s < 6; ++s)
+        idx.remove_session(s);
     FUZZ_CHECK(idx.subscription_count() == 0);
     FUZZ_CHECK(idx.session_count() == 0);
     FUZZ_CHECK(idx.node_count() == 0);
-    for (const auto& [topic, value] : m.retained) FUZZ_CHECK(store.erase(topic));
+    for (const auto& [topic, value] : m.retained)
+        FUZZ_CHECK(store.erase(topic));
     FUZZ_CHECK(store.node_count() == 0);
     return 0;
 }

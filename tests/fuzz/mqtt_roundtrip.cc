@@ -42,11 +42,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string encoded;
     encode(*first, v, encoded);
     auto second = decode_exact(encoded, wire_version);
-    if (!second) __builtin_trap();              // we wrote something we cannot read
+    if (!second) __builtin_trap();               // we wrote something we cannot read
     if (!(*second == *first)) __builtin_trap();  // the packet changed on the way
     std::string again;
     encode(*second, v, again);
-    if (again != encoded) __builtin_trap();      // encoding is not deterministic
+    if (again != encoded) __builtin_trap();  // encoding is not deterministic
 
     if (const auto* p = std::get_if<publish>(&*first)) {
         std::string head;

@@ -64,7 +64,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
         const std::string_view device = size > 0 && data[0] % 2 ? "devices/a/telemetry" : "devices/b/telemetry";
         auto pr = proc.process({device, "c", payload, 1'700'000'000'000}, 1'700'000'000'000, rows, rejected);
         SLUICE_CHECK(pr.has_value() || !proc.reason().empty(), "processor failure without a reason");
-        for (const auto& row : rows) SLUICE_CHECK(std::isfinite(row.value), "non-finite value stored");
+        for (const auto& row : rows)
+            SLUICE_CHECK(std::isfinite(row.value), "non-finite value stored");
     }
     auto r = decoder.decode(payload, payload_format::binary, 0, out);
     if (!r) {

@@ -15,8 +15,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/log.h"
@@ -37,7 +37,7 @@ void check(bool ok, const char* what) {
 const std::string& work_dir() {
     static const std::string dir = [] {
         std::filesystem::path root = std::filesystem::is_directory("/dev/shm") ? std::filesystem::path("/dev/shm")
-                                                                              : std::filesystem::temp_directory_path();
+                                                                               : std::filesystem::temp_directory_path();
         std::string tmpl = (root / "sluice-fuzz-walops-XXXXXX").string();
         if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
         sluice::log::set_level(sluice::log::level::off);
@@ -152,55 +152,59 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const uint8_t op = in.byte();
         const uint32_t part = op & 1u;
         switch ((op >> 1) % 6) {
-        case 0:
-        case 1: {  // append and wait
-            std::atomic<int> pending{0};
-            h.append(part, h.next_message(in.byte()), &pending);
-            while (pending.load() > 0) std::this_thread::yield();
-            break;
-        }
-        case 2: {  // a burst left in flight, then maybe a power loss right away
-            std::atomic<int> pending{0};
-            const int burst = 1 + in.byte() % 8;
-            for (int i = 0; i < burst; ++i) h.append(part, h.next_message(in.byte()), &pending);
-            if (in.byte() & 1u) {
-                h.fs->crash();
-                h.wal->stop();
-                check(pending.load() == 0, "stop completes every pending append");
-                h.fs->drop_unsynced_data();
+            case 0:
+            case 1: {  // append and wait
+                std::atomic<int> pending{0};
+                h.append(part, h.next_message(in.byte()), &pending);
+                while (pending.load() > 0)
+                    std::this_thread::yield();
+                break;
+            }
+            case 2: {  // a burst left in flight, then maybe a power loss right away
+                std::atomic<int> pending{0};
+                const int burst = 1 + in.byte() % 8;
+                for (int i = 0; i < burst; ++i)
+                    h.append(part, h.next_message(in.byte()), &pending);
+                if (in.byte() & 1u) {
+                    h.fs->crash();
+                    h.wal->stop();
+                    check(pending.load() == 0, "stop completes every pending append");
+                    h.fs->drop_unsynced_data();
+                    h.wal.reset();
+                    h.open();
+                } else {
+                    while (pending.load() > 0)
+                        std::this_thread::yield();
+                }
+                break;
+            }
+            case 3: {  // commit a cursor somewhere in [oldest, end]
+                auto st = h.wal->get_stats(part);
+                const uint64_t span = st.durable_end - st.oldest_offset;
+                const uint64_t at = st.oldest_offset + (span == 0 ? 0 : in.byte() % (span + 1));
+                auto r = h.wal->commit_cursor((in.byte() & 1u) ? "a" : "b", part, at);
+                check(r.has_value(), "commit_cursor in range");
+                auto c = h.wal->cursor((in.byte() & 1u) ? "a" : "b", part);
+                check(c.has_value(), "cursor lookup");
+                break;
+            }
+            case 4: {  // read from an arbitrary offset
+                auto st = h.wal->get_stats(part);
+                h.verify(part, st.oldest_offset + in.byte());
+                break;
+            }
+            case 5: {  // clean restart
                 h.wal.reset();
                 h.open();
-            } else {
-                while (pending.load() > 0) std::this_thread::yield();
+                break;
             }
-            break;
         }
-        case 3: {  // commit a cursor somewhere in [oldest, end]
-            auto st = h.wal->get_stats(part);
-            const uint64_t span = st.durable_end - st.oldest_offset;
-            const uint64_t at = st.oldest_offset + (span == 0 ? 0 : in.byte() % (span + 1));
-            auto r = h.wal->commit_cursor((in.byte() & 1u) ? "a" : "b", part, at);
-            check(r.has_value(), "commit_cursor in range");
-            auto c = h.wal->cursor((in.byte() & 1u) ? "a" : "b", part);
-            check(c.has_value(), "cursor lookup");
-            break;
-        }
-        case 4: {  // read from an arbitrary offset
-            auto st = h.wal->get_stats(part);
-            h.verify(part, st.oldest_offset + in.byte());
-            break;
-        }
-        case 5: {  // clean restart
-            h.wal.reset();
-            h.open();
-            break;
-        }
-        }
-        check(h.wal->over_quota() == (h.wal->get_stats(0).bytes_on_disk + h.wal->get_stats(1).bytes_on_disk >=
-                                       h.opts.quota_bytes),
+        check(h.wal->over_quota() ==
+                  (h.wal->get_stats(0).bytes_on_disk + h.wal->get_stats(1).bytes_on_disk >= h.opts.quota_bytes),
               "over_quota matches bytes on disk");
     }
-    for (uint32_t p = 0; p < k_partitions; ++p) h.verify(p, 0);
+    for (uint32_t p = 0; p < k_partitions; ++p)
+        h.verify(p, 0);
     h.wal->stop();
     return 0;
 }

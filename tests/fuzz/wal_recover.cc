@@ -26,7 +26,7 @@ const std::string& work_dir() {
     static const std::string dir = [] {
         // tmpfs when available: recovery fsyncs, and a disk would make each run slow.
         std::filesystem::path root = std::filesystem::is_directory("/dev/shm") ? std::filesystem::path("/dev/shm")
-                                                                              : std::filesystem::temp_directory_path();
+                                                                               : std::filesystem::temp_directory_path();
         std::string tmpl = (root / "sluice-fuzz-wal-XXXXXX").string();
         if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
         sluice::log::set_level(sluice::log::level::off);

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "base/fifo.h"
 
-#include <gtest/gtest.h>
-
 #include <deque>
 #include <memory>
 #include <random>
+
+#include <gtest/gtest.h>
 
 namespace sluice {
 namespace {

@@ -14,11 +14,16 @@ public:
     const char* name() const noexcept override { return "sluice.persist"; }
     std::string message(int value) const override {
         switch (static_cast<errc>(value)) {
-        case errc::io_error: return "state store I/O error";
-        case errc::corruption: return "state store data corrupted";
-        case errc::unsupported_version: return "state store format version not supported";
-        case errc::closed: return "state store closed";
-        case errc::locked: return "state store directory in use by another process";
+            case errc::io_error:
+                return "state store I/O error";
+            case errc::corruption:
+                return "state store data corrupted";
+            case errc::unsupported_version:
+                return "state store format version not supported";
+            case errc::closed:
+                return "state store closed";
+            case errc::locked:
+                return "state store directory in use by another process";
         }
         return "unknown state store error";
     }
@@ -31,6 +36,8 @@ const std::error_category& persist_category() noexcept {
     return instance;
 }
 
-std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), persist_category()}; }
+std::error_code make_error_code(errc e) noexcept {
+    return {static_cast<int>(e), persist_category()};
+}
 
 }  // namespace sluice::broker::persist

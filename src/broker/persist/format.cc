@@ -19,22 +19,26 @@ void put_u16(std::string& out, uint16_t v) {
     out.push_back(static_cast<char>(v >> 8));
 }
 void put_u32(std::string& out, uint32_t v) {
-    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
+    for (int i = 0; i < 4; ++i)
+        out.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
 }
 void put_u64(std::string& out, uint64_t v) {
-    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
+    for (int i = 0; i < 8; ++i)
+        out.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
 }
 uint16_t get_u16(const char* p) {
     return static_cast<uint16_t>(static_cast<uint8_t>(p[0]) | (static_cast<uint8_t>(p[1]) << 8));
 }
 uint32_t get_u32(const char* p) {
     uint32_t v = 0;
-    for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+    for (int i = 3; i >= 0; --i)
+        v = (v << 8) | static_cast<uint8_t>(p[i]);
     return v;
 }
 uint64_t get_u64(const char* p) {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+    for (int i = 7; i >= 0; --i)
+        v = (v << 8) | static_cast<uint8_t>(p[i]);
     return v;
 }
 bool all_zero(std::string_view bytes) {
@@ -79,11 +83,16 @@ std::string encode_file_header(file_type type, uint64_t generation) {
 
 const char* to_string(header_status h) {
     switch (h) {
-    case header_status::ok: return "ok";
-    case header_status::short_file: return "short file";
-    case header_status::zero_filled: return "zero-filled header";
-    case header_status::bad: return "bad magic or header CRC";
-    case header_status::unsupported_version: return "unsupported format version";
+        case header_status::ok:
+            return "ok";
+        case header_status::short_file:
+            return "short file";
+        case header_status::zero_filled:
+            return "zero-filled header";
+        case header_status::bad:
+            return "bad magic or header CRC";
+        case header_status::unsupported_version:
+            return "unsupported format version";
     }
     return "?";
 }
@@ -123,18 +132,26 @@ void encode_record(std::string& out, op o, uint8_t kind, std::string_view key, s
     out.append(key);
     out.append(value);
     const uint32_t crc = bus::wal::crc32c(out.data() + start + 4, out.size() - start - 4);
-    for (size_t i = 0; i < 4; ++i) out[start + i] = static_cast<char>((crc >> (8 * i)) & 0xFFu);
+    for (size_t i = 0; i < 4; ++i)
+        out[start + i] = static_cast<char>((crc >> (8 * i)) & 0xFFu);
 }
 
 const char* to_string(damage d) {
     switch (d) {
-    case damage::none: return "none";
-    case damage::truncated_header: return "truncated record header";
-    case damage::zero_filled: return "zero-filled tail";
-    case damage::bad_length: return "bad record length";
-    case damage::torn_record: return "record extends past the end";
-    case damage::bad_crc: return "record CRC mismatch";
-    case damage::bad_record: return "malformed record";
+        case damage::none:
+            return "none";
+        case damage::truncated_header:
+            return "truncated record header";
+        case damage::zero_filled:
+            return "zero-filled tail";
+        case damage::bad_length:
+            return "bad record length";
+        case damage::torn_record:
+            return "record extends past the end";
+        case damage::bad_crc:
+            return "record CRC mismatch";
+        case damage::bad_record:
+            return "malformed record";
     }
     return "?";
 }
@@ -160,18 +177,18 @@ damage decode_record(std::string_view bytes, record_view& out, size_t& size) {
     const std::string_view key(body + k_min_body_size, key_length);
     const std::string_view value(body + k_min_body_size + key_length, length - k_min_body_size - key_length);
     switch (static_cast<op>(o)) {
-    case op::put:
-        if (kind == 0) return damage::bad_record;
-        break;
-    case op::erase:
-    case op::erase_prefix:
-        if (kind == 0 || !value.empty()) return damage::bad_record;
-        break;
-    case op::snapshot_end:
-        if (kind != 0 || !key.empty() || value.size() != 8) return damage::bad_record;
-        break;
-    default:
-        return damage::bad_record;
+        case op::put:
+            if (kind == 0) return damage::bad_record;
+            break;
+        case op::erase:
+        case op::erase_prefix:
+            if (kind == 0 || !value.empty()) return damage::bad_record;
+            break;
+        case op::snapshot_end:
+            if (kind != 0 || !key.empty() || value.size() != 8) return damage::bad_record;
+            break;
+        default:
+            return damage::bad_record;
     }
     out.o = static_cast<op>(o);
     out.kind = kind;

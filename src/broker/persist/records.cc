@@ -38,7 +38,8 @@ public:
 
 private:
     void le(uint64_t v, int n) {
-        for (int i = 0; i < n; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
+        for (int i = 0; i < n; ++i)
+            out_.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
     }
     std::string& out_;
 };
@@ -85,7 +86,8 @@ private:
             return 0;
         }
         uint64_t v = 0;
-        for (size_t i = n; i-- > 0;) v = (v << 8) | static_cast<uint8_t>(in_[pos_ + i]);
+        for (size_t i = n; i-- > 0;)
+            v = (v << 8) | static_cast<uint8_t>(in_[pos_ + i]);
         pos_ += n;
         return v;
     }
@@ -94,7 +96,9 @@ private:
     bool ok_ = true;
 };
 
-void check_qos(uint8_t qos) { SLUICE_CHECK(qos <= 2, "QoS %u out of range", qos); }
+void check_qos(uint8_t qos) {
+    SLUICE_CHECK(qos <= 2, "QoS %u out of range", qos);
+}
 
 void write_props(writer& w, const message_properties& p) {
     uint8_t present = 0;
@@ -195,7 +199,8 @@ std::string encode(const session_record& s) {
         w.u32(sub.subscription_id);
     }
     w.u32(static_cast<uint32_t>(s.inbound_qos2.size()));
-    for (uint16_t id : s.inbound_qos2) w.u16(id);
+    for (uint16_t id : s.inbound_qos2)
+        w.u16(id);
     w.boolean(s.will.has_value());
     if (s.will) {
         const will_record& will = *s.will;
@@ -226,7 +231,8 @@ std::string encode(const session_message_record& m) {
     w.u8(m.qos);
     w.boolean(m.retain);
     w.u32(static_cast<uint32_t>(m.subscription_ids.size()));
-    for (uint32_t id : m.subscription_ids) w.u32(id);
+    for (uint32_t id : m.subscription_ids)
+        w.u32(id);
     write_message(w, m.message);
     return out;
 }
@@ -263,7 +269,8 @@ result<session_record> decode_session_record(std::string_view bytes) {
         s.subscriptions.push_back(std::move(sub));
     }
     const uint32_t ids = r.u32();
-    for (uint32_t i = 0; i < ids && r.ok(); ++i) s.inbound_qos2.push_back(r.u16());
+    for (uint32_t i = 0; i < ids && r.ok(); ++i)
+        s.inbound_qos2.push_back(r.u16());
     if (r.boolean()) {
         will_record will;
         will.topic = r.str();
@@ -291,7 +298,8 @@ result<session_message_record> decode_session_message_record(std::string_view by
     m.qos = r.qos();
     m.retain = r.boolean();
     const uint32_t ids = r.u32();
-    for (uint32_t i = 0; i < ids && r.ok(); ++i) m.subscription_ids.push_back(r.u32());
+    for (uint32_t i = 0; i < ids && r.ok(); ++i)
+        m.subscription_ids.push_back(r.u32());
     m.message = read_message(r);
     if (!r.at_end()) return errc::corruption;
     return m;
@@ -309,7 +317,8 @@ std::string session_message_prefix(std::string_view client_id) {
 
 std::string session_message_key(std::string_view client_id, uint64_t order) {
     std::string key = session_message_prefix(client_id);
-    for (int i = 7; i >= 0; --i) key.push_back(static_cast<char>((order >> (8 * i)) & 0xFFu));
+    for (int i = 7; i >= 0; --i)
+        key.push_back(static_cast<char>((order >> (8 * i)) & 0xFFu));
     return key;
 }
 
@@ -319,7 +328,8 @@ bool parse_session_message_key(std::string_view key, std::string& client_id, uin
     if (key.size() != 2 + n + 8) return false;
     client_id.assign(key.substr(2, n));
     order = 0;
-    for (size_t i = 2 + n; i < key.size(); ++i) order = (order << 8) | static_cast<uint8_t>(key[i]);
+    for (size_t i = 2 + n; i < key.size(); ++i)
+        order = (order << 8) | static_cast<uint8_t>(key[i]);
     return true;
 }
 

@@ -69,9 +69,9 @@ struct will_record {
 // which are separate session_message records so that one ack rewrites one small record.
 struct session_record {
     std::string client_id;
-    uint8_t protocol_version = 5;       // 3 (3.1), 4 (3.1.1) or 5
-    uint32_t expiry_interval = 0;       // seconds; 0xFFFFFFFF = never
-    int64_t disconnected_at_ms = 0;     // wall clock; 0 = connected when written
+    uint8_t protocol_version = 5;    // 3 (3.1), 4 (3.1.1) or 5
+    uint32_t expiry_interval = 0;    // seconds; 0xFFFFFFFF = never
+    int64_t disconnected_at_ms = 0;  // wall clock; 0 = connected when written
     std::vector<subscription_record> subscriptions;
     std::vector<uint16_t> inbound_qos2;  // PUBREC sent, awaiting PUBREL
     std::optional<will_record> will;
@@ -85,7 +85,7 @@ struct session_message_record {
     uint64_t order = 0;      // send order within the session
     uint16_t packet_id = 0;  // 0 while queued
     state st = state::queued;
-    uint8_t qos = 0;  // as granted to this subscriber, 0..2
+    uint8_t qos = 0;      // as granted to this subscriber, 0..2
     bool retain = false;  // the RETAIN flag as sent to this subscriber
     std::vector<uint32_t> subscription_ids;
     message_record message;

@@ -13,8 +13,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -67,7 +67,9 @@ public:
     }
 
     result<void> recover();
-    void start() { thread_ = std::thread([this] { run(); }); }
+    void start() {
+        thread_ = std::thread([this] { run(); });
+    }
 
     void enqueue(format::op o, kind k, std::string_view key, std::string_view value);
     result<void> flush();
@@ -86,8 +88,7 @@ private:
 
     // Applies one record to the live map; a put takes the value from `owned` when given
     // (saving a copy). REQUIRES: live_mu_ held, or no other thread yet.
-    void apply(format::op o, uint8_t k, std::string_view key, std::string_view value,
-               std::string* owned = nullptr);
+    void apply(format::op o, uint8_t k, std::string_view key, std::string_view value, std::string* owned = nullptr);
     result<void> load_snapshot(uint64_t& generation);
     result<void> replay_journal(uint64_t generation);
     result<void> create_journal(uint64_t generation);
@@ -144,9 +145,9 @@ private:
     std::vector<pending_op> pending_;
     size_t pending_bytes_ = 0;
     std::chrono::steady_clock::time_point first_pending_{};
-    uint64_t enqueued_seq_ = 0;   // changes queued so far
-    uint64_t processed_seq_ = 0;  // changes the writer has handled (durably or not)
-    uint64_t durable_seq_ = 0;    // changes known durable
+    uint64_t enqueued_seq_ = 0;        // changes queued so far
+    uint64_t processed_seq_ = 0;       // changes the writer has handled (durably or not)
+    uint64_t durable_seq_ = 0;         // changes known durable
     std::error_code processed_error_;  // error of the most recent batch, if it failed
     std::error_code last_error_;
     int flush_waiters_ = 0;
@@ -166,44 +167,45 @@ private:
 void state_store::impl::apply(format::op o, uint8_t k, std::string_view key, std::string_view value,
                               std::string* owned) {
     switch (o) {
-    case format::op::put: {
-        std::string lk = live_key(k, key);
-        auto it = live_.find(lk);
-        if (it == live_.end()) {
-            live_bytes_ += format::encoded_record_size(key, value);
-            ++live_keys_;
-            live_.emplace(std::move(lk), owned ? std::move(*owned) : std::string(value));
-        } else {
-            live_bytes_ -= it->second.size();
-            live_bytes_ += value.size();
-            if (owned) {
-                it->second = std::move(*owned);
+        case format::op::put: {
+            std::string lk = live_key(k, key);
+            auto it = live_.find(lk);
+            if (it == live_.end()) {
+                live_bytes_ += format::encoded_record_size(key, value);
+                ++live_keys_;
+                live_.emplace(std::move(lk), owned ? std::move(*owned) : std::string(value));
             } else {
-                it->second.assign(value);
+                live_bytes_ -= it->second.size();
+                live_bytes_ += value.size();
+                if (owned) {
+                    it->second = std::move(*owned);
+                } else {
+                    it->second.assign(value);
+                }
             }
+            break;
         }
-        break;
-    }
-    case format::op::erase: {
-        auto it = live_.find(live_key(k, key));
-        if (it != live_.end()) {
-            live_bytes_ -= format::encoded_record_size(key, it->second);
-            --live_keys_;
-            live_.erase(it);
+        case format::op::erase: {
+            auto it = live_.find(live_key(k, key));
+            if (it != live_.end()) {
+                live_bytes_ -= format::encoded_record_size(key, it->second);
+                --live_keys_;
+                live_.erase(it);
+            }
+            break;
         }
-        break;
-    }
-    case format::op::erase_prefix: {
-        const std::string lk = live_key(k, key);
-        auto it = live_.lower_bound(lk);
-        while (it != live_.end() && std::string_view(it->first).substr(0, lk.size()) == lk) {
-            live_bytes_ -= format::encoded_record_size(std::string_view(it->first).substr(1), it->second);
-            --live_keys_;
-            it = live_.erase(it);
+        case format::op::erase_prefix: {
+            const std::string lk = live_key(k, key);
+            auto it = live_.lower_bound(lk);
+            while (it != live_.end() && std::string_view(it->first).substr(0, lk.size()) == lk) {
+                live_bytes_ -= format::encoded_record_size(std::string_view(it->first).substr(1), it->second);
+                --live_keys_;
+                it = live_.erase(it);
+            }
+            break;
         }
-        break;
-    }
-    case format::op::snapshot_end: break;
+        case format::op::snapshot_end:
+            break;
     }
 }
 
@@ -229,7 +231,8 @@ result<void> state_store::impl::load_snapshot(uint64_t& generation) {
             bad = true;
         } else if (r.o == format::op::snapshot_end) {
             uint64_t n = 0;
-            for (size_t i = 8; i-- > 0;) n = (n << 8) | static_cast<uint8_t>(r.value[i]);
+            for (size_t i = 8; i-- > 0;)
+                n = (n << 8) | static_cast<uint8_t>(r.value[i]);
             ended = true;
             bad = bad || n != count;
         } else {
@@ -379,8 +382,8 @@ result<void> state_store::impl::recover() {
         const auto g = format::parse_journal_file_name(name);
         if (!g) continue;
         if (*g > generation) {
-            SLUICE_ERROR(k_log, "%s is newer than the snapshot (generation %llu): snapshot lost?",
-                         path(name).c_str(), static_cast<unsigned long long>(generation));
+            SLUICE_ERROR(k_log, "%s is newer than the snapshot (generation %llu): snapshot lost?", path(name).c_str(),
+                         static_cast<unsigned long long>(generation));
             return errc::corruption;
         }
         if (*g < generation) (void)fs_->unlink(path(name));  // already in the snapshot
@@ -543,7 +546,8 @@ void state_store::impl::run() {
         }
         if (!fire.empty()) {
             lock.unlock();
-            for (auto& [cb, cb_ec] : fire) cb(cb_ec);
+            for (auto& [cb, cb_ec] : fire)
+                cb(cb_ec);
             lock.lock();
         }
         if (final_pass) {
@@ -592,7 +596,8 @@ std::error_code state_store::impl::append_batch(const std::vector<pending_op>& b
 void state_store::impl::apply_batch(std::vector<pending_op>& batch, bool take_values) {
     if (batch.empty()) return;
     std::lock_guard lock(live_mu_);
-    for (auto& op : batch) apply(op.o, op.kind, op.key, op.value, take_values ? &op.value : nullptr);
+    for (auto& op : batch)
+        apply(op.o, op.kind, op.key, op.value, take_values ? &op.value : nullptr);
 }
 
 std::error_code state_store::impl::process(std::vector<pending_op>& batch, bool force_compact,
@@ -642,7 +647,8 @@ std::error_code state_store::impl::write_snapshot_and_journal() {
         }
     }
     std::string end;
-    for (int i = 0; i < 8; ++i) end.push_back(static_cast<char>((count >> (8 * i)) & 0xFFu));
+    for (int i = 0; i < 8; ++i)
+        end.push_back(static_cast<char>((count >> (8 * i)) & 0xFFu));
     format::encode_record(chunk, format::op::snapshot_end, 0, {}, end);
     if (auto r = out->append(chunk); !r) return to_persist_error(r.error());
     if (auto r = out->sync(); !r) return to_persist_error(r.error());
@@ -687,18 +693,32 @@ result<std::unique_ptr<state_store>> state_store::open(const std::string& dir, o
 void state_store::put(kind k, std::string_view key, std::string_view value) {
     impl_->enqueue(format::op::put, k, key, value);
 }
-void state_store::erase(kind k, std::string_view key) { impl_->enqueue(format::op::erase, k, key, {}); }
+void state_store::erase(kind k, std::string_view key) {
+    impl_->enqueue(format::op::erase, k, key, {});
+}
 void state_store::erase_prefix(kind k, std::string_view prefix) {
     impl_->enqueue(format::op::erase_prefix, k, prefix, {});
 }
-result<void> state_store::flush() { return impl_->flush(); }
-void state_store::when_durable(std::function<void(std::error_code)> done) { impl_->when_durable(std::move(done)); }
+result<void> state_store::flush() {
+    return impl_->flush();
+}
+void state_store::when_durable(std::function<void(std::error_code)> done) {
+    impl_->when_durable(std::move(done));
+}
 void state_store::load(const std::function<void(kind, std::string_view, std::string_view)>& visit) const {
     impl_->load(visit);
 }
-result<void> state_store::compact() { return impl_->compact(); }
-result<void> state_store::close() { return impl_->close(); }
-state_store::stats state_store::get_stats() const { return impl_->get_stats(); }
-std::error_code state_store::last_error() const { return impl_->last_error(); }
+result<void> state_store::compact() {
+    return impl_->compact();
+}
+result<void> state_store::close() {
+    return impl_->close();
+}
+state_store::stats state_store::get_stats() const {
+    return impl_->get_stats();
+}
+std::error_code state_store::last_error() const {
+    return impl_->last_error();
+}
 
 }  // namespace sluice::broker::persist

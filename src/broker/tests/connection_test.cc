@@ -5,13 +5,13 @@
 // run by the test on "the loop", as net/ would.
 #include "broker/connection.h"
 
-#include <gtest/gtest.h>
-
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <functional>
 #include <mutex>
+
+#include <gtest/gtest.h>
 
 #include "broker/broker.h"
 #include "broker/shard.h"
@@ -59,8 +59,9 @@ public:
 class broker_fixture : public ::testing::Test {
 protected:
     void SetUp() override {
-        dir_ = std::filesystem::temp_directory_path() /
-               ("sluice-conn-test-" + std::to_string(::getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        dir_ =
+            std::filesystem::temp_directory_path() / ("sluice-conn-test-" + std::to_string(::getpid()) + "-" +
+                                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
         std::filesystem::remove_all(dir_);
         bus::wal_options wo;
         wo.dir = dir_.string();
@@ -138,7 +139,8 @@ protected:
                                [this] { return !posted_.empty(); });
                 batch.swap(posted_);
             }
-            for (auto& fn : batch) fn();
+            for (auto& fn : batch)
+                fn();
             shard_().flush_outbox();
             if (std::chrono::steady_clock::now() > deadline) return pred();
         }
@@ -177,7 +179,8 @@ TEST_F(broker_fixture, ingest_puback_waits_for_wal_durability_and_keeps_order) {
     EXPECT_TRUE(pub.t->take().empty()) << "acknowledged before the WAL said durable";
     std::vector<mqtt::packet> acks;
     ASSERT_TRUE(run_until([&] {
-        for (auto& p : pub.t->take()) acks.push_back(std::move(p));
+        for (auto& p : pub.t->take())
+            acks.push_back(std::move(p));
         return acks.size() == 2;
     }));
     EXPECT_EQ(std::get<mqtt::puback>(acks[0]).packet_id, 10);
@@ -324,10 +327,13 @@ TEST_F(broker_fixture, pause_policy_holds_publish_while_over_quota) {
     ingest_hook hook;
     hook.log = wal_.get();
     hook.matches = [](std::string_view) { return true; };
-    brk_ = std::make_unique<broker>(broker_options{}, 1, [this](unsigned, std::function<void()> fn) {
-        std::lock_guard<std::mutex> lock(mu_);
-        posted_.push_back(std::move(fn));
-    }, std::move(hook));
+    brk_ = std::make_unique<broker>(
+        broker_options{}, 1,
+        [this](unsigned, std::function<void()> fn) {
+            std::lock_guard<std::mutex> lock(mu_);
+            posted_.push_back(std::move(fn));
+        },
+        std::move(hook));
     shard_().set_now(now_);
     ASSERT_TRUE(wal_->over_quota());
     auto& pub = connect("pub");

@@ -5,8 +5,6 @@
 // reference matcher, and narrow versus broad filters over ten thousand topics.
 #include "broker/retained_store.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -14,12 +12,16 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 namespace sluice::broker {
 namespace {
 
 using message = std::shared_ptr<const std::string>;
 
-message msg(std::string text) { return std::make_shared<const std::string>(std::move(text)); }
+message msg(std::string text) {
+    return std::make_shared<const std::string>(std::move(text));
+}
 
 std::vector<std::string> topics_matching(const retained_store<message>& store, std::string_view filter) {
     std::vector<std::string> got;
@@ -31,7 +33,9 @@ std::vector<std::string> topics_matching(const retained_store<message>& store, s
     return got;
 }
 
-void put(retained_store<message>& store, const std::string& topic) { store.set(topic, msg("payload of " + topic)); }
+void put(retained_store<message>& store, const std::string& topic) {
+    store.set(topic, msg("payload of " + topic));
+}
 
 TEST(retained_store, set_replaces_and_erase_clears) {
     retained_store<message> store;
@@ -72,17 +76,16 @@ TEST(retained_store, erase_keeps_nodes_still_in_use) {
 
 TEST(retained_store, wildcard_filters) {
     retained_store<message> store;
-    for (const char* t : {"sport", "sport/", "sport/tennis/player1", "sport/tennis/player1/ranking",
-                          "sport/tennis/player2", "sport/golf", "/finance", "finance", "/", "$SYS/broker/load",
-                          "$SYS", "a/$b"}) {
+    for (const char* t :
+         {"sport", "sport/", "sport/tennis/player1", "sport/tennis/player1/ranking", "sport/tennis/player2",
+          "sport/golf", "/finance", "finance", "/", "$SYS/broker/load", "$SYS", "a/$b"}) {
         put(store, t);
     }
     using v = std::vector<std::string>;
     EXPECT_EQ(topics_matching(store, "sport/tennis/player1/#"),
               (v{"sport/tennis/player1", "sport/tennis/player1/ranking"}));
-    EXPECT_EQ(topics_matching(store, "sport/#"),
-              (v{"sport", "sport/", "sport/golf", "sport/tennis/player1", "sport/tennis/player1/ranking",
-                 "sport/tennis/player2"}));
+    EXPECT_EQ(topics_matching(store, "sport/#"), (v{"sport", "sport/", "sport/golf", "sport/tennis/player1",
+                                                    "sport/tennis/player1/ranking", "sport/tennis/player2"}));
     EXPECT_EQ(topics_matching(store, "sport/tennis/+"), (v{"sport/tennis/player1", "sport/tennis/player2"}));
     EXPECT_EQ(topics_matching(store, "sport/+"), (v{"sport/", "sport/golf"}));
     EXPECT_EQ(topics_matching(store, "+"), (v{"finance", "sport"}));
@@ -198,7 +201,8 @@ TEST(retained_store, randomized_against_brute_force) {
         ASSERT_EQ(store.size(), model.size());
     }
     EXPECT_GT(non_empty_matches, 500u);
-    for (const auto& [t, p] : model) EXPECT_TRUE(store.erase(t));
+    for (const auto& [t, p] : model)
+        EXPECT_TRUE(store.erase(t));
     EXPECT_EQ(store.node_count(), 0u);
 }
 

@@ -5,8 +5,6 @@
 // a randomized comparison against the reference matcher, and the no-allocation claim.
 #include "broker/topic_index.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -17,6 +15,8 @@
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 // Counts heap allocations so the steady-state match() can be shown not to allocate.
 namespace {
@@ -32,8 +32,12 @@ void* operator new(std::size_t size) {
     if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
     throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
 
 namespace sluice::broker {
 namespace {
@@ -216,14 +220,16 @@ TEST(topic_matching, whole_table_in_one_index) {
     for (const auto& c : k_cases) {
         if (std::find(filters.begin(), filters.end(), c.filter) == filters.end()) filters.emplace_back(c.filter);
     }
-    for (size_t i = 0; i < filters.size(); ++i) EXPECT_FALSE(idx.subscribe(filters[i], i, {}));
+    for (size_t i = 0; i < filters.size(); ++i)
+        EXPECT_FALSE(idx.subscribe(filters[i], i, {}));
     for (const auto& c : k_cases) {
         std::vector<session_key> expected;
         for (size_t i = 0; i < filters.size(); ++i) {
             if (topic_matches(filters[i], c.topic)) expected.push_back(i);
         }
         std::vector<session_key> got;
-        for (const auto& d : match_all(idx, c.topic)) got.push_back(d.session);
+        for (const auto& d : match_all(idx, c.topic))
+            got.push_back(d.session);
         EXPECT_EQ(got, expected) << c.topic;  // non-shared deliveries are ordered by session
     }
 }
@@ -275,7 +281,8 @@ TEST(topic_index, many_subscription_ids_spill_out_of_line) {
     topic_index idx;
     const char* filters[] = {"#", "a/#", "a/b/#", "a/b/c/#", "a/b/c", "+/b/c", "a/+/c", "a/b/+", "+/+/+"};
     uint32_t id = 1;
-    for (const char* f : filters) (void)idx.subscribe(f, 3, {.subscription_id = id++});
+    for (const char* f : filters)
+        (void)idx.subscribe(f, 3, {.subscription_id = id++});
     const auto out = match_all(idx, "a/b/c");
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].subscription_ids.size(), 9u);
@@ -335,14 +342,16 @@ std::vector<session_key> shared_receivers(topic_index& idx, std::string_view top
 
 TEST(shared_subscriptions, round_robin_over_members) {
     topic_index idx;
-    for (session_key s : {10, 20, 30}) (void)idx.subscribe("$share/workers/jobs/+", s, {.qos = 1});
+    for (session_key s : {10, 20, 30})
+        (void)idx.subscribe("$share/workers/jobs/+", s, {.qos = 1});
     const auto got = shared_receivers(idx, "jobs/build", 6, {10, 20, 30});
     EXPECT_EQ(got, (std::vector<session_key>{10, 20, 30, 10, 20, 30}));
 }
 
 TEST(shared_subscriptions, prefers_available_members) {
     topic_index idx;
-    for (session_key s : {10, 20, 30}) (void)idx.subscribe("$share/workers/jobs/#", s, {});
+    for (session_key s : {10, 20, 30})
+        (void)idx.subscribe("$share/workers/jobs/#", s, {});
     EXPECT_EQ(shared_receivers(idx, "jobs/x", 4, {20}), (std::vector<session_key>{20, 20, 20, 20}));
     EXPECT_EQ(shared_receivers(idx, "jobs/x", 4, {10, 30}), (std::vector<session_key>{30, 10, 30, 10}));
     // Nobody online: still exactly one member per message, rotating.
@@ -385,7 +394,8 @@ TEST(shared_subscriptions, one_delivery_per_matching_group_and_filter) {
 
 TEST(shared_subscriptions, membership_changes_keep_rotation_valid) {
     topic_index idx;
-    for (session_key s = 1; s <= 4; ++s) (void)idx.subscribe("$share/g/t", s, {});
+    for (session_key s = 1; s <= 4; ++s)
+        (void)idx.subscribe("$share/g/t", s, {});
     (void)shared_receivers(idx, "t", 3, {1, 2, 3, 4});
     EXPECT_TRUE(idx.unsubscribe("$share/g/t", 4));
     EXPECT_TRUE(idx.unsubscribe("$share/g/t", 2));
@@ -415,14 +425,14 @@ TEST(shared_subscriptions, dollar_rule_applies_to_the_inner_filter) {
 
 TEST(topic_index, unsubscribe_frees_trie_nodes) {
     topic_index idx;
-    EXPECT_FALSE(idx.unsubscribe("a/b", 1));  // nothing there
+    EXPECT_FALSE(idx.unsubscribe("a/b", 1));    // nothing there
     EXPECT_FALSE(idx.unsubscribe("a/#/b", 1));  // invalid never exists
     (void)idx.subscribe("a/b/c/d", 1, {});
     (void)idx.subscribe("a/b/+/#", 1, {});
     (void)idx.subscribe("a/b", 2, {});
     (void)idx.subscribe("$share/g/a/b/c/d", 3, {});
-    EXPECT_EQ(idx.node_count(), 6u);  // a, b, c, d, +, #
-    EXPECT_FALSE(idx.unsubscribe("a/b/c/d", 2));  // another session's
+    EXPECT_EQ(idx.node_count(), 6u);                       // a, b, c, d, +, #
+    EXPECT_FALSE(idx.unsubscribe("a/b/c/d", 2));           // another session's
     EXPECT_FALSE(idx.unsubscribe("$share/h/a/b/c/d", 3));  // another group
     EXPECT_TRUE(idx.unsubscribe("a/b/c/d", 1));
     EXPECT_FALSE(idx.unsubscribe("a/b/c/d", 1));
@@ -449,9 +459,10 @@ TEST(topic_index, remove_session_drops_everything_it_owned) {
     idx.remove_session(1);
     EXPECT_EQ(idx.subscription_count(), 8u);
     EXPECT_EQ(idx.session_count(), 1u);
-    for (const auto& d : match_all(idx, "a/b")) EXPECT_EQ(d.session, 2u);
+    for (const auto& d : match_all(idx, "a/b"))
+        EXPECT_EQ(d.session, 2u);
     EXPECT_EQ(match_all(idx, "a/b").size(), 3u);  // plain, $share/g, $share/h
-    idx.remove_session(1);  // idempotent
+    idx.remove_session(1);                        // idempotent
     idx.remove_session(2);
     EXPECT_EQ(idx.subscription_count(), 0u);
     EXPECT_EQ(idx.session_count(), 0u);
@@ -487,7 +498,8 @@ TEST(topic_index, hundred_thousand_subscriptions) {
     EXPECT_TRUE(out[1].shared);
     idx.match("site/7/anything/broadcast", no_session, out);
     EXPECT_EQ(out.size(), sessions / 10);
-    for (session_key s = 0; s < sessions; ++s) idx.remove_session(s);
+    for (session_key s = 0; s < sessions; ++s)
+        idx.remove_session(s);
     EXPECT_EQ(idx.subscription_count(), 0u);
     EXPECT_EQ(idx.node_count(), 0u);
 }
@@ -497,7 +509,8 @@ TEST(topic_index, deepest_topics_do_not_exhaust_the_stack) {
     // such a trie must not recurse per level (a peer could crash the loop otherwise).
     const std::string deep(65535, '/');
     std::string wild;
-    for (int i = 0; i < 32767; ++i) wild += "+/";
+    for (int i = 0; i < 32767; ++i)
+        wild += "+/";
     wild += '#';
     std::vector<delivery> out;
     {
@@ -512,7 +525,7 @@ TEST(topic_index, deepest_topics_do_not_exhaust_the_stack) {
         EXPECT_EQ(idx.node_count(), 65536u + 32768u);
         EXPECT_TRUE(idx.unsubscribe(deep, 1));
         EXPECT_EQ(idx.node_count(), 32768u + 65536u - 9u);  // the shared filter keeps its path
-    }  // destroyed with subscriptions still in place
+    }                                                       // destroyed with subscriptions still in place
     topic_index a;
     (void)a.subscribe(deep, 1, {});
     topic_index b;
@@ -534,11 +547,13 @@ TEST(topic_index, steady_state_match_does_not_allocate) {
     }
     std::vector<delivery> out;
     const std::string topics[] = {"f/7/x", "f/150/x/y", "f/none", "g"};
-    for (const auto& t : topics) idx.match(t, no_session, out);  // warm the scratch buffers
+    for (const auto& t : topics)
+        idx.match(t, no_session, out);  // warm the scratch buffers
     out.reserve(512);
     const long before = g_allocations.load();
     for (int round = 0; round < 100; ++round) {
-        for (const auto& t : topics) idx.match(t, 3, out, [](session_key s) { return s % 2 == 0; });
+        for (const auto& t : topics)
+            idx.match(t, 3, out, [](session_key s) { return s % 2 == 0; });
     }
     EXPECT_EQ(g_allocations.load() - before, 0);
     idx.match("f/7/x", no_session, out);
@@ -610,8 +625,10 @@ TEST(topic_index, randomized_against_reference) {
             }
         } else if (op == 6) {
             idx.remove_session(s);
-            for (auto it = model.begin(); it != model.end();) it = it->first.second == s ? model.erase(it) : std::next(it);
-            for (auto& [key, members] : groups) members.erase(s);
+            for (auto it = model.begin(); it != model.end();)
+                it = it->first.second == s ? model.erase(it) : std::next(it);
+            for (auto& [key, members] : groups)
+                members.erase(s);
         } else {
             const std::string t = random_topic();
             const session_key publisher = pick(10);
@@ -620,7 +637,8 @@ TEST(topic_index, randomized_against_reference) {
             std::map<session_key, std::tuple<uint8_t, bool, std::vector<uint32_t>>> expected;
             for (const auto& [key, o] : model) {
                 if (!topic_matches(key.first, t) || (o.no_local && key.second == publisher)) continue;
-                auto [it, fresh] = expected.try_emplace(key.second, o.qos, o.retain_as_published, std::vector<uint32_t>{});
+                auto [it, fresh] =
+                    expected.try_emplace(key.second, o.qos, o.retain_as_published, std::vector<uint32_t>{});
                 auto& [qos, rap, ids] = it->second;
                 if (!fresh) {
                     qos = std::max(qos, o.qos);
@@ -636,7 +654,8 @@ TEST(topic_index, randomized_against_reference) {
                 if (members.empty() || !topic_matches(key.second, t)) continue;
                 ++expected_shared;
                 eligible.insert(members.begin(), members.end());
-                if (std::none_of(members.begin(), members.end(), available)) every_group_has_an_available_member = false;
+                if (std::none_of(members.begin(), members.end(), available))
+                    every_group_has_an_available_member = false;
             }
             size_t plain = 0, shared = 0;
             for (const auto& d : out) {
@@ -663,12 +682,14 @@ TEST(topic_index, randomized_against_reference) {
             matches_with_shared += shared != 0;
         }
         size_t total = model.size();
-        for (const auto& [key, members] : groups) total += members.size();
+        for (const auto& [key, members] : groups)
+            total += members.size();
         ASSERT_EQ(idx.subscription_count(), total);
     }
     EXPECT_GT(matches_with_plain, 1000u);
     EXPECT_GT(matches_with_shared, 300u);
-    for (session_key s = 0; s < 8; ++s) idx.remove_session(s);
+    for (session_key s = 0; s < 8; ++s)
+        idx.remove_session(s);
     EXPECT_EQ(idx.node_count(), 0u);
 }
 

@@ -3,10 +3,10 @@
 // CRC-32C against the RFC 3720 B.4 test vectors, for the hardware and table paths.
 #include "bus/wal/crc32c.h"
 
-#include <gtest/gtest.h>
-
 #include <cstdint>
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace sluice::bus::wal {
 namespace {
@@ -45,7 +45,8 @@ TEST(crc32c, rfc3720_vectors) {
 
 TEST(crc32c, extend_equals_whole_at_every_split) {
     std::string data;
-    for (int i = 0; i < 100; ++i) data.push_back(static_cast<char>(i * 37 + 11));
+    for (int i = 0; i < 100; ++i)
+        data.push_back(static_cast<char>(i * 37 + 11));
     const uint32_t whole = crc32c(data);
     for (size_t split = 0; split <= data.size(); ++split) {
         uint32_t c = crc32c_extend(0, data.data(), split);

@@ -3,13 +3,13 @@
 // Promise 1 under simulated crashes (LevelDB's fault_injection_test idea): every append
 // whose callback reported success survives a crash that drops all unsynced data; I/O
 // errors injected by name fail appends with io_error instead of acknowledging them.
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "bus/fault_injection_fs.h"
 #include "bus/tests/test_util.h"
@@ -53,7 +53,8 @@ void crash_round(uint32_t seed, durability mode) {
                     uint32_t part = static_cast<uint32_t>(i % 2);
                     (*b)->append(part, m, [&, m, part](result<uint64_t> r) {
                         if (!r) {
-                            if (!fs->crashed()) ADD_FAILURE() << "append failed before the crash: " << r.error().message();
+                            if (!fs->crashed())
+                                ADD_FAILURE() << "append failed before the crash: " << r.error().message();
                             return;
                         }
                         std::lock_guard lock(mu);
@@ -75,7 +76,8 @@ void crash_round(uint32_t seed, durability mode) {
         std::this_thread::sleep_for(std::chrono::milliseconds((seed * 7 + static_cast<uint32_t>(life) * 13) % 40));
         fs->crash();  // from here no byte reaches the disk
         go = false;
-        for (auto& t : ts) t.join();
+        for (auto& t : ts)
+            t.join();
         (*b)->stop();  // pending appends fail with io_error; none is acknowledged now
         fs->drop_unsynced_data();
         b->reset();
@@ -88,7 +90,8 @@ void crash_round(uint32_t seed, durability mode) {
     for (uint32_t part = 0; part < 2; ++part) {
         auto recs = read_all(**b, part);
         std::map<uint64_t, const message*> on_disk;
-        for (const auto& rec : recs) on_disk[rec.offset] = &rec.msg;
+        for (const auto& rec : recs)
+            on_disk[rec.offset] = &rec.msg;
         for (const auto& [key, m] : acked) {
             if (key.first != part) continue;
             auto it = on_disk.find(key.second);
@@ -100,7 +103,8 @@ void crash_round(uint32_t seed, durability mode) {
 }
 
 TEST(fault_injection, acknowledged_appends_survive_crash_fsync_mode) {
-    for (uint32_t seed = 1; seed <= 6; ++seed) crash_round(seed, durability::fsync);
+    for (uint32_t seed = 1; seed <= 6; ++seed)
+        crash_round(seed, durability::fsync);
 }
 
 TEST(fault_injection, batch_async_survives_process_crash) {
@@ -135,7 +139,8 @@ TEST(fault_injection, batch_async_survives_process_crash) {
             return out;
         }();
         ASSERT_EQ(recs.size(), acked.size());
-        for (const auto& r : recs) EXPECT_EQ(r.msg, acked.at(r.offset));
+        for (const auto& r : recs)
+            EXPECT_EQ(r.msg, acked.at(r.offset));
     }
 }
 
@@ -191,7 +196,8 @@ TEST(fault_injection, failed_cursor_commit_keeps_the_old_cursor) {
     auto fs = std::make_shared<fault_injection_fs>();
     auto b = open_wal(o, fs);
     ASSERT_TRUE(b);
-    for (uint64_t i = 0; i < 3; ++i) ASSERT_TRUE(append_wait(**b, 0, make_message(i)));
+    for (uint64_t i = 0; i < 3; ++i)
+        ASSERT_TRUE(append_wait(**b, 0, make_message(i)));
     ASSERT_TRUE((*b)->commit_cursor("pipeline", 0, 1));
     fs->inject(fault_injection_fs::op::rename, "cursors", 1);
     auto r = (*b)->commit_cursor("pipeline", 0, 3);

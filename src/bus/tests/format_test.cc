@@ -187,7 +187,8 @@ TEST(wal_format, header_cases) {
     std::string v2 = b.bytes;
     v2[4] = 2;
     uint32_t crc = crc32c(v2.data(), 20);
-    for (int i = 0; i < 4; ++i) v2[20 + static_cast<size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+    for (int i = 0; i < 4; ++i)
+        v2[20 + static_cast<size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xFF);
     EXPECT_EQ(scan_segment(v2, 100).header, header_status::unsupported_version);
 }
 

@@ -4,10 +4,10 @@
 // forever, and corrupted copies keep being classified the same way. The files were
 // written once by `generate` below (run with SLUICE_WAL_GOLDEN_REGEN=1 only when adding
 // a new format version; never rewrite an existing version's files).
-#include <gtest/gtest.h>
-
 #include <cstdlib>
 #include <filesystem>
+
+#include <gtest/gtest.h>
 
 #include "bus/tests/test_util.h"
 #include "bus/wal/format.h"
@@ -28,8 +28,8 @@ message golden_message(uint64_t i) {
     m.receive_time_ms = 1732212345000 + static_cast<int64_t>(i) * 250;
     m.client_id = "press-" + std::to_string(i % 3);
     m.topic = "devices/press-" + std::to_string(i % 3) + "/telemetry";
-    m.payload = "{\"ts\":" + std::to_string(1732212345000 + i * 250) + ",\"temperature\":" + std::to_string(20 + i % 9) +
-                ".5}";
+    m.payload =
+        "{\"ts\":" + std::to_string(1732212345000 + i * 250) + ",\"temperature\":" + std::to_string(20 + i % 9) + ".5}";
     if (i % 10 == 7) m.payload = std::string("\x01\x02\x00\xff binary", 11);
     m.qos = static_cast<uint8_t>(i % 3);
     return m;
@@ -43,8 +43,12 @@ wal_options golden_options(const std::string& dir) {
     return o;
 }
 
-std::string v1_dir() { return k_golden + "/v1"; }
-std::string v1_segment(uint64_t base) { return partition_dir(v1_dir(), 0) + "/" + wal::segment_file_name(base); }
+std::string v1_dir() {
+    return k_golden + "/v1";
+}
+std::string v1_segment(uint64_t base) {
+    return partition_dir(v1_dir(), 0) + "/" + wal::segment_file_name(base);
+}
 
 TEST(wal_golden, generate) {
     if (std::getenv("SLUICE_WAL_GOLDEN_REGEN") == nullptr) GTEST_SKIP() << "set SLUICE_WAL_GOLDEN_REGEN=1 to rewrite";
@@ -52,7 +56,8 @@ TEST(wal_golden, generate) {
     {
         auto b = open_wal(golden_options(tmp.wal()));
         ASSERT_TRUE(b);
-        for (uint64_t i = 0; i < k_records; ++i) ASSERT_TRUE(test::append_wait(**b, 0, golden_message(i)));
+        for (uint64_t i = 0; i < k_records; ++i)
+            ASSERT_TRUE(test::append_wait(**b, 0, golden_message(i)));
         ASSERT_TRUE((*b)->commit_cursor("pipeline", 0, 5));
     }
     fs::remove_all(v1_dir());
@@ -141,9 +146,10 @@ TEST(wal_golden, v1_corrupted_copies_keep_their_classification) {
         auto b = open_wal(golden_options(tmp.wal()), default_fs(), &report);
         ASSERT_TRUE(b);
         ASSERT_EQ(report.size(), 1u);
-        EXPECT_EQ(report[0].what, c.middle ? recovery_event::action::segment_quarantined
-                                           : recovery_event::action::tail_truncated);
-        for (const auto& rec : test::read_all(**b, 0)) EXPECT_EQ(rec.msg, golden_message(rec.offset));
+        EXPECT_EQ(report[0].what,
+                  c.middle ? recovery_event::action::segment_quarantined : recovery_event::action::tail_truncated);
+        for (const auto& rec : test::read_all(**b, 0))
+            EXPECT_EQ(rec.msg, golden_message(rec.offset));
     }
 }
 

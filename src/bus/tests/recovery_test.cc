@@ -3,10 +3,10 @@
 // Recovery at open_wal(): each corruption case of docs/wal-format.md "Recovery" is
 // produced on real segment files and must be handled distinctly: torn tails are cut
 // off, corruption in the middle is quarantined and reported, never skipped silently.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <filesystem>
+
+#include <gtest/gtest.h>
 
 #include "bus/tests/test_util.h"
 #include "bus/wal/crc32c.h"
@@ -38,7 +38,8 @@ protected:
     void fill(uint64_t n) {
         auto b = open_wal(options());
         ASSERT_TRUE(b);
-        for (uint64_t i = 0; i < n; ++i) ASSERT_TRUE(append_wait(**b, 0, make_message(i)));
+        for (uint64_t i = 0; i < n; ++i)
+            ASSERT_TRUE(append_wait(**b, 0, make_message(i)));
     }
     std::vector<std::string> segments() const {
         std::vector<std::string> out;
@@ -72,7 +73,8 @@ protected:
         EXPECT_GT(report[0].bytes_dropped, 0u);
         auto recs = read_all(*b, 0);
         ASSERT_EQ(recs.size(), expect);
-        for (uint64_t i = 0; i < expect; ++i) EXPECT_EQ(recs[i].msg, make_message(i));
+        for (uint64_t i = 0; i < expect; ++i)
+            EXPECT_EQ(recs[i].msg, make_message(i));
         auto off = append_wait(*b, 0, make_message(expect));
         ASSERT_TRUE(off);
         EXPECT_EQ(*off, expect);
@@ -180,7 +182,8 @@ TEST_F(recovery, corruption_in_a_sealed_segment_is_quarantined) {
     // Past the range everything is intact, and new appends continue the offsets.
     auto after = read_all(*b, 0, end);
     ASSERT_EQ(after.size(), 100 - end);
-    for (const auto& rec : after) EXPECT_EQ(rec.msg, make_message(rec.offset));
+    for (const auto& rec : after)
+        EXPECT_EQ(rec.msg, make_message(rec.offset));
     EXPECT_EQ(*append_wait(*b, 0, make_message(100)), 100u);
     b.reset();
 
@@ -261,7 +264,8 @@ TEST_F(recovery, unsupported_format_version_refuses_to_open) {
     std::string bytes = slurp(last);
     bytes[4] = 9;
     uint32_t crc = wal::crc32c(bytes.data(), 20);
-    for (int i = 0; i < 4; ++i) bytes[20 + static_cast<size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+    for (int i = 0; i < 4; ++i)
+        bytes[20 + static_cast<size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xFF);
     spit(last, bytes);
     auto b = open_wal(options());
     ASSERT_FALSE(b);

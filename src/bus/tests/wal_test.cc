@@ -3,7 +3,7 @@
 // Behaviour of the WAL bus through its abstract interface: append/read, readers across
 // segment boundaries, cursors, segment deletion, quota, group commit, durability modes,
 // concurrency and stop().
-#include <gtest/gtest.h>
+#include "bus/wal/wal.h"
 
 #include <atomic>
 #include <filesystem>
@@ -11,9 +11,10 @@
 #include <set>
 #include <thread>
 
+#include <gtest/gtest.h>
+
 #include "bus/fault_injection_fs.h"
 #include "bus/tests/test_util.h"
-#include "bus/wal/wal.h"
 
 namespace sluice::bus {
 namespace {
@@ -34,7 +35,8 @@ wal_options small_options(const temp_dir& dir) {
 
 size_t count_segments(const std::string& pdir) {
     size_t n = 0;
-    for (const auto& e : std::filesystem::directory_iterator(pdir)) n += e.path().extension() == ".log";
+    for (const auto& e : std::filesystem::directory_iterator(pdir))
+        n += e.path().extension() == ".log";
     return n;
 }
 
@@ -66,7 +68,8 @@ TEST(wal, records_survive_reopen_and_offsets_continue) {
     {
         auto b = open_wal(small_options(dir));
         ASSERT_TRUE(b);
-        for (uint64_t i = 0; i < 60; ++i) ASSERT_TRUE(append_wait(**b, 0, make_message(i)));
+        for (uint64_t i = 0; i < 60; ++i)
+            ASSERT_TRUE(append_wait(**b, 0, make_message(i)));
     }
     auto b = open_wal(small_options(dir));
     ASSERT_TRUE(b);
@@ -76,7 +79,8 @@ TEST(wal, records_survive_reopen_and_offsets_continue) {
     EXPECT_EQ(*off, 60u);
     auto recs = read_all(**b, 0);
     ASSERT_EQ(recs.size(), 61u);
-    for (uint64_t i = 0; i < 61; ++i) EXPECT_EQ(recs[i].msg, make_message(i));
+    for (uint64_t i = 0; i < 61; ++i)
+        EXPECT_EQ(recs[i].msg, make_message(i));
 }
 
 TEST(wal, reader_resumes_from_any_offset_across_segments) {
@@ -84,7 +88,8 @@ TEST(wal, reader_resumes_from_any_offset_across_segments) {
     auto b = open_wal(small_options(dir));
     ASSERT_TRUE(b);
     const uint64_t n = 120;
-    for (uint64_t i = 0; i < n; ++i) ASSERT_TRUE(append_wait(**b, 0, make_message(i)));
+    for (uint64_t i = 0; i < n; ++i)
+        ASSERT_TRUE(append_wait(**b, 0, make_message(i)));
     ASSERT_GE(count_segments(partition_dir(dir.wal(), 0)), 4u);
     for (uint64_t from = 0; from <= n; ++from) {
         auto r = (*b)->open_reader(0, from);
@@ -144,7 +149,8 @@ TEST(wal, reader_follows_live_appends_across_rolls) {
             });
             if (i % 50 == 0) std::this_thread::sleep_for(1ms);
         }
-        while (done.load() < n) std::this_thread::sleep_for(1ms);
+        while (done.load() < n)
+            std::this_thread::sleep_for(1ms);
     });
     auto r = (*b)->open_reader(0, 0);
     ASSERT_TRUE(r);
@@ -170,7 +176,8 @@ TEST(wal, batch_async_syncs_on_the_window_timer) {
     auto b = open_wal(o, fs);
     ASSERT_TRUE(b);
     const uint64_t before = fs->syncs();
-    for (uint64_t i = 0; i < 5; ++i) ASSERT_TRUE(append_wait(**b, 0, make_message(i)));
+    for (uint64_t i = 0; i < 5; ++i)
+        ASSERT_TRUE(append_wait(**b, 0, make_message(i)));
     // Acknowledged after write(2); the timer syncs within about one window of the last
     // write, without stop(). Wait well past that window.
     std::this_thread::sleep_for(300ms);
@@ -192,7 +199,8 @@ TEST(wal, cursors_survive_reopen) {
     {
         auto b = open_wal(o);
         ASSERT_TRUE(b);
-        for (uint64_t i = 0; i < 5; ++i) ASSERT_TRUE(append_wait(**b, 1, make_message(i)));
+        for (uint64_t i = 0; i < 5; ++i)
+            ASSERT_TRUE(append_wait(**b, 1, make_message(i)));
         EXPECT_TRUE((*b)->commit_cursor("pipeline", 1, 3));
         EXPECT_TRUE((*b)->commit_cursor("archiver", 1, 5));
         EXPECT_FALSE((*b)->commit_cursor("pipeline", 1, 6));  // beyond the end
@@ -213,7 +221,8 @@ TEST(wal, segments_deleted_only_behind_all_cursors) {
     auto b = open_wal(small_options(dir));
     ASSERT_TRUE(b);
     const std::string pdir = partition_dir(dir.wal(), 0);
-    for (uint64_t i = 0; i < 200; ++i) ASSERT_TRUE(append_wait(**b, 0, make_message(i)));
+    for (uint64_t i = 0; i < 200; ++i)
+        ASSERT_TRUE(append_wait(**b, 0, make_message(i)));
     const size_t before = count_segments(pdir);
     ASSERT_GE(before, 5u);
     // One consumer at 0, then one far ahead: nothing may be deleted.
@@ -251,7 +260,8 @@ TEST(wal, reader_keeps_working_while_its_segment_is_deleted) {
     temp_dir dir;
     auto b = open_wal(small_options(dir));
     ASSERT_TRUE(b);
-    for (uint64_t i = 0; i < 100; ++i) ASSERT_TRUE(append_wait(**b, 0, make_message(i)));
+    for (uint64_t i = 0; i < 100; ++i)
+        ASSERT_TRUE(append_wait(**b, 0, make_message(i)));
     auto r = (*b)->open_reader(0, 0);
     ASSERT_TRUE(r);
     std::vector<record> out;
@@ -261,7 +271,8 @@ TEST(wal, reader_keeps_working_while_its_segment_is_deleted) {
     auto got = (*r)->poll(out, 1000, 0ms);
     // The open segment file stays readable; the next one is gone: not_found, never wrong data.
     if (got) {
-        for (const auto& rec : out) EXPECT_EQ(rec.msg, make_message(rec.offset));
+        for (const auto& rec : out)
+            EXPECT_EQ(rec.msg, make_message(rec.offset));
     } else {
         EXPECT_EQ(got.error(), make_error_code(errc::not_found));
     }
@@ -277,8 +288,10 @@ TEST(wal, quota_fails_fast_and_clears_when_cursors_advance) {
     std::error_code last;
     for (int i = 0; i < 1000 && !last; ++i) {
         auto off = append_wait(**b, 0, make_message(stored));
-        if (off) ++stored;
-        else last = off.error();
+        if (off)
+            ++stored;
+        else
+            last = off.error();
     }
     EXPECT_EQ(last, make_error_code(errc::quota_exceeded));
     EXPECT_TRUE((*b)->over_quota());
@@ -354,13 +367,15 @@ TEST(wal, concurrent_appenders_get_unique_dense_offsets) {
             }
         });
     }
-    for (auto& t : ts) t.join();
+    for (auto& t : ts)
+        t.join();
     (*b)->stop();
     ASSERT_EQ(done.load(), threads * per_thread);
     for (uint32_t part = 0; part < 2; ++part) {
         auto recs = read_all(**b, part);
         ASSERT_EQ(recs.size(), acked[part].size());
-        for (const auto& rec : recs) EXPECT_EQ(rec.msg, acked[part].at(rec.offset));
+        for (const auto& rec : recs)
+            EXPECT_EQ(rec.msg, acked[part].at(rec.offset));
         // Per appender thread, order of appends is preserved in offsets.
         std::map<std::string, uint64_t> last_seq;
         for (const auto& rec : recs) {
@@ -416,7 +431,8 @@ TEST(wal, relaxed_modes_store_everything_on_clean_stop) {
         ASSERT_TRUE(b);
         auto recs = read_all(**b, 0);
         ASSERT_EQ(recs.size(), 300u);
-        for (uint64_t i = 0; i < 300; ++i) EXPECT_EQ(recs[i].msg, make_message(i));
+        for (uint64_t i = 0; i < 300; ++i)
+            EXPECT_EQ(recs[i].msg, make_message(i));
     }
 }
 
@@ -428,13 +444,15 @@ TEST(wal, retention_deletes_old_segments_without_cursors) {
     ASSERT_TRUE(b);
     for (uint64_t i = 0; i < 100; ++i) {
         message m = make_message(i);
-        m.receive_time_ms = i < 50 ? 1000 : std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                   std::chrono::system_clock::now().time_since_epoch())
-                                                   .count();
+        m.receive_time_ms = i < 50 ? 1000
+                                   : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count();
         ASSERT_TRUE(append_wait(**b, 0, m));
     }
     // The writer collects about once a second when retention is set.
-    for (int i = 0; i < 50 && (*b)->get_stats(0).oldest_offset == 0; ++i) std::this_thread::sleep_for(100ms);
+    for (int i = 0; i < 50 && (*b)->get_stats(0).oldest_offset == 0; ++i)
+        std::this_thread::sleep_for(100ms);
     const uint64_t oldest = (*b)->get_stats(0).oldest_offset;
     EXPECT_GT(oldest, 0u);
     EXPECT_LE(oldest, 50u);

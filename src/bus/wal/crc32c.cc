@@ -20,7 +20,8 @@ constexpr std::array<uint32_t, 256> make_table() {
     std::array<uint32_t, 256> t{};
     for (uint32_t i = 0; i < 256; ++i) {
         uint32_t c = i;
-        for (int k = 0; k < 8; ++k) c = (c & 1u) ? (c >> 1) ^ k_poly : c >> 1;
+        for (int k = 0; k < 8; ++k)
+            c = (c & 1u) ? (c >> 1) ^ k_poly : c >> 1;
         t[i] = c;
     }
     return t;
@@ -60,11 +61,14 @@ const bool g_hw = [] {
 uint32_t crc32c_extend_portable(uint32_t crc, const void* data, size_t n) {
     auto p = static_cast<const unsigned char*>(data);
     uint32_t c = ~crc;
-    for (size_t i = 0; i < n; ++i) c = k_table[(c ^ p[i]) & 0xFFu] ^ (c >> 8);
+    for (size_t i = 0; i < n; ++i)
+        c = k_table[(c ^ p[i]) & 0xFFu] ^ (c >> 8);
     return ~c;
 }
 
-bool crc32c_hardware_available() { return g_hw; }
+bool crc32c_hardware_available() {
+    return g_hw;
+}
 
 uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n) {
 #if defined(__x86_64__)

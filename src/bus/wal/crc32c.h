@@ -14,8 +14,12 @@ namespace sluice::bus::wal {
 
 // Extends `crc` (the CRC of some preceding bytes; 0 for none) with data[0, n).
 uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n);
-inline uint32_t crc32c(const void* data, size_t n) { return crc32c_extend(0, data, n); }
-inline uint32_t crc32c(std::string_view s) { return crc32c(s.data(), s.size()); }
+inline uint32_t crc32c(const void* data, size_t n) {
+    return crc32c_extend(0, data, n);
+}
+inline uint32_t crc32c(std::string_view s) {
+    return crc32c(s.data(), s.size());
+}
 
 // The portable table implementation, exposed so tests can compare both paths.
 uint32_t crc32c_extend_portable(uint32_t crc, const void* data, size_t n);

@@ -11,11 +11,13 @@ constexpr char k_magic[4] = {'S', 'L', 'C', 'U'};
 constexpr uint16_t k_version = 1;
 
 void put(std::string& out, uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
+    for (int i = 0; i < n; ++i)
+        out.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
 }
 uint64_t get(std::string_view s, size_t at, int n) {
     uint64_t v = 0;
-    for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[at + static_cast<size_t>(i)]);
+    for (int i = n - 1; i >= 0; --i)
+        v = (v << 8) | static_cast<unsigned char>(s[at + static_cast<size_t>(i)]);
     return v;
 }
 std::string parent_dir(const std::string& path) {

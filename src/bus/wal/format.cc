@@ -20,22 +20,31 @@ void put_u16(std::string& out, uint16_t v) {
 }
 void put_u32(std::string& out, uint32_t v) {
     char b[4];
-    for (int i = 0; i < 4; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xFFu);
+    for (int i = 0; i < 4; ++i)
+        b[i] = static_cast<char>((v >> (8 * i)) & 0xFFu);
     out.append(b, 4);
 }
 void put_u64(std::string& out, uint64_t v) {
     char b[8];
-    for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xFFu);
+    for (int i = 0; i < 8; ++i)
+        b[i] = static_cast<char>((v >> (8 * i)) & 0xFFu);
     out.append(b, 8);
 }
 uint64_t get_le(const char* p, int n) {
     uint64_t v = 0;
-    for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+    for (int i = n - 1; i >= 0; --i)
+        v = (v << 8) | static_cast<unsigned char>(p[i]);
     return v;
 }
-uint16_t get_u16(const char* p) { return static_cast<uint16_t>(get_le(p, 2)); }
-uint32_t get_u32(const char* p) { return static_cast<uint32_t>(get_le(p, 4)); }
-uint64_t get_u64(const char* p) { return get_le(p, 8); }
+uint16_t get_u16(const char* p) {
+    return static_cast<uint16_t>(get_le(p, 2));
+}
+uint32_t get_u32(const char* p) {
+    return static_cast<uint32_t>(get_le(p, 4));
+}
+uint64_t get_u64(const char* p) {
+    return get_le(p, 8);
+}
 
 bool all_zero(std::string_view s) {
     return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
@@ -125,37 +134,51 @@ void encode_record(std::string& out, uint64_t offset, const message& m) {
     out.append(m.payload);
     SLUICE_ASSERT(out.size() - start == total, "record size mismatch");
     uint32_t crc = crc32c(out.data() + start + 4, total - 4);
-    for (int i = 0; i < 4; ++i) out[start + static_cast<size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xFFu);
+    for (int i = 0; i < 4; ++i)
+        out[start + static_cast<size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xFFu);
 }
 
 const char* to_string(damage d) {
     switch (d) {
-    case damage::none: return "none";
-    case damage::truncated_header: return "truncated record header";
-    case damage::zero_filled: return "zero-filled tail";
-    case damage::bad_length: return "bad record length";
-    case damage::torn_record: return "torn record";
-    case damage::bad_crc: return "bad CRC";
-    case damage::bad_record: return "bad record body";
+        case damage::none:
+            return "none";
+        case damage::truncated_header:
+            return "truncated record header";
+        case damage::zero_filled:
+            return "zero-filled tail";
+        case damage::bad_length:
+            return "bad record length";
+        case damage::torn_record:
+            return "torn record";
+        case damage::bad_crc:
+            return "bad CRC";
+        case damage::bad_record:
+            return "bad record body";
     }
     return "?";
 }
 
 const char* to_string(header_status h) {
     switch (h) {
-    case header_status::ok: return "ok";
-    case header_status::short_file: return "short segment header";
-    case header_status::zero_filled: return "zero-filled segment header";
-    case header_status::bad: return "bad segment header";
-    case header_status::unsupported_version: return "unsupported format version";
-    case header_status::wrong_base: return "header base offset differs from file name";
+        case header_status::ok:
+            return "ok";
+        case header_status::short_file:
+            return "short segment header";
+        case header_status::zero_filled:
+            return "zero-filled segment header";
+        case header_status::bad:
+            return "bad segment header";
+        case header_status::unsupported_version:
+            return "unsupported format version";
+        case header_status::wrong_base:
+            return "header base offset differs from file name";
     }
     return "?";
 }
 
 damage decode_record(std::string_view bytes, uint64_t expected_offset, record& out, size_t& size) {
-    if (bytes.size() < k_record_header_size) return all_zero(bytes) && !bytes.empty() ? damage::zero_filled
-                                                                                        : damage::truncated_header;
+    if (bytes.size() < k_record_header_size)
+        return all_zero(bytes) && !bytes.empty() ? damage::zero_filled : damage::truncated_header;
     const char* p = bytes.data();
     uint32_t stored_crc = get_u32(p);
     uint32_t length = get_u32(p + 4);
@@ -176,8 +199,8 @@ namespace {
 // torn tail. Updates r.valid_after_damage and r.max_offset_after_damage.
 void find_valid_after(std::string_view bytes, uint64_t from, scan_result& r) {
     const uint64_t lo = r.next_offset;
-    const uint64_t hi = lo + (bytes.size() - std::min<uint64_t>(from, bytes.size())) /
-                                 (k_record_header_size + k_min_body_size) + 1;
+    const uint64_t hi =
+        lo + (bytes.size() - std::min<uint64_t>(from, bytes.size())) / (k_record_header_size + k_min_body_size) + 1;
     uint64_t at = from;
     record rec;
     while (at + k_record_header_size + k_min_body_size <= bytes.size()) {

@@ -70,13 +70,13 @@ struct scan_result {
     uint16_t version = 0;
     uint32_t partition = 0;
     uint64_t base_offset = 0;
-    uint64_t valid_bytes = 0;   // end of the last valid record (0 when the header is bad)
-    uint64_t next_offset = 0;   // offset after the last valid record
-    uint64_t records = 0;       // valid records before any damage
-    int64_t newest_time_ms = 0; // max receive time among them
+    uint64_t valid_bytes = 0;    // end of the last valid record (0 when the header is bad)
+    uint64_t next_offset = 0;    // offset after the last valid record
+    uint64_t records = 0;        // valid records before any damage
+    int64_t newest_time_ms = 0;  // max receive time among them
     damage first_damage = damage::none;
-    uint64_t damage_pos = 0;             // file position of the first damage
-    bool valid_after_damage = false;     // a valid later record exists: mid-segment corruption
+    uint64_t damage_pos = 0;          // file position of the first damage
+    bool valid_after_damage = false;  // a valid later record exists: mid-segment corruption
     uint64_t max_offset_after_damage = 0;
 };
 

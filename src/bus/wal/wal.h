@@ -31,15 +31,15 @@ namespace sluice::bus {
 enum class durability { fsync, batch_async, none };
 
 struct wal_options {
-    std::string dir;                                          // data dir/wal
+    std::string dir;  // data dir/wal
     uint32_t partitions = 1;
-    uint64_t segment_bytes = 64 << 20;                        // roll a segment when it would exceed this
+    uint64_t segment_bytes = 64 << 20;  // roll a segment when it would exceed this
     // Total on-disk size (all partitions) at which over_quota() turns true, so callers
     // stop sending (back-pressure). Appends still succeed up to quota_hard_limit(): what
     // a caller accepted just before the quota was reached is never refused.
     uint64_t quota_bytes = 8ull << 30;
-    std::chrono::microseconds group_commit_max_delay{1000};   // max wait to gather a group
-    uint64_t group_commit_max_bytes = 4 << 20;                // a group is written once this much is queued
+    std::chrono::microseconds group_commit_max_delay{1000};  // max wait to gather a group
+    uint64_t group_commit_max_bytes = 4 << 20;               // a group is written once this much is queued
     durability mode = durability::fsync;
     std::chrono::seconds retention{0};  // 0 = keep until all cursors passed; else also delete older
 };
@@ -75,7 +75,9 @@ result<std::unique_ptr<bus>> open_wal(const wal_options& options, std::shared_pt
 
 // Layout helpers shared with sluice-wal-dump: <dir>/partition-<N>/<segments>, <dir>/cursors.
 // The size past which appends fail with errc::quota_exceeded: the quota plus 1/8.
-inline uint64_t quota_hard_limit(const wal_options& o) { return o.quota_bytes + o.quota_bytes / 8; }
+inline uint64_t quota_hard_limit(const wal_options& o) {
+    return o.quota_bytes + o.quota_bytes / 8;
+}
 
 std::string partition_dir(const std::string& wal_dir, uint32_t partition);
 std::string cursors_path(const std::string& wal_dir);

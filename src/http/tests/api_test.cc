@@ -12,16 +12,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "http/prometheus.h"
 #include "http/server.h"
@@ -141,8 +141,8 @@ TEST(api_payload, base64_and_printable_checks) {
 TEST(api_static, path_safety) {
     EXPECT_EQ(*static_file_path("/srv/web", "app.js"), "/srv/web/app.js");
     EXPECT_EQ(*static_file_path("/srv/web/", "img/logo.svg"), "/srv/web/img/logo.svg");
-    for (const char* bad : {"", "/etc/passwd", "..", "../x", "a/../../x", "a/..", "./a", "a//b", "a/", "a\\..\\b",
-                            "a/./b"}) {
+    for (const char* bad :
+         {"", "/etc/passwd", "..", "../x", "a/../../x", "a/..", "./a", "a//b", "a/", "a\\..\\b", "a/./b"}) {
         auto r = static_file_path("/srv/web", bad);
         EXPECT_FALSE(r) << bad;
         EXPECT_EQ(r.error(), api_errc::unsafe_path) << bad;
@@ -215,15 +215,16 @@ TEST(api_routes, overview_static_files_and_database_down) {
     EXPECT_NE(js.find("console.log(1)"), std::string::npos);
 
     std::string secret = "sluice_api_secret_" + std::to_string(::getpid());
-    for (const std::string& bad : std::vector<std::string>{"/static/../" + secret, "/static/%2e%2e/" + secret, "/static/sub", "/static/missing.js",
-                            "/static/sub/../app.js"}) {
+    for (const std::string& bad :
+         std::vector<std::string>{"/static/../" + secret, "/static/%2e%2e/" + secret, "/static/sub",
+                                  "/static/missing.js", "/static/sub/../app.js"}) {
         auto r = http_get(*port, bad);
         EXPECT_NE(r.find("HTTP/1.1 404"), std::string::npos) << bad << "\n" << r;
         EXPECT_EQ(r.find("\r\n\r\nsecret"), std::string::npos) << "file contents leaked for " << bad;
     }
 
-    for (const char* route : {"/api/devices", "/api/metrics", "/api/dead-letters",
-                              "/api/telemetry?device=press-7&metric=temperature"}) {
+    for (const char* route :
+         {"/api/devices", "/api/metrics", "/api/dead-letters", "/api/telemetry?device=press-7&metric=temperature"}) {
         auto r = http_get(*port, route);
         EXPECT_NE(r.find("HTTP/1.1 503"), std::string::npos) << route << "\n" << r;
         EXPECT_NE(r.find("\"error\":\"database unavailable\""), std::string::npos) << r;
@@ -306,7 +307,8 @@ TEST_F(api_db_test, devices_metrics_telemetry_and_dead_letters) {
     int64_t base = (now_us - 30 * 60 * 1'000'000LL) / 1'000'000 * 1'000'000;
     std::vector<store::row> rows;
     for (int i = 0; i < 20; ++i) {
-        rows.push_back(store::row{base + i * 1'000'000LL, dev->id, *temp, 60.0 + i, static_cast<int16_t>(i == 3 ? 1 : 0)});
+        rows.push_back(
+            store::row{base + i * 1'000'000LL, dev->id, *temp, 60.0 + i, static_cast<int16_t>(i == 3 ? 1 : 0)});
     }
     std::string binary("\x00\xff\x01 bin", 7);
     std::vector<store::dead_letter> dl{
@@ -343,14 +345,16 @@ TEST_F(api_db_test, devices_metrics_telemetry_and_dead_letters) {
     EXPECT_NE(raw.find("\"value\":63,\"flags\":1}"), std::string::npos) << raw;
     EXPECT_LT(raw.find("\"value\":60,"), raw.find("\"value\":79,"));
     size_t points = 0;
-    for (size_t at = raw.find("\"time\":"); at != std::string::npos; at = raw.find("\"time\":", at + 1)) ++points;
+    for (size_t at = raw.find("\"time\":"); at != std::string::npos; at = raw.find("\"time\":", at + 1))
+        ++points;
     EXPECT_EQ(points, 20u);
     // A limit truncates and says so; a range that excludes the readings is empty.
     auto limited = get("/api/telemetry?device=press-7&metric=temperature&limit=5").second;
     EXPECT_NE(limited.find("\"truncated\":true"), std::string::npos);
     EXPECT_NE(limited.find("\"value\":64,"), std::string::npos);
     EXPECT_EQ(limited.find("\"value\":65,"), std::string::npos);
-    auto empty = get("/api/telemetry?device=press-7&metric=temperature&from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z");
+    auto empty =
+        get("/api/telemetry?device=press-7&metric=temperature&from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z");
     EXPECT_NE(empty.second.find("\"from\":\"2020-01-01T00:00:00.000Z\""), std::string::npos) << empty.second;
     EXPECT_NE(empty.second.find("\"points\":[]"), std::string::npos) << empty.second;
 

@@ -35,8 +35,8 @@ TEST_P(roundtrip, every_packet_type_with_every_property) {
 
 TEST_P(roundtrip, default_packets) {
     const version v = GetParam();
-    std::vector<packet> packets = {connack{}, puback{7, {}, {}}, pubrec{7, {}, {}}, pubrel{7, {}, {}},
-                                   pubcomp{7, {}, {}}, pingreq{}, pingresp{}, disconnect{}};
+    std::vector<packet> packets = {connack{},          puback{7, {}, {}}, pubrec{7, {}, {}}, pubrel{7, {}, {}},
+                                   pubcomp{7, {}, {}}, pingreq{},         pingresp{},        disconnect{}};
     publish q0;
     q0.topic = "t";
     packets.emplace_back(q0);
@@ -51,13 +51,15 @@ TEST_P(roundtrip, default_packets) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(versions, roundtrip,
-                         ::testing::Values(version::v3_1, version::v3_1_1, version::v5),
+INSTANTIATE_TEST_SUITE_P(versions, roundtrip, ::testing::Values(version::v3_1, version::v3_1_1, version::v5),
                          [](const auto& test_info) {
                              switch (test_info.param) {
-                             case version::v3_1: return std::string("v3_1");
-                             case version::v3_1_1: return std::string("v3_1_1");
-                             case version::v5: return std::string("v5");
+                                 case version::v3_1:
+                                     return std::string("v3_1");
+                                 case version::v3_1_1:
+                                     return std::string("v3_1_1");
+                                 case version::v5:
+                                     return std::string("v5");
                              }
                              return std::string("unknown");
                          });

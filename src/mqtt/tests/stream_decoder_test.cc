@@ -3,9 +3,9 @@
 // Partial reads and framing limits: every packet split at every byte boundary decodes the
 // same through stream_decoder; parse_frame never reads past its input; the maximum packet
 // size is enforced from the fixed header alone, before the body is buffered.
-#include <gtest/gtest.h>
-
 #include <memory>
+
+#include <gtest/gtest.h>
 
 #include "mqtt/codec.h"
 #include "mqtt/tests/test_packets.h"
@@ -18,7 +18,8 @@ using test::sample_packets;
 
 std::string encode_all(const std::vector<packet>& packets, version v) {
     std::string out;
-    for (const packet& p : packets) encode(p, v, out);
+    for (const packet& p : packets)
+        encode(p, v, out);
     return out;
 }
 
@@ -61,10 +62,12 @@ TEST_P(split, whole_stream_one_byte_at_a_time) {
     const std::string wire = encode_all(packets, v);
     stream_decoder sd(v);
     std::vector<std::string_view> bytes;
-    for (size_t i = 0; i < wire.size(); ++i) bytes.push_back(std::string_view(wire).substr(i, 1));
+    for (size_t i = 0; i < wire.size(); ++i)
+        bytes.push_back(std::string_view(wire).substr(i, 1));
     const auto got = drain(sd, bytes);
     ASSERT_EQ(got.size(), packets.size());
-    for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(got[i] == packets[i]) << i;
+    for (size_t i = 0; i < got.size(); ++i)
+        EXPECT_TRUE(got[i] == packets[i]) << i;
 }
 
 TEST_P(split, whole_stream_split_at_every_boundary) {
@@ -76,7 +79,8 @@ TEST_P(split, whole_stream_split_at_every_boundary) {
         const std::string_view w(wire);
         const auto got = drain(sd, {w.substr(0, cut), w.substr(cut)});
         ASSERT_EQ(got.size(), packets.size()) << "cut at " << cut;
-        for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(got[i] == packets[i]) << i << " cut at " << cut;
+        for (size_t i = 0; i < got.size(); ++i)
+            EXPECT_TRUE(got[i] == packets[i]) << i << " cut at " << cut;
     }
 }
 

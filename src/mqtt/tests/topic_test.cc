@@ -2,9 +2,9 @@
 //
 // UTF-8 and topic rules (spec 5.0 §1.5.4, §4.7, §4.8.2), including the non-normative examples
 // of §4.7.1 ("sport/tennis/#" matches "sport/tennis" ...) and the $-topic rule of §4.7.2.
-#include <gtest/gtest.h>
-
 #include "mqtt/topic.h"
+
+#include <gtest/gtest.h>
 
 namespace sluice::mqtt {
 namespace {
@@ -12,11 +12,13 @@ namespace {
 TEST(utf8, accepts_well_formed) {
     EXPECT_TRUE(valid_utf8_string(""));
     EXPECT_TRUE(valid_utf8_string("plain ascii text that is longer than eight bytes"));
-    EXPECT_TRUE(valid_utf8_string("caf\xC3\xA9"));                 // U+00E9
-    EXPECT_TRUE(valid_utf8_string("\xE2\x82\xAC"));                // U+20AC
-    EXPECT_TRUE(valid_utf8_string("\xF0\x9F\x98\x80 emoji"));      // U+1F600
-    EXPECT_TRUE(valid_utf8_string("\xF4\x8F\xBF\xBF"));            // U+10FFFF
-    EXPECT_TRUE(valid_utf8_string("\xEF\xBB\xBF" "bom"));          // U+FEFF is allowed
+    EXPECT_TRUE(valid_utf8_string("caf\xC3\xA9"));             // U+00E9
+    EXPECT_TRUE(valid_utf8_string("\xE2\x82\xAC"));            // U+20AC
+    EXPECT_TRUE(valid_utf8_string("\xF0\x9F\x98\x80 emoji"));  // U+1F600
+    EXPECT_TRUE(valid_utf8_string("\xF4\x8F\xBF\xBF"));        // U+10FFFF
+    EXPECT_TRUE(
+        valid_utf8_string("\xEF\xBB\xBF"
+                          "bom"));  // U+FEFF is allowed
     EXPECT_TRUE(valid_utf8_string(std::string(65535, 'a')));
 }
 
@@ -31,8 +33,8 @@ TEST(utf8, rejects_ill_formed) {
     EXPECT_EQ(check_utf8("\xED\xBF\xBF"), utf8_status::malformed);      // U+DFFF surrogate
     EXPECT_EQ(check_utf8("\xF4\x90\x80\x80"), utf8_status::malformed);  // U+110000
     EXPECT_EQ(check_utf8("\xF8\x88\x80\x80\x80"), utf8_status::malformed);
-    EXPECT_EQ(check_utf8("\x80"), utf8_status::malformed);              // lone continuation
-    EXPECT_EQ(check_utf8("abcdefg\xC3"), utf8_status::malformed);       // cut at the end
+    EXPECT_EQ(check_utf8("\x80"), utf8_status::malformed);         // lone continuation
+    EXPECT_EQ(check_utf8("abcdefg\xC3"), utf8_status::malformed);  // cut at the end
     EXPECT_EQ(check_utf8("\xE2\x82"), utf8_status::malformed);
     EXPECT_EQ(check_utf8("\xC3\x28"), utf8_status::malformed);
     EXPECT_EQ(check_utf8("\xFF"), utf8_status::malformed);
@@ -51,13 +53,12 @@ TEST(topic_name, rules) {
 }
 
 TEST(topic_filter, rules) {
-    for (const char* ok : {"#", "+", "/", "+/+", "/+", "a/#", "sport/tennis/+", "sport/+/player1", "+/tennis/#",
-                           "a//b", "$SYS/#", "$share/g/a/b", "$share/group/#", "$share/g/+/x"}) {
+    for (const char* ok : {"#", "+", "/", "+/+", "/+", "a/#", "sport/tennis/+", "sport/+/player1", "+/tennis/#", "a//b",
+                           "$SYS/#", "$share/g/a/b", "$share/group/#", "$share/g/+/x"}) {
         EXPECT_TRUE(valid_topic_filter(ok)) << ok;
     }
-    for (const char* bad : {"", "sport/tennis#", "sport/tennis/#/ranking", "sport+", "a/+b", "#/a", "a/b#",
-                            "$share/", "$share/g", "$share/g/", "$share//a", "$share/g+/a", "$share/#/a",
-                            "$share/g/a#"}) {
+    for (const char* bad : {"", "sport/tennis#", "sport/tennis/#/ranking", "sport+", "a/+b", "#/a", "a/b#", "$share/",
+                            "$share/g", "$share/g/", "$share//a", "$share/g+/a", "$share/#/a", "$share/g/a#"}) {
         EXPECT_FALSE(valid_topic_filter(bad)) << bad;
     }
 }

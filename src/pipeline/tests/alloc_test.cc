@@ -4,12 +4,12 @@
 // running them through the processor performs zero heap allocations per message. This
 // binary replaces global operator new to count; it is its own test executable so the
 // counter does not disturb other tests.
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <cstdlib>
 #include <new>
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "pipeline/processor.h"
 #include "sluice_edge.h"
@@ -31,16 +31,36 @@ void* counted_alloc_or_throw(std::size_t n) {
 }
 }  // namespace
 
-void* operator new(std::size_t n) { return counted_alloc_or_throw(n); }
-void* operator new[](std::size_t n) { return counted_alloc_or_throw(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void* operator new(std::size_t n) {
+    return counted_alloc_or_throw(n);
+}
+void* operator new[](std::size_t n) {
+    return counted_alloc_or_throw(n);
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+    return counted_alloc(n);
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+    return counted_alloc(n);
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
 
 namespace sluice::pipeline {
 namespace {
@@ -49,11 +69,23 @@ TEST(allocations, steady_state_decode_and_process_do_not_allocate) {
     rule_set rules = rule_set::defaults();
     metric_dictionary dict;
     std::string reason;
-    ASSERT_TRUE(dict.add({.id = 1, .name = "temperature", .unit = "degC", .input_unit = "degF", .valid_min = {},
-                          .valid_max = {}, .warn_low = {}, .warn_high = 90.0},
+    ASSERT_TRUE(dict.add({.id = 1,
+                          .name = "temperature",
+                          .unit = "degC",
+                          .input_unit = "degF",
+                          .valid_min = {},
+                          .valid_max = {},
+                          .warn_low = {},
+                          .warn_high = 90.0},
                          reason));
-    ASSERT_TRUE(dict.add({.id = 2, .name = "humidity", .unit = "percent", .input_unit = {}, .valid_min = {},
-                          .valid_max = {}, .warn_low = {}, .warn_high = {}},
+    ASSERT_TRUE(dict.add({.id = 2,
+                          .name = "humidity",
+                          .unit = "percent",
+                          .input_unit = {},
+                          .valid_min = {},
+                          .valid_max = {},
+                          .warn_low = {},
+                          .warn_high = {}},
                          reason));
     processor proc(rules, dict, [](std::string_view, const topic_match&) -> std::optional<uint32_t> { return 7; });
 
@@ -61,8 +93,8 @@ TEST(allocations, steady_state_decode_and_process_do_not_allocate) {
     const std::string batch = R"({"readings": [{"ts": 1, "temperature": 70}, {"ts": 2, "humidity": 41.5}]})";
     uint8_t buf[280];
     sluice_edge::batch_encoder enc(buf, sizeof buf);
-    for (uint64_t t = 0; enc.add_rounded(static_cast<uint32_t>(t % 2 + 1), 1000 + t, 20.0 + static_cast<double>(t % 7), 1) !=
-                         sluice_edge::add_status::added_flush;
+    for (uint64_t t = 0; enc.add_rounded(static_cast<uint32_t>(t % 2 + 1), 1000 + t, 20.0 + static_cast<double>(t % 7),
+                                         1) != sluice_edge::add_status::added_flush;
          ++t) {
     }
     const auto p = enc.finish();
@@ -81,7 +113,8 @@ TEST(allocations, steady_state_decode_and_process_do_not_allocate) {
     run();  // warm-up: parser, buffers, per-series state, the device's sequence entry
     run();
     const uint64_t before = allocations.load();
-    for (int i = 0; i < 1000; ++i) run();
+    for (int i = 0; i < 1000; ++i)
+        run();
     EXPECT_EQ(allocations.load() - before, 0u);
     EXPECT_TRUE(rejected.empty());
     EXPECT_GT(proc.totals().rows, 3000u);

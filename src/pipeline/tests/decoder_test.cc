@@ -3,11 +3,11 @@
 // Decoder tests: every accepted JSON shape, the compact binary format from hand-written
 // bytes (the example in docs/payload-formats.md), and malformed inputs with the exact
 // reason strings that end up in dead_letters.reason.
-#include <gtest/gtest.h>
+#include "pipeline/decoder.h"
 
 #include <string>
 
-#include "pipeline/decoder.h"
+#include <gtest/gtest.h>
 
 namespace sluice::pipeline {
 namespace {
@@ -33,7 +33,8 @@ protected:
     }
     static std::string bytes(std::initializer_list<int> b) {
         std::string s;
-        for (int c : b) s.push_back(static_cast<char>(c));
+        for (int c : b)
+            s.push_back(static_cast<char>(c));
         return s;
     }
 
@@ -207,7 +208,8 @@ TEST_F(decoder_test, auto_detect) {
 
 TEST_F(decoder_test, buffers_are_reused_across_sizes) {
     std::string big = R"({"readings": [)";
-    for (int i = 0; i < 2000; ++i) big += std::string(i ? "," : "") + R"({"ts": )" + std::to_string(i) + R"(, "m": 1})";
+    for (int i = 0; i < 2000; ++i)
+        big += std::string(i ? "," : "") + R"({"ts": )" + std::to_string(i) + R"(, "m": 1})";
     big += "]}";
     EXPECT_EQ(ok(big).readings.size(), 2000u);
     EXPECT_EQ(ok(R"({"a": 2})").readings.size(), 1u);
@@ -255,11 +257,10 @@ TEST_F(decoder_test, binary_documented_example) {
 
 TEST_F(decoder_test, binary_value_kinds) {
     // int8 -5 scale 0; int32 -100000 scale 3; float32 0.5; float64 0.1; varint id 300.
-    const std::string payload = bytes({0xA1, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0x04,
-                                       0x00, 0x01, 0x00, 0xFB,
-                                       0x01, 0x01, 0x23, 0x60, 0x79, 0xFE, 0xFF,
-                                       0x00, 0xAC, 0x02, 0x30, 0x00, 0x00, 0x00, 0x3F,
-                                       0x00, 0x01, 0x40, 0x9A, 0x99, 0x99, 0x99, 0x99, 0x99, 0xB9, 0x3F});
+    const std::string payload =
+        bytes({0xA1, 0x00, 0x00, 0,    0,    0,    0,    0,    0,    0x04, 0x00, 0x01, 0x00, 0xFB,
+               0x01, 0x01, 0x23, 0x60, 0x79, 0xFE, 0xFF, 0x00, 0xAC, 0x02, 0x30, 0x00, 0x00, 0x00,
+               0x3F, 0x00, 0x01, 0x40, 0x9A, 0x99, 0x99, 0x99, 0x99, 0x99, 0xB9, 0x3F});
     const auto& p = ok(payload, payload_format::binary);
     ASSERT_EQ(p.readings.size(), 4u);
     EXPECT_FALSE(p.seq_restart);
@@ -301,8 +302,8 @@ TEST_F(decoder_test, binary_malformed) {
         "binary: reading 0: bad decimal scale 1 for value kind 3");
     bad(bytes({0xA1, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0x01, 0x00, 0x80, 0x80, 0x80, 0x80, 0x10, 0x00, 0x05}),
         errc::bad_binary, "binary: reading 0: metric id 4294967296 exceeds 32 bits");
-    bad(bytes({0xA1, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0x01,
-               0x00, 0x05}),
+    bad(bytes({0xA1, 0x00, 0x00, 0,    0,    0,    0,    0,    0,    0x01, 0x80,
+               0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0x01, 0x00, 0x05}),
         errc::bad_binary, "binary: reading 0: time delta 562949953421312 ms is too large");
     bad(bytes({0xA1, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0x01, 0x00, 0x01, 0x00, 0x05, 0xEE, 0xEE}), errc::bad_binary,
         "binary: 2 trailing bytes after 1 readings");

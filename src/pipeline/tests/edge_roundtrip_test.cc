@@ -4,12 +4,12 @@
 // value round-trips exactly (lossless add) or within the chosen precision (add_rounded),
 // and the batching rules (flush threshold, capacity, 255 readings, time order, sequence
 // numbers) hold at their boundaries. Also measures readings per 140-byte payload.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <limits>
 #include <random>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "pipeline/binary_format.h"
 #include "pipeline/decoder.h"
@@ -58,23 +58,44 @@ TEST_F(edge_roundtrip, documented_example_bytes) {
     EXPECT_EQ(enc.add(4, t, 40.2), add_status::added);
     EXPECT_EQ(enc.add(3, t + 100, 71.6), add_status::added);
     const auto p = enc.finish();
-    const std::vector<uint8_t> expected = {0xA1, 0x01, 0x2A, 0x23, 0xC9, 0xE6, 0x4F, 0x93, 0x01, 0x03,
-                                           0x00, 0x03, 0x11, 0xCB, 0x02, 0x00, 0x04, 0x11, 0x92, 0x01,
-                                           0x64, 0x03, 0x11, 0xCC, 0x02};
+    const std::vector<uint8_t> expected = {0xA1, 0x01, 0x2A, 0x23, 0xC9, 0xE6, 0x4F, 0x93, 0x01, 0x03, 0x00, 0x03, 0x11,
+                                           0xCB, 0x02, 0x00, 0x04, 0x11, 0x92, 0x01, 0x64, 0x03, 0x11, 0xCC, 0x02};
     EXPECT_EQ(std::vector<uint8_t>(p.data, p.data + p.size), expected);
     EXPECT_EQ(enc.next_seq(), 43u);
 }
 
 TEST_F(edge_roundtrip, lossless_values_round_trip_exactly) {
-    const double values[] = {0.0, -0.0, 1.0, -1.0, 127, -128, 128, 32767, -32768, 40000, 71.5, 40.2, 23.456,
-                             -12.3456, 0.1, 1e-7, 3.14159265358979, 1e15, -2147483647.0, 4294967296.0, 1e300,
-                             std::numeric_limits<double>::min(), std::numeric_limits<double>::infinity(),
-                             -std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN(),
+    const double values[] = {0.0,
+                             -0.0,
+                             1.0,
+                             -1.0,
+                             127,
+                             -128,
+                             128,
+                             32767,
+                             -32768,
+                             40000,
+                             71.5,
+                             40.2,
+                             23.456,
+                             -12.3456,
+                             0.1,
+                             1e-7,
+                             3.14159265358979,
+                             1e15,
+                             -2147483647.0,
+                             4294967296.0,
+                             1e300,
+                             std::numeric_limits<double>::min(),
+                             std::numeric_limits<double>::infinity(),
+                             -std::numeric_limits<double>::infinity(),
+                             std::numeric_limits<double>::quiet_NaN(),
                              static_cast<double>(0.3f)};
     uint8_t buf[1024];
     sluice_edge::batch_encoder enc(buf, sizeof buf, sizeof buf);
     uint64_t t = 1000;
-    for (const double v : values) ASSERT_EQ(enc.add(7, t++, v), add_status::added) << v;
+    for (const double v : values)
+        ASSERT_EQ(enc.add(7, t++, v), add_status::added) << v;
     const auto& p = decode(enc.finish());
     ASSERT_EQ(p.readings.size(), std::size(values));
     for (std::size_t i = 0; i < std::size(values); ++i) {
@@ -86,10 +107,10 @@ TEST_F(edge_roundtrip, lossless_values_round_trip_exactly) {
 
 TEST_F(edge_roundtrip, typical_values_take_two_or_three_bytes) {
     uint8_t tmp[9];
-    EXPECT_EQ(sluice_edge::put_value(tmp, 21.5), 3u);    // int16 215, scale 1
-    EXPECT_EQ(sluice_edge::put_value(tmp, 1.0), 2u);     // int8
-    EXPECT_EQ(sluice_edge::put_value(tmp, 99.99), 3u);   // int16 9999, scale 2
-    EXPECT_EQ(sluice_edge::put_value(tmp, 1013.25), 5u); // int32 101325, scale 2
+    EXPECT_EQ(sluice_edge::put_value(tmp, 21.5), 3u);     // int16 215, scale 1
+    EXPECT_EQ(sluice_edge::put_value(tmp, 1.0), 2u);      // int8
+    EXPECT_EQ(sluice_edge::put_value(tmp, 99.99), 3u);    // int16 9999, scale 2
+    EXPECT_EQ(sluice_edge::put_value(tmp, 1013.25), 5u);  // int32 101325, scale 2
     EXPECT_EQ(sluice_edge::put_value_rounded(tmp, 21.3749, 2), 3u);
     EXPECT_EQ(sluice_edge::put_value(tmp, 0.1 + 0.2), 9u);  // not a short decimal: float64
 }
@@ -113,7 +134,8 @@ TEST_F(edge_roundtrip, rounded_values_stay_within_precision) {
         const auto& p = decode(enc.finish());
         ASSERT_EQ(p.readings.size(), vals.size());
         const double tolerance = 0.5 / std::pow(10.0, decimals) * (1 + 1e-9);
-        for (std::size_t i = 0; i < vals.size(); ++i) EXPECT_NEAR(p.readings[i].value, vals[i], tolerance);
+        for (std::size_t i = 0; i < vals.size(); ++i)
+            EXPECT_NEAR(p.readings[i].value, vals[i], tolerance);
     }
 }
 
@@ -127,10 +149,20 @@ TEST_F(edge_roundtrip, random_lossless_round_trip) {
     for (int i = 0; i < 20000; ++i) {
         double v;
         switch (rng() % 4) {
-            case 0: v = static_cast<double>(static_cast<int64_t>(rng() % 200001) - 100000) / 100.0; break;
-            case 1: v = static_cast<double>(static_cast<int32_t>(rng())); break;
-            case 2: { uint64_t bits = rng(); std::memcpy(&v, &bits, sizeof v); break; }
-            default: v = static_cast<double>(static_cast<float>(rng() % 1000) / 7.0f); break;
+            case 0:
+                v = static_cast<double>(static_cast<int64_t>(rng() % 200001) - 100000) / 100.0;
+                break;
+            case 1:
+                v = static_cast<double>(static_cast<int32_t>(rng()));
+                break;
+            case 2: {
+                uint64_t bits = rng();
+                std::memcpy(&v, &bits, sizeof v);
+                break;
+            }
+            default:
+                v = static_cast<double>(static_cast<float>(rng() % 1000) / 7.0f);
+                break;
         }
         const auto id = static_cast<uint32_t>(rng() % 5000);
         t += rng() % 3 == 0 ? rng() % 100000 : 0;
@@ -160,12 +192,14 @@ TEST_F(edge_roundtrip, flush_threshold_and_capacity) {
     uint64_t t = 1000;
     std::size_t n = 0;
     add_status s;
-    while ((s = enc.add(1, t, 1234.5)) == add_status::added) ++n;
+    while ((s = enc.add(1, t, 1234.5)) == add_status::added)
+        ++n;
     ASSERT_EQ(s, add_status::added_flush);
     EXPECT_GE(enc.size(), 140u);
     EXPECT_LT(enc.size() - 140, sluice_edge::max_reading_size);
     // Ignoring the flush advice still never exceeds the capacity.
-    while ((s = enc.add(1, t, 1234.5)) == add_status::added_flush) {}
+    while ((s = enc.add(1, t, 1234.5)) == add_status::added_flush) {
+    }
     ASSERT_EQ(s, add_status::full);
     const auto p = enc.finish();
     EXPECT_LE(p.size, 280u);
@@ -176,7 +210,8 @@ TEST_F(edge_roundtrip, flush_threshold_and_capacity) {
 TEST_F(edge_roundtrip, at_most_255_readings) {
     std::vector<uint8_t> buf(4096);
     sluice_edge::batch_encoder enc(buf.data(), buf.size(), buf.size());
-    for (int i = 0; i < 255; ++i) ASSERT_EQ(enc.add(1, 1, 1.0), add_status::added);
+    for (int i = 0; i < 255; ++i)
+        ASSERT_EQ(enc.add(1, 1, 1.0), add_status::added);
     EXPECT_EQ(enc.add(1, 1, 1.0), add_status::full);
     EXPECT_EQ(decode(enc.finish()).readings.size(), 255u);
 }
@@ -243,8 +278,10 @@ TEST_F(edge_roundtrip, readings_per_140_bytes_for_a_typical_device) {
     }
     const double per_payload = static_cast<double>(total) / static_cast<double>(flushes);
     const double per_reading = static_cast<double>(bytes) / static_cast<double>(total);
-    std::printf("typical device (8 metrics @ 10 Hz, 2 decimals): %.1f readings per ~140-byte payload, "
-                "%.2f bytes/reading\n", per_payload, per_reading);
+    std::printf(
+        "typical device (8 metrics @ 10 Hz, 2 decimals): %.1f readings per ~140-byte payload, "
+        "%.2f bytes/reading\n",
+        per_payload, per_reading);
     EXPECT_GE(per_payload, 24.0);
 }
 

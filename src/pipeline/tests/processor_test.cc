@@ -2,12 +2,13 @@
 //
 // One message through the whole pure pipeline (rule, decode, device, transforms), with
 // the dead-letter reasons of every message-level refusal.
-#include <gtest/gtest.h>
+#include "pipeline/processor.h"
 
 #include <map>
 #include <string>
 
-#include "pipeline/processor.h"
+#include <gtest/gtest.h>
+
 #include "sluice_edge.h"
 
 namespace sluice::pipeline {

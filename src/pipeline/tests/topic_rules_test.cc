@@ -2,11 +2,11 @@
 //
 // Topic rules: compilation errors with their reasons, matching with named captures and
 // MQTT wildcards, first-match-wins ordering, the default rule, and could_match().
-#include <gtest/gtest.h>
+#include "pipeline/topic_rules.h"
 
 #include <string>
 
-#include "pipeline/topic_rules.h"
+#include <gtest/gtest.h>
 
 namespace sluice::pipeline {
 namespace {
@@ -47,7 +47,7 @@ TEST(topic_rules, named_captures) {
 TEST(topic_rules, mqtt_wildcards) {
     const auto plus = compile("+/{device}/data");
     EXPECT_TRUE(plus.matches("a/d1/data"));
-    EXPECT_TRUE(plus.matches("/d1/data"));  // '+' matches an empty level
+    EXPECT_TRUE(plus.matches("/d1/data"));       // '+' matches an empty level
     EXPECT_FALSE(plus.matches("$SYS/d1/data"));  // wildcards never match $-topics
     const auto hash = compile("site/{device}/#");
     topic_match m;
@@ -120,9 +120,11 @@ TEST(rule_set, could_match_agrees_with_match) {
     ASSERT_TRUE(set.add("devices/{device}/telemetry", payload_format::auto_detect, reason).has_value());
     ASSERT_TRUE(set.add("+/{device}/bin", payload_format::binary, reason).has_value());
     ASSERT_TRUE(set.add("/lead/{device}", payload_format::json, reason).has_value());
-    const char* topics[] = {"devices/a/telemetry", "x/a/bin", "$SYS/a/bin", "/lead/z", "/lead/", "devices/a",
-                            "a", "", "x//bin", "devices//telemetry", "zzz/a/bin/c"};
-    for (const char* t : topics) EXPECT_EQ(set.could_match(t), set.match(t).has_value()) << t;
+    const char* topics[] = {"devices/a/telemetry", "x/a/bin", "$SYS/a/bin", "/lead/z", "/lead/",
+                            "devices/a",           "a",       "",           "x//bin",  "devices//telemetry",
+                            "zzz/a/bin/c"};
+    for (const char* t : topics)
+        EXPECT_EQ(set.could_match(t), set.match(t).has_value()) << t;
 }
 
 // Thousands of distinct topics against a realistic rule set; a correctness check at
@@ -134,7 +136,8 @@ TEST(rule_set, many_topics) {
     ASSERT_TRUE(set.add("devices/{device}/telemetry", payload_format::auto_detect, reason).has_value());
     std::size_t matched = 0;
     for (int i = 0; i < 5000; ++i) {
-        const std::string t = i % 3 == 0   ? "factory/s" + std::to_string(i % 7) + "/l1/d" + std::to_string(i) + "/telemetry"
+        const std::string t = i % 3 == 0
+                                  ? "factory/s" + std::to_string(i % 7) + "/l1/d" + std::to_string(i) + "/telemetry"
                               : i % 3 == 1 ? "devices/d" + std::to_string(i) + "/telemetry"
                                            : "devices/d" + std::to_string(i) + "/cmd";
         const auto m = set.match(t);

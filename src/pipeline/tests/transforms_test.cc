@@ -2,14 +2,15 @@
 //
 // Unit conversion table, metric dictionary, the z-score detector, the sequence-gap
 // tracker and the transformer that applies them to decoded payloads.
-#include <gtest/gtest.h>
+#include "pipeline/transforms.h"
 
 #include <cmath>
 #include <limits>
 #include <random>
 
+#include <gtest/gtest.h>
+
 #include "pipeline/metrics.h"
-#include "pipeline/transforms.h"
 
 namespace sluice::pipeline {
 namespace {
@@ -69,9 +70,11 @@ TEST(zscore_detector, flags_spikes_after_min_samples) {
     std::mt19937 rng(1);
     std::normal_distribution<double> noise(20.0, 0.5);
     EXPECT_FALSE(z.observe(1, 1, 1000.0));  // first sample: nothing to compare with
-    for (int i = 0; i < 28; ++i) EXPECT_FALSE(z.observe(1, 1, noise(rng))) << i;  // still below min_samples
+    for (int i = 0; i < 28; ++i)
+        EXPECT_FALSE(z.observe(1, 1, noise(rng))) << i;  // still below min_samples
     int flagged = 0;
-    for (int i = 0; i < 500; ++i) flagged += z.observe(1, 1, noise(rng));
+    for (int i = 0; i < 500; ++i)
+        flagged += z.observe(1, 1, noise(rng));
     EXPECT_LT(flagged, 5);  // ~no false positives on clean noise
     EXPECT_TRUE(z.observe(1, 1, 40.0));
     EXPECT_FALSE(z.observe(2, 1, 40.0));  // another device is another series
@@ -82,7 +85,8 @@ TEST(zscore_detector, flat_series_flags_any_change) {
     anomaly_config cfg;
     cfg.min_samples = 5;
     zscore_detector z(cfg);
-    for (int i = 0; i < 10; ++i) EXPECT_FALSE(z.observe(1, 1, 1.0));
+    for (int i = 0; i < 10; ++i)
+        EXPECT_FALSE(z.observe(1, 1, 1.0));
     EXPECT_TRUE(z.observe(1, 1, 2.0));
 }
 
@@ -94,7 +98,7 @@ TEST(sequence_tracker, gaps_reorder_duplicates_restarts) {
     EXPECT_EQ(t.observe("a", 13), 0u);  // late
     EXPECT_EQ(t.observe("a", 15), 0u);  // duplicate
     EXPECT_EQ(t.observe("a", 16), 0u);
-    EXPECT_EQ(t.observe("a", 0), 0u);   // back to 0 without the flag: a reboot
+    EXPECT_EQ(t.observe("a", 0), 0u);  // back to 0 without the flag: a reboot
     EXPECT_EQ(t.observe("b", 5, true), 0u);
     EXPECT_EQ(t.observe("b", 6), 0u);
     EXPECT_EQ(t.observe("b", 0, true), 0u);  // restart flag
@@ -124,10 +128,16 @@ class transformer_test : public ::testing::Test {
 protected:
     void SetUp() override {
         std::string reason;
-        ASSERT_TRUE(dict_.add({.id = 3, .name = "temperature", .unit = "degC", .input_unit = "degF",
-                               .valid_min = -40.0, .valid_max = 125.0, .warn_high = 80.0}, reason));
-        ASSERT_TRUE(dict_.add({.id = 4, .name = "pressure", .unit = "bar", .input_unit = "kPa",
-                               .warn_low = 0.5}, reason));
+        ASSERT_TRUE(dict_.add({.id = 3,
+                               .name = "temperature",
+                               .unit = "degC",
+                               .input_unit = "degF",
+                               .valid_min = -40.0,
+                               .valid_max = 125.0,
+                               .warn_high = 80.0},
+                              reason));
+        ASSERT_TRUE(
+            dict_.add({.id = 4, .name = "pressure", .unit = "bar", .input_unit = "kPa", .warn_low = 0.5}, reason));
     }
     metric_dictionary dict_;
     std::vector<telemetry_row> rows_;
@@ -137,14 +147,14 @@ protected:
 TEST_F(transformer_test, converts_validates_and_flags) {
     transformer tf(dict_);
     decoded_payload p;
-    p.readings = {{1000, "temperature", 0, 212.0},   // 100 degC: above warn_high
-                  {1000, "pressure", 0, 101.325},    // 1.01325 bar
-                  {1000, "temperature", 0, 300.0},   // 148.9 degC: outside valid range, kept
-                  {1000, "rain", 0, 1.0},            // unknown
-                  {2000, {}, 4, 20.0},               // by id: 0.2 bar, below warn_low
-                  {1000, {}, 9, 1.0},                // unknown id
+    p.readings = {{1000, "temperature", 0, 212.0},  // 100 degC: above warn_high
+                  {1000, "pressure", 0, 101.325},   // 1.01325 bar
+                  {1000, "temperature", 0, 300.0},  // 148.9 degC: outside valid range, kept
+                  {1000, "rain", 0, 1.0},           // unknown
+                  {2000, {}, 4, 20.0},              // by id: 0.2 bar, below warn_low
+                  {1000, {}, 9, 1.0},               // unknown id
                   {1000, "pressure", 0, std::numeric_limits<double>::quiet_NaN()},
-                  {999'999, "pressure", 0, 100.0},   // far in the future
+                  {999'999, "pressure", 0, 100.0},          // far in the future
                   {7'258'118'400'000, "pressure", 0, 1.0},  // 2200-01-01: the store cannot hold it
                   {-1, "pressure", 0, 1.0}};
     tf.apply(7, "dev-7", p, 10'000, rows_, rejected_);

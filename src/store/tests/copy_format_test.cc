@@ -5,16 +5,17 @@
 // store_test.cc.
 #include "store/copy_format.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace sluice::store {
 namespace {
 
 std::string bytes(std::initializer_list<int> b) {
     std::string s;
-    for (int x : b) s.push_back(static_cast<char>(x));
+    for (int x : b)
+        s.push_back(static_cast<char>(x));
     return s;
 }
 
@@ -50,13 +51,13 @@ TEST(copy_encoder, int4_array_layout) {
     copy_encoder e;
     const int32_t v[] = {7, -1};
     e.int4_array(v);
-    EXPECT_EQ(e.data(), bytes({0, 0, 0, 36,      // field length: 20 header + 2 * 8
-                               0, 0, 0, 1,       // ndim
-                               0, 0, 0, 0,       // no nulls
-                               0, 0, 0, 23,      // int4 oid
-                               0, 0, 0, 2,       // dim size
-                               0, 0, 0, 1,       // lower bound
-                               0, 0, 0, 4, 0, 0, 0, 7, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff}));
+    EXPECT_EQ(e.data(), bytes({0, 0, 0, 36,  // field length: 20 header + 2 * 8
+                               0, 0, 0, 1,   // ndim
+                               0, 0, 0, 0,   // no nulls
+                               0, 0, 0, 23,  // int4 oid
+                               0, 0, 0, 2,   // dim size
+                               0, 0, 0, 1,   // lower bound
+                               0, 0, 0, 4,  0, 0, 0, 7, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff}));
 }
 
 TEST(copy_encoder, text_and_bytea_are_raw) {

@@ -3,11 +3,11 @@
 // Unit tests of the packed encoding and the per-batch rollup aggregation (no database).
 #include "store/packing.h"
 
-#include <gtest/gtest.h>
-
 #include <map>
 #include <random>
 #include <tuple>
+
+#include <gtest/gtest.h>
 
 namespace sluice::store {
 namespace {
@@ -36,11 +36,8 @@ TEST(floor_to, handles_negative_and_exact) {
 TEST(prepare_batch, groups_by_series_and_window_sorted_by_time) {
     // Out of order, two series, one series crossing a window boundary.
     std::vector<row> rows = {
-        {k_t0 + 5'000'000, 2, 1, 5.0, 0},
-        {k_t0 + 1'000'000, 1, 1, 1.0, 0},
-        {k_t0 + k_window_us + 7, 1, 1, 3.0, 4},
-        {k_t0 + 3, 1, 1, 0.5, 0},
-        {k_t0 + 2'000'000, 1, 1, 2.0, 0},
+        {k_t0 + 5'000'000, 2, 1, 5.0, 0}, {k_t0 + 1'000'000, 1, 1, 1.0, 0}, {k_t0 + k_window_us + 7, 1, 1, 3.0, 4},
+        {k_t0 + 3, 1, 1, 0.5, 0},         {k_t0 + 2'000'000, 1, 1, 2.0, 0},
     };
     prepared_batch b;
     ASSERT_TRUE(prepare_batch(rows, b));
@@ -101,7 +98,8 @@ TEST(prepare_batch, round_trips_random_rows_and_aggregates_match_recomputation) 
     // Every row comes back exactly once, in its series and window.
     using key = std::tuple<int32_t, int32_t, int64_t, double, int16_t>;
     std::multiset<key> want, got;
-    for (const row& r : rows) want.insert({r.device_id, r.metric_id, r.time_us, r.value, r.flags});
+    for (const row& r : rows)
+        want.insert({r.device_id, r.metric_id, r.time_us, r.value, r.flags});
     size_t total = 0;
     for (const packed_series& s : b.series) {
         auto times = times_of(s);
@@ -156,12 +154,14 @@ TEST(prepare_batch, round_trips_random_rows_and_aggregates_match_recomputation) 
 TEST(sanitize_utf8, keeps_valid_and_replaces_invalid) {
     EXPECT_EQ(sanitize_utf8("plain"), "plain");
     EXPECT_EQ(sanitize_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"), "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
-    EXPECT_EQ(sanitize_utf8(std::string_view("a\0b", 3)), "a\xEF\xBF\xBD" "b");
+    EXPECT_EQ(sanitize_utf8(std::string_view("a\0b", 3)),
+              "a\xEF\xBF\xBD"
+              "b");
     EXPECT_EQ(sanitize_utf8("\xFF"), "\xEF\xBF\xBD");
-    EXPECT_EQ(sanitize_utf8("\xC3"), "\xEF\xBF\xBD");                      // truncated
-    EXPECT_EQ(sanitize_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");      // overlong
+    EXPECT_EQ(sanitize_utf8("\xC3"), "\xEF\xBF\xBD");                                  // truncated
+    EXPECT_EQ(sanitize_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");                  // overlong
     EXPECT_EQ(sanitize_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
-    EXPECT_EQ(sanitize_utf8("\xF4\x90\x80\x80").size(), 12u);              // > U+10FFFF
+    EXPECT_EQ(sanitize_utf8("\xF4\x90\x80\x80").size(), 12u);                          // > U+10FFFF
 }
 
 }  // namespace

@@ -5,9 +5,9 @@
 // tail (nothing valid after the damage) from corruption in the middle.
 #include "broker/persist/format.h"
 
-#include <gtest/gtest.h>
-
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "bus/wal/crc32c.h"
 
@@ -20,16 +20,19 @@ std::string frame(op o, uint8_t kind, std::string_view key, std::string_view val
     body.push_back(static_cast<char>(o));
     body.push_back(static_cast<char>(kind));
     const uint32_t kl = key_length == UINT32_MAX ? static_cast<uint32_t>(key.size()) : key_length;
-    for (int i = 0; i < 4; ++i) body.push_back(static_cast<char>((kl >> (8 * i)) & 0xFF));
+    for (int i = 0; i < 4; ++i)
+        body.push_back(static_cast<char>((kl >> (8 * i)) & 0xFF));
     body.append(key);
     body.append(value);
     std::string framed;
     const auto len = static_cast<uint32_t>(body.size());
-    for (int i = 0; i < 4; ++i) framed.push_back(static_cast<char>((len >> (8 * i)) & 0xFF));
+    for (int i = 0; i < 4; ++i)
+        framed.push_back(static_cast<char>((len >> (8 * i)) & 0xFF));
     framed += body;
     const uint32_t crc = bus::wal::crc32c(framed);
     std::string out;
-    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((crc >> (8 * i)) & 0xFF));
+    for (int i = 0; i < 4; ++i)
+        out.push_back(static_cast<char>((crc >> (8 * i)) & 0xFF));
     return out + framed;
 }
 
@@ -37,7 +40,11 @@ std::string three_records() {
     std::string out;
     encode_record(out, op::put, 1, "client-a", "session bytes");
     encode_record(out, op::erase, 2, "some/topic", {});
-    encode_record(out, op::erase_prefix, 3, std::string("\0\x01" "a", 3), {});
+    encode_record(out, op::erase_prefix, 3,
+                  std::string("\0\x01"
+                              "a",
+                              3),
+                  {});
     return out;
 }
 

@@ -46,10 +46,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size == 0) return 0;
     const std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
     switch (data[0] % 4) {
-    case 0: fuzz_scan(in); break;
-    case 1: fuzz_value(in, decode_message_record); break;
-    case 2: fuzz_value(in, decode_session_record); break;
-    default: fuzz_value(in, decode_session_message_record); break;
+        case 0:
+            fuzz_scan(in);
+            break;
+        case 1:
+            fuzz_value(in, decode_message_record);
+            break;
+        case 2:
+            fuzz_value(in, decode_session_record);
+            break;
+        default:
+            fuzz_value(in, decode_session_message_record);
+            break;
     }
     return 0;
 }

@@ -5,9 +5,9 @@
 // with errc::corruption, and no input makes a decoder crash.
 #include "broker/persist/records.h"
 
-#include <gtest/gtest.h>
-
 #include <random>
+
+#include <gtest/gtest.h>
 
 namespace sluice::broker::persist {
 namespace {
@@ -185,7 +185,8 @@ TEST(persist_records, random_mutations_never_crash) {
     for (int i = 0; i < 3000; ++i) {
         std::string bytes = originals[i % 3];
         const int flips = 1 + static_cast<int>(rng() % 4);
-        for (int f = 0; f < flips; ++f) bytes[rng() % bytes.size()] = static_cast<char>(rng());
+        for (int f = 0; f < flips; ++f)
+            bytes[rng() % bytes.size()] = static_cast<char>(rng());
         const bool ok = (i % 3 == 0)   ? decode_message_record(bytes).has_value()
                         : (i % 3 == 1) ? decode_session_record(bytes).has_value()
                                        : decode_session_message_record(bytes).has_value();

@@ -8,7 +8,6 @@
 // nothing.
 #include "broker/persist/state_store.h"
 
-#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -23,6 +22,8 @@
 #include <random>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "broker/persist/format.h"
 #include "broker/persist/records.h"
@@ -308,7 +309,8 @@ TEST(state_store, recovery_checks_files_around_the_snapshot) {
     std::string header = read_file(j).substr(0, format::k_file_header_size);
     header[4] = 2;
     const uint32_t crc = bus::wal::crc32c(header.data(), 16);
-    for (int i = 0; i < 4; ++i) header[16 + static_cast<size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+    for (int i = 0; i < 4; ++i)
+        header[16 + static_cast<size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xFF);
     const std::string original = read_file(j);
     write_file(j, header);
     EXPECT_EQ(state_store::open(d.path()).error(), errc::unsupported_version);
@@ -394,10 +396,12 @@ TEST(state_store, power_loss_keeps_exactly_the_flushed_state) {
     {
         auto s = open_store(d.path(), o);
         ASSERT_NE(s, nullptr);
-        for (int i = 0; i < 50; ++i) s->put(kind::session, "durable-" + std::to_string(i), "v1");
+        for (int i = 0; i < 50; ++i)
+            s->put(kind::session, "durable-" + std::to_string(i), "v1");
         ASSERT_TRUE(s->flush());
         s->put(kind::session, "durable-0", "v2");  // not flushed: lost
-        for (int i = 0; i < 50; ++i) s->put(kind::session, "lost-" + std::to_string(i), "v");
+        for (int i = 0; i < 50; ++i)
+            s->put(kind::session, "lost-" + std::to_string(i), "v");
         ffs->crash();
     }  // the destructor's final write fails against the crashed fs
     ffs->drop_unsynced_data();
@@ -497,7 +501,8 @@ TEST(state_store, group_commit_shares_one_fsync) {
     o.sync_interval = std::chrono::hours(1);
     auto s = open_store(d.path(), o);
     ASSERT_NE(s, nullptr);
-    for (int i = 0; i < 1000; ++i) s->put(kind::retained, "t/" + std::to_string(i), "payload");
+    for (int i = 0; i < 1000; ++i)
+        s->put(kind::retained, "t/" + std::to_string(i), "payload");
     EXPECT_GT(s->get_stats().pending_bytes, 0u);
     ASSERT_TRUE(s->flush());
     EXPECT_EQ(s->get_stats().syncs, 1u);
@@ -532,7 +537,8 @@ TEST(state_store, writes_without_flush_after_the_interval_or_group_size) {
         o.group_bytes = 4096;
         auto s = open_store(d.path(), o);
         ASSERT_NE(s, nullptr);
-        for (int i = 0; i < 100; ++i) s->put(kind::session, "k" + std::to_string(i), std::string(100, 'x'));
+        for (int i = 0; i < 100; ++i)
+            s->put(kind::session, "k" + std::to_string(i), std::string(100, 'x'));
         EXPECT_TRUE(wait_for_syncs(*s, 1));
     }
 }
@@ -613,7 +619,8 @@ TEST(state_store, concurrent_writers_lose_nothing) {
         ASSERT_NE(s, nullptr);
         std::atomic<bool> done{false};
         std::thread reader([&] {
-            while (!done.load()) (void)dump(*s).size();
+            while (!done.load())
+                (void)dump(*s).size();
         });
         std::vector<std::thread> writers;
         for (int t = 0; t < threads; ++t) {
@@ -629,7 +636,8 @@ TEST(state_store, concurrent_writers_lose_nothing) {
                 EXPECT_TRUE(s->flush());
             });
         }
-        for (auto& w : writers) w.join();
+        for (auto& w : writers)
+            w.join();
         done = true;
         reader.join();
         ASSERT_TRUE(s->close());
@@ -642,8 +650,7 @@ TEST(state_store, concurrent_writers_lose_nothing) {
         EXPECT_FALSE(m.count({kind::session, "w" + std::to_string(t) + "-0"}));
         for (int k = 1; k < 100; ++k) {
             // The last write of key k by this thread was i = 900 + k.
-            EXPECT_EQ((m[{kind::session, "w" + std::to_string(t) + "-" + std::to_string(k)}]),
-                      std::to_string(900 + k));
+            EXPECT_EQ((m[{kind::session, "w" + std::to_string(t) + "-" + std::to_string(k)}]), std::to_string(900 + k));
         }
     }
 }
@@ -681,7 +688,7 @@ TEST(state_store, random_operations_match_a_model) {
         o.compact_ratio = 1.5;
         auto s = open_store(d.path(), o);
         ASSERT_NE(s, nullptr);
-        state_map durable;               // confirmed by flush()
+        state_map durable;                // confirmed by flush()
         std::vector<change> unconfirmed;  // queued since
         int power_losses = 0;
         for (int step = 0; step < 300; ++step) {
@@ -700,14 +707,16 @@ TEST(state_store, random_operations_match_a_model) {
                 unconfirmed.push_back({2, k, "k1", {}});
             } else if (dice < 88) {
                 ASSERT_TRUE(s->flush());
-                for (const auto& c : unconfirmed) apply(durable, c);
+                for (const auto& c : unconfirmed)
+                    apply(durable, c);
                 unconfirmed.clear();
                 ASSERT_EQ(dump(*s), durable);
             } else if (dice < 92) {
                 ASSERT_TRUE(s->compact());
             } else if (dice < 96) {
                 ASSERT_TRUE(s->close());
-                for (const auto& c : unconfirmed) apply(durable, c);
+                for (const auto& c : unconfirmed)
+                    apply(durable, c);
                 unconfirmed.clear();
                 s = open_store(d.path(), o);
                 ASSERT_NE(s, nullptr);
@@ -735,7 +744,8 @@ TEST(state_store, random_operations_match_a_model) {
             }
         }
         ASSERT_TRUE(s->flush());
-        for (const auto& c : unconfirmed) apply(durable, c);
+        for (const auto& c : unconfirmed)
+            apply(durable, c);
         EXPECT_EQ(dump(*s), durable);
         EXPECT_GT(s->get_stats().live_keys + static_cast<uint64_t>(power_losses), 0u);
     }
@@ -794,7 +804,8 @@ TEST(state_store, real_kill_9_keeps_every_flushed_change) {
 TEST(state_store, large_values_round_trip) {
     temp_dir d;
     std::string big(3u << 20, '\0');
-    for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131);
+    for (size_t i = 0; i < big.size(); ++i)
+        big[i] = static_cast<char>(i * 131);
     {
         auto s = open_store(d.path());
         ASSERT_NE(s, nullptr);
