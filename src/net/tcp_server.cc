@@ -65,7 +65,6 @@ private:
 
 namespace {
 
-constexpr size_t k_read_chunk = 64 * 1024;
 constexpr size_t k_read_budget = 64 * 1024;  // per readiness event, for fairness between sockets
 // One writev takes up to IOV_MAX pieces: a wildcard subscriber receiving many small messages
 // gets them in few system calls (64 made the fan-in to one subscriber syscall-bound).
