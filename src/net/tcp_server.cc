@@ -16,6 +16,7 @@
 #include <optional>
 #include <unordered_set>
 
+#include "base/errno_text.h"
 #include "base/fifo.h"
 #include "base/log.h"
 #include "broker/broker.h"
@@ -48,7 +49,7 @@ public:
 
     broker::broker& brk;
     event_loop& loop;
-    std::vector<char> scratch = std::vector<char>(64 * 1024);  // read buffer shared by this loop's sockets
+    std::vector<char> scratch = std::vector<char>(size_t{64} * 1024);  // read buffer shared by this loop's sockets
     broker::shard& shard;
     std::vector<std::unique_ptr<loop_context>>& contexts;
     input_budget& budget;  // partial-packet input, all loops
@@ -65,7 +66,7 @@ private:
 
 namespace {
 
-constexpr size_t k_read_budget = 64 * 1024;  // per readiness event, for fairness between sockets
+constexpr size_t k_read_budget = size_t{64} * 1024;  // per readiness event, for fairness between sockets
 // One writev takes up to IOV_MAX pieces: a wildcard subscriber receiving many small messages
 // gets them in few system calls (64 made the fan-in to one subscriber syscall-bound).
 constexpr size_t k_max_iov = 1024;
@@ -509,7 +510,7 @@ void loop_context::on_events(uint32_t) {
                     SLUICE_WARN("net",
                                 "accept: %s: new connections are closed at once until descriptors free up "
                                 "(%llu so far; raise the open-files limit)",
-                                std::strerror(err), static_cast<unsigned long long>(fd_guard.take_refused()));
+                                errno_text(err).c_str(), static_cast<unsigned long long>(fd_guard.take_refused()));
                 }
                 // Back off: the listener leaves the loop until the timer brings it back.
                 if (!listener_paused) {
@@ -518,7 +519,7 @@ void loop_context::on_events(uint32_t) {
                 }
                 return;
             }
-            SLUICE_WARN("net", "accept: %s", std::strerror(errno));
+            SLUICE_WARN("net", "accept: %s", errno_text(errno).c_str());
             return;
         }
         int one = 1;
