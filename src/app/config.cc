@@ -8,6 +8,7 @@
 #include <toml++/toml.h>
 
 #include "app/auth_config.h"
+#include "app/listener_config.h"
 
 namespace sluice::app {
 namespace {
@@ -275,6 +276,10 @@ std::string load_config_file(const std::string& path, config& cfg) {
     }
     if (std::string auth_err = load_auth_section(root, cfg.auth); !auth_err.empty()) {
         err = auth_err;
+        return fail();
+    }
+    if (std::string listener_err = load_listener_section(root, cfg.listeners); !listener_err.empty()) {
+        err = listener_err;
         return fail();
     }
     if (auto* st = root["store"].as_table()) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "app/listeners.h"
 #include "app/security.h"
 #include "broker/options.h"
 #include "bus/kafka/kafka.h"
@@ -51,6 +52,8 @@ struct config {
     uint32_t new_metrics_interval_s = 60;
     // [auth] (docs/security.md)
     auth_settings auth;
+    // server.mqtts_port, ws_port, wss_port and [tls] (docs/security.md)
+    listener_settings listeners;
     // [database]
     std::string telemetry_db_url;
     std::string app_db_url;

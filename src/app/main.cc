@@ -27,6 +27,7 @@
 #include "app/pipeline_service.h"
 #include "app/security.h"
 #include "auth/authority.h"
+#include "base/errno_text.h"
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/persist/state_store.h"
@@ -76,6 +77,17 @@ access control (docs/security.md; SIGHUP reloads the files):
   --allow-anonymous B    true|false; default true only with --bind 127.0.0.1 and no password file
   --client-id-pattern P  client id a user must use: %u = username, * = anything (e.g. %u-*)
   --api-token TOKEN      HTTP /api/* and /metrics need "Authorization: Bearer TOKEN" (/health never)
+
+more listeners (each port written to DATA_DIR/NAME.port; SIGHUP reloads the certificate):
+  --mqtts-port N         MQTT over TLS (8883 is usual)
+  --ws-port N            MQTT over WebSocket, subprotocol "mqtt" (any path)
+  --wss-port N           MQTT over WebSocket over TLS
+  --tls-cert FILE        PEM certificate chain of the TLS listeners
+  --tls-key FILE         its PEM private key
+  --tls-ca FILE          CA for client certificates; a verified certificate's CN is the username
+  --require-certificate  refuse TLS clients without a certificate signed by --tls-ca
+  --tls-ciphers LIST     TLS 1.2 ciphers (OpenSSL syntax); --tls-ciphersuites for TLS 1.3
+  --tls-min-version V    1.2 (default) or 1.3
 )";
 
 bool parse_port(const char* text, uint16_t& out) {
@@ -122,6 +134,11 @@ std::string default_web_root() {
 
 enum class role { serve, broker, pipeline };
 
+// A flag given without its value (thrown by the parser, answered with exit status 2).
+struct missing_value {
+    std::string flag;
+};
+
 int serve(role node, int argc, char** argv) {
     const char* role_name = node == role::serve ? "serve" : node == role::broker ? "broker" : "pipeline";
     config cfg;
@@ -139,10 +156,7 @@ int serve(role node, int argc, char** argv) {
     for (int i = 0; i < argc; ++i) {
         std::string arg = argv[i];
         auto value = [&]() -> const char* {
-            if (i + 1 >= argc) {
-                std::fprintf(stderr, "sluice: %s needs a value\n", arg.c_str());
-                std::exit(2);
-            }
+            if (i + 1 >= argc) throw missing_value{arg};
             return argv[++i];
         };
         bool mqtt_only = arg == "--mqtt-port" || arg == "--threads" || arg == "--cpu-affinity";
@@ -152,6 +166,12 @@ int serve(role node, int argc, char** argv) {
         }
         if (int r = parse_auth_flag(argc, argv, i, cfg.auth); r != 0) {
             if (r < 0) return 2;
+        } else if (int l = parse_listener_flag(argc, argv, i, cfg.listeners); l != 0) {
+            if (l < 0) return 2;
+            if (node == role::pipeline) {
+                std::fprintf(stderr, "sluice pipeline: %s does not apply (no MQTT listener)\n", arg.c_str());
+                return 2;
+            }
         } else if (arg == "--config") {
             ++i;
         } else if (arg == "--bus") {
@@ -181,8 +201,10 @@ int serve(role node, int argc, char** argv) {
         } else if (arg == "--data-dir") {
             cfg.data_dir = value();
         } else if (arg == "--threads") {
-            int n = std::atoi(value());
-            if (n < 1 || n > 1024) {
+            char* end = nullptr;
+            const char* text = value();
+            long n = std::strtol(text, &end, 10);
+            if (end == text || *end != '\0' || n < 1 || n > 1024) {
                 std::fprintf(stderr, "sluice: --threads: expected 1..1024\n");
                 return 2;
             }
@@ -246,7 +268,8 @@ int serve(role node, int argc, char** argv) {
         SLUICE_ERROR("app", "cannot create data dir %s: %s", cfg.data_dir.c_str(), ec.message().c_str());
         return 1;
     }
-    std::filesystem::remove(cfg.data_dir + "/mqtt.port", ec);
+    for (const char* name : {"mqtt", "mqtts", "ws", "wss"})
+        std::filesystem::remove(cfg.data_dir + "/" + name + ".port", ec);
 
     // Signals go to the main thread only (sigwait below); loop threads inherit the mask.
     sigset_t signals;
@@ -312,6 +335,7 @@ int serve(role node, int argc, char** argv) {
     std::unique_ptr<broker::broker> brk;
     std::unique_ptr<broker::persist::state_store> state_store;
     std::unique_ptr<net::tcp_server> server;
+    std::shared_ptr<net::tls_config> tls;
     uint16_t mqtt_port = 0;
     if (run_broker) {
         broker::ingest_hook ingest;
@@ -353,13 +377,21 @@ int serve(role node, int argc, char** argv) {
 
         // 3. Listeners.
         server = std::make_unique<net::tcp_server>(*brk, loop_ptrs);
-        auto port = server->listen(net::listener_options{cfg.bind_address, cfg.mqtt_port});
+        net::listener_options plain;
+        plain.bind_address = cfg.bind_address;
+        plain.port = cfg.mqtt_port;
+        auto port = server->listen(plain);
         if (!port) {
             SLUICE_ERROR("app", "cannot listen on %s:%u: %s", cfg.bind_address.c_str(), cfg.mqtt_port,
                          port.error().message().c_str());
             return 1;
         }
         mqtt_port = *port;
+        if (std::string err = open_extra_listeners(*server, cfg.listeners, cfg.bind_address, cfg.data_dir, tls);
+            !err.empty()) {
+            SLUICE_ERROR("app", "%s", err.c_str());
+            return 1;
+        }
         server->start();
     }
 
@@ -434,6 +466,7 @@ int serve(role node, int argc, char** argv) {
     if (pipe) sources.extra.push_back([&pipe](http::prometheus_writer& w) { pipe->write_metrics(w); });
     if (authority)
         sources.extra.push_back([&authority](http::prometheus_writer& w) { write_auth_metrics(*authority, w); });
+    if (tls) sources.extra.push_back([&tls](http::prometheus_writer& w) { write_tls_metrics(*tls, w); });
     if (!cfg.auth.api_token.empty()) {
         sources.extra.push_back([](http::prometheus_writer& w) { write_http_auth_metrics(w); });
     }
@@ -484,17 +517,25 @@ int serve(role node, int argc, char** argv) {
                 SLUICE_ERROR("app", "SIGHUP: reload failed, keeping the previous rules: %s", err.c_str());
             }
         }
+        if (tls) {
+            std::string err = tls->reload();
+            if (err.empty()) {
+                SLUICE_INFO("app", "SIGHUP: TLS certificate reloaded (for new connections)");
+            } else {
+                SLUICE_ERROR("app", "SIGHUP: TLS reload failed, keeping the previous certificate: %s", err.c_str());
+            }
+        }
     }
     // A pipeline that cannot use the database as configured (store.layout) stops us.
     const bool failed = pipe && pipe->failed();
-    if (!failed) SLUICE_INFO("app", "received %s, shutting down", strsignal(sig));
+    if (!failed) SLUICE_INFO("app", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 
     // Reverse order: HTTP, stop accepting and close clients, stop loops, the pipeline
     // (leaving the consumer group), then the bus (delivering or failing what is in flight).
     web.stop();
     stop_all();
-    std::filesystem::remove(cfg.data_dir + "/mqtt.port", ec);
-    std::filesystem::remove(cfg.data_dir + "/http.port", ec);
+    for (const char* name : {"mqtt", "mqtts", "ws", "wss", "http"})
+        std::filesystem::remove(cfg.data_dir + "/" + name + ".port", ec);
     SLUICE_INFO("app", "stopped");
     return failed ? 1 : 0;
 }
@@ -507,14 +548,14 @@ int wal_dump(int argc, char** argv) {
         args.push_back(argv[i]);
     args.push_back(nullptr);
     execv(self.c_str(), args.data());
-    std::fprintf(stderr, "sluice: cannot run %s: %s\n", self.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "sluice: cannot run %s: %s\n", self.c_str(), sluice::errno_text(errno).c_str());
     return 1;
 }
 
 }  // namespace
 }  // namespace sluice::app
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
     using namespace sluice::app;
     if (argc < 2) {
         std::fputs(k_usage, stderr);
@@ -536,4 +577,10 @@ int main(int argc, char** argv) {
     }
     std::fprintf(stderr, "sluice: unknown command %s\n%s", cmd.c_str(), k_usage);
     return 2;
+} catch (const sluice::app::missing_value& e) {
+    std::fprintf(stderr, "sluice: %s needs a value\n", e.flag.c_str());
+    return 2;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "sluice: %s\n", e.what());
+    return 1;
 }

@@ -211,6 +211,10 @@ void authority::authenticate(credentials c, std::function<void(verdict)> done) {
         return;
     }
     auto s = current();
+    if (c.certified) {
+        done(finish(c, client_id_ok(c) ? verdict::accepted : verdict::client_id_bound));
+        return;
+    }
     if (!c.has_username || !s->has_passwords) {
         // Nothing to hash: decide inline.
         verdict v = check_password(*s, c);

@@ -51,6 +51,9 @@ struct credentials {
     std::string username;
     bool has_password = false;
     std::string password;
+    // The username comes from a client certificate the TLS listener verified: accepted
+    // without a password (the client id binding still applies).
+    bool certified = false;
 };
 
 enum class verdict : uint8_t {

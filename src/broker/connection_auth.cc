@@ -30,9 +30,18 @@ void connection::begin_authentication(mqtt::connect&& p, bool id_assigned) {
     // Packets that follow the CONNECT stay buffered in net/ until the verdict is in.
     transport_.set_reading(false);
 
+    // A verified client certificate names the client: its identity is the username, and
+    // no password is asked (mosquitto's use_identity_as_username).
+    const std::string& certified = transport_.certificate_identity();
+    if (!certified.empty()) {
+        has_username_ = true;
+        username_ = certified;
+    }
+
     auth::credentials c;
     c.client_id = p.client_id;
     c.peer_address = host_of(transport_.peer());
+    c.certified = !certified.empty();
     c.has_username = has_username_;
     c.username = username_;
     c.has_password = p.password.has_value();

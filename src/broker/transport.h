@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// What the broker needs from a network connection. net/ implements it over TCP
-// (and later TLS and WebSocket); the broker never sees a socket. All calls happen on
+// What the broker needs from a network connection. net/ implements it over TCP,
+// TLS and WebSocket; the broker never sees a socket. All calls happen on
 // the event loop that owns the connection.
 #pragma once
 
@@ -28,6 +28,12 @@ public:
     // finished first), so that what is sent next is not stuck behind it.
     virtual void discard_unsent() = 0;
     virtual const std::string& peer() const = 0;
+    // The name in the client's verified TLS certificate (CN, else first DNS SAN); "" when
+    // the connection has none. Authentication takes it as the username.
+    virtual const std::string& certificate_identity() const {
+        static const std::string k_none;
+        return k_none;
+    }
 };
 
 }  // namespace sluice::broker

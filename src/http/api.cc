@@ -576,8 +576,10 @@ result<int> int_param(const request& req, const char* name, int def, int lo, int
     auto p = query_param(req, name);
     if (!p) return def;
     int v = 0;
-    auto [ptr, ec] = std::from_chars(p->data(), p->data() + p->size(), v);
-    if (ec != std::errc{} || ptr != p->data() + p->size() || v < lo || v > hi) return api_errc::bad_request;
+    const std::string& text = *p;
+    const char* last = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), last, v);
+    if (ec != std::errc{} || ptr != last || v < lo || v > hi) return api_errc::bad_request;
     return v;
 }
 
@@ -587,7 +589,12 @@ struct api_state {
 
     explicit api_state(api_config c) : cfg(std::move(c)), db(cfg.db_url, cfg.statement_timeout_ms) {}
 
-    response db_error(std::error_code ec) { return error_response(ec, db.last_error()); }
+    // The database's own message goes to the log, never to the client: it can name tables,
+    // columns and values of other devices (issue 12).
+    response db_error(std::error_code ec) {
+        SLUICE_WARN("http", "query failed (%s): %s", ec.message().c_str(), db.last_error().c_str());
+        return error_response(ec, {});
+    }
 
     response overview() {
         std::string text = cfg.metrics_text ? cfg.metrics_text() : std::string();

@@ -4,7 +4,7 @@
 // table full, accept() failed with EMFILE in a level-triggered loop, spinning a core and
 // logging ~100k lines a second, while new clients hung in the backlog without an answer).
 // A reserve descriptor is held from the start; on EMFILE/ENFILE it is given up for a
-// moment to accept the waiting connection and close it at once (the client sees a clean
+// moment to accept the waiting connections and close them at once (the client sees a clean
 // close instead of a hang), then the listener pauses for a back-off before accepting
 // again, and the warning is logged at most once per interval with a count.
 //
@@ -23,6 +23,7 @@ class accept_guard {
 public:
     static constexpr int64_t k_backoff_ms = 250;
     static constexpr int64_t k_log_interval_ms = 10'000;
+    static constexpr int k_max_refused_per_call = 256;
 
     accept_guard() { reserve(); }
     ~accept_guard() {
@@ -38,8 +39,11 @@ public:
         if (reserve_fd_ >= 0) {
             ::close(reserve_fd_);
             reserve_fd_ = -1;
-            int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-            if (fd >= 0) {
+            // Every connection waiting now is answered (closed), not only the first: a
+            // client must not hang in the backlog through the back-off. Bounded per call.
+            for (int i = 0; i < k_max_refused_per_call; ++i) {
+                int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (fd < 0) break;
                 ::close(fd);
                 ++refused_;
             }

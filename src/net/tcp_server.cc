@@ -25,22 +25,62 @@
 #include "broker/transport.h"
 #include "mqtt/codec.h"
 #include "net/accept_guard.h"
+#include "net/stream_layer.h"
+#include "net/tls.h"
+#include "net/websocket.h"
 
 namespace sluice::net {
 
 class tcp_connection;
 
-// What one loop owns: its listener, its connections, and the per-iteration work
+struct listener_spec {
+    listener_options opts;
+    // The layers a new connection on this listener gets (nullptr: plain TCP).
+    std::unique_ptr<stream_layer> new_layers() const {
+        if (!opts.websocket) return opts.tls ? opts.tls->new_layer() : nullptr;
+        std::unique_ptr<stream_layer> ws = std::make_unique<websocket_layer>();
+        if (!opts.tls) return ws;
+        return stack_layers(opts.tls->new_layer(), std::move(ws));
+    }
+};
+
+class loop_context;
+
+// One listener's socket on one loop.
+class listener_socket final : public event_loop::handler {
+public:
+    listener_socket(loop_context& ctx, const listener_spec& spec, int fd) : ctx_(ctx), spec_(spec), fd_(fd) {}
+    ~listener_socket() { close(); }
+    listener_socket(const listener_socket&) = delete;
+    listener_socket& operator=(const listener_socket&) = delete;
+
+    void on_events(uint32_t events) override;  // readable: accept
+    void start();
+    void close();
+    void resume();  // after a descriptor-exhaustion back-off
+
+private:
+    loop_context& ctx_;
+    const listener_spec& spec_;
+    int fd_;
+    bool paused_ = false;
+    accept_guard fd_guard_;  // EMFILE: reserve descriptor, back-off, rate-limited log
+};
+
+// What one loop owns: its listeners' sockets, its connections, and the per-iteration work
 // (write batched output, hand cross-shard deliveries over, free closed connections).
-class loop_context final : public event_loop::handler {
+class loop_context {
 public:
     loop_context(broker::broker& b, event_loop& l, std::vector<std::unique_ptr<loop_context>>& all, input_budget& ib)
         : brk(b), loop(l), shard(b.get_shard(l.index())), contexts(all), budget(ib) {}
     ~loop_context();
+    loop_context(const loop_context&) = delete;
+    loop_context& operator=(const loop_context&) = delete;
 
-    void on_events(uint32_t events) override;  // the listener is readable: accept
-    // Takes ownership of a socket accepted here or handed over by another loop.
-    void adopt(int fd, std::string peer, std::string buffered, std::optional<mqtt::connect> connect, bool assigned);
+    // Takes ownership of a socket accepted here or handed over by another loop, with its
+    // stream layers and the output they had not written yet.
+    void adopt(int fd, std::string peer, std::unique_ptr<stream_layer> layer, std::string_view unsent_wire,
+               std::string buffered, std::optional<mqtt::connect> connect, bool assigned);
     void mark_dirty(tcp_connection* c) { dirty_.push_back(c); }
     void mark_dead(tcp_connection* c) { dead_.push_back(c); }
     void end_of_iteration();
@@ -50,13 +90,12 @@ public:
     broker::broker& brk;
     event_loop& loop;
     std::vector<char> scratch = std::vector<char>(size_t{64} * 1024);  // read buffer shared by this loop's sockets
+    std::string app_scratch;                                           // what stream layers decode, shared likewise
+    std::string wire_scratch;
     broker::shard& shard;
     std::vector<std::unique_ptr<loop_context>>& contexts;
     input_budget& budget;  // partial-packet input, all loops
-    int listen_fd = -1;
-    accept_guard fd_guard;  // EMFILE: reserve descriptor, back-off, rate-limited log
-    bool listener_paused = false;
-    void resume_listener();
+    std::vector<std::unique_ptr<listener_socket>> listeners;
 
 private:
     std::vector<tcp_connection*> dirty_;
@@ -71,6 +110,9 @@ constexpr size_t k_read_budget = size_t{64} * 1024;  // per readiness event, for
 // gets them in few system calls (64 made the fan-in to one subscriber syscall-bound).
 constexpr size_t k_max_iov = 1024;
 constexpr int64_t k_drain_ms = 2'000;  // how long a closed connection's input is drained
+// Encrypted or framed output waiting for the socket, past which a layered connection keeps
+// the rest unencoded (so discard_unsent() can still drop it: encoded bytes must all go).
+constexpr size_t k_wire_window = size_t{256} * 1024;
 
 std::string peer_name(const sockaddr_storage& addr) {
     char host[INET6_ADDRSTRLEN] = "?";
@@ -91,11 +133,13 @@ std::string peer_name(const sockaddr_storage& addr) {
 
 // One TCP socket carrying one MQTT connection. Output is queued as chunks (owned
 // bytes, or a shared message whose payload is sent without copying) and written with
-// writev at the end of the loop iteration.
+// writev at the end of the loop iteration. With a stream layer (TLS, WebSocket), what
+// the broker sends is kept as plain bytes until the end of the iteration, then encoded
+// in one go (one TLS record for many small packets) into wire chunks.
 class tcp_connection final : public broker::transport, public event_loop::handler {
 public:
-    tcp_connection(loop_context& ctx, int fd, std::string peer)
-        : ctx_(ctx), fd_(fd), peer_(std::move(peer)), created_ms_(ctx.loop.now_ms()) {
+    tcp_connection(loop_context& ctx, int fd, std::string peer, std::unique_ptr<stream_layer> layer)
+        : ctx_(ctx), fd_(fd), peer_(std::move(peer)), layer_(std::move(layer)), created_ms_(ctx.loop.now_ms()) {
         ctx_.loop.add(fd_, EPOLLIN | EPOLLRDHUP, this);
     }
     ~tcp_connection() override {
@@ -111,13 +155,22 @@ public:
     void send(std::string bytes) override {
         if (closing_) return;
         pending_ += bytes.size();
-        out_.push_back(chunk{std::move(bytes), nullptr, 0});
+        if (layer_) {
+            unencoded_ += bytes;
+        } else {
+            out_.push_back(chunk{std::move(bytes), nullptr, 0});
+        }
         dirty();
     }
     void send_publish(std::string header, broker::message_ptr msg) override {
         if (closing_) return;
         pending_ += header.size() + msg->payload.size();
-        out_.push_back(chunk{std::move(header), std::move(msg), 0});
+        if (layer_) {
+            unencoded_ += header;
+            unencoded_ += msg->payload;
+        } else {
+            out_.push_back(chunk{std::move(header), std::move(msg), 0});
+        }
         dirty();
     }
     void close() override {
@@ -139,7 +192,14 @@ public:
     }
     size_t pending_output_bytes() const override { return pending_; }
     void discard_unsent() override {
-        if (closing_ || out_.empty()) return;
+        if (closing_) return;
+        if (layer_) {
+            // Encoded bytes cannot be dropped (TLS records are numbered): only what waits unencoded.
+            pending_ -= unencoded_.size();
+            std::string().swap(unencoded_);
+            return;
+        }
+        if (out_.empty()) return;
         std::optional<chunk> started;
         if (out_.front().offset > 0) started = std::move(out_.front());
         out_.clear();
@@ -150,6 +210,10 @@ public:
         }
     }
     const std::string& peer() const override { return peer_; }
+    const std::string& certificate_identity() const override {
+        static const std::string k_none;
+        return layer_ ? layer_->peer_identity() : k_none;
+    }
 
     // ---- readiness
     void on_events(uint32_t events) override {
@@ -165,7 +229,9 @@ public:
 
     // Starts the protocol on this loop. `connect` is set when another loop already
     // decoded the CONNECT to choose us.
-    void begin(std::string buffered, std::optional<mqtt::connect> connect, bool assigned) {
+    void begin(std::string_view unsent_wire, std::string buffered, std::optional<mqtt::connect> connect,
+               bool assigned) {
+        queue_wire(unsent_wire);
         in_ = std::move(buffered);
         if (!in_.empty()) partial_since_ms_ = created_ms_;
         if (!account_input()) return;
@@ -184,6 +250,22 @@ public:
     void flush() {
         dirty_ = false;
         if (dead_) return;
+        for (;;) {
+            encode_output();
+            if (!write_output()) return;  // failed
+            // The socket took everything encoded so far: encode the rest, if any waits.
+            if (!out_.empty() || unencoded_.empty()) break;
+        }
+        bool want_out = !out_.empty();
+        if (want_out != want_out_) {
+            want_out_ = want_out;
+            update_interest();
+        }
+        if (closing_ && out_.empty() && unencoded_.empty()) begin_drain();
+    }
+
+    // Writes out_ until it is empty or the socket is full. Returns false when the socket failed.
+    bool write_output() {
         while (!out_.empty()) {
             iovec iov[k_max_iov];
             size_t n = 0;
@@ -206,17 +288,44 @@ public:
                 if (errno == EAGAIN || errno == EWOULDBLOCK) break;
                 if (errno == EINTR) continue;
                 fail();
-                return;
+                return false;
             }
             consume_output(static_cast<size_t>(written));
         }
-        bool want_out = !out_.empty();
-        if (want_out != want_out_) {
-            want_out_ = want_out;
-            update_interest();
-        }
-        if (closing_ && out_.empty()) begin_drain();
+        return true;
     }
+
+    // Layered connections: encodes what the broker sent while little encoded output waits,
+    // and, once closing with nothing left, the layer's goodbye (close_notify, close frame).
+    void encode_output() {
+        if (!layer_) return;
+        if (!unencoded_.empty() && wire_queued() < k_wire_window) {
+            std::string& wire = ctx_.wire_scratch;
+            wire.clear();
+            layer_->on_app(unencoded_, wire);
+            pending_ -= unencoded_.size();
+            unencoded_.clear();
+            if (unencoded_.capacity() > k_wire_window) std::string().swap(unencoded_);
+            queue_wire(wire);
+        }
+        if (closing_ && unencoded_.empty() && !goodbye_sent_ && !layer_failed_) {
+            goodbye_sent_ = true;
+            std::string& wire = ctx_.wire_scratch;
+            wire.clear();
+            layer_->on_close(wire);
+            queue_wire(wire);
+        }
+    }
+
+    // Queues bytes that are already in their wire form.
+    void queue_wire(std::string_view wire) {
+        if (wire.empty()) return;
+        pending_ += wire.size();
+        out_.push_back(chunk{std::string(wire), nullptr, 0});
+        dirty();
+    }
+
+    size_t wire_queued() const { return pending_ - unencoded_.size(); }
 
     // Our last bytes (a CONNACK or DISCONNECT with a reason code, say) are written: send FIN
     // and read and discard what the client still sends until it closes too, or for at most
@@ -251,7 +360,17 @@ public:
         if (draining_ && !dead_ && now_ms >= drain_deadline_ms_) fail();
     }
 
-    // Detaches the socket for a hand-over to another loop; this object then dies.
+    // Detaches the socket, with its layers and unwritten wire output, for a hand-over to
+    // another loop; this object then dies.
+    std::unique_ptr<stream_layer> release_layer() { return std::move(layer_); }
+    std::string release_unsent_wire() {
+        std::string unsent;
+        for (auto it = out_.begin(); it != out_.end(); ++it)
+            unsent.append(it->bytes, it->offset);  // layered output is plain bytes, no shared payloads
+        out_.clear();
+        pending_ = unencoded_.size();
+        return unsent;
+    }
     int release_fd() {
         int fd = fd_;
         ctx_.loop.remove(fd_);
@@ -335,23 +454,57 @@ private:
             size_t got = static_cast<size_t>(n);
             budget -= std::min(budget, got);
             std::string_view fresh(scratch.data(), got);
-            // Whole packets are handled straight from the loop's scratch buffer; only a
-            // trailing partial packet is copied into this connection's own buffer, so an
-            // idle connection holds no input memory.
-            if (in_.empty()) {
-                size_t used = consume(fresh);
-                if (!dead_ && used < got) {
-                    in_.assign(fresh.substr(used));
-                    partial_since_ms_ = ctx_.loop.now_ms();
-                }
+            if (layer_) {
+                if (!decode_and_take(fresh)) return;
             } else {
-                in_.append(fresh);
-                consume_buffered();
+                take_input(fresh);
             }
             if (dead_) return;
             if (!account_input()) return;
             if (got < scratch.size()) break;
         }
+    }
+
+    // Feeds bytes of the MQTT stream to the protocol.
+    void take_input(std::string_view fresh) {
+        if (fresh.empty()) return;
+        // Whole packets are handled straight from the loop's scratch buffer; only a
+        // trailing partial packet is copied into this connection's own buffer, so an
+        // idle connection holds no input memory.
+        if (in_.empty()) {
+            size_t used = consume(fresh);
+            if (!dead_ && used < fresh.size()) {
+                in_.assign(fresh.substr(used));
+                partial_since_ms_ = ctx_.loop.now_ms();
+            }
+        } else {
+            in_.append(fresh);
+            consume_buffered();
+        }
+    }
+
+    // Passes wire bytes through the layer: its own answers are queued, the MQTT bytes it
+    // decoded are taken. Returns false when the layer ended the stream (the connection closes).
+    bool decode_and_take(std::string_view fresh) {
+        std::string& app = ctx_.app_scratch;
+        std::string& reply = ctx_.wire_scratch;
+        app.clear();
+        reply.clear();
+        bool ok = layer_->on_wire(fresh, app, reply);
+        queue_wire(reply);
+        std::string decoded;
+        decoded.swap(app);  // take_input may hand this connection over, and the scratch buffers are per loop
+        take_input(decoded);
+        decoded.clear();
+        if (app.capacity() < decoded.capacity()) app.swap(decoded);
+        if (ok || dead_) return ok;
+        SLUICE_DEBUG("net", "%s: %s", peer_.c_str(), layer_ ? layer_->error().c_str() : "stream ended");
+        layer_failed_ = true;
+        // The client is gone as far as MQTT is concerned (its will applies); the layer's last
+        // words (an alert, a close frame) are still written.
+        if (protocol_ && !protocol_->closed()) protocol_->on_transport_closed();
+        close();
+        return false;
     }
 
     void consume_buffered() {
@@ -435,12 +588,16 @@ private:
                 if (target != ctx_.loop.index()) {
                     std::string rest(data.substr(total));
                     used = data.size();
+                    // Boxed: a posted task must be copyable, a layer is not.
+                    auto layer = std::make_shared<std::unique_ptr<stream_layer>>(release_layer());
+                    std::string unsent = release_unsent_wire();
                     int fd = release_fd();
                     loop_context* dest = ctx_.contexts[target].get();
-                    dest->loop.post(
-                        [dest, fd, peer = peer_, rest = std::move(rest), c = std::move(c), assigned]() mutable {
-                            dest->adopt(fd, std::move(peer), std::move(rest), std::move(c), assigned);
-                        });
+                    dest->loop.post([dest, fd, peer = peer_, layer, unsent = std::move(unsent), rest = std::move(rest),
+                                     c = std::move(c), assigned]() mutable {
+                        dest->adopt(fd, std::move(peer), std::move(*layer), std::move(unsent), std::move(rest),
+                                    std::move(c), assigned);
+                    });
                     return false;
                 }
                 used = total;
@@ -474,9 +631,13 @@ private:
     loop_context& ctx_;
     int fd_;
     std::string peer_;
+    std::unique_ptr<stream_layer> layer_;  // TLS and/or WebSocket; nullptr for plain TCP
     std::unique_ptr<broker::connection> protocol_;
     std::string in_;
     fifo<chunk> out_;
+    std::string unencoded_;  // layered connections: output not yet through the layer
+    bool goodbye_sent_ = false;
+    bool layer_failed_ = false;
     size_t pending_ = 0;
     bool dirty_ = false;
     bool closing_ = false;
@@ -492,48 +653,66 @@ private:
 };
 
 loop_context::~loop_context() {
+    listeners.clear();
     for (auto* c : live_)
         delete c;
-    if (listen_fd >= 0) ::close(listen_fd);
 }
 
-void loop_context::on_events(uint32_t) {
-    for (int i = 0; i < 64; ++i) {
+void listener_socket::start() {
+    ctx_.loop.add(fd_, EPOLLIN, this);
+}
+
+void listener_socket::close() {
+    if (fd_ < 0) return;
+    if (!paused_) ctx_.loop.remove(fd_);
+    ::close(fd_);
+    fd_ = -1;
+}
+
+void listener_socket::resume() {
+    if (!paused_ || fd_ < 0 || fd_guard_.paused(ctx_.loop.now_ms())) return;
+    paused_ = false;
+    ctx_.loop.add(fd_, EPOLLIN, this);
+}
+
+void listener_socket::on_events(uint32_t) {
+    for (int i = 0; i < 64 && fd_ >= 0; ++i) {
         sockaddr_storage addr{};
         socklen_t len = sizeof addr;
-        int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
             if (errno == EMFILE || errno == ENFILE) {
                 int err = errno;
-                if (fd_guard.on_exhausted(listen_fd, loop.now_ms())) {
+                if (fd_guard_.on_exhausted(fd_, ctx_.loop.now_ms())) {
                     SLUICE_WARN("net",
-                                "accept: %s: new connections are closed at once until descriptors free up "
+                                "accept (%s): %s: new connections are closed at once until descriptors free up "
                                 "(%llu so far; raise the open-files limit)",
-                                errno_text(err).c_str(), static_cast<unsigned long long>(fd_guard.take_refused()));
+                                spec_.opts.name.c_str(), errno_text(err).c_str(),
+                                static_cast<unsigned long long>(fd_guard_.take_refused()));
                 }
                 // Back off: the listener leaves the loop until the timer brings it back.
-                if (!listener_paused) {
-                    loop.remove(listen_fd);
-                    listener_paused = true;
+                if (!paused_) {
+                    ctx_.loop.remove(fd_);
+                    paused_ = true;
                 }
                 return;
             }
-            SLUICE_WARN("net", "accept: %s", errno_text(errno).c_str());
+            SLUICE_WARN("net", "accept (%s): %s", spec_.opts.name.c_str(), errno_text(errno).c_str());
             return;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        adopt(fd, peer_name(addr), {}, std::nullopt, false);
+        ctx_.adopt(fd, peer_name(addr), spec_.new_layers(), {}, {}, std::nullopt, false);
     }
 }
 
-void loop_context::adopt(int fd, std::string peer, std::string buffered, std::optional<mqtt::connect> connect,
-                         bool assigned) {
+void loop_context::adopt(int fd, std::string peer, std::unique_ptr<stream_layer> layer, std::string_view unsent_wire,
+                         std::string buffered, std::optional<mqtt::connect> connect, bool assigned) {
     shard.set_now(loop.now_ms());
-    auto* c = new tcp_connection(*this, fd, std::move(peer));
+    auto* c = new tcp_connection(*this, fd, std::move(peer), std::move(layer));
     live_.insert(c);
-    c->begin(std::move(buffered), std::move(connect), assigned);
+    c->begin(unsent_wire, std::move(buffered), std::move(connect), assigned);
 }
 
 void loop_context::end_of_iteration() {
@@ -551,16 +730,12 @@ void loop_context::end_of_iteration() {
     dead_.clear();
 }
 
-void loop_context::resume_listener() {
-    if (!listener_paused || listen_fd < 0 || fd_guard.paused(loop.now_ms())) return;
-    listener_paused = false;
-    loop.add(listen_fd, EPOLLIN, this);
-}
-
 void loop_context::close_idle_unconnected() {
-    resume_listener();
+    for (auto& l : listeners)
+        l->resume();
     // A socket that has not completed a CONNECT in time is closed (the broker's own
-    // connect timeout starts once the first packet arrived).
+    // connect timeout starts once the first packet arrived). The TLS or WebSocket
+    // handshake counts against it: a half-done handshake holds nothing for long.
     constexpr int64_t k_connect_timeout_ms = 10'000;
     // A closing connection whose peer does not read its last output (the DISCONNECT of a
     // slow subscriber, say) is dropped after this long instead of holding its socket.
@@ -603,10 +778,22 @@ result<uint16_t> tcp_server::listen(const listener_options& opts) {
     } else {
         return std::make_error_code(std::errc::invalid_argument);
     }
+    specs_.push_back(std::make_unique<listener_spec>(listener_spec{opts}));
+    const listener_spec& spec = *specs_.back();
     uint16_t port = opts.port;
-    for (auto& ctx : contexts_) {
+    std::vector<int> fds;
+    auto close_all_fds = [&fds] {
+        for (int fd : fds)
+            ::close(fd);
+    };
+    for (size_t i = 0; i < contexts_.size(); ++i) {
         int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) return std::error_code(errno, std::system_category());
+        if (fd < 0) {
+            auto ec = std::error_code(errno, std::system_category());
+            close_all_fds();
+            return ec;
+        }
+        fds.push_back(fd);
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
@@ -617,7 +804,7 @@ result<uint16_t> tcp_server::listen(const listener_options& opts) {
         }
         if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0 || ::listen(fd, 4096) != 0) {
             auto ec = std::error_code(errno, std::system_category());
-            ::close(fd);
+            close_all_fds();
             return ec;
         }
         if (port == 0) {
@@ -627,16 +814,18 @@ result<uint16_t> tcp_server::listen(const listener_options& opts) {
             port = ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
                                                     : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
         }
-        ctx->listen_fd = fd;
     }
-    port_ = port;
+    for (size_t i = 0; i < contexts_.size(); ++i)
+        contexts_[i]->listeners.push_back(std::make_unique<listener_socket>(*contexts_[i], spec, fds[i]));
+    if (port_ == 0) port_ = port;
     return port;
 }
 
 void tcp_server::start() {
     for (auto& ctx : contexts_) {
         loop_context* c = ctx.get();
-        if (c->listen_fd >= 0) c->loop.add(c->listen_fd, EPOLLIN, c);
+        for (auto& l : c->listeners)
+            l->start();
         c->loop.on_iteration_end([c] { c->end_of_iteration(); });
         c->loop.every(std::chrono::milliseconds(250), [c] {
             c->shard.tick(c->loop.now_ms());
@@ -652,11 +841,8 @@ void tcp_server::stop() {
         done.push_back(p->get_future());
         loop_context* c = ctx.get();
         c->loop.post([c, p] {
-            if (c->listen_fd >= 0) {
-                if (!c->listener_paused) c->loop.remove(c->listen_fd);
-                ::close(c->listen_fd);
-                c->listen_fd = -1;
-            }
+            for (auto& l : c->listeners)
+                l->close();
             c->close_all();
             p->set_value();
         });

@@ -70,7 +70,10 @@ after(async () => {
   if (browser) await browser.close().catch(() => {});
   if (sluice && sluice.exitCode === null) {
     sluice.kill('SIGTERM');
-    await Promise.race([new Promise((r) => sluice.once('exit', r)), sleep(10000)]);
+    let timer;
+    await Promise.race([new Promise((r) => sluice.once('exit', r)),
+      new Promise((r) => { timer = setTimeout(r, 10000); })]);
+    clearTimeout(timer);  // a pending timer would keep Node running for its full 10 s
   }
   if (sluice && sluice.exitCode === null && sluice.signalCode === null) sluice.kill('SIGKILL');
   cleanupSync();

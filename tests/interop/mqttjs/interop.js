@@ -3,17 +3,26 @@
 // Interoperability with MQTT.js (npm `mqtt`, the client most web dashboards and Node
 // services use), MQTT 3.1.1 or 5.0: QoS 0/1/2, retained messages, wills and persistent
 // sessions. Driven by tests/interop/test_mqttjs.py, which owns the broker.
-// Usage: node interop.js PORT VERSION(4|5). Exit status 0 only if every check passed;
-// the whole run is bounded by a watchdog.
+// Usage: node interop.js PORT VERSION(4|5) [TRANSPORT [CA_FILE]], TRANSPORT one of mqtt
+// (TCP, the default), mqtts (TLS), ws (WebSocket) or wss (WebSocket over TLS); CA_FILE
+// verifies the broker's certificate. Exit status 0 only if every check passed; the whole
+// run is bounded by a watchdog.
 'use strict';
 
 const assert = require('assert');
+const fs = require('fs');
 const mqtt = require('mqtt');
 
 const port = Number(process.argv[2]);
 const version = Number(process.argv[3] || 5);
-assert(port > 0 && (version === 4 || version === 5), 'usage: interop.js PORT 4|5');
-const run = `js${version}-${process.pid}`;
+const transport = process.argv[4] || 'mqtt';
+const caFile = process.argv[5];
+assert(port > 0 && (version === 4 || version === 5), 'usage: interop.js PORT 4|5 [mqtt|mqtts|ws|wss [CA_FILE]]');
+assert(['mqtt', 'mqtts', 'ws', 'wss'].includes(transport), `unknown transport ${transport}`);
+// TLS: the broker's certificate is checked against CA_FILE (its name is localhost).
+const transportOpts = { protocol: transport, ...(transport.startsWith('ws') ? { path: '/mqtt' } : {}),
+  ...(caFile ? { ca: fs.readFileSync(caFile), servername: 'localhost', rejectUnauthorized: true } : {}) };
+const run = `js${version}${transport}-${process.pid}`;
 const STEP_MS = 10000;
 
 setTimeout(() => {
@@ -35,7 +44,7 @@ function withTimeout(promise, what, ms = STEP_MS) {
 function connect(clientId, opts = {}) {
   const client = mqtt.connect({
     host: '127.0.0.1', port, protocolVersion: version, clientId, reconnectPeriod: 0,
-    connectTimeout: STEP_MS, keepalive: 30, ...opts,
+    connectTimeout: STEP_MS, keepalive: 30, ...transportOpts, ...opts,
   });
   const messages = [];
   const waiters = [];
@@ -130,7 +139,7 @@ async function persistentSession() {
 (async () => {
   for (const [name, fn] of Object.entries({ qosLevels, retained, wills, persistentSession })) {
     await fn();
-    console.log(`ok ${name} (MQTT ${version === 5 ? '5.0' : '3.1.1'})`);
+    console.log(`ok ${name} (MQTT ${version === 5 ? '5.0' : '3.1.1'} over ${transport})`);
   }
   process.exit(0);
 })().catch((e) => {

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "app/listeners.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include "base/log.h"
+#include "http/prometheus.h"
+#include "net/tcp_server.h"
+
+namespace sluice::app {
+namespace {
+
+bool parse_port(const char* text, uint16_t& out) {
+    char* end = nullptr;
+    long v = std::strtol(text, &end, 10);
+    if (end == text || *end != '\0' || v < 0 || v > 65535) return false;
+    out = static_cast<uint16_t>(v);
+    return true;
+}
+
+}  // namespace
+
+int parse_listener_flag(int argc, char** argv, int& i, listener_settings& out) {
+    std::string arg = argv[i];
+    if (arg == "--require-certificate") {
+        out.tls.require_certificate = true;
+        return 1;
+    }
+    std::optional<uint16_t>* port = arg == "--mqtts-port" ? &out.mqtts_port
+                                    : arg == "--ws-port"  ? &out.ws_port
+                                    : arg == "--wss-port" ? &out.wss_port
+                                                          : nullptr;
+    std::string* text = arg == "--tls-cert"           ? &out.tls.cert_file
+                        : arg == "--tls-key"          ? &out.tls.key_file
+                        : arg == "--tls-ca"           ? &out.tls.ca_file
+                        : arg == "--tls-ciphers"      ? &out.tls.ciphers
+                        : arg == "--tls-ciphersuites" ? &out.tls.ciphersuites
+                        : arg == "--tls-min-version"  ? &out.tls.min_version
+                                                      : nullptr;
+    if (port == nullptr && text == nullptr) return 0;
+    if (i + 1 >= argc) {
+        std::fprintf(stderr, "sluice: %s needs a value\n", arg.c_str());
+        return -1;
+    }
+    const char* v = argv[++i];
+    if (text != nullptr) {
+        *text = v;
+        return 1;
+    }
+    uint16_t p = 0;
+    if (!parse_port(v, p)) {
+        std::fprintf(stderr, "sluice: %s: expected 0..65535\n", arg.c_str());
+        return -1;
+    }
+    *port = p;
+    return 1;
+}
+
+std::string open_extra_listeners(net::tcp_server& server, const listener_settings& s, const std::string& bind_address,
+                                 const std::string& data_dir, std::shared_ptr<net::tls_config>& tls) {
+    if (s.wants_tls()) {
+        tls = std::make_shared<net::tls_config>(s.tls);
+        if (std::string err = tls->load(); !err.empty()) return "TLS: " + err;
+    } else if (!s.tls.cert_file.empty() || s.tls.require_certificate) {
+        SLUICE_WARN("app", "TLS settings given but no TLS listener (--mqtts-port or --wss-port): they are unused");
+    }
+    struct wanted {
+        const char* name;
+        std::optional<uint16_t> port;
+        bool tls;
+        bool websocket;
+    };
+    for (const wanted& w : {wanted{"mqtts", s.mqtts_port, true, false}, wanted{"ws", s.ws_port, false, true},
+                            wanted{"wss", s.wss_port, true, true}}) {
+        if (!w.port) continue;
+        net::listener_options o;
+        o.bind_address = bind_address;
+        o.port = *w.port;
+        o.name = w.name;
+        o.websocket = w.websocket;
+        if (w.tls) o.tls = tls;
+        auto port = server.listen(o);
+        if (!port) {
+            return std::string("cannot listen (") + w.name + ") on " + bind_address + ":" + std::to_string(*w.port) +
+                   ": " + port.error().message();
+        }
+        std::fprintf(stderr, "%s listening on %s:%u\n", w.name, bind_address.c_str(), *port);
+        // Atomically (temp + rename), as mqtt.port: scripts wait for these files.
+        std::string path = data_dir + "/" + w.name + ".port";
+        {
+            std::ofstream f(path + ".tmp", std::ios::trunc);
+            f << *port << '\n';
+        }
+        if (std::rename((path + ".tmp").c_str(), path.c_str()) != 0)
+            SLUICE_WARN("app", "cannot write %s", path.c_str());
+    }
+    return {};
+}
+
+void write_tls_metrics(net::tls_config& tls, http::prometheus_writer& w) {
+    auto& s = tls.stats();
+    auto v = [](const std::atomic<uint64_t>& c) { return static_cast<double>(c.load(std::memory_order_relaxed)); };
+    const char* help = "TLS handshakes on the MQTT listeners, by result";
+    w.counter("tls_handshakes_total", help, v(s.handshakes), {{"result", "ok"}});
+    w.counter("tls_handshakes_total", help, v(s.handshake_failures), {{"result", "failed"}});
+    const char* reloads = "Reloads of the TLS certificate and key (SIGHUP), by result";
+    w.counter("tls_reloads_total", reloads, v(s.reloads), {{"result", "ok"}});
+    w.counter("tls_reloads_total", reloads, v(s.reload_failures), {{"result", "failed"}});
+}
+
+}  // namespace sluice::app

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The MQTT listeners besides plain TCP (issue 12): MQTT over TLS (--mqtts-port), over
+// WebSocket (--ws-port) and over WebSocket in TLS (--wss-port), with the TLS settings they
+// share: the [tls] section of the config file and the flags of the same names.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "net/tls.h"
+
+namespace sluice::net {
+class tcp_server;
+}
+namespace sluice::http {
+class prometheus_writer;
+}
+
+namespace sluice::app {
+
+struct listener_settings {
+    std::optional<uint16_t> mqtts_port;  // unset: no listener; 0: the kernel picks one
+    std::optional<uint16_t> ws_port;
+    std::optional<uint16_t> wss_port;
+    net::tls_options tls;
+
+    bool wants_tls() const { return mqtts_port.has_value() || wss_port.has_value(); }
+};
+
+// Handles one listener or TLS flag at argv[i] (advancing i past its value). Returns 1 when
+// it was one of ours, 0 when not, -1 on a bad value (message printed).
+int parse_listener_flag(int argc, char** argv, int& i, listener_settings& out);
+
+// The extra listeners, opened on `server` after the plain one; each port is also written
+// to DATA_DIR/<name>.port. Returns "" or what went wrong. `tls` is set when a TLS listener
+// was opened (for SIGHUP and metrics).
+std::string open_extra_listeners(net::tcp_server& server, const listener_settings& s, const std::string& bind_address,
+                                 const std::string& data_dir, std::shared_ptr<net::tls_config>& tls);
+
+void write_tls_metrics(net::tls_config& tls, http::prometheus_writer& w);
+
+}  // namespace sluice::app
