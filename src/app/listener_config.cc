@@ -17,6 +17,11 @@ std::string load_listener_section(const toml::table& root, listener_settings& ou
             if (!v || *v < 0 || *v > 65535) return std::string("server.") + k.key + ": expected 0..65535";
             *k.dst = static_cast<uint16_t>(*v);
         }
+        if (auto node = (*s)["http_tls"]) {
+            auto v = node.value<bool>();
+            if (!v) return "server.http_tls: expected true or false";
+            out.http_tls = *v;
+        }
     }
     const toml::table* t = root["tls"].as_table();
     if (t == nullptr) return {};

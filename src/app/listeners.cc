@@ -28,6 +28,10 @@ int parse_listener_flag(int argc, char** argv, int& i, listener_settings& out) {
         out.tls.require_certificate = true;
         return 1;
     }
+    if (arg == "--http-tls") {
+        out.http_tls = true;
+        return 1;
+    }
     std::optional<uint16_t>* port = arg == "--mqtts-port" ? &out.mqtts_port
                                     : arg == "--ws-port"  ? &out.ws_port
                                     : arg == "--wss-port" ? &out.wss_port
@@ -97,6 +101,19 @@ std::string open_extra_listeners(net::tcp_server& server, const listener_setting
             SLUICE_WARN("app", "cannot write %s", path.c_str());
     }
     return {};
+}
+
+std::shared_ptr<net::tls_config> http_tls_config(const listener_settings& s, std::string& err) {
+    net::tls_options o = s.tls;
+    o.ca_file.clear();
+    o.require_certificate = false;
+    auto tls = std::make_shared<net::tls_config>(o);
+    err = tls->load();
+    if (!err.empty()) {
+        err = "HTTPS: " + err;
+        return nullptr;
+    }
+    return tls;
 }
 
 void write_tls_metrics(net::tls_config& tls, http::prometheus_writer& w) {

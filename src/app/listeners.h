@@ -25,10 +25,16 @@ struct listener_settings {
     std::optional<uint16_t> mqtts_port;  // unset: no listener; 0: the kernel picks one
     std::optional<uint16_t> ws_port;
     std::optional<uint16_t> wss_port;
+    bool http_tls = false;  // the HTTP port speaks HTTPS (same certificate, no client certificates)
     net::tls_options tls;
 
     bool wants_tls() const { return mqtts_port.has_value() || wss_port.has_value(); }
 };
+
+// The TLS configuration of the HTTP port when http_tls is set: the listeners' certificate,
+// key, ciphers and minimum version, without client certificates (browsers and Prometheus
+// do not present one). Returns nullptr with `err` set when it does not load.
+std::shared_ptr<net::tls_config> http_tls_config(const listener_settings& s, std::string& err);
 
 // Handles one listener or TLS flag at argv[i] (advancing i past its value). Returns 1 when
 // it was one of ours, 0 when not, -1 on a bad value (message printed).

@@ -88,6 +88,7 @@ more listeners (each port written to DATA_DIR/NAME.port; SIGHUP reloads the cert
   --require-certificate  refuse TLS clients without a certificate signed by --tls-ca
   --tls-ciphers LIST     TLS 1.2 ciphers (OpenSSL syntax); --tls-ciphersuites for TLS 1.3
   --tls-min-version V    1.2 (default) or 1.3
+  --http-tls             the HTTP port (API, dashboard, metrics) speaks HTTPS with --tls-cert
 )";
 
 bool parse_port(const char* text, uint16_t& out) {
@@ -168,7 +169,9 @@ int serve(role node, int argc, char** argv) {
             if (r < 0) return 2;
         } else if (int l = parse_listener_flag(argc, argv, i, cfg.listeners); l != 0) {
             if (l < 0) return 2;
-            if (node == role::pipeline) {
+            bool mqtt_listener = arg == "--mqtts-port" || arg == "--ws-port" || arg == "--wss-port" ||
+                                 arg == "--tls-ca" || arg == "--require-certificate";
+            if (node == role::pipeline && mqtt_listener) {
                 std::fprintf(stderr, "sluice pipeline: %s does not apply (no MQTT listener)\n", arg.c_str());
                 return 2;
             }
@@ -471,6 +474,17 @@ int serve(role node, int argc, char** argv) {
         sources.extra.push_back([](http::prometheus_writer& w) { write_http_auth_metrics(w); });
     }
     guard_http(web, cfg.auth.api_token);
+    std::shared_ptr<net::tls_config> https;
+    if (cfg.listeners.http_tls) {
+        std::string err;
+        https = http_tls_config(cfg.listeners, err);
+        if (!https) {
+            SLUICE_ERROR("app", "%s", err.c_str());
+            stop_all();
+            return 1;
+        }
+        web.set_tls(https);
+    }
     web.route("GET", "/health", [](const http::request&) {
         return http::response{200, "application/json", "{\"status\":\"ok\"}\n", {}};
     });
@@ -489,7 +503,7 @@ int serve(role node, int argc, char** argv) {
         stop_all();
         return 1;
     }
-    std::fprintf(stderr, "http listening on %s:%u\n", cfg.bind_address.c_str(), *http_port);
+    std::fprintf(stderr, "%s listening on %s:%u\n", https ? "https" : "http", cfg.bind_address.c_str(), *http_port);
     write_file_atomically(cfg.data_dir + "/http.port", std::to_string(*http_port));
 
     if (run_broker) {
@@ -516,6 +530,11 @@ int serve(role node, int argc, char** argv) {
             } else {
                 SLUICE_ERROR("app", "SIGHUP: reload failed, keeping the previous rules: %s", err.c_str());
             }
+        }
+        if (https) {
+            std::string err = https->reload();
+            if (!err.empty())
+                SLUICE_ERROR("app", "SIGHUP: HTTPS reload failed, keeping the previous certificate: %s", err.c_str());
         }
         if (tls) {
             std::string err = tls->reload();

@@ -12,15 +12,19 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "base/errno_text.h"
 #include "base/log.h"
+#include "http/request_parser.h"
 #include "net/accept_guard.h"
 #include "net/event_loop.h"
+#include "net/stream_layer.h"
+#include "net/tls.h"
 
 namespace sluice::http {
 namespace {
 
-constexpr size_t k_max_header_bytes = 64 * 1024;
-constexpr size_t k_max_body_bytes = 1024 * 1024;
+// What one connection may hold unparsed: the parser's head and body limits (request_parser.h).
+constexpr size_t k_max_unparsed_bytes = size_t{64} * 1024 + size_t{1024} * 1024;
 
 const char* status_text(int status) {
     switch (status) {
@@ -35,7 +39,15 @@ const char* status_text(int status) {
         case 405:
             return "Method Not Allowed";
         case 413:
-            return "Payload Too Large";
+            return "Content Too Large";
+        case 414:
+            return "URI Too Long";
+        case 431:
+            return "Request Header Fields Too Large";
+        case 501:
+            return "Not Implemented";
+        case 505:
+            return "HTTP Version Not Supported";
         case 500:
             return "Internal Server Error";
         case 503:
@@ -43,11 +55,6 @@ const char* status_text(int status) {
         default:
             return "Unknown";
     }
-}
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
 }
 
 }  // namespace
@@ -82,6 +89,7 @@ class http_connection;
 struct server::impl {
     std::vector<route_entry> routes;
     std::function<std::optional<response>(const request&)> guard;
+    std::shared_ptr<net::tls_config> tls;  // set: HTTPS
     std::unique_ptr<net::event_loop> loop;
     std::thread thread;
     int listen_fd = -1;
@@ -115,7 +123,11 @@ struct server::impl {
 
 class http_connection final : public net::event_loop::handler {
 public:
-    http_connection(server::impl& owner, int fd) : owner_(owner), fd_(fd), last_active_ms_(owner.loop->now_ms()) {}
+    http_connection(server::impl& owner, int fd)
+        : owner_(owner),
+          fd_(fd),
+          layer_(owner.tls ? owner.tls->new_layer() : nullptr),
+          last_active_ms_(owner.loop->now_ms()) {}
     ~http_connection() { ::close(fd_); }
 
     // Idle connections (no event for `limit_ms`) are closed so they cannot pile up and
@@ -131,8 +143,8 @@ public:
             for (;;) {
                 ssize_t n = ::read(fd_, buf, sizeof buf);
                 if (n > 0) {
-                    in_.append(buf, static_cast<size_t>(n));
-                    if (in_.size() > k_max_header_bytes + k_max_body_bytes) {
+                    if (!take(std::string_view(buf, static_cast<size_t>(n)))) return;
+                    if (in_.size() > k_max_unparsed_bytes) {
                         finish_with_error(413);
                         return;
                     }
@@ -145,77 +157,40 @@ public:
             }
             while (!closed_ && parse_and_respond()) {
             }
+            if (!closed_ && !out_.empty()) write_out();  // TLS handshake records
         }
         if (events & EPOLLOUT) write_out();
     }
 
 private:
+    // Bytes read from the socket: straight into in_, or through TLS. Returns false when
+    // the TLS session ended (its last words are written, then the connection closes).
+    bool take(std::string_view bytes) {
+        if (!layer_) {
+            in_.append(bytes);
+            return true;
+        }
+        std::string reply;
+        bool ok = layer_->on_wire(bytes, in_, reply);
+        out_ += reply;
+        if (ok) return true;
+        SLUICE_DEBUG("http", "TLS: %s", layer_->error().c_str());
+        close_after_write_ = true;
+        write_out();
+        return false;
+    }
+
     // Handles one complete request from in_ if there is one. Returns true if it did.
     bool parse_and_respond() {
-        size_t end = in_.find("\r\n\r\n");
-        if (end == std::string::npos) {
-            if (in_.size() > k_max_header_bytes) finish_with_error(400);
-            return false;
-        }
         request req;
-        std::string_view head(in_.data(), end);
-        size_t line_end = head.find("\r\n");
-        std::string_view first = head.substr(0, line_end);
-        size_t sp1 = first.find(' ');
-        size_t sp2 = first.rfind(' ');
-        if (sp1 == std::string_view::npos || sp2 == sp1) {
-            finish_with_error(400);
+        parse_outcome parsed = parse_request(in_, req);
+        if (parsed.what == parse_outcome::state::incomplete) return false;
+        if (parsed.what == parse_outcome::state::error) {
+            SLUICE_DEBUG("http", "request refused (%d): %s", parsed.status, parsed.reason.c_str());
+            finish_with_error(parsed.status, parsed.reason);
             return false;
         }
-        req.method = std::string(first.substr(0, sp1));
-        std::string_view target = first.substr(sp1 + 1, sp2 - sp1 - 1);
-        std::string version(first.substr(sp2 + 1));  // a copy: in_ is erased below
-        size_t q = target.find('?');
-        req.path = url_decode(target.substr(0, q), false);
-        if (q != std::string_view::npos) {
-            std::string_view qs = target.substr(q + 1);
-            while (!qs.empty()) {
-                size_t amp = qs.find('&');
-                std::string_view kv = qs.substr(0, amp);
-                size_t eq = kv.find('=');
-                req.query[url_decode(kv.substr(0, eq), true)] =
-                    eq == std::string_view::npos ? std::string() : url_decode(kv.substr(eq + 1), true);
-                if (amp == std::string_view::npos) break;
-                qs = qs.substr(amp + 1);
-            }
-        }
-        size_t pos = line_end == std::string_view::npos ? head.size() : line_end + 2;
-        while (pos < head.size()) {
-            size_t e = head.find("\r\n", pos);
-            if (e == std::string_view::npos) e = head.size();
-            std::string_view line = head.substr(pos, e - pos);
-            size_t colon = line.find(':');
-            if (colon != std::string_view::npos) {
-                std::string_view v = line.substr(colon + 1);
-                while (!v.empty() && v.front() == ' ')
-                    v.remove_prefix(1);
-                req.headers[lower(std::string(line.substr(0, colon)))] = std::string(v);
-            }
-            pos = e + 2;
-        }
-        size_t body_len = 0;
-        if (auto it = req.headers.find("content-length"); it != req.headers.end()) {
-            body_len = static_cast<size_t>(std::strtoull(it->second.c_str(), nullptr, 10));
-            if (body_len > k_max_body_bytes) {
-                finish_with_error(413);
-                return false;
-            }
-        }
-        if (in_.size() < end + 4 + body_len) return false;
-        req.body = in_.substr(end + 4, body_len);
-        in_.erase(0, end + 4 + body_len);
-
-        bool keep_alive = version == "HTTP/1.1";
-        if (auto it = req.headers.find("connection"); it != req.headers.end()) {
-            std::string v = lower(it->second);
-            if (v == "close") keep_alive = false;
-            if (v == "keep-alive") keep_alive = true;
-        }
+        in_.erase(0, parsed.consumed);
         response res;
         try {
             res = owner_.dispatch(req);
@@ -224,7 +199,7 @@ private:
             SLUICE_ERROR("http", "%s %s: %s", req.method.c_str(), req.path.c_str(), e.what());
             res = response{500, "text/plain; charset=utf-8", "internal error\n", {}};
         }
-        queue_response(res, req.method == "HEAD", keep_alive);
+        queue_response(res, req.method == "HEAD", parsed.keep_alive);
         return true;
     }
 
@@ -232,19 +207,28 @@ private:
         std::string out = "HTTP/1.1 " + std::to_string(res.status) + " " + status_text(res.status) + "\r\n";
         out += "Content-Type: " + res.content_type + "\r\n";
         out += "Content-Length: " + std::to_string(res.body.size()) + "\r\n";
-        for (const auto& [k, v] : res.headers)
-            out += k + ": " + v + "\r\n";
+        for (const auto& [k, v] : res.headers) {
+            out += k;
+            out += ": ";
+            out += v;
+            out += "\r\n";
+        }
         out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
         if (!head_only) out += res.body;
-        out_ += out;
+        if (layer_) {
+            layer_->on_app(out, out_);
+            if (!keep_alive) layer_->on_close(out_);  // close_notify after the response
+        } else {
+            out_ += out;
+        }
         if (!keep_alive) close_after_write_ = true;
         write_out();
     }
 
-    void finish_with_error(int status) {
+    void finish_with_error(int status, const std::string& reason = {}) {
         response res;
         res.status = status;
-        res.body = std::string(status_text(status)) + "\n";
+        res.body = std::string(status_text(status)) + (reason.empty() ? "" : ": " + reason) + "\n";
         in_.clear();
         queue_response(res, false, false);
     }
@@ -276,8 +260,9 @@ private:
 
     server::impl& owner_;
     int fd_;
-    std::string in_;
-    std::string out_;
+    std::unique_ptr<net::stream_layer> layer_;  // TLS, or nullptr
+    std::string in_;                            // request bytes (decrypted)
+    std::string out_;                           // bytes for the socket (encrypted when TLS)
     bool close_after_write_ = false;
     bool closed_ = false;
     int64_t last_active_ms_;
@@ -293,7 +278,8 @@ void server::impl::listener::on_events(uint32_t) {
                     SLUICE_WARN("http",
                                 "accept: %s: new connections are closed at once until descriptors free up "
                                 "(%llu so far)",
-                                std::strerror(err), static_cast<unsigned long long>(owner->fd_guard.take_refused()));
+                                errno_text(err).c_str(),
+                                static_cast<unsigned long long>(owner->fd_guard.take_refused()));
                 }
                 if (!owner->listener_paused) {  // back off: the timer in start() resumes it
                     owner->loop->remove(owner->listen_fd);
@@ -322,6 +308,10 @@ void server::route(std::string method, std::string path, handler h) {
     bool prefix = !path.empty() && path.back() == '*';
     if (prefix) path.pop_back();
     impl_->routes.push_back(route_entry{std::move(method), std::move(path), prefix, std::move(h)});
+}
+
+void server::set_tls(std::shared_ptr<net::tls_config> tls) {
+    impl_->tls = std::move(tls);
 }
 
 void server::set_guard(std::function<std::optional<response>(const request&)> g) {

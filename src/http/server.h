@@ -21,7 +21,8 @@
 
 namespace sluice::net {
 class event_loop;
-}
+class tls_config;
+}  // namespace sluice::net
 
 namespace sluice::http {
 
@@ -55,6 +56,10 @@ public:
     // Runs before every route: a response it returns is sent instead (access control,
     // issue 12). REQUIRES: set before start().
     void set_guard(std::function<std::optional<response>(const request&)> g);
+
+    // Serves HTTPS instead of HTTP (issue 12), with `tls`'s certificate. REQUIRES: loaded,
+    // set before start().
+    void set_tls(std::shared_ptr<net::tls_config> tls);
 
     // Binds and starts the server thread. Returns the bound port (useful with port 0).
     result<uint16_t> start(const std::string& bind_address, uint16_t port);

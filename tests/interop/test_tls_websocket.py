@@ -357,3 +357,28 @@ def test_websocket_refusals(pki):
         s.close()
     finally:
         stop(b)
+
+
+def test_http_port_over_tls(pki):
+    """--http-tls: the API, dashboard and metrics over HTTPS with the listeners' certificate."""
+    _, ca, (cert, key) = pki
+    b = broker_mod.Broker(config_text=(
+        "[server]\nhttp_tls = true\n[tls]\ncert_file = \"%s\"\nkey_file = \"%s\"\n" % (cert, key)))
+    b.start()
+    try:
+        port = int(open(os.path.join(b.data_dir, "http.port")).read())
+        context = ssl.create_default_context(cafile=ca.cert)
+        with urllib.request.urlopen("https://localhost:%d/health" % port, context=context, timeout=10) as r:
+            assert r.status == 200 and b'"ok"' in r.read()
+        with urllib.request.urlopen("https://localhost:%d/metrics" % port, context=context, timeout=10) as r:
+            assert b"sluice_" in r.read()
+        # Plain HTTP to the HTTPS port gets no answer in clear.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                data = s.recv(100)
+            except ConnectionResetError:
+                data = b""
+            assert not data.startswith(b"HTTP/"), data
+    finally:
+        stop(b)

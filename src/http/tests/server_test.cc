@@ -51,20 +51,22 @@ TEST(http_server, routes_queries_and_errors) {
     EXPECT_NE(a.find("HTTP/1.1 200 OK"), std::string::npos) << a;
     EXPECT_NE(a.find("hi a b"), std::string::npos) << a;
 
-    auto b = exchange(*port, "POST /echo HTTP/1.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\nabcde");
+    auto b = exchange(*port, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nabcde");
     EXPECT_NE(b.find("\r\n\r\nabcde"), std::string::npos) << b;
 
-    auto c = exchange(*port, "GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n");
+    auto c = exchange(*port, "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     EXPECT_NE(c.find("404"), std::string::npos) << c;
 
-    auto d = exchange(*port, "POST /hello HTTP/1.1\r\nConnection: close\r\n\r\n");
+    auto d = exchange(*port, "POST /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     EXPECT_NE(d.find("405"), std::string::npos) << d;
 
     auto e = exchange(*port, "GET /static/app.js HTTP/1.0\r\n\r\n");
     EXPECT_NE(e.find("/static/app.js"), std::string::npos) << e;
 
     // Two pipelined keep-alive requests on one connection, the second closing it.
-    auto f = exchange(*port, "GET /hello HTTP/1.1\r\n\r\nGET /hello?name=z HTTP/1.1\r\nConnection: close\r\n\r\n");
+    auto f = exchange(
+        *port,
+        "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello?name=z HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     EXPECT_NE(f.find("hi ?"), std::string::npos) << f;
     EXPECT_NE(f.find("hi z"), std::string::npos) << f;
 
