@@ -111,6 +111,9 @@ std::string load_config_file(const std::string& path, config& cfg) {
             !read_int(*m, "subscriber_queue_bytes", o.subscriber_queue_bytes, err, "mqtt") ||
             !read_int(*m, "partial_packet_timeout_ms", o.partial_packet_timeout_ms, err, "mqtt") ||
             !read_int(*m, "max_partial_input_bytes", o.max_partial_input_bytes, err, "mqtt") ||
+            !read_int(*m, "max_connections", o.max_connections, err, "mqtt") ||
+            !read_int(*m, "max_connections_per_address", o.max_connections_per_address, err, "mqtt") ||
+            !read_int(*m, "max_connection_rate_per_address", o.max_connection_rate_per_address, err, "mqtt") ||
             !read_int(*m, "max_topic_length", o.max_topic_length, err, "mqtt") ||
             !read_int(*m, "max_topic_levels", o.max_topic_levels, err, "mqtt") ||
             !read_int(*m, "topic_alias_maximum", o.topic_alias_maximum, err, "mqtt") ||

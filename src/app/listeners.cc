@@ -7,6 +7,7 @@
 
 #include "base/log.h"
 #include "http/prometheus.h"
+#include "net/connection_limits.h"
 #include "net/tcp_server.h"
 
 namespace sluice::app {
@@ -125,6 +126,18 @@ void write_tls_metrics(net::tls_config& tls, http::prometheus_writer& w) {
     const char* reloads = "Reloads of the TLS certificate and key (SIGHUP), by result";
     w.counter("tls_reloads_total", reloads, v(s.reloads), {{"result", "ok"}});
     w.counter("tls_reloads_total", reloads, v(s.reload_failures), {{"result", "failed"}});
+}
+
+void write_connection_limit_metrics(net::tcp_server& server, http::prometheus_writer& w) {
+    auto& s = server.limit_stats();
+    auto v = [](const std::atomic<uint64_t>& c) { return static_cast<double>(c.load(std::memory_order_relaxed)); };
+    const char* help = "New MQTT connections closed at accept by a connection limit, by limit";
+    w.counter("mqtt_connections_refused_total", help, v(s.refused_total), {{"limit", "max_connections"}});
+    w.counter("mqtt_connections_refused_total", help, v(s.refused_per_address),
+              {{"limit", "max_connections_per_address"}});
+    w.counter("mqtt_connections_refused_total", help, v(s.refused_rate),
+              {{"limit", "max_connection_rate_per_address"}});
+    w.gauge("mqtt_sockets_open", "MQTT sockets open on all listeners (before and after CONNECT)", v(s.current));
 }
 
 }  // namespace sluice::app

@@ -47,5 +47,6 @@ std::string open_extra_listeners(net::tcp_server& server, const listener_setting
                                  const std::string& data_dir, std::shared_ptr<net::tls_config>& tls);
 
 void write_tls_metrics(net::tls_config& tls, http::prometheus_writer& w);
+void write_connection_limit_metrics(net::tcp_server& server, http::prometheus_writer& w);
 
 }  // namespace sluice::app

@@ -470,6 +470,9 @@ int serve(role node, int argc, char** argv) {
     if (authority)
         sources.extra.push_back([&authority](http::prometheus_writer& w) { write_auth_metrics(*authority, w); });
     if (tls) sources.extra.push_back([&tls](http::prometheus_writer& w) { write_tls_metrics(*tls, w); });
+    if (server) {
+        sources.extra.push_back([&server](http::prometheus_writer& w) { write_connection_limit_metrics(*server, w); });
+    }
     if (!cfg.auth.api_token.empty()) {
         sources.extra.push_back([](http::prometheus_writer& w) { write_http_auth_metrics(w); });
     }

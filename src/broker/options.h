@@ -36,6 +36,12 @@ struct broker_options {
     // Bytes held for packets not yet complete, across all connections (net/input_budget.h);
     // the connection that takes the total past it is closed (0x97 for MQTT 5). 0 = no limit.
     uint64_t max_partial_input_bytes = 256ull * 1024 * 1024;
+    // Connections on all MQTT listeners together, per source address, and new connections
+    // per second per source address (net/connection_limits.h): past one, a new socket is
+    // closed when accepted, before anything is read. 0 = no limit.
+    uint32_t max_connections = 0;
+    uint32_t max_connections_per_address = 0;
+    uint32_t max_connection_rate_per_address = 0;
     // Largest topic name or filter (bytes) and most levels in one (broker/topic_limits.h):
     // past either a filter gets SUBACK 0x8F, a PUBLISH closes with 0x90. 0 = no limit.
     uint32_t max_topic_length = 4096;

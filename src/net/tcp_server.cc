@@ -25,6 +25,7 @@
 #include "broker/transport.h"
 #include "mqtt/codec.h"
 #include "net/accept_guard.h"
+#include "net/connection_limits.h"
 #include "net/stream_layer.h"
 #include "net/tls.h"
 #include "net/websocket.h"
@@ -45,6 +46,12 @@ struct listener_spec {
 };
 
 class loop_context;
+
+// What a connection takes along when it moves to another loop, besides its socket.
+struct carried_state {
+    std::unique_ptr<connection_limits::admission> admission;
+    std::unique_ptr<stream_layer> layer;  // TLS and/or WebSocket; nullptr for plain TCP
+};
 
 // One listener's socket on one loop.
 class listener_socket final : public event_loop::handler {
@@ -71,16 +78,17 @@ private:
 // (write batched output, hand cross-shard deliveries over, free closed connections).
 class loop_context {
 public:
-    loop_context(broker::broker& b, event_loop& l, std::vector<std::unique_ptr<loop_context>>& all, input_budget& ib)
-        : brk(b), loop(l), shard(b.get_shard(l.index())), contexts(all), budget(ib) {}
+    loop_context(broker::broker& b, event_loop& l, std::vector<std::unique_ptr<loop_context>>& all, input_budget& ib,
+                 connection_limits& cl)
+        : brk(b), loop(l), shard(b.get_shard(l.index())), contexts(all), budget(ib), limits(cl) {}
     ~loop_context();
     loop_context(const loop_context&) = delete;
     loop_context& operator=(const loop_context&) = delete;
 
     // Takes ownership of a socket accepted here or handed over by another loop, with its
-    // stream layers and the output they had not written yet.
-    void adopt(int fd, std::string peer, std::unique_ptr<stream_layer> layer, std::string_view unsent_wire,
-               std::string buffered, std::optional<mqtt::connect> connect, bool assigned);
+    // admission, stream layers and the output they had not written yet.
+    void adopt(int fd, std::string peer, carried_state carried, std::string_view unsent_wire, std::string buffered,
+               std::optional<mqtt::connect> connect, bool assigned);
     void mark_dirty(tcp_connection* c) { dirty_.push_back(c); }
     void mark_dead(tcp_connection* c) { dead_.push_back(c); }
     void end_of_iteration();
@@ -95,6 +103,7 @@ public:
     broker::shard& shard;
     std::vector<std::unique_ptr<loop_context>>& contexts;
     input_budget& budget;  // partial-packet input, all loops
+    connection_limits& limits;
     std::vector<std::unique_ptr<listener_socket>> listeners;
 
 private:
@@ -113,6 +122,17 @@ constexpr int64_t k_drain_ms = 2'000;  // how long a closed connection's input i
 // Encrypted or framed output waiting for the socket, past which a layered connection keeps
 // the rest unencoded (so discard_unsent() can still drop it: encoded bytes must all go).
 constexpr size_t k_wire_window = size_t{256} * 1024;
+
+// The address without the port: what the per-address limits count.
+std::string peer_host(const sockaddr_storage& addr) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (addr.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&addr)->sin_addr, host, sizeof host);
+    } else if (addr.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_addr, host, sizeof host);
+    }
+    return host;
+}
 
 std::string peer_name(const sockaddr_storage& addr) {
     char host[INET6_ADDRSTRLEN] = "?";
@@ -138,8 +158,13 @@ std::string peer_name(const sockaddr_storage& addr) {
 // in one go (one TLS record for many small packets) into wire chunks.
 class tcp_connection final : public broker::transport, public event_loop::handler {
 public:
-    tcp_connection(loop_context& ctx, int fd, std::string peer, std::unique_ptr<stream_layer> layer)
-        : ctx_(ctx), fd_(fd), peer_(std::move(peer)), layer_(std::move(layer)), created_ms_(ctx.loop.now_ms()) {
+    tcp_connection(loop_context& ctx, int fd, std::string peer, carried_state carried)
+        : ctx_(ctx),
+          fd_(fd),
+          peer_(std::move(peer)),
+          admission_(std::move(carried.admission)),
+          layer_(std::move(carried.layer)),
+          created_ms_(ctx.loop.now_ms()) {
         ctx_.loop.add(fd_, EPOLLIN | EPOLLRDHUP, this);
     }
     ~tcp_connection() override {
@@ -362,7 +387,7 @@ public:
 
     // Detaches the socket, with its layers and unwritten wire output, for a hand-over to
     // another loop; this object then dies.
-    std::unique_ptr<stream_layer> release_layer() { return std::move(layer_); }
+    carried_state release_carried() { return carried_state{std::move(admission_), std::move(layer_)}; }
     std::string release_unsent_wire() {
         std::string unsent;
         for (auto it = out_.begin(); it != out_.end(); ++it)
@@ -589,14 +614,14 @@ private:
                     std::string rest(data.substr(total));
                     used = data.size();
                     // Boxed: a posted task must be copyable, a layer is not.
-                    auto layer = std::make_shared<std::unique_ptr<stream_layer>>(release_layer());
+                    auto carried = std::make_shared<carried_state>(release_carried());
                     std::string unsent = release_unsent_wire();
                     int fd = release_fd();
                     loop_context* dest = ctx_.contexts[target].get();
-                    dest->loop.post([dest, fd, peer = peer_, layer, unsent = std::move(unsent), rest = std::move(rest),
-                                     c = std::move(c), assigned]() mutable {
-                        dest->adopt(fd, std::move(peer), std::move(*layer), std::move(unsent), std::move(rest),
-                                    std::move(c), assigned);
+                    dest->loop.post([dest, fd, peer = peer_, carried, unsent = std::move(unsent),
+                                     rest = std::move(rest), c = std::move(c), assigned]() mutable {
+                        dest->adopt(fd, std::move(peer), std::move(*carried), unsent, std::move(rest), std::move(c),
+                                    assigned);
                     });
                     return false;
                 }
@@ -631,7 +656,8 @@ private:
     loop_context& ctx_;
     int fd_;
     std::string peer_;
-    std::unique_ptr<stream_layer> layer_;  // TLS and/or WebSocket; nullptr for plain TCP
+    std::unique_ptr<connection_limits::admission> admission_;  // our slot under the connection limits
+    std::unique_ptr<stream_layer> layer_;                      // TLS and/or WebSocket; nullptr for plain TCP
     std::unique_ptr<broker::connection> protocol_;
     std::string in_;
     fifo<chunk> out_;
@@ -701,16 +727,22 @@ void listener_socket::on_events(uint32_t) {
             SLUICE_WARN("net", "accept (%s): %s", spec_.opts.name.c_str(), errno_text(errno).c_str());
             return;
         }
+        auto admission = ctx_.limits.admit(peer_host(addr), ctx_.loop.now_ms());
+        if (!admission) {
+            ::close(fd);  // past a connection limit: refused before any byte is read (counted)
+            continue;
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        ctx_.adopt(fd, peer_name(addr), spec_.new_layers(), {}, {}, std::nullopt, false);
+        ctx_.adopt(fd, peer_name(addr), carried_state{std::move(admission), spec_.new_layers()}, {}, {}, std::nullopt,
+                   false);
     }
 }
 
-void loop_context::adopt(int fd, std::string peer, std::unique_ptr<stream_layer> layer, std::string_view unsent_wire,
+void loop_context::adopt(int fd, std::string peer, carried_state carried, std::string_view unsent_wire,
                          std::string buffered, std::optional<mqtt::connect> connect, bool assigned) {
     shard.set_now(loop.now_ms());
-    auto* c = new tcp_connection(*this, fd, std::move(peer), std::move(layer));
+    auto* c = new tcp_connection(*this, fd, std::move(peer), std::move(carried));
     live_.insert(c);
     c->begin(unsent_wire, std::move(buffered), std::move(connect), assigned);
 }
@@ -756,13 +788,22 @@ void loop_context::close_all() {
 }
 
 tcp_server::tcp_server(broker::broker& b, std::vector<event_loop*> loops)
-    : broker_(b), loops_(std::move(loops)), input_budget_(b.options().max_partial_input_bytes) {
+    : broker_(b),
+      loops_(std::move(loops)),
+      input_budget_(b.options().max_partial_input_bytes),
+      limits_(std::make_unique<connection_limits>(
+          connection_limit_options{b.options().max_connections, b.options().max_connections_per_address,
+                                   b.options().max_connection_rate_per_address})) {
     SLUICE_CHECK(loops_.size() == broker_.shard_count(), "one loop per shard");
     for (auto* l : loops_)
-        contexts_.push_back(std::make_unique<loop_context>(broker_, *l, contexts_, input_budget_));
+        contexts_.push_back(std::make_unique<loop_context>(broker_, *l, contexts_, input_budget_, *limits_));
 }
 
 tcp_server::~tcp_server() = default;
+
+connection_limit_stats& tcp_server::limit_stats() {
+    return limits_->stats();
+}
 
 result<uint16_t> tcp_server::listen(const listener_options& opts) {
     sockaddr_storage addr{};

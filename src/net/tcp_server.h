@@ -36,6 +36,8 @@ struct listener_options {
 
 class loop_context;
 struct listener_spec;
+class connection_limits;
+struct connection_limit_stats;
 
 class tcp_server {
 public:
@@ -51,6 +53,9 @@ public:
 
     // Registers listeners and per-loop hooks. REQUIRES: called before the loops run.
     void start();
+    // Connections refused by mqtt.max_connections*, and those admitted now (for /metrics).
+    connection_limit_stats& limit_stats();
+
     // Stops accepting and closes every connection (DISCONNECT 0x8B to MQTT 5 clients).
     // Thread-safe: posts to each loop and waits until each has done it.
     void stop();
@@ -59,6 +64,7 @@ private:
     broker::broker& broker_;
     std::vector<event_loop*> loops_;
     input_budget input_budget_;                          // shared by every loop's connections
+    std::unique_ptr<connection_limits> limits_;          // outlives contexts_ (connections hold admissions)
     std::vector<std::unique_ptr<listener_spec>> specs_;  // outlive contexts_ (their sockets point here)
     std::vector<std::unique_ptr<loop_context>> contexts_;
     uint16_t port_ = 0;
