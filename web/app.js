@@ -118,10 +118,66 @@ function apiToken() {
   return sessionStorage.getItem('sluice-token');
 }
 
-async function getJson(url) {
+// A login for users of the server's password file (auth.http_login): the server answers
+// 401 with "login": true, the form below sends POST /api/login and the session cookie
+// (HttpOnly, so this script never sees it) opens the API until logout or expiry.
+async function showLogin() {
+  const dialog = $('#login');
+  if (!dialog.open) {
+    dialog.showModal();
+    $('#login-user').focus();
+  }
+}
+
+async function showUser() {
+  const res = await fetch('/api/whoami', { cache: 'no-store', headers: authHeaders() });
+  const who = await res.json().catch(() => ({}));
+  $('#user').textContent = res.ok && who.by === 'session' ? who.user : '';
+  $('#logout').hidden = !(res.ok && who.by === 'session');
+  if (res.status === 401 && who.login) showLogin();
+}
+
+$('#login-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('#login-error').textContent = '';
+  const res = await fetch('/api/login', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: $('#login-user').value, password: $('#login-password').value }),
+  });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    $('#login-error').textContent = body.error || ('HTTP ' + res.status);
+    return;
+  }
+  $('#login-password').value = '';
+  $('#login').close();
+  showUser();
+});
+
+$('#logout').addEventListener('click', async () => {
+  await fetch('/api/logout', { method: 'POST' });
+  showUser();
+});
+
+function authHeaders() {
   const token = apiToken();
-  const res = await fetch(url, { cache: 'no-store', headers: token ? { Authorization: 'Bearer ' + token } : {} });
-  if (res.status === 401) throw new Error('API token required: open this page as /#token=TOKEN');
+  return token ? { Authorization: 'Bearer ' + token } : {};
+}
+
+async function getJson(url) {
+  const res = await fetch(url, { cache: 'no-store', headers: authHeaders() });
+  if (res.status === 401) {
+    const why = await res.json().catch(() => ({}));
+    if (why.login !== false) {
+      const who = await fetch('/api/whoami', { cache: 'no-store' }).then((r) => r.json()).catch(() => ({}));
+      if (who.login) {
+        showLogin();
+        throw new Error('log in to see the data');
+      }
+    }
+    throw new Error('API token required: open this page as /#token=TOKEN');
+  }
   const body = await res.json().catch(() => ({ error: 'invalid JSON' }));
   if (!res.ok) throw new Error(body.detail || body.error || ('HTTP ' + res.status));
   return body;
@@ -356,6 +412,7 @@ function every(ms, fn) {
   run();
 }
 
+showUser();
 pollOverview();
 every(TABLE_MS, refreshDevices);
 every(TABLE_MS, refreshDeadLetters);

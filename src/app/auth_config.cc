@@ -21,6 +21,11 @@ std::string load_auth_section(const toml::table& root, auth_settings& out) {
                                                                   : out.client_id_pattern;
         dst = *v;
     }
+    if (auto node = (*a)["http_login"]) {
+        auto v = node.value<bool>();
+        if (!v) return "auth.http_login: expected true or false";
+        out.http_login = *v;
+    }
     if (auto node = (*a)["allow_anonymous"]) {
         auto v = node.value<bool>();
         if (!v) return "auth.allow_anonymous: expected true or false";

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "app/config.h"
+#include "app/http_access.h"
 #include "app/metrics.h"
 #include "app/pipeline_service.h"
 #include "app/security.h"
@@ -77,6 +78,7 @@ access control (docs/security.md; SIGHUP reloads the files):
   --allow-anonymous B    true|false; default true only with --bind 127.0.0.1 and no password file
   --client-id-pattern P  client id a user must use: %u = username, * = anything (e.g. %u-*)
   --api-token TOKEN      HTTP /api/* and /metrics need "Authorization: Bearer TOKEN" (/health never)
+  --http-login           password-file users may log in to the dashboard and API (form, or Basic)
 
 more listeners (each port written to DATA_DIR/NAME.port; SIGHUP reloads the certificate):
   --mqtts-port N         MQTT over TLS (8883 is usual)
@@ -473,10 +475,22 @@ int serve(role node, int argc, char** argv) {
     if (server) {
         sources.extra.push_back([&server](http::prometheus_writer& w) { write_connection_limit_metrics(*server, w); });
     }
-    if (!cfg.auth.api_token.empty()) {
-        sources.extra.push_back([](http::prometheus_writer& w) { write_http_auth_metrics(w); });
+    http_access access(http_access_options{cfg.auth.api_token, cfg.auth.http_login, cfg.listeners.http_tls},
+                       authority.get());
+    if (cfg.auth.http_login && (authority == nullptr || cfg.auth.password_file.empty())) {
+        SLUICE_ERROR("app", "--http-login needs --password-file (the users who may log in)");
+        stop_all();
+        return 2;
     }
-    guard_http(web, cfg.auth.api_token);
+    access.install(web);
+    if (access.enabled()) {
+        sources.extra.push_back([&access](http::prometheus_writer& w) { access.write_metrics(w); });
+    } else if (!anonymous_allowed(auth_settings{}, cfg.bind_address)) {
+        SLUICE_WARN("app",
+                    "HTTP API and metrics are open to anyone who reaches %s:%u: set auth.api_token or "
+                    "auth.http_login (docs/security.md)",
+                    cfg.bind_address.c_str(), cfg.http_port);
+    }
     std::shared_ptr<net::tls_config> https;
     if (cfg.listeners.http_tls) {
         std::string err;

@@ -22,6 +22,10 @@ namespace sluice::app {
 
 int parse_auth_flag(int argc, char** argv, int& i, auth_settings& out) {
     std::string arg = argv[i];
+    if (arg == "--http-login") {
+        out.http_login = true;
+        return 1;
+    }
     bool ours = arg == "--password-file" || arg == "--acl-file" || arg == "--allow-anonymous" ||
                 arg == "--client-id-pattern" || arg == "--api-token";
     if (!ours) return 0;
@@ -82,35 +86,6 @@ void write_auth_metrics(auth::authority& a, http::prometheus_writer& w) {
               {{"result", "ok"}});
     w.counter("auth_reloads_total", "Reloads of the password and ACL files (SIGHUP), by result", v(s.reload_failures),
               {{"result", "failed"}});
-}
-
-namespace {
-
-std::atomic<uint64_t> g_http_unauthorized{0};
-
-}  // namespace
-
-void guard_http(http::server& web, const std::string& token) {
-    if (token.empty()) return;
-    web.set_guard([token](const http::request& req) -> std::optional<http::response> {
-        bool protected_path = req.path.rfind("/api/", 0) == 0 || req.path == "/metrics";
-        if (!protected_path) return std::nullopt;
-        auto it = req.headers.find("authorization");
-        if (it != req.headers.end() && it->second.size() == 7 + token.size() && it->second.rfind("Bearer ", 0) == 0 &&
-            CRYPTO_memcmp(it->second.data() + 7, token.data(), token.size()) == 0) {
-            return std::nullopt;
-        }
-        g_http_unauthorized.fetch_add(1, std::memory_order_relaxed);
-        return http::response{401,
-                              "application/json",
-                              "{\"error\":\"unauthorized\"}\n",
-                              {{"WWW-Authenticate", "Bearer realm=\"sluice\""}}};
-    });
-}
-
-void write_http_auth_metrics(http::prometheus_writer& w) {
-    w.counter("http_unauthorized_total", "HTTP requests refused for a missing or wrong API token",
-              static_cast<double>(g_http_unauthorized.load(std::memory_order_relaxed)));
 }
 
 namespace {

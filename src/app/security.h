@@ -30,6 +30,7 @@ struct auth_settings {
     std::string client_id_pattern;          // --client-id-pattern, e.g. "%u" or "%u-*"
     uint32_t max_failures_per_minute = 10;  // per source address
     std::string api_token;                  // --api-token; "" = HTTP API and /metrics open
+    bool http_login = false;                // --http-login: password-file users may log in to the API and dashboard
 };
 
 // Handles one security flag at argv[i] (advancing i past its value). Returns 1 when it was
@@ -46,11 +47,6 @@ std::unique_ptr<auth::authority> make_authority(const auth_settings& s, const st
                                                 std::string& err);
 
 void write_auth_metrics(auth::authority& a, http::prometheus_writer& w);
-
-// Installs the HTTP guard when `token` is set: /api/* and /metrics need
-// `Authorization: Bearer TOKEN` (401 otherwise); /health and the dashboard's files do not.
-void guard_http(http::server& web, const std::string& token);
-void write_http_auth_metrics(http::prometheus_writer& w);
 
 // `sluice passwd [-c | -D] [-b] FILE USER [PASSWORD]`, as mosquitto_passwd.
 int passwd_command(int argc, char** argv);

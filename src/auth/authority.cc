@@ -218,7 +218,7 @@ void authority::authenticate(credentials c, std::function<void(verdict)> done) {
     if (!c.has_username || !s->has_passwords) {
         // Nothing to hash: decide inline.
         verdict v = check_password(*s, c);
-        if (v == verdict::accepted && !client_id_ok(c)) v = verdict::client_id_bound;
+        if (v == verdict::accepted && c.bind_client_id && !client_id_ok(c)) v = verdict::client_id_bound;
         done(finish(c, v));
         return;
     }
@@ -245,7 +245,7 @@ void authority::worker() {
         }
         auto s = current();
         verdict v = check_password(*s, j.c);
-        if (v == verdict::accepted && !client_id_ok(j.c)) v = verdict::client_id_bound;
+        if (v == verdict::accepted && j.c.bind_client_id && !client_id_ok(j.c)) v = verdict::client_id_bound;
         // Wipe the password as soon as it is no longer needed.
         std::fill(j.c.password.begin(), j.c.password.end(), '\0');
         j.done(finish(j.c, v));

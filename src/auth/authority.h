@@ -54,6 +54,9 @@ struct credentials {
     // The username comes from a client certificate the TLS listener verified: accepted
     // without a password (the client id binding still applies).
     bool certified = false;
+    // False for a login that is not an MQTT connection (the dashboard's): the client id
+    // binding does not apply.
+    bool bind_client_id = true;
 };
 
 enum class verdict : uint8_t {

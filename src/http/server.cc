@@ -123,9 +123,10 @@ struct server::impl {
 
 class http_connection final : public net::event_loop::handler {
 public:
-    http_connection(server::impl& owner, int fd)
+    http_connection(server::impl& owner, int fd, std::string peer)
         : owner_(owner),
           fd_(fd),
+          peer_(std::move(peer)),
           layer_(owner.tls ? owner.tls->new_layer() : nullptr),
           last_active_ms_(owner.loop->now_ms()) {}
     ~http_connection() { ::close(fd_); }
@@ -191,6 +192,7 @@ private:
             return false;
         }
         in_.erase(0, parsed.consumed);
+        req.peer = peer_;
         response res;
         try {
             res = owner_.dispatch(req);
@@ -260,6 +262,7 @@ private:
 
     server::impl& owner_;
     int fd_;
+    std::string peer_;                          // the client's address
     std::unique_ptr<net::stream_layer> layer_;  // TLS, or nullptr
     std::string in_;                            // request bytes (decrypted)
     std::string out_;                           // bytes for the socket (encrypted when TLS)
@@ -270,7 +273,10 @@ private:
 
 void server::impl::listener::on_events(uint32_t) {
     for (;;) {
-        int fd = ::accept4(owner->listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        sockaddr_in addr{};
+        socklen_t addr_len = sizeof addr;
+        int fd =
+            ::accept4(owner->listen_fd, reinterpret_cast<sockaddr*>(&addr), &addr_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE) {
                 int err = errno;
@@ -290,7 +296,9 @@ void server::impl::listener::on_events(uint32_t) {
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        auto c = std::make_unique<http_connection>(*owner, fd);
+        char host[INET_ADDRSTRLEN] = "?";
+        inet_ntop(AF_INET, &addr.sin_addr, host, sizeof host);
+        auto c = std::make_unique<http_connection>(*owner, fd, host);
         owner->loop->add(fd, EPOLLIN, c.get());
         owner->connections[fd] = std::move(c);
     }

@@ -28,6 +28,7 @@ namespace sluice::http {
 
 struct request {
     std::string method;
+    std::string peer;                            // the client's address, without port
     std::string path;                            // without the query string
     std::map<std::string, std::string> query;    // decoded ?a=b&c=d
     std::map<std::string, std::string> headers;  // lower-case names

@@ -3,7 +3,8 @@
 #
 # Runs a browser test of tests/browser with Node's test runner, for ctest (labels
 # browser;integration) or by hand: `run.sh [FILE]`, FILE defaulting to dashboard.test.mjs
-# (websocket.test.mjs: MQTT.js in the page over ws and wss). It fails, never skips, when
+# (websocket.test.mjs: MQTT.js in the page over ws and wss; login.test.mjs: the dashboard
+# login). It fails, never skips, when
 # a prerequisite is missing, and says which. Environment: SLUICE_BIN (default
 # build/bin/sluice), CHROMIUM (default /usr/bin/chromium), SCREENSHOT (/tmp/dashboard.png).
 set -euo pipefail
