@@ -112,6 +112,7 @@ std::string load_config_file(const std::string& path, config& cfg) {
             !read_int(*m, "partial_packet_timeout_ms", o.partial_packet_timeout_ms, err, "mqtt") ||
             !read_int(*m, "max_partial_input_bytes", o.max_partial_input_bytes, err, "mqtt") ||
             !read_int(*m, "max_connections", o.max_connections, err, "mqtt") ||
+            !read_int(*m, "max_publish_rate", o.max_publish_rate, err, "mqtt") ||
             !read_int(*m, "max_connections_per_address", o.max_connections_per_address, err, "mqtt") ||
             !read_int(*m, "max_connection_rate_per_address", o.max_connection_rate_per_address, err, "mqtt") ||
             !read_int(*m, "max_topic_length", o.max_topic_length, err, "mqtt") ||

@@ -43,6 +43,9 @@ std::string render_metrics(const metric_sources& sources) {
                   "Topic filters refused (0x8F) and PUBLISHes closed (0x90) past mqtt.max_topic_length/_levels.",
                   d(t.topic_limit_refusals));
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_expired), {{"reason", "expired"}});
+        w.counter("mqtt_publish_rate_limited_total",
+                  "PUBLISHes held (the client's socket not read) by mqtt.max_publish_rate; none is dropped.",
+                  d(t.publish_rate_limited));
         w.counter("mqtt_malformed_packets_total", "Connections closed for a malformed packet.", d(t.malformed_packets));
         w.counter("mqtt_protocol_errors_total", "Connections closed for a protocol error.", d(t.protocol_errors));
         w.counter("mqtt_keep_alive_timeouts_total", "Connections closed by keep-alive.", d(t.keep_alive_timeouts));

@@ -151,6 +151,7 @@ broker::totals broker::get_totals() const {
         t.topic_limit_refusals += v(st.topic_limit_refusals);
         t.dropped_too_large += v(st.dropped_too_large);
         t.dropped_expired += v(st.dropped_expired);
+        t.publish_rate_limited += v(st.publish_rate_limited);
         t.malformed_packets += v(st.malformed_packets);
         t.protocol_errors += v(st.protocol_errors);
         t.ingest_appended += v(st.ingest_appended);

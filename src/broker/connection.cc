@@ -297,6 +297,14 @@ void connection::handle_publish(mqtt::publish&& p) {
 
     if (!publish_allowed(p)) return;
 
+    if (opts.max_publish_rate != 0 && !take_publish_token()) {
+        // Per-client rate (issue 12): hold this PUBLISH and stop reading until a token refills.
+        shard_stats::add(shard_.stats().publish_rate_limited);
+        parked_ = std::make_unique<mqtt::publish>(std::move(p));
+        update_reading();
+        return;
+    }
+
     const ingest_hook& ingest = shard_.owner().ingest();
     bool to_log = ingest.log != nullptr && ingest.matches && ingest.matches(p.topic);
     if (to_log && ingest.log->over_quota() && opts.ingest_over_quota == broker_options::over_quota_policy::pause) {
@@ -422,12 +430,35 @@ bool connection::reserve_ingest(uint64_t cost) {
     return true;
 }
 
+void connection::refill_publish_tokens() {
+    const double rate = shard_.owner().options().max_publish_rate;
+    const int64_t now = shard_.now_ms();
+    if (publish_tokens_ < 0) {
+        publish_tokens_ = rate;  // a full burst to start with
+    } else {
+        publish_tokens_ =
+            std::min(rate, publish_tokens_ + static_cast<double>(now - tokens_refilled_ms_) * rate / 1000.0);
+    }
+    tokens_refilled_ms_ = now;
+}
+
+bool connection::take_publish_token() {
+    refill_publish_tokens();
+    if (publish_tokens_ < 1.0) return false;
+    publish_tokens_ -= 1.0;
+    return true;
+}
+
 void connection::retry_parked() {
     if (!parked_ || state_ != state::connected) return;
     last_received_ms_ = shard_.now_ms();  // a paused client is not idle: don't time it out
     if (shard_.owner().options().ingest_over_quota == broker_options::over_quota_policy::pause &&
         shard_.owner().ingest().log->over_quota()) {
         return;
+    }
+    if (shard_.owner().options().max_publish_rate != 0) {
+        refill_publish_tokens();
+        if (publish_tokens_ < 1.0) return;  // still over the rate: wait for the next tick
     }
     mqtt::publish p = std::move(*parked_);
     parked_.reset();
@@ -454,7 +485,9 @@ void connection::queue_ack(mqtt::packet_type type, uint16_t packet_id, mqtt::rea
 }
 
 void connection::queue_subscription_ack(mqtt::packet_type type, uint16_t packet_id,
-                                        std::unique_ptr<subscription_reply> reply, ack_barrier_ptr barrier,
+                                        std::unique_ptr<subscription_reply> reply,
+                                        ack_barrier_ptr barrier,  // NOLINT(performance-unnecessary-value-param): our
+                                                                  // own reference, counted by use_count() below
                                         uint64_t slot) {
     if (barrier.use_count() == 1) {
         // No other shard holds it (one loop): the change is in force everywhere already.

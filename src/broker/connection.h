@@ -141,6 +141,9 @@ private:
     void finish(bool abnormal);
     // Reserves `cost` bytes of the ingest budget; false: hold the PUBLISH (woken on release).
     bool reserve_ingest(uint64_t cost);
+    // mqtt.max_publish_rate: takes a token if one has refilled; false = over the rate.
+    bool take_publish_token();
+    void refill_publish_tokens();
 
     shard& shard_;
     transport& transport_;
@@ -149,32 +152,36 @@ private:
     mqtt::version version_ = mqtt::version::v5;
     session* session_ = nullptr;
 
-    uint16_t keep_alive_s_ = 0;
     int64_t last_received_ms_ = 0;
+    double publish_tokens_ = -1;  // mqtt.max_publish_rate bucket; < 0: not started
+    int64_t tokens_refilled_ms_ = 0;
     std::unique_ptr<mqtt::will> will_;  // heap: mqtt::will is ~1 KB, most connections have none
-    uint32_t will_delay_s_ = 0;
-    bool request_problem_information_ = true;
 
     // Identity (issue 12): fixed at CONNECT, checked by the ACL.
     std::string client_id_;
     std::string username_;
-    bool has_username_ = false;
-    bool authenticated_ = false;
     std::unique_ptr<mqtt::connect> pending_connect_;  // while authenticating
-    bool pending_id_assigned_ = false;
 
     // Inbound topic aliases (client -> us) and outbound (us -> client).
     std::unordered_map<uint16_t, std::string> inbound_aliases_;
     std::unordered_map<std::string, uint16_t> outbound_aliases_;
-    uint16_t client_topic_alias_max_ = 0;
 
     fifo<pending_ack> acks_;
     uint64_t next_ack_slot_ = 0;
+    std::unique_ptr<mqtt::publish> parked_;  // held while the bus is over quota or the ingest budget is spent
+    std::shared_ptr<ingest_budget::connection_share> ingest_share_;  // bytes this connection has in flight
+
+    // The small fields, together (no padding between pointers and strings).
+    uint32_t will_delay_s_ = 0;
     // QoS 1 PUBLISHes whose PUBACK is not sent yet. With the session's QoS 2 packet ids
     // awaiting PUBREL (PUBCOMP not sent), this is what Receive Maximum limits.
     uint32_t unacked_qos1_ = 0;
-    std::unique_ptr<mqtt::publish> parked_;  // held while the bus is over quota or the ingest budget is spent
-    std::shared_ptr<ingest_budget::connection_share> ingest_share_;  // bytes this connection has in flight
+    uint16_t keep_alive_s_ = 0;
+    uint16_t client_topic_alias_max_ = 0;
+    bool request_problem_information_ = true;
+    bool has_username_ = false;  // identity (issue 12), fixed at CONNECT
+    bool authenticated_ = false;
+    bool pending_id_assigned_ = false;  // while authenticating
 };
 
 }  // namespace sluice::broker

@@ -42,6 +42,10 @@ struct broker_options {
     uint32_t max_connections = 0;
     uint32_t max_connections_per_address = 0;
     uint32_t max_connection_rate_per_address = 0;
+    // PUBLISHes per second one client may send (a burst of the same number). Past it the
+    // PUBLISH is held and the client's socket not read until the rate allows it: a throttle,
+    // not a loss, felt by the client as TCP back-pressure. 0 = no limit.
+    uint32_t max_publish_rate = 0;
     // Largest topic name or filter (bytes) and most levels in one (broker/topic_limits.h):
     // past either a filter gets SUBACK 0x8F, a PUBLISH closes with 0x90. 0 = no limit.
     uint32_t max_topic_length = 4096;

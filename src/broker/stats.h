@@ -25,6 +25,7 @@ struct shard_stats {
     std::atomic<uint64_t> topic_limit_refusals{0};          // filters refused / PUBLISHes closed: too long or deep
     std::atomic<uint64_t> dropped_too_large{0};             // larger than the client's Maximum Packet Size
     std::atomic<uint64_t> dropped_expired{0};               // Message Expiry Interval passed before delivery
+    std::atomic<uint64_t> publish_rate_limited{0};          // PUBLISHes held by mqtt.max_publish_rate
     std::atomic<uint64_t> malformed_packets{0};
     std::atomic<uint64_t> protocol_errors{0};
     std::atomic<uint64_t> ingest_appended{0};

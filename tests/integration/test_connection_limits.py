@@ -110,3 +110,37 @@ def test_rate_limit_per_address(uid):
             c.ping()
     finally:
         stop(b)
+
+
+def test_publish_rate_throttles_one_client_without_loss(uid):
+    """mqtt.max_publish_rate: a client past its rate is slowed (not read), nothing is lost,
+    and another client's publishes go through meanwhile."""
+    from mqtt_raw import PUBACK, gen_publish
+    b = start(["max_publish_rate = 20"])
+    try:
+        topic = "rate/%s" % uid
+        with connected(b.port, uid + "-sub", V5) as sub, connected(b.port, uid + "-fast", V5) as fast, \
+                connected(b.port, uid + "-other", V5) as other:
+            sub.subscribe(topic + "/#", qos=1)
+            started = time.monotonic()
+            # 80 QoS 1 PUBLISHes at once: 20 go at once (the burst), the rest at 20/s.
+            fast.send(b"".join(gen_publish(topic + "/fast", 1, b"%d" % i, mid=i + 1) for i in range(80)))
+            time.sleep(0.5)
+            other_started = time.monotonic()
+            for i in range(5):
+                other.publish(topic + "/other", b"o%d" % i, qos=1)
+            other_took = time.monotonic() - other_started
+            acks = [fast.expect(PUBACK, timeout=30).mid for _ in range(80)]
+            took = time.monotonic() - started
+            assert sorted(acks) == list(range(1, 81))
+            assert took >= 2.5, "80 publishes at 20/s with a burst of 20 took only %.1f s" % took
+            assert other_took < took, "the other client was held too (%.1f s)" % other_took
+            got = [sub.receive(timeout=30).payload for _ in range(85)]
+            fast_payloads = [p for p in got if not p.startswith(b"o")]
+            assert fast_payloads == [b"%d" % i for i in range(80)], "lost or reordered"
+        port = int(open(os.path.join(b.data_dir, "http.port")).read())
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read().decode()
+        held = [l for l in text.splitlines() if l.startswith("sluice_mqtt_publish_rate_limited_total ")]
+        assert held and float(held[0].split()[-1]) >= 1, held
+    finally:
+        stop(b)
