@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <vector>
 
 #include <openssl/evp.h>
@@ -49,6 +50,25 @@ std::vector<std::string> tokens(std::string_view value) {
 
 bool contains(const std::vector<std::string>& list, std::string_view item) {
     return std::find(list.begin(), list.end(), item) != list.end();
+}
+
+// out[i] = in[i] ^ mask[(offset + i) % 4], eight bytes at a time (the hot loop of a busy
+// WebSocket listener: byte-wise it took an eighth of the broker's CPU).
+void unmask(const char* in, char* out, size_t n, const std::array<uint8_t, 4>& mask, uint64_t offset) {
+    uint8_t rotated[8];
+    for (size_t i = 0; i < 8; ++i)
+        rotated[i] = mask[(offset + i) & 3];
+    uint64_t wide = 0;
+    std::memcpy(&wide, rotated, 8);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t chunk = 0;
+        std::memcpy(&chunk, in + i, 8);
+        chunk ^= wide;
+        std::memcpy(out + i, &chunk, 8);
+    }
+    for (; i < n; ++i)
+        out[i] = static_cast<char>(static_cast<uint8_t>(in[i]) ^ rotated[i & 7]);
 }
 
 }  // namespace
@@ -213,9 +233,8 @@ bool websocket_layer::frames(std::string_view wire, std::string& app, std::strin
         size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, wire.size()));
         std::string& dest = opcode_ >= 0x8 ? control_ : app;
         size_t at = dest.size();
-        dest.append(wire.substr(0, take));
-        for (size_t i = 0; i < take; ++i)
-            dest[at + i] = static_cast<char>(static_cast<uint8_t>(dest[at + i]) ^ mask_[(mask_at_ + i) & 3]);
+        dest.resize(at + take);
+        unmask(wire.data(), dest.data() + at, take, mask_, mask_at_);
         mask_at_ += take;
         remaining_ -= take;
         wire.remove_prefix(take);
