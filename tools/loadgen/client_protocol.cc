@@ -2,7 +2,8 @@
 //
 // The MQTT client state machine of a simulated device or subscriber (see worker.h):
 // CONNECT/CONNACK (resuming or re-queueing unacknowledged messages), SUBSCRIBE, the QoS 1
-// and 2 flows in both directions, and the inflight window that paces publishing.
+// and 2 flows in both directions, the inflight window that paces publishing, and the
+// churn scenario's disconnect after each CONNACK.
 #include <algorithm>
 
 #include "worker.h"
@@ -71,6 +72,14 @@ void worker::on_connack(connection& c, const mqtt::connack& a) {
         return;
     }
     c.failures = 0;
+    stats.connects.fetch_add(1, std::memory_order_relaxed);
+    stats.connect_latency.record((mono_ns() - c.connect_started) / 1000);
+    if (s_.opts.kind == scenario::churn && !c.subscriber) {
+        c.state = conn_state::ready;
+        stats.ready.fetch_add(1, std::memory_order_relaxed);
+        if (s_.now() == phase::running) churn(c);
+        return;
+    }
     c.max_inflight = s_.opts.max_inflight;
     if (a.props.receive_maximum) c.max_inflight = std::min<uint32_t>(c.max_inflight, *a.props.receive_maximum);
     if (a.session_present) stats.sessions_resumed.fetch_add(1, std::memory_order_relaxed);
@@ -182,6 +191,13 @@ void worker::on_ack(connection& c, uint16_t id, bool success) {
     c.inflight.erase(it);
     stats.inflight.fetch_sub(1, std::memory_order_relaxed);
     send_queued(c);
+}
+
+// --scenario churn: a connection that got its CONNACK disconnects and connects again at
+// once (from the timer, after this loop iteration's events).
+void worker::churn(connection& c) {
+    goodbye(c);
+    timers_.push(timer{mono_ns(), c.slot, 1});
 }
 
 bool worker::room(const connection& c) const {

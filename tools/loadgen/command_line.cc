@@ -43,7 +43,13 @@ const std::map<std::string, scenario> scenario_names = {{"steady", scenario::ste
                                                         {"storm", scenario::storm},
                                                         {"fanout", scenario::fanout},
                                                         {"slow-subscriber", scenario::slow_subscriber},
-                                                        {"fanin", scenario::fanin}};
+                                                        {"fanin", scenario::fanin},
+                                                        {"churn", scenario::churn}};
+
+const std::map<std::string, transport_kind> transport_names = {{"tcp", transport_kind::tcp},
+                                                               {"tls", transport_kind::tls},
+                                                               {"ws", transport_kind::ws},
+                                                               {"wss", transport_kind::wss}};
 
 const std::map<std::string, mqtt::version> protocol_names = {{"3.1.1", mqtt::version::v3_1_1},
                                                              {"4", mqtt::version::v3_1_1},
@@ -57,7 +63,7 @@ void declare_flags(CLI::App& app, options& o) {
     // First, so that its callback (the preset) runs before every other flag's.
     app.add_option_function<std::string>(
            "--scenario", [&o](const std::string& name) { apply_preset(o, scenario_names.at(name)); },
-           "steady | ramp | storm | fanout | slow-subscriber | fanin; sets that scenario's defaults, "
+           "steady | ramp | storm | fanout | slow-subscriber | fanin | churn; sets that scenario's defaults, "
            "which explicit flags override")
         ->check(CLI::IsMember(scenario_names))
         ->default_str("steady");
@@ -65,6 +71,22 @@ void declare_flags(CLI::App& app, options& o) {
     const char* broker = "Broker";
     app.add_option("--host", o.host, "Broker address or name")->check(non_empty)->group(broker);
     app.add_option("--port", o.port, "Broker port")->group(broker);
+    add_choice(app, "--transport", o.transport, transport_names, "tcp",
+               "MQTT over tcp | tls | ws (WebSocket) | wss (WebSocket over TLS)")
+        ->group(broker);
+    app.add_option("--cafile", o.cafile,
+                   "tls, wss: verify the broker's certificate (and that it names --host) against these PEM CAs; "
+                   "without it, no verification")
+        ->check(CLI::ExistingFile)
+        ->group(broker);
+    app.add_option("--ws-path", o.ws_path, "ws, wss: path of the upgrade request")
+        ->check(CLI::Validator(
+            [](std::string& in) -> std::string {
+                if (in.empty() || in[0] != '/') return "must start with /";
+                return in.find_first_of(" \t\r\n") == std::string::npos ? "" : "must not contain white space";
+            },
+            "PATH"))
+        ->group(broker);
     add_choice(app, "--mqtt", o.protocol, protocol_names, "3.1.1", "MQTT version: 3.1.1 (or 4) | 5 (or 5.0)")
         ->group(broker);
     app.add_option("--keep-alive", o.keep_alive, "Keep-alive seconds (0: no PINGREQ)")->group(broker);

@@ -15,6 +15,7 @@
 #include "accounting.h"
 #include "mqtt/codec.h"
 #include "sluice_edge.h"
+#include "transport.h"
 
 namespace sluice::loadgen {
 
@@ -32,7 +33,8 @@ struct pending {
 
 class worker;
 
-enum class conn_state : uint8_t { idle, connecting, wait_connack, wait_suback, ready };
+// handshake: TCP is up, the link's TLS handshake or WebSocket upgrade is under way.
+enum class conn_state : uint8_t { idle, connecting, handshake, wait_connack, wait_suback, ready };
 
 struct connection {
     worker* owner = nullptr;
@@ -48,8 +50,13 @@ struct connection {
     std::string client_id;
     std::string topic;
     std::optional<mqtt::stream_decoder> decoder;
-    std::string out;
+    std::string out;  // MQTT bytes to send
     size_t out_off = 0;
+    // --transport tls | ws | wss: the link, and `out` in its wire form, waiting for the socket
+    std::unique_ptr<client_link> link;
+    std::string wire;
+    size_t wire_off = 0;
+    int64_t connect_started = 0;  // mono ns of the socket(), for the connect latency
     uint16_t next_pid = 1;
     uint32_t max_inflight = 1;
     std::deque<pending> queue;

@@ -17,6 +17,8 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "base/assert.h"
@@ -58,6 +60,14 @@ result<results> run(const options& opts) {
         s.broker.sin_addr = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr;
         freeaddrinfo(res);
     }
+    if (opts.transport != transport_kind::tcp) {
+        std::string error;
+        s.links = link_config::create(opts, error);
+        if (!s.links) {
+            std::fprintf(stderr, "loadgen: %s\n", error.c_str());
+            return std::make_error_code(std::errc::invalid_argument);
+        }
+    }
     const uint32_t subs = opts.subscribe ? opts.subscribers : 0;
     const uint64_t connections = uint64_t{opts.devices} + subs;
     const uint64_t fds_needed = connections + 64;
@@ -88,6 +98,7 @@ result<results> run(const options& opts) {
     }
     results r;
     r.scenario = to_string(opts.kind);
+    r.transport = to_string(opts.transport);
     r.connections = connections;
     r.subscribed = subs > 0;
 
@@ -160,7 +171,14 @@ result<results> run(const options& opts) {
     r.reconnects = end.reconnects;
     r.sessions_resumed = end.resumed;
     r.ack_latency = merged_ack_latency(ws);
+    r.connect_latency = merged_connect_latency(ws);
+    r.connects = end.connects;
+    {
+        const std::lock_guard<std::mutex> lock(s.tls_mutex);
+        r.tls = s.tls_description;
+    }
     const double run_s = std::max(r.run_s, 1e-9);
+    r.connects_per_s = static_cast<double>(after.connects - before.connects) / run_s;
     if (opts.qos > 0) {
         r.msgs_per_s = static_cast<double>(after.acked - before.acked) / run_s;
         r.readings_per_s = static_cast<double>(after.readings_acked - before.readings_acked) / run_s;

@@ -29,6 +29,8 @@ struct ramp_step {
 
 // Everything a run measured; written as the summary and as --json.
 struct results {
+    std::string transport;  // tcp | tls | ws | wss
+    std::string tls;        // the negotiated TLS version and cipher ("" without TLS)
     std::string scenario;
     double connect_s = 0;  // time to connect (and subscribe) every connection
     double run_s = 0;      // the load phase
@@ -46,6 +48,11 @@ struct results {
     double msgs_per_s = 0;          // during the load phase: acked (QoS>0) or published (QoS 0)
     double readings_per_s = 0;
     histogram ack_latency;  // publish -> PUBACK/PUBCOMP, us
+    // Every CONNACK of the run (churn: most of them in the load phase), and socket() ->
+    // CONNACK per connection (TCP connect, TLS handshake, WebSocket upgrade, CONNECT), us.
+    uint64_t connects = 0;
+    double connects_per_s = 0;  // during the load phase
+    histogram connect_latency;
     bool subscribed = false;
     reconciliation totals;  // summed over subscribers
     histogram e2e_latency;  // publish -> receive, us

@@ -23,6 +23,7 @@ totals sum(const std::vector<std::unique_ptr<worker>>& ws) {
         t.reconnects += s.reconnects.load(std::memory_order_relaxed);
         t.resumed += s.sessions_resumed.load(std::memory_order_relaxed);
         t.dropped += s.dropped.load(std::memory_order_relaxed);
+        t.connects += s.connects.load(std::memory_order_relaxed);
         t.inflight += s.inflight.load(std::memory_order_relaxed);
         t.queued += s.queued.load(std::memory_order_relaxed);
         t.ready += s.ready.load(std::memory_order_relaxed);
@@ -38,6 +39,13 @@ histogram merged_ack_latency(const std::vector<std::unique_ptr<worker>>& ws) {
     return h;
 }
 
+histogram merged_connect_latency(const std::vector<std::unique_ptr<worker>>& ws) {
+    histogram h;
+    for (const auto& w : ws)
+        h.merge(w->stats.connect_latency);
+    return h;
+}
+
 double seconds_since(clock_type::time_point t) {
     return std::chrono::duration<double>(clock_type::now() - t).count();
 }
@@ -47,10 +55,17 @@ void progress::tick(const char* label) {
     if (now - last_ < std::chrono::seconds(1)) return;
     const double dt = std::chrono::duration<double>(now - last_).count();
     const totals t = sum(ws_);
-    histogram h = merged_ack_latency(ws_);
+    // churn: connections per second and their set-up latency instead of messages.
+    const bool churn = opts_.kind == scenario::churn;
+    histogram h = churn ? merged_connect_latency(ws_) : merged_ack_latency(ws_);
     histogram window = h;
     window.subtract(prev_hist_);
-    if (!opts_.quiet && started_) {
+    if (!opts_.quiet && started_ && churn) {
+        std::fprintf(stderr, "[%s] connects %.0f/s | conn %lld err %llu | connect p50 %.2fms p99 %.2fms\n", label,
+                     static_cast<double>(t.connects - prev_.connects) / dt, static_cast<long long>(t.ready),
+                     static_cast<unsigned long long>(t.errors), static_cast<double>(window.percentile(0.5)) / 1000.0,
+                     static_cast<double>(window.percentile(0.99)) / 1000.0);
+    } else if (!opts_.quiet && started_) {
         std::fprintf(stderr,
                      "[%s] pub %.0f/s ack %.0f/s recv %.0f/s | acked %llu inflight %lld queued %lld | conn %lld+%lld "
                      "err %llu | ack p50 %.2fms p99 %.2fms\n",

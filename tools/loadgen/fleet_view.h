@@ -20,12 +20,13 @@ namespace sluice::loadgen {
 // The workers' counters summed at one moment (each is read once, relaxed).
 struct totals {
     uint64_t published = 0, acked = 0, rejected = 0, readings_sent = 0, readings_acked = 0, generated = 0;
-    uint64_t received = 0, errors = 0, reconnects = 0, resumed = 0, dropped = 0;
+    uint64_t received = 0, errors = 0, reconnects = 0, resumed = 0, dropped = 0, connects = 0;
     int64_t inflight = 0, queued = 0, ready = 0, sub_ready = 0;
 };
 
 totals sum(const std::vector<std::unique_ptr<worker>>& ws);
 histogram merged_ack_latency(const std::vector<std::unique_ptr<worker>>& ws);
+histogram merged_connect_latency(const std::vector<std::unique_ptr<worker>>& ws);
 
 double seconds_since(clock_type::time_point t);
 void sleep_ms(int ms);

@@ -43,7 +43,14 @@ void print_summary(const options& o, const results& r) {
     std::FILE* f = stderr;
     std::fprintf(f, "== sluice-loadgen %s: %u publishers, %llu connections, qos %u, %.1fs ==\n", r.scenario.c_str(),
                  o.devices, static_cast<unsigned long long>(r.connections), o.qos, r.run_s);
+    std::fprintf(f, "  transport %s%s%s%s\n", r.transport.c_str(), r.tls.empty() ? "" : " (", r.tls.c_str(),
+                 r.tls.empty() ? "" : ")");
     std::fprintf(f, "  connect %.2fs, run %.2fs, drain %.2fs\n", r.connect_s, r.run_s, r.drain_s);
+    if (o.kind == sluice::loadgen::scenario::churn) {
+        std::fprintf(f, "  connects %llu, %.0f/s during the run (each: connect, CONNACK, DISCONNECT, close)\n",
+                     static_cast<unsigned long long>(r.connects), r.connects_per_s);
+    }
+    print_latency(f, "connect latency", r.connect_latency);
     std::fprintf(
         f, "  published %llu, acked %llu, rejected %llu, dropped(queue full) %llu, errors %llu, reconnects %llu\n",
         static_cast<unsigned long long>(r.published), static_cast<unsigned long long>(r.acked),
@@ -107,8 +114,10 @@ bool write_json(const std::string& path, const options& o, const results& r) {
     const auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
     std::fprintf(f, "{\n  \"scenario\": \"%s\",\n  \"publishers\": %u,\n  \"subscribers\": %u,\n  \"qos\": %u,\n",
                  r.scenario.c_str(), o.devices, r.subscribed ? o.subscribers : 0, o.qos);
+    std::fprintf(f, "  \"transport\": \"%s\",\n  \"tls\": \"%s\",\n", r.transport.c_str(), r.tls.c_str());
     std::fprintf(f, "  \"connect_s\": %.3f,\n  \"run_s\": %.3f,\n  \"drain_s\": %.3f,\n", r.connect_s, r.run_s,
                  r.drain_s);
+    std::fprintf(f, "  \"connects\": %llu,\n  \"connects_per_s\": %.1f,\n", u(r.connects), r.connects_per_s);
     std::fprintf(f, "  \"sent\": %llu,\n  \"acked\": %llu,\n  \"rejected\": %llu,\n  \"dropped_queue_full\": %llu,\n",
                  u(r.published), u(r.acked), u(r.rejected), u(r.dropped_queue_full));
     std::fprintf(
@@ -147,6 +156,7 @@ bool write_json(const std::string& path, const options& o, const results& r) {
                  u(r.storm_backlog_peak), u(r.storm_backlog_unacked), r.storm_reconnect_s, r.storm_drain_s,
                  r.storm_acked_s, r.storm_delivered_s);
     json_latency(f, "ack_latency", r.ack_latency, true);
+    json_latency(f, "connect_latency", r.connect_latency, true);
     json_latency(f, "e2e_latency", r.e2e_latency, false);
     std::fprintf(f, "}\n");
     return std::fclose(f) == 0;

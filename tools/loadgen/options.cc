@@ -20,6 +20,22 @@ const char* to_string(scenario s) {
             return "slow-subscriber";
         case scenario::fanin:
             return "fanin";
+        case scenario::churn:
+            return "churn";
+    }
+    return "?";
+}
+
+const char* to_string(transport_kind t) {
+    switch (t) {
+        case transport_kind::tcp:
+            return "tcp";
+        case transport_kind::tls:
+            return "tls";
+        case transport_kind::ws:
+            return "ws";
+        case transport_kind::wss:
+            return "wss";
     }
     return "?";
 }
@@ -41,6 +57,12 @@ void apply_preset(options& o, scenario s) {
             o.subscribe = true;
             o.subscribers = 1;
             break;
+        case scenario::churn:
+            o.devices = 50;
+            o.rate = 0;
+            o.format = payload_kind::raw;
+            o.subscribe = false;
+            break;
         case scenario::fanout:
         case scenario::slow_subscriber:
             o.devices = 1;
@@ -59,6 +81,9 @@ std::optional<std::string> finish_options(options& o) {
     if (o.format == payload_kind::raw && o.payload_size < raw_header_size) o.payload_size = raw_header_size;
     if (o.kind == scenario::slow_subscriber && o.subscribers < 2) o.subscribers = 2;
     if (o.kind == scenario::storm && !o.persistent) return "the storm scenario needs persistent sessions";
+    if (!o.cafile.empty() && o.transport != transport_kind::tls && o.transport != transport_kind::wss) {
+        return "--cafile needs --transport tls or wss";
+    }
     return std::nullopt;
 }
 

@@ -13,14 +13,20 @@
 
 namespace sluice::loadgen {
 
-enum class scenario : uint8_t { steady, ramp, storm, fanout, slow_subscriber, fanin };
+enum class scenario : uint8_t { steady, ramp, storm, fanout, slow_subscriber, fanin, churn };
+
+// How connections reach the broker: MQTT on TCP, on TLS, on WebSocket, on WebSocket on TLS.
+enum class transport_kind : uint8_t { tcp, tls, ws, wss };
 
 struct options {
     std::string host = "127.0.0.1";
     uint16_t port = 1883;
+    transport_kind transport = transport_kind::tcp;
+    std::string cafile;             // tls, wss: verify the broker's certificate against these CAs; "" = no verification
+    std::string ws_path = "/mqtt";  // ws, wss: the upgrade request's path
     scenario kind = scenario::steady;
 
-    uint32_t devices = 100;  // publishing connections (fanin: publishers; fanout: 1)
+    uint32_t devices = 100;  // publishing connections (fanin: publishers; fanout: 1; churn: concurrent clients)
     double rate = 10.0;      // per device: readings/s (binary, json) or messages/s (raw); 0 = as fast as possible
     double duration_s = 10.0;
     uint8_t qos = 1;
@@ -65,9 +71,11 @@ struct options {
 };
 
 const char* to_string(scenario s);
+const char* to_string(transport_kind t);
 
 // Sets `o.kind` and the defaults that make the scenario meaningful (fanin: 8 raw
-// publishers as fast as possible into one subscriber). Explicit flags are applied after.
+// publishers as fast as possible into one subscriber; churn: 50 clients that connect and
+// disconnect again and again). Explicit flags are applied after.
 void apply_preset(options& o, scenario s);
 
 // Settings derived from others once every flag is known (--sub-qos defaults to --qos,

@@ -11,10 +11,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "accounting.h"
 #include "options.h"
+#include "transport.h"
 #include "truth.h"
 
 namespace sluice::loadgen {
@@ -32,8 +35,10 @@ struct worker_stats {
     std::atomic<uint64_t> published{0}, acked{0}, rejected{0}, readings_sent{0}, readings_acked{0};
     std::atomic<uint64_t> readings_generated{0}, received{0}, errors{0}, reconnects{0}, sessions_resumed{0};
     std::atomic<uint64_t> dropped{0};
+    std::atomic<uint64_t> connects{0};  // CONNACKs accepted
     std::atomic<int64_t> inflight{0}, queued{0}, ready{0}, sub_ready{0};
     histogram ack_latency;
+    histogram connect_latency;  // socket() -> CONNACK, us
 };
 
 struct shared_state {
@@ -45,6 +50,12 @@ struct shared_state {
     std::atomic<double> rate_scale{1.0};
     std::atomic<uint32_t> workers_draining{0};  // workers that have closed their open batches
     send_ledger sends;
+    std::unique_ptr<link_config> links;  // --transport tls | ws | wss; null for tcp
+    // The first link failure is printed (the rest are counted as errors), and the
+    // negotiated TLS parameters are noted once for the summary.
+    std::atomic<bool> link_error_reported{false};
+    std::mutex tls_mutex;
+    std::string tls_description;  // GUARDED_BY(tls_mutex)
     explicit shared_state(const options& o) : opts(o), topics(o.topic, o.device_prefix), sends(o.devices) {}
     phase now() const { return static_cast<phase>(current.load(std::memory_order_acquire)); }
 };

@@ -81,11 +81,13 @@ void worker::loop() {
         }
         now = mono_ns();
         run_timers(now, p);
-        if (p == phase::running && s_.opts.rate <= 0) pump();
+        if (p == phase::running && s_.opts.rate <= 0 && s_.opts.kind != scenario::churn) pump();
         if (now >= next_housekeeping_) housekeeping(now);
         flush_dirty();
     }
+    // Connected clients say goodbye (DISCONNECT; TLS close_notify), the rest just close.
     for (auto& c : conns) {
+        if (c->fd >= 0 && c->state == conn_state::ready) goodbye(*c);
         if (c->fd >= 0) ::close(c->fd);
         c->fd = -1;
     }
@@ -99,6 +101,10 @@ void worker::on_phase(phase from, phase to) {
         std::mt19937 rng(id_ * 7919u + 17u);
         for (auto& c : conns) {
             if (c->subscriber) continue;
+            if (s_.opts.kind == scenario::churn) {
+                if (c->state == conn_state::ready) churn(*c);
+                continue;
+            }
             if (s_.opts.rate > 0) {
                 const auto interval = static_cast<int64_t>(1e9 / s_.opts.rate);
                 c->next_reading =
@@ -112,10 +118,7 @@ void worker::on_phase(phase from, phase to) {
     if (to == phase::offline) {
         for (auto& c : conns) {
             if (c->subscriber || c->fd < 0) continue;
-            std::string bye;
-            mqtt::encode(mqtt::packet{mqtt::disconnect{}}, s_.opts.protocol, bye);
-            (void)::send(c->fd, bye.data(), bye.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-            close_conn(*c, false);
+            goodbye(*c);
         }
     }
     if (to == phase::reconnecting) {

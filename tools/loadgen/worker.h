@@ -7,7 +7,8 @@
 //
 // The class is defined across files by concern:
 //   worker.cc          thread, event loop, phase changes, timers, pacing, keep-alive
-//   worker_sockets.cc  non-blocking sockets: connect, backoff, read, write batching
+//   worker_sockets.cc  non-blocking sockets: connect, backoff, read, write batching, and
+//                      the TLS / WebSocket link between them and the MQTT bytes
 //   client_protocol.cc the MQTT client state machine: CONNECT..DISCONNECT, QoS 1/2 flows
 //   device_producer.cc readings, edge batching and the per-device send queue
 #pragma once
@@ -17,6 +18,8 @@
 #include <memory>
 #include <queue>
 #include <random>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -70,6 +73,11 @@ private:
     void update_interest(connection& c);
     void mark_dirty(connection& c);
     void flush_dirty();
+    bool write_link(connection& c);
+    bool link_input(connection& c, std::string_view data);
+    void link_failed(connection& c);
+    void report_link_error(const connection& c, const std::string& why);
+    void goodbye(connection& c);
 
     // client_protocol.cc
     void send_connect(connection& c);
@@ -82,6 +90,7 @@ private:
     bool room(const connection& c) const;
     void send_queued(connection& c);
     void write_publish(connection& c, pending& m, bool dup);
+    void churn(connection& c);
 
     // device_producer.cc
     void enqueue(connection& c, pending m);
@@ -100,6 +109,7 @@ private:
     int64_t next_housekeeping_ = 0;
     int64_t next_ping_ = 0;
     bool next_ping_done_ = false;
+    std::string link_app_;  // MQTT bytes a link just decoded
 };
 
 }  // namespace sluice::loadgen

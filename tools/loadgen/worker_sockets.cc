@@ -2,7 +2,9 @@
 //
 // The worker's sockets (see worker.h): non-blocking connects spread over loopback source
 // addresses, reconnect backoff, reads (throttled for the slow subscriber) fed to the MQTT
-// decoder, and output batched per loop iteration with EPOLLOUT armed only while full.
+// decoder, and output batched per loop iteration with EPOLLOUT armed only while full. With
+// --transport tls | ws | wss the bytes pass through the connection's link (transport.h) on
+// their way: after TCP connects, the link's handshakes, then CONNECT.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <string_view>
 #include <system_error>
 
@@ -19,10 +22,17 @@
 #include "worker.h"
 
 namespace sluice::loadgen {
+namespace {
+
+// MQTT bytes handed to a link at once: its wire form is sent before more are taken.
+constexpr size_t k_link_chunk = size_t{256} * 1024;
+
+}  // namespace
 
 void worker::open_conn(connection& c) {
     if (c.fd >= 0) return;
     if (!c.subscriber && (s_.now() == phase::offline)) return;
+    c.connect_started = mono_ns();
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         stats.errors.fetch_add(1, std::memory_order_relaxed);
@@ -56,6 +66,7 @@ void worker::open_conn(connection& c) {
     c.out.clear();
     c.out_off = 0;
     c.decoder.emplace(s_.opts.protocol);
+    if (s_.links) c.link = s_.links->new_link();
     c.want_write = true;
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT;
@@ -84,6 +95,9 @@ void worker::close_conn(connection& c, bool is_error) {
     epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
     ::close(c.fd);
     c.fd = -1;
+    c.link.reset();
+    c.wire.clear();
+    c.wire_off = 0;
     if (c.state == conn_state::ready) {
         if (c.subscriber)
             stats.sub_ready.fetch_sub(1, std::memory_order_relaxed);
@@ -118,7 +132,13 @@ void worker::on_events(connection& c, uint32_t ev) {
                 close_conn(c, true);
                 return;
             }
-            send_connect(c);
+            if (c.link) {
+                c.state = conn_state::handshake;
+                c.link->start(c.wire);
+                mark_dirty(c);
+            } else {
+                send_connect(c);
+            }
         }
         return;
     }
@@ -139,6 +159,11 @@ void worker::read_conn(connection& c) {
         }
         const ssize_t n = ::recv(c.fd, buf, want, 0);
         if (n == 0) {
+            if (c.state == conn_state::handshake) {
+                report_link_error(c, c.link->error().empty() ? "the broker closed the connection during the TLS "
+                                                               "handshake or WebSocket upgrade"
+                                                             : c.link->error());
+            }
             close_conn(c, s_.now() != phase::stopping);
             return;
         }
@@ -149,7 +174,15 @@ void worker::read_conn(connection& c) {
             return;
         }
         if (c.slow) c.read_budget -= n;
-        c.decoder->feed(std::string_view(buf, static_cast<size_t>(n)));
+        std::string_view data(buf, static_cast<size_t>(n));
+        if (c.link) {
+            if (!link_input(c, data)) {  // nothing for MQTT in these bytes (a handshake, a control frame)
+                if (c.fd < 0 || static_cast<size_t>(n) < want) return;
+                continue;
+            }
+            data = link_app_;
+        }
+        c.decoder->feed(data);
         while (c.fd >= 0) {
             auto next = c.decoder->next();
             if (!next) {
@@ -193,7 +226,8 @@ void worker::flush_dirty() {
             c.in_dirty = false;
             if (c.fd < 0) continue;
             bool blocked = false;
-            while (c.out_off < c.out.size()) {
+            if (c.link) blocked = write_link(c);
+            while (!c.link && c.out_off < c.out.size()) {
                 const ssize_t n = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
                 if (n < 0) {
                     if (errno == EINTR) continue;
@@ -221,6 +255,91 @@ void worker::flush_dirty() {
             if (!blocked) send_queued(c);
         }
     }
+}
+
+// Sends the link's wire bytes, taking MQTT bytes from `out` through the link whenever
+// they are all sent. Returns true when the socket is full (false also when it failed and
+// the connection is closed).
+bool worker::write_link(connection& c) {
+    while (c.fd >= 0) {
+        if (c.wire_off < c.wire.size()) {
+            const ssize_t n = ::send(c.fd, c.wire.data() + c.wire_off, c.wire.size() - c.wire_off, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+                close_conn(c, true);
+                return false;
+            }
+            c.wire_off += static_cast<size_t>(n);
+            continue;
+        }
+        c.wire.clear();
+        c.wire_off = 0;
+        if (!c.link->ready() || c.out_off == c.out.size()) return false;
+        const size_t chunk = std::min(c.out.size() - c.out_off, k_link_chunk);
+        c.link->on_app(std::string_view(c.out).substr(c.out_off, chunk), c.wire);
+        c.out_off += chunk;
+    }
+    return false;
+}
+
+// Bytes read from a link's socket: what the link answers is queued for writing, CONNECT
+// follows the last handshake, and the MQTT bytes are left in link_app_. Returns false when
+// there are none (the connection may have been closed: a failed link).
+bool worker::link_input(connection& c, std::string_view data) {
+    link_app_.clear();
+    const bool was_ready = c.link->ready();
+    const bool ok = c.link->on_wire(data, link_app_, c.wire);
+    if (!ok) {
+        link_failed(c);
+        return false;
+    }
+    if (!c.wire.empty()) mark_dirty(c);
+    if (!was_ready && c.link->ready()) {
+        const std::string tls = c.link->tls_description();
+        if (!tls.empty()) {
+            const std::lock_guard<std::mutex> lock(s_.tls_mutex);
+            if (s_.tls_description.empty()) s_.tls_description = tls;
+        }
+        send_connect(c);
+    }
+    return !link_app_.empty();
+}
+
+// The link gave up: its last words (an alert, a close frame) are sent if the socket
+// takes them, the first failure of the run is printed, and the connection closes.
+void worker::link_failed(connection& c) {
+    report_link_error(c, c.link->error());
+    if (c.wire_off < c.wire.size()) {
+        (void)::send(c.fd, c.wire.data() + c.wire_off, c.wire.size() - c.wire_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    close_conn(c, s_.now() != phase::stopping);
+}
+
+void worker::report_link_error(const connection& c, const std::string& why) {
+    if (s_.link_error_reported.exchange(true)) return;
+    std::fprintf(stderr, "loadgen: %s: %s (further link failures are only counted as errors)\n", c.client_id.c_str(),
+                 why.c_str());
+}
+
+// A clean end: DISCONNECT (and with a link its close frame and close_notify), sent as far
+// as the socket takes it at once, then the socket closes.
+void worker::goodbye(connection& c) {
+    if (c.fd < 0) return;
+    std::string bye;
+    mqtt::encode(mqtt::packet{mqtt::disconnect{}}, s_.opts.protocol, bye);
+    if (!c.link) {
+        // Not behind a partly written packet, which it would corrupt.
+        if (c.out_off == c.out.size()) (void)::send(c.fd, bye.data(), bye.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    } else if (c.link->ready()) {
+        c.out.append(bye);
+        write_link(c);
+        if (c.fd >= 0 && c.out_off == c.out.size() && c.wire_off == c.wire.size()) {
+            c.link->on_close(c.wire);
+            write_link(c);
+        }
+    }
+    close_conn(c, false);
 }
 
 }  // namespace sluice::loadgen

@@ -51,6 +51,9 @@ TEST(loadgen_command_line, no_flags_gives_the_documented_defaults) {
     EXPECT_FALSE(o.subscribe);
     EXPECT_EQ(o.sub_qos, 1) << "--sub-qos follows --qos";
     EXPECT_EQ(o.drain_timeout_s, 15.0);
+    EXPECT_EQ(o.transport, transport_kind::tcp);
+    EXPECT_EQ(o.cafile, "") << "no verification unless asked";
+    EXPECT_EQ(o.ws_path, "/mqtt");
 }
 
 TEST(loadgen_command_line, every_flag_the_bench_scripts_use_is_accepted) {
@@ -58,6 +61,12 @@ TEST(loadgen_command_line, every_flag_the_bench_scripts_use_is_accepted) {
                                 "localhost",
                                 "--port",
                                 "1884",
+                                "--transport",
+                                "wss",
+                                "--cafile",
+                                "/dev/null",
+                                "--ws-path",
+                                "/ws",
                                 "--devices",
                                 "20",
                                 "--rate",
@@ -131,6 +140,9 @@ TEST(loadgen_command_line, every_flag_the_bench_scripts_use_is_accepted) {
                                 "--quiet"});
     EXPECT_EQ(o.host, "localhost");
     EXPECT_EQ(o.port, 1884);
+    EXPECT_EQ(o.transport, transport_kind::wss);
+    EXPECT_EQ(o.cafile, "/dev/null");
+    EXPECT_EQ(o.ws_path, "/ws");
     EXPECT_EQ(o.devices, 20u);
     EXPECT_EQ(o.rate, 2.5);
     EXPECT_EQ(o.qos, 2);
@@ -174,6 +186,20 @@ TEST(loadgen_command_line, presets_and_derived_settings) {
     EXPECT_EQ(parse_ok({"--qos", "2"}).sub_qos, 2);
     EXPECT_EQ(parse_ok({"--mqtt", "3.1.1"}).protocol, mqtt::version::v3_1_1);
     EXPECT_EQ(parse_ok({"--mqtt", "5.0"}).protocol, mqtt::version::v5);
+    const options churn = parse_ok({"--scenario", "churn"});
+    EXPECT_EQ(churn.devices, 50u);
+    EXPECT_EQ(churn.rate, 0.0);
+    EXPECT_FALSE(churn.subscribe);
+    for (const char* t : {"tcp", "tls", "ws", "wss"})
+        EXPECT_STREQ(to_string(parse_ok({"--transport", t}).transport), t);
+}
+
+TEST(loadgen_command_line, cafile_only_with_a_tls_transport) {
+    const auto r = parse({"--cafile", "/dev/null"});
+    EXPECT_FALSE(r.line.run.has_value());
+    EXPECT_EQ(r.line.exit_status, 2);
+    EXPECT_NE(r.err.find("--cafile needs --transport tls or wss"), std::string::npos) << r.err;
+    EXPECT_TRUE(parse({"--transport", "tls", "--cafile", "/dev/null"}).line.run.has_value());
 }
 
 TEST(loadgen_command_line, the_last_of_repeated_flags_wins) {
@@ -199,7 +225,11 @@ TEST(loadgen_command_line, bad_values_are_usage_errors_naming_the_flag) {
                                                        {"--host", ""},
                                                        {"--topic", ""},
                                                        {"--max-inflight", "0"},
-                                                       {"--slow-bytes-per-sec", "0"}};
+                                                       {"--slow-bytes-per-sec", "0"},
+                                                       {"--transport", "quic"},
+                                                       {"--cafile", "/no/such/ca.pem"},
+                                                       {"--ws-path", "mqtt"},
+                                                       {"--ws-path", "/a b"}};
     for (const auto& args : bad) {
         const auto r = parse(args);
         EXPECT_FALSE(r.line.run.has_value()) << args[0] << " " << args[1];
@@ -221,8 +251,9 @@ TEST(loadgen_command_line, help_lists_every_flag_and_exits_zero) {
     const auto r = parse({"--help"});
     EXPECT_FALSE(r.line.run.has_value());
     EXPECT_EQ(r.line.exit_status, 0);
-    for (const char* flag : {"--scenario", "--devices", "--publishers", "--rate", "--no-subscribe", "--verify-pg",
-                             "--slow-bytes-per-sec", "--json", "--version"}) {
+    for (const char* flag :
+         {"--scenario", "--devices", "--publishers", "--rate", "--no-subscribe", "--verify-pg", "--slow-bytes-per-sec",
+          "--json", "--version", "--transport", "--cafile", "--ws-path", "churn"}) {
         EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
     }
     EXPECT_EQ(parse({"-h"}).line.exit_status, 0);
