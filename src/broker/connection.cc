@@ -195,6 +195,12 @@ void connection::handle_connect(mqtt::connect&& p, bool id_assigned) {
             reject_connect(mqtt::reason_code::retain_not_supported);
             return;
         }
+        if (!within_topic_limits(opts, p.will_message->topic)) {
+            // The will becomes a PUBLISH: the same bound on its topic (0x90 Topic Name invalid).
+            shard_stats::add(shard_.stats().topic_limit_refusals);
+            reject_connect(mqtt::reason_code::topic_name_invalid);
+            return;
+        }
     }
     if (!authenticated_ && shard_.owner().authority() != nullptr) {
         begin_authentication(std::move(p), id_assigned);

@@ -11,8 +11,8 @@ import urllib.request
 
 import pytest
 
-from mqtt_raw import (Client, V5, V311, PUBLISH, SUBACK, DISCONNECT, SESSION_EXPIRY_INTERVAL, Timeout,
-                      connected, gen_publish, gen_subscribe, sub_options)
+from mqtt_raw import (Client, V5, V311, PUBLISH, SUBACK, CONNACK, DISCONNECT, SESSION_EXPIRY_INTERVAL, Timeout,
+                      connected, gen_connect, gen_publish, gen_subscribe, sub_options)
 from broker import Broker, is_mosquitto
 from fixtures import _finish
 
@@ -270,6 +270,19 @@ def test_deep_filters_cost_is_bounded(broker, uid):
     got = [p for p in c.expect_closed() if p.type != PUBLISH]
     assert [(p.type, p.reason) for p in got] == [(DISCONNECT, RC_TOPIC_NAME_INVALID)]
     assert metric(broker, "mqtt_topic_limit_refusals_total") == 15 * 3 + 2 + 1
+
+
+def test_will_topic_obeys_the_topic_limits(broker, uid):
+    """A will is a PUBLISH waiting to happen: a will topic past the limits is refused at
+    CONNECT (0x90), not accepted and published later."""
+    too_deep = "/".join(["w"] * 129)
+    c = Client(broker.port, proto_ver=V5)
+    c.send(gen_connect(uid, will_topic=too_deep, will_payload=b"bye", proto_ver=V5))
+    ack = c.expect(CONNACK)
+    assert ack.reason == RC_TOPIC_NAME_INVALID
+    c.close()
+    with connected(broker.port, uid + "-ok", V5, will_topic="/".join(["w"] * 128), will_payload=b"bye") as ok:
+        ok.ping()
 
 
 def cpu_seconds(pid):
