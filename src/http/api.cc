@@ -398,11 +398,21 @@ using pg_result = std::unique_ptr<PGresult, pg_result_deleter>;
 using param = std::optional<std::string>;
 
 // Owns the API's one connection. Used on the HTTP thread only.
+//
+// The session cannot write, whatever SQL it is given, at the database's level:
+// default_transaction_read_only is on from the start-up packet (every statement runs in
+// a read-only transaction), and right after connecting it switches to the NOLOGIN role
+// k_api_reader_role, which may only SELECT (the store's schema set-up creates it and
+// grants it to the database user). When that role is missing or not granted (database
+// not migrated yet, user without CREATEROLE), the session warns once and serves anyway,
+// read-only transactions being the only guard, and tries SET ROLE again on every new
+// connection and every k_role_retry on the current one. docs/http-api.md, "Database access".
 class db_session {
 public:
     db_session(std::string url, int statement_timeout_ms)
         : url_(std::move(url)),
-          options_("-c statement_timeout=" + std::to_string(statement_timeout_ms) + " -c TimeZone=UTC") {}
+          options_("-c statement_timeout=" + std::to_string(statement_timeout_ms) +
+                   " -c TimeZone=UTC -c default_transaction_read_only=on") {}
     ~db_session() {
         if (conn_ != nullptr) PQfinish(conn_);
     }
@@ -445,14 +455,40 @@ public:
 
     const std::string& last_error() const { return last_error_; }
 
+    // See probe_api_session (api.h).
+    api_probe probe(const std::vector<std::string>& statements) {
+        api_probe out;
+        if (!connect()) return out;
+        out.connected = true;
+        out.reader_role = reader_role_;
+        for (const auto& sql : statements) {
+            pg_result r(PQexec(conn_, sql.c_str()));
+            ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+            api_probe_step step;
+            if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+                if (st == PGRES_TUPLES_OK && PQntuples(r.get()) > 0 && PQnfields(r.get()) > 0)
+                    step.value = PQgetvalue(r.get(), 0, 0);
+            } else {
+                const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+                step.sqlstate = state != nullptr ? state : "?????";
+            }
+            out.steps.push_back(std::move(step));
+        }
+        return out;
+    }
+
 private:
+    static constexpr std::chrono::seconds k_role_retry{30};
     static void trim_newline(std::string& s) {
         while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
             s.pop_back();
     }
 
     result<void> connect() {
-        if (conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK) return ok();
+        if (conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK) {
+            if (!reader_role_ && std::chrono::steady_clock::now() >= role_retry_after_) set_reader_role();
+            return ok();
+        }
         if (conn_ != nullptr) {
             PQfinish(conn_);
             conn_ = nullptr;
@@ -475,7 +511,34 @@ private:
             SLUICE_WARN("http", "api cannot connect to the database: %s", last_error_.c_str());
             return api_errc::database_unavailable;
         }
+        reader_role_ = false;
+        set_reader_role();
         return ok();
+    }
+
+    // SET ROLE k_api_reader_role on the current connection. Not in a transaction, so a
+    // failure leaves the session as it was (its user, read-only transactions). A broken
+    // connection is left for the query that follows to notice and replace.
+    void set_reader_role() {
+        static const std::string sql = std::string("SET ROLE ") + k_api_reader_role;
+        pg_result r(PQexec(conn_, sql.c_str()));
+        if (r && PQresultStatus(r.get()) == PGRES_COMMAND_OK) {
+            reader_role_ = true;
+            if (role_warned_) SLUICE_INFO("http", "api database session now runs as role %s", k_api_reader_role);
+            role_warned_ = false;
+            return;
+        }
+        role_retry_after_ = std::chrono::steady_clock::now() + k_role_retry;
+        if (PQstatus(conn_) != CONNECTION_OK || role_warned_) return;
+        role_warned_ = true;
+        const char* primary = r ? PQresultErrorField(r.get(), PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+        std::string why = primary != nullptr ? primary : PQerrorMessage(conn_);
+        trim_newline(why);
+        SLUICE_WARN("http",
+                    "api cannot switch to the read-only role %s (%s): serving anyway, with read-only "
+                    "transactions as the database URL's user; the store's schema set-up creates the role "
+                    "(its user needs CREATEROLE), see docs/http-api.md \"Database access\"",
+                    k_api_reader_role, why.c_str());
     }
 
     std::string url_;
@@ -483,6 +546,9 @@ private:
     PGconn* conn_ = nullptr;
     std::chrono::steady_clock::time_point retry_after_{};
     std::string last_error_;
+    bool reader_role_ = false;  // this connection runs as k_api_reader_role
+    bool role_warned_ = false;  // the fallback was logged (once, until the role works)
+    std::chrono::steady_clock::time_point role_retry_after_{};
 };
 
 // Column text accessors: PQgetvalue of a NULL is "", so check PQgetisnull.
@@ -840,6 +906,11 @@ struct api_state {
 #undef SLUICE_ISO
 
 }  // namespace
+
+api_probe probe_api_session(const std::string& db_url, const std::vector<std::string>& statements) {
+    db_session session(db_url, api_config{}.statement_timeout_ms);
+    return session.probe(statements);
+}
 
 void register_api(server& s, api_config cfg) {
     auto state = std::make_shared<api_state>(std::move(cfg));

@@ -5,8 +5,9 @@
 // Grafana, whether data is flowing and landing: /api/overview turns the Prometheus text
 // into one JSON snapshot the dashboard polls every second, and the /api/devices,
 // /api/metrics, /api/telemetry and /api/dead-letters routes read PostgreSQL with
-// parameterized queries on one lazily (re)connected libpq connection. That connection
-// is owned by the routes and only used on the HTTP server's thread. The pure parts
+// parameterized queries on one lazily (re)connected libpq connection, which cannot
+// write (read-only transactions, and the SELECT-only role k_api_reader_role). That
+// connection is owned by the routes and only used on the HTTP server's thread. The pure parts
 // (metrics parsing, JSON escaping, static path checks) are declared here so that unit
 // tests can drive them without a server or a database.
 #pragma once
@@ -91,6 +92,29 @@ result<std::string> static_file_path(std::string_view web_root, std::string_view
 
 // Content-Type for a file name by extension; application/octet-stream when unknown.
 std::string_view content_type_for(std::string_view file_name);
+
+// ---- Database session (exposed for tests) ----
+
+// The role the API's session switches to (SET ROLE) right after connecting: NOLOGIN,
+// SELECT only, created and granted to the telemetry database's user by the store's
+// schema set-up (store/schema.h k_reader_role; the two names must match).
+inline constexpr const char* k_api_reader_role = "sluice_reader";
+
+// Outcome of one statement in probe_api_session.
+struct api_probe_step {
+    std::string sqlstate;  // "" when the statement succeeded, else its SQLSTATE ("25006", "42501", ...)
+    std::string value;     // first column of the first row, when it returned rows
+};
+struct api_probe {
+    bool connected = false;    // false: no connection could be made (steps is empty)
+    bool reader_role = false;  // SET ROLE k_api_reader_role succeeded on this connection
+    std::vector<api_probe_step> steps;
+};
+
+// Test hook: opens a connection to `db_url` set up exactly as the API's routes set theirs
+// up (statement_timeout, UTC, default_transaction_read_only, SET ROLE), then runs each of
+// `statements` in order on it, each on its own (autocommit), and reports what happened.
+api_probe probe_api_session(const std::string& db_url, const std::vector<std::string>& statements);
 
 }  // namespace sluice::http
 

@@ -3,8 +3,10 @@
 // The SQL of every schema version. Append new versions; never edit a released one.
 #include "store/schema.h"
 
+#include <atomic>
 #include <charconv>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/log.h"
@@ -353,6 +355,91 @@ result<void> run_migrations(pg::connection& conn, const char* schema, const std:
     return ok();
 }
 
+// The read-only role of the HTTP API (schema.h k_reader_role), for schema @S@: created if
+// missing, granted USAGE and SELECT on everything in the schema (and, by default
+// privileges, on tables the connecting user creates there later: new native partitions;
+// TimescaleDB copies the hypertable's grants to every chunk), and granted to the
+// connecting user so that its sessions may SET ROLE to it. Each part runs only when
+// something is missing, so a set-up that is done costs a few catalog lookups. What
+// cannot be done is collected, not raised: it ends up in the transaction-local setting
+// sluice.reader_role_problem ("" when all is well), read back by ensure_reader_role.
+// Concurrency: one set-up per database at a time (advisory lock: concurrent GRANTs on
+// one object fail with "tuple concurrently updated"); the role and its memberships are
+// server-wide, so a set-up in another database can race with this one: CREATE ROLE
+// then fails with duplicate_object or, when both passed the existence check,
+// unique_violation on pg_authid, and GRANT ... TO with unique_violation on
+// pg_auth_members. Both mean it is done.
+const char* const k_reader_role_sql = R"sql(
+DO $do$
+DECLARE
+  me oid := (SELECT oid FROM pg_roles WHERE rolname = current_user);
+  me_super boolean := (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
+  ns oid := '@S@'::regnamespace;
+  missing text;
+  problems text[] := '{}';
+BEGIN
+  PERFORM set_config('sluice.reader_role_problem', '', true);
+  PERFORM pg_advisory_xact_lock(hashtext('sluice.reader_role'));
+  IF to_regrole('@R@') IS NULL THEN
+    BEGIN
+      CREATE ROLE @R@ NOLOGIN;
+    EXCEPTION
+      WHEN duplicate_object OR unique_violation THEN NULL;  -- created meanwhile by another set-up
+      WHEN OTHERS THEN
+        PERFORM set_config('sluice.reader_role_problem',
+          'cannot create role @R@ (' || SQLSTATE || ': ' || SQLERRM || ')', true);
+        RETURN;
+    END;
+  END IF;
+
+  IF NOT has_schema_privilege('@R@', ns, 'USAGE')
+     OR EXISTS (SELECT FROM pg_class c WHERE c.relnamespace = ns AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+                  AND NOT has_table_privilege('@R@', c.oid, 'SELECT'))
+     OR NOT EXISTS (SELECT FROM pg_default_acl d CROSS JOIN LATERAL aclexplode(d.defaclacl) a
+                    WHERE d.defaclrole = me AND d.defaclnamespace = ns AND d.defaclobjtype = 'r'
+                      AND a.grantee = '@R@'::regrole AND a.privilege_type = 'SELECT') THEN
+    BEGIN
+      GRANT USAGE ON SCHEMA @S@ TO @R@;
+      GRANT SELECT ON ALL TABLES IN SCHEMA @S@ TO @R@;
+      ALTER DEFAULT PRIVILEGES IN SCHEMA @S@ GRANT SELECT ON TABLES TO @R@;
+    EXCEPTION WHEN OTHERS THEN
+      problems := problems || ('cannot grant it SELECT on @S@ (' || SQLSTATE || ': ' || SQLERRM || ')');
+    END;
+    -- A GRANT on a table the user does not own may grant nothing, with a mere warning.
+    SELECT string_agg(c.relname, ', ' ORDER BY c.relname) INTO missing
+    FROM pg_class c WHERE c.relnamespace = ns AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+      AND NOT has_table_privilege('@R@', c.oid, 'SELECT');
+    IF missing IS NOT NULL THEN
+      problems := problems || ('it cannot read @S@.{' || left(missing, 200) || '} (run Sluice once as their owner)');
+    END IF;
+  END IF;
+
+  -- Superusers may SET ROLE to any role, but the explicit membership documents the intent.
+  IF NOT EXISTS (SELECT FROM pg_auth_members m WHERE m.roleid = '@R@'::regrole AND m.member = me)
+     AND (me_super OR NOT pg_has_role(me, '@R@'::regrole, 'MEMBER')) THEN
+    BEGIN
+      GRANT @R@ TO CURRENT_USER;
+    EXCEPTION
+      WHEN unique_violation THEN NULL;  -- granted meanwhile by a set-up in another database
+      WHEN OTHERS THEN
+        problems := problems || ('cannot grant it to ' || current_user || ' (' || SQLSTATE || ': ' || SQLERRM || ')');
+    END;
+  END IF;
+
+  IF (SELECT rolsuper FROM pg_roles WHERE rolname = '@R@') THEN
+    problems := problems || 'it is a superuser, so it can write: make it a plain NOLOGIN role'::text;
+  END IF;
+  PERFORM set_config('sluice.reader_role_problem', array_to_string(problems, '; '), true);
+END
+$do$
+)sql";
+
+std::string replace_all(std::string text, std::string_view from, std::string_view to) {
+    for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+        text.replace(at, from.size(), to);
+    return text;
+}
+
 const char* layout_name(bool timescale) {
     return timescale ? "timescale" : "native";
 }
@@ -369,13 +456,50 @@ result<std::string> recorded_layout(pg::connection& conn) {
 
 }  // namespace
 
+result<std::string> ensure_reader_role(pg::connection& conn, const char* schema) {
+    if (auto r = conn.ensure(); !r) return r.error();
+    const std::string sql = replace_all(replace_all(k_reader_role_sql, "@S@", schema), "@R@", k_reader_role);
+    auto fail = [&](std::error_code ec) -> result<std::string> {
+        conn.abort_transaction();
+        SLUICE_WARN("store",
+                    "could not set up the HTTP API's read-only role %s for schema %s (%s); the API reads in "
+                    "read-only transactions as the pipeline's database user until it is set up",
+                    k_reader_role, schema, ec.message().c_str());
+        return ec;
+    };
+    if (auto r = conn.exec("BEGIN"); !r) return fail(r.error());
+    if (auto r = conn.exec(sql.c_str()); !r) return fail(r.error());
+    auto q = conn.query("SELECT current_setting('sluice.reader_role_problem', true)");
+    if (!q) return fail(q.error());
+    std::string problem = q->rows() ? q->get_opt(0, 0).value_or("") : "";
+    if (auto r = conn.exec("COMMIT"); !r) return fail(r.error());
+    if (!problem.empty()) {
+        // Without CREATEROLE both schemas report the same thing: say it once per process.
+        static std::atomic<bool> cannot_create_logged{false};
+        const bool cannot_create = problem.rfind("cannot create role", 0) == 0;
+        if (!cannot_create || !cannot_create_logged.exchange(true)) {
+            SLUICE_WARN("store",
+                        "read-only role %s for the HTTP API (schema %s): %s. Until an administrator fixes this "
+                        "(e.g. CREATE ROLE %s NOLOGIN; GRANT %s TO <sluice's user>; then restart Sluice), the API "
+                        "reads in read-only transactions as the pipeline's database user (docs/http-api.md)",
+                        k_reader_role, schema, problem.c_str(), k_reader_role, k_reader_role);
+        }
+    }
+    return problem;
+}
+
 result<void> migrate_telemetry(pg::connection& conn, layout_choice layout) {
     if (auto r = conn.ensure(); !r) return r;
     // TimescaleDB can load when it is already created here, or preloaded. Installed but not
-    // in shared_preload_libraries, CREATE EXTENSION fails.
+    // in shared_preload_libraries, CREATE EXTENSION fails. shared_preload_libraries is only
+    // visible to superusers and pg_read_all_settings (pg_settings hides it from others,
+    // where current_setting() would fail): for other users, the preloaded loader's own
+    // setting timescaledb.disable_load says it is there.
     auto avail = conn.query(
         "SELECT installed_version IS NOT NULL"
-        "    OR current_setting('shared_preload_libraries') ~ '(^|[ ,])\"?timescaledb\"?($|[ ,])'"
+        "    OR coalesce((SELECT setting ~ '(^|[ ,])\"?timescaledb\"?($|[ ,])' FROM pg_settings"
+        "                 WHERE name = 'shared_preload_libraries'),"
+        "                EXISTS (SELECT FROM pg_settings WHERE name = 'timescaledb.disable_load'))"
         "  FROM pg_available_extensions WHERE name = 'timescaledb'");
     if (!avail) return avail.error();
     const bool installed = avail->rows() != 0;
@@ -451,7 +575,9 @@ CREATE TABLE sluice_telemetry.device_sequences (
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 )sql";
-    return run_migrations(conn, "sluice_telemetry", {v1, v2, k_readings_v3}, k_telemetry_version);
+    if (auto r = run_migrations(conn, "sluice_telemetry", {v1, v2, k_readings_v3}, k_telemetry_version); !r) return r;
+    (void)ensure_reader_role(conn, "sluice_telemetry");  // logged; never fails the migration
+    return ok();
 }
 
 result<void> migrate_app(pg::connection& conn) {
@@ -475,7 +601,9 @@ CREATE TABLE sluice_app.metrics (
   valid_min float8, valid_max float8, warn_low float8, warn_high float8,
   created_at timestamptz NOT NULL DEFAULT now());
 )sql"};
-    return run_migrations(conn, "sluice_app", steps, k_app_version);
+    if (auto r = run_migrations(conn, "sluice_app", steps, k_app_version); !r) return r;
+    (void)ensure_reader_role(conn, "sluice_app");  // logged; never fails the migration
+    return ok();
 }
 
 result<bool> telemetry_uses_timescale(pg::connection& conn) {

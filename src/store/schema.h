@@ -23,6 +23,24 @@ inline constexpr int k_app_version = 1;
 result<void> migrate_telemetry(pg::connection& conn, layout_choice layout);
 result<void> migrate_app(pg::connection& conn);
 
+// The NOLOGIN role the HTTP API reads as (src/http/api.cc runs SET ROLE with this name;
+// the two must change together). migrate_telemetry and migrate_app end by making sure,
+// idempotently and on every call (so databases migrated before it existed get it too),
+// that the role exists, has USAGE on the schema and SELECT on all its tables and views
+// (and by default privileges on the tables the connecting user creates later, e.g. new
+// partitions; TimescaleDB copies the hypertable's grants to its chunks), and is granted
+// to the connecting user. That step never fails the migration: without CREATEROLE it logs
+// one warning and the API falls back to read-only transactions under the connecting user
+// (docs/http-api.md, "Database access"); other gaps (tables the user may not grant on)
+// are logged the same way (docs/storage.md).
+inline constexpr const char* k_reader_role = "sluice_reader";
+
+// The reader-role step on its own (what the migrations run last), for `schema`
+// ("sluice_telemetry" or "sluice_app", already migrated). Returns "" when the role is
+// fully set up, else what is missing (also logged as one warning); an error only when
+// the statement could not run at all (e.g. the connection broke), also logged.
+result<std::string> ensure_reader_role(pg::connection& conn, const char* schema);
+
 // True when the migrated telemetry schema uses TimescaleDB; schema_missing before migration.
 result<bool> telemetry_uses_timescale(pg::connection& conn);
 

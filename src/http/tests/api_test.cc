@@ -243,10 +243,17 @@ TEST(api_routes, overview_static_files_and_database_down) {
 
 // ---- Against PostgreSQL ----
 
-class api_db_test : public ::testing::Test {
+// Every database test runs on both store layouts (native partitions, TimescaleDB
+// hypertable); the TimescaleDB runs are skipped, with the reason, where it is not installed.
+class api_db_test : public ::testing::TestWithParam<store::layout_choice> {
 protected:
+    bool timescale() const { return GetParam() == store::layout_choice::timescale; }
+
     void SetUp() override {
-        auto inst = test::pg_instance::start();
+        if (timescale() && !test::timescale_installed()) GTEST_SKIP() << test::timescale_skip_reason();
+        test::pg_instance_options po;
+        po.timescale = timescale();
+        auto inst = test::pg_instance::start(po);
         ASSERT_TRUE(inst) << inst.error().message();
         pg_ = std::move(*inst);
         auto db = pg_->create_database("api");
@@ -255,10 +262,12 @@ protected:
         store::store_options o;
         o.telemetry_url = url_;
         o.app_url = url_;
+        o.layout = GetParam();
         auto st = store::open_postgres(o);
         ASSERT_TRUE(st);
         store_ = std::move(*st);
         ASSERT_TRUE(store_->migrate());
+        ASSERT_EQ(store_->timescale(), timescale());
         auto reg = store::open_registry(o);
         ASSERT_TRUE(reg) << reg.error().message();
         registry_ = std::move(*reg);
@@ -276,7 +285,7 @@ protected:
     // Status code and body of GET target.
     std::pair<int, std::string> get(const std::string& target) {
         std::string raw = http_get(port_, target);
-        int status = raw.size() > 12 ? std::atoi(raw.c_str() + 9) : 0;
+        int status = raw.size() > 12 ? static_cast<int>(std::strtol(raw.c_str() + 9, nullptr, 10)) : 0;
         size_t body = raw.find("\r\n\r\n");
         return {status, body == std::string::npos ? std::string() : raw.substr(body + 4)};
     }
@@ -294,7 +303,7 @@ protected:
     uint16_t port_ = 0;
 };
 
-TEST_F(api_db_test, devices_metrics_telemetry_and_dead_letters) {
+TEST_P(api_db_test, devices_metrics_telemetry_and_dead_letters) {
     auto dev = registry_->ensure_device("press-7", "plant-a", "line-2");
     ASSERT_TRUE(dev);
     ASSERT_TRUE(registry_->ensure_device("idle-1", "", ""));
@@ -304,8 +313,9 @@ TEST_F(api_db_test, devices_metrics_telemetry_and_dead_letters) {
     // 20 readings one second apart, 30 minutes ago, from a whole second.
     using namespace std::chrono;
     int64_t now_us = duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
-    int64_t base = (now_us - 30 * 60 * 1'000'000LL) / 1'000'000 * 1'000'000;
+    int64_t base = (now_us - 30LL * 60 * 1'000'000) / 1'000'000 * 1'000'000;
     std::vector<store::row> rows;
+    rows.reserve(20);
     for (int i = 0; i < 20; ++i) {
         rows.push_back(
             store::row{base + i * 1'000'000LL, dev->id, *temp, 60.0 + i, static_cast<int16_t>(i == 3 ? 1 : 0)});
@@ -382,7 +392,7 @@ TEST_F(api_db_test, devices_metrics_telemetry_and_dead_letters) {
     EXPECT_EQ(get("/api/dead-letters?limit=1").second.find("\"c1\""), std::string::npos);
 }
 
-TEST_F(api_db_test, hostile_and_invalid_parameters) {
+TEST_P(api_db_test, hostile_and_invalid_parameters) {
     ASSERT_TRUE(registry_->ensure_device("press-7", "", ""));
     ASSERT_TRUE(registry_->ensure_metric("temperature"));
     // Values are parameters, never SQL: these are just unknown names.
@@ -402,7 +412,7 @@ TEST_F(api_db_test, hostile_and_invalid_parameters) {
     EXPECT_EQ(get("/api/devices").first, 200);
 }
 
-TEST_F(api_db_test, database_restart_gives_503_then_reconnects) {
+TEST_P(api_db_test, database_restart_gives_503_then_reconnects) {
     ASSERT_TRUE(registry_->ensure_device("press-7", "", ""));
     EXPECT_EQ(get("/api/devices").first, 200);  // connected
     ASSERT_TRUE(pg_->stop());
@@ -419,6 +429,236 @@ TEST_F(api_db_test, database_restart_gives_503_then_reconnects) {
     }
     EXPECT_EQ(status, 200);
 }
+
+// Issue 12: the API's session cannot write. Both guards are shown on their own: with
+// the session exactly as the routes set it up, every write is refused as a write in a
+// read-only transaction (25006); with read-only switched off in that same session (as
+// injected SQL could), the role still refuses each write for lack of privilege (42501),
+// on the tables, views, partitions or chunks created after the set-up, and DDL too.
+TEST_P(api_db_test, session_runs_as_the_reader_role_and_cannot_write) {
+    auto dev = registry_->ensure_device("press-7", "", "");
+    auto temp = registry_->ensure_metric("temperature");
+    ASSERT_TRUE(dev && temp);
+    using namespace std::chrono;
+    int64_t now_us = duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+    // Readings today and three days ago: partitions/chunks created after the set-up ran.
+    std::vector<store::row> rows{{now_us - 60'000'000, dev->id, *temp, 1.5, 0},
+                                 {now_us - 3 * 86'400'000'000LL, dev->id, *temp, 2.5, 0}};
+    std::vector<store::dead_letter> dl{{now_us, "devices/x/telemetry", "c1", "x", "bad"}};
+    ASSERT_TRUE(store_->write_batch(rows, dl, {}));
+    // The newest partition (native) or chunk (TimescaleDB) of the packed readings.
+    std::string child =
+        scalar(timescale() ? "SELECT max(c::text) FROM show_chunks('sluice_telemetry.telemetry_packed') c"
+                           : "SELECT max(inhrelid::regclass::text) FROM pg_inherits"
+                             " WHERE inhparent = 'sluice_telemetry.telemetry_packed'::regclass");
+    ASSERT_FALSE(child.empty());
+    ASSERT_EQ(scalar("SELECT count(*) FROM " + child), "1");
+
+    const std::vector<std::string> writes = {
+        "INSERT INTO sluice_app.devices (key, name) VALUES ('evil', 'evil')",
+        "UPDATE sluice_app.metrics SET unit = 'evil'",
+        "DELETE FROM sluice_telemetry.dead_letters",
+        "UPDATE sluice_telemetry.sluice_offsets SET next_offset = 0",
+        "INSERT INTO sluice_telemetry.telemetry_1h_state SELECT * FROM sluice_telemetry.telemetry_1h_state",
+        "DELETE FROM " + child,
+        "TRUNCATE sluice_telemetry.telemetry_packed",
+        "CREATE TABLE sluice_telemetry.evil (a int)",
+        "CREATE TABLE public.evil (a int)",
+        "DROP VIEW sluice_telemetry.readings",
+        "ALTER TABLE sluice_app.devices ADD COLUMN evil int",
+        "SELECT sluice_telemetry.compact_windows('-infinity', 'infinity')",
+    };
+    const std::vector<std::string> reads = {
+        "SELECT count(*) FROM sluice_app.devices",
+        "SELECT count(*) FROM sluice_telemetry.readings",
+        "SELECT count(*) FROM " + child,
+        "SELECT count(*) FROM sluice_telemetry.telemetry_1d",
+        "SELECT count(*) FROM sluice_telemetry.dead_letters",
+    };
+    std::vector<std::string> statements = {"SELECT current_user", "SHOW default_transaction_read_only"};
+    statements.insert(statements.end(), reads.begin(), reads.end());
+    statements.insert(statements.end(), writes.begin(), writes.end());
+    statements.push_back("SET default_transaction_read_only = off");
+    statements.insert(statements.end(), writes.begin(), writes.end());
+    statements.insert(statements.end(), reads.begin(), reads.end());
+    // (nextval checks the privilege before the transaction's read-only state.)
+    statements.push_back("SELECT nextval(pg_get_serial_sequence('sluice_app.devices', 'id'))");
+
+    api_probe p = probe_api_session(url_, statements);
+    ASSERT_TRUE(p.connected);
+    EXPECT_TRUE(p.reader_role);
+    ASSERT_EQ(p.steps.size(), statements.size());
+    size_t i = 0;
+    EXPECT_EQ(p.steps[i++].value, "sluice_reader");
+    EXPECT_EQ(p.steps[i++].value, "on");
+    for (size_t k = 0; k < reads.size(); ++k, ++i) {
+        EXPECT_EQ(p.steps[i].sqlstate, "") << statements[i];
+        EXPECT_NE(p.steps[i].value, "0") << statements[i];
+    }
+    for (size_t k = 0; k < writes.size(); ++k, ++i)
+        EXPECT_EQ(p.steps[i].sqlstate, "25006") << "read-only transaction: " << statements[i];
+    EXPECT_EQ(p.steps[i++].sqlstate, "");  // SET default_transaction_read_only = off
+    for (size_t k = 0; k < writes.size(); ++k, ++i)
+        EXPECT_EQ(p.steps[i].sqlstate, "42501") << "role without privilege: " << statements[i];
+    for (size_t k = 0; k < reads.size(); ++k, ++i)
+        EXPECT_EQ(p.steps[i].sqlstate, "") << statements[i];
+    EXPECT_EQ(p.steps[i++].sqlstate, "42501") << "nextval";
+
+    // Nothing changed, and the routes still answer with the data through that session.
+    EXPECT_EQ(scalar("SELECT count(*) FROM sluice_app.devices"), "1");
+    EXPECT_EQ(scalar("SELECT count(*) FROM sluice_telemetry.dead_letters"), "1");
+    EXPECT_EQ(scalar("SELECT count(*) FROM sluice_telemetry.telemetry_packed"), "2");
+    EXPECT_EQ(scalar("SELECT unit FROM sluice_app.metrics"), "");
+    EXPECT_EQ(scalar("SELECT to_regclass('sluice_telemetry.evil') IS NULL AND to_regclass('public.evil') IS NULL"),
+              "t");
+    auto [ds, devices] = get("/api/devices");
+    EXPECT_EQ(ds, 200) << devices;
+    EXPECT_NE(devices.find("\"key\":\"press-7\""), std::string::npos) << devices;
+    EXPECT_EQ(devices.find("\"last_reading\":null"), std::string::npos) << devices;
+    auto [ts, raw] = get("/api/telemetry?device=press-7&metric=temperature");
+    EXPECT_EQ(ts, 200) << raw;
+    EXPECT_NE(raw.find("\"value\":1.5"), std::string::npos) << raw;
+    EXPECT_EQ(get("/api/dead-letters").first, 200);
+}
+
+// Schema set-up is idempotent: the role is created once, granted once, and every
+// re-run (sequential and concurrent) leaves it as it was and the API working.
+TEST_P(api_db_test, reader_role_setup_is_idempotent) {
+    auto role_state = [&] {
+        return scalar(
+            "SELECT (SELECT count(*) FROM pg_roles WHERE rolname = 'sluice_reader') || ' ' ||"
+            " (SELECT rolcanlogin::text || rolsuper::text || rolcreaterole::text FROM pg_roles"
+            "  WHERE rolname = 'sluice_reader') || ' ' ||"
+            " (SELECT count(*) FROM pg_auth_members WHERE roleid = 'sluice_reader'::regrole) || ' ' ||"
+            " (SELECT string_agg(n || ':' || has_schema_privilege('sluice_reader', n, 'USAGE'), ',' ORDER BY n)"
+            "  FROM unnest(ARRAY['sluice_app', 'sluice_telemetry']) n) || ' ' ||"
+            " (SELECT count(*) FROM pg_class c WHERE c.relnamespace IN ('sluice_app'::regnamespace,"
+            "  'sluice_telemetry'::regnamespace) AND c.relkind IN ('r', 'p', 'v')"
+            "  AND NOT has_table_privilege('sluice_reader', c.oid, 'SELECT')) || ' ' ||"
+            " (SELECT count(*) FROM pg_class c WHERE c.relnamespace IN ('sluice_app'::regnamespace,"
+            "  'sluice_telemetry'::regnamespace) AND c.relkind IN ('r', 'p')"
+            "  AND has_table_privilege('sluice_reader', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE'))");
+    };
+    // 1 role; cannot log in, not superuser, no CREATEROLE; granted to postgres only;
+    // USAGE on both schemas; SELECT on every table and view; no write privilege.
+    const std::string expected = "1 falsefalsefalse 1 sluice_app:true,sluice_telemetry:true 0 0";
+    EXPECT_EQ(role_state(), expected);
+    ASSERT_TRUE(store_->migrate());
+    ASSERT_TRUE(registry_->migrate());
+    EXPECT_EQ(role_state(), expected);
+    store::store_options o;
+    o.telemetry_url = url_;
+    o.app_url = url_;
+    o.layout = GetParam();
+    std::vector<std::thread> threads;
+    threads.reserve(3);
+    for (int k = 0; k < 3; ++k) {
+        threads.emplace_back([&o] {
+            auto st = store::open_postgres(o);
+            ASSERT_TRUE(st);
+            EXPECT_TRUE((*st)->migrate());
+            EXPECT_TRUE(store::open_registry(o));
+        });
+    }
+    for (auto& t : threads)
+        t.join();
+    EXPECT_EQ(role_state(), expected);
+    // The step itself says all is well on a re-run (it is also what migrate() ran).
+    api_probe p = probe_api_session(url_, {"SELECT current_user"});
+    ASSERT_TRUE(p.connected);
+    EXPECT_TRUE(p.reader_role);
+    EXPECT_EQ(get("/api/devices").first, 200);
+}
+
+INSTANTIATE_TEST_SUITE_P(layouts, api_db_test,
+                         ::testing::Values(store::layout_choice::native, store::layout_choice::timescale),
+                         [](const ::testing::TestParamInfo<store::layout_choice>& p) {
+                             return std::string(p.param == store::layout_choice::timescale ? "timescale" : "native");
+                         });
+
+// A database user without CREATEROLE (and not a superuser; owner of its database): the
+// schema set-up cannot create the role, says so and goes on; the API serves with
+// read-only transactions as that user (the documented fallback). Once an administrator
+// creates the role and grants it, the next set-up grants it SELECT and a new API session
+// uses it. On TimescaleDB the owner creates the (trusted) extension itself, which also
+// checks that a non-superuser sees that TimescaleDB is preloaded.
+class api_reader_role : public ::testing::TestWithParam<store::layout_choice> {};
+
+TEST_P(api_reader_role, user_without_createrole_falls_back_to_read_only_transactions) {
+    const bool timescale = GetParam() == store::layout_choice::timescale;
+    if (timescale && !test::timescale_installed()) GTEST_SKIP() << test::timescale_skip_reason();
+    test::pg_instance_options po;
+    po.timescale = timescale;
+    auto inst = test::pg_instance::start(po);
+    ASSERT_TRUE(inst) << inst.error().message();
+    auto& pg = **inst;
+    const std::string admin = pg.url("postgres");
+    ASSERT_TRUE(test::pg_instance::query(admin, "CREATE ROLE sluice_owner LOGIN"));
+    ASSERT_TRUE(test::pg_instance::query(admin, "CREATE DATABASE plain OWNER sluice_owner"));
+    const std::string url = pg.url("plain") + " user=sluice_owner";
+
+    store::store_options o;
+    o.telemetry_url = url;
+    o.app_url = url;
+    o.layout = GetParam();
+    auto st = store::open_postgres(o);
+    ASSERT_TRUE(st);
+    ASSERT_TRUE((*st)->migrate());  // the role step's failure does not fail the migration
+    EXPECT_EQ((*st)->timescale(), timescale);
+    auto reg = store::open_registry(o);
+    ASSERT_TRUE(reg) << reg.error().message();
+    EXPECT_EQ(*test::pg_instance::scalar(admin, "SELECT count(*) FROM pg_roles WHERE rolname = 'sluice_reader'"), "0");
+    auto dev = (*reg)->ensure_device("press-7", "", "");
+    ASSERT_TRUE(dev);
+
+    server s;
+    api_config cfg;
+    cfg.db_url = url;
+    register_api(s, cfg);
+    auto port = s.start("127.0.0.1", 0);
+    ASSERT_TRUE(port);
+    std::string body = http_get(*port, "/api/devices");
+    EXPECT_NE(body.find("HTTP/1.1 200"), std::string::npos) << body;
+    EXPECT_NE(body.find("\"key\":\"press-7\""), std::string::npos) << body;
+
+    const std::vector<std::string> statements = {"SELECT current_user",
+                                                 "INSERT INTO sluice_app.devices (key, name) VALUES ('evil', 'evil')",
+                                                 "CREATE TABLE sluice_telemetry.evil (a int)"};
+    api_probe p = probe_api_session(url, statements);
+    ASSERT_TRUE(p.connected);
+    EXPECT_FALSE(p.reader_role);
+    ASSERT_EQ(p.steps.size(), 3u);
+    EXPECT_EQ(p.steps[0].value, "sluice_owner");
+    EXPECT_EQ(p.steps[1].sqlstate, "25006");
+    EXPECT_EQ(p.steps[2].sqlstate, "25006");
+
+    // An administrator creates the role and grants it; the owner's next start grants SELECT.
+    ASSERT_TRUE(
+        test::pg_instance::query(admin, "CREATE ROLE sluice_reader NOLOGIN; GRANT sluice_reader TO sluice_owner"));
+    ASSERT_TRUE((*st)->migrate());
+    ASSERT_TRUE((*reg)->migrate());
+    p = probe_api_session(url, statements);
+    ASSERT_TRUE(p.connected);
+    EXPECT_TRUE(p.reader_role);
+    ASSERT_EQ(p.steps.size(), 3u);
+    EXPECT_EQ(p.steps[0].value, "sluice_reader");
+    EXPECT_EQ(p.steps[1].sqlstate, "25006");
+    EXPECT_EQ(*test::pg_instance::scalar(admin,
+                                         "SELECT count(*) FROM pg_auth_members"
+                                         " WHERE roleid = 'sluice_reader'::regrole"),
+              "1");
+    EXPECT_EQ(*test::pg_instance::scalar(pg.url("plain"),
+                                         "SET ROLE sluice_reader;"
+                                         " SELECT count(*) FROM sluice_app.devices"),
+              "1");
+    s.stop();
+}
+
+INSTANTIATE_TEST_SUITE_P(layouts, api_reader_role,
+                         ::testing::Values(store::layout_choice::native, store::layout_choice::timescale),
+                         [](const ::testing::TestParamInfo<store::layout_choice>& p) {
+                             return std::string(p.param == store::layout_choice::timescale ? "timescale" : "native");
+                         });
 
 }  // namespace
 }  // namespace sluice::http

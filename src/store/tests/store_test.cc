@@ -4,9 +4,10 @@
 // tests/support/pg_instance.h): schema migration, exact round trips through the
 // telemetry view, offsets atomic with data under injected failures and killed
 // connections, dead letters, rollups vs recomputation, partitions and retention,
-// compaction, and a database restart. Every test runs on both layouts (native partitions,
-// TimescaleDB hypertable); the TimescaleDB runs are skipped, with the reason, where
-// TimescaleDB is not installed.
+// compaction, a database restart, and the HTTP API's read-only role (issue 12: SELECT on
+// every partition and chunk, no write, idempotent and race-tolerant set-up). Every test runs on both layouts (native
+// partitions, TimescaleDB hypertable); the TimescaleDB runs are skipped, with the reason, where TimescaleDB is not
+// installed.
 #include "store/store.h"
 
 #include <atomic>
@@ -17,8 +18,11 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 
 #include "store/packing.h"
+#include "store/pg.h"
+#include "store/schema.h"
 #include "tests/support/pg_instance.h"
 
 namespace sluice::store {
@@ -111,6 +115,11 @@ TEST_P(store_test, migrate_is_idempotent_and_concurrent_safe) {
               "1,2,3");
     EXPECT_EQ(scalar("SELECT value FROM sluice_telemetry.settings WHERE key = 'layout'"),
               timescale() ? "timescale" : "native");
+    // The API's read-only role: created once, granted once, nothing left to do.
+    EXPECT_EQ(scalar("SELECT count(*) FROM pg_roles WHERE rolname = 'sluice_reader' AND NOT rolcanlogin"), "1");
+    EXPECT_EQ(scalar("SELECT count(*) FROM pg_auth_members WHERE roleid = 'sluice_reader'::regrole"), "1");
+    pg::connection conn(url_, std::chrono::seconds(10), "test");
+    EXPECT_EQ(schema::ensure_reader_role(conn, "sluice_telemetry").value(), "");
     // A database migrated by a newer Sluice is refused.
     ASSERT_TRUE(pg_instance::query(url_, "INSERT INTO sluice_telemetry.schema_version (version) VALUES (99)"));
     EXPECT_EQ(s->migrate().error(), errc::schema_too_new);
@@ -126,7 +135,7 @@ TEST_P(store_test, write_before_migrate_reports_schema_missing) {
 TEST_P(store_test, rows_round_trip_exactly_through_the_view) {
     auto s = open();
     // Two windows, two hours and a day boundary; awkward values and flags.
-    std::vector<row> rows = make_rows(3, 2, 50, k_t0 - 20 * 60'000'000, 47'000'001, 7);
+    std::vector<row> rows = make_rows(3, 2, 50, k_t0 - 20 * 60'000'000LL, 47'000'001, 7);
     rows.push_back({k_t0 + 123'456, 9, 9, -0.0, -32768});
     rows.push_back({k_t0 + 123'457, 9, 9, 1e-310, 32767});
     rows.push_back({k_t0 + 123'458, 9, 9, 1.0 / 3.0, 0});
@@ -157,8 +166,8 @@ TEST_P(store_test, rows_round_trip_exactly_through_the_view) {
     EXPECT_EQ(s->load_offset("pipeline", 1).value(), std::nullopt);
 
     // telemetry_range returns one series' readings in [from, to), in time order.
-    const int64_t from = k_t0 - 10 * 60'000'000;
-    const int64_t to = k_t0 + 15 * 60'000'000;
+    const int64_t from = k_t0 - 10 * 60'000'000LL;
+    const int64_t to = k_t0 + 15 * 60'000'000LL;
     std::vector<int64_t> expect;
     for (const row& r : rows) {
         if (r.device_id == 2 && r.metric_id == 1 && r.time_us >= from && r.time_us < to) expect.push_back(r.time_us);
@@ -331,11 +340,12 @@ TEST_P(store_test, rollups_equal_aggregates_recomputed_from_raw_rows) {
     auto s = open(o);
     // 4 writers, many small batches over 30 hours, overlapping series and buckets.
     std::vector<std::thread> writers;
+    writers.reserve(4);
     for (int w = 0; w < 4; ++w) {
         writers.emplace_back([&, w] {
             for (int b = 0; b < 12; ++b) {
-                auto rows = make_rows(4, 3, 25, k_t0 + b * 3 * k_hour_us + w * 7'000'000, 37'000'000,
-                                      static_cast<uint64_t>(w * 100 + b));
+                auto rows = make_rows(4, 3, 25, k_t0 + int64_t{b} * 3 * k_hour_us + int64_t{w} * 7'000'000, 37'000'000,
+                                      static_cast<uint64_t>(w) * 100 + static_cast<uint64_t>(b));
                 std::vector<offset_update> off = {{"p", w, b + 1}};
                 auto r = s->write_batch(rows, {}, off);
                 EXPECT_TRUE(r) << r.error().message();
@@ -468,7 +478,8 @@ TEST_P(store_test, maintain_compacts_fragments_of_closed_windows) {
         std::vector<row> rows;
         for (int d = 1; d <= 20; ++d) {
             for (int m = 1; m <= 2; ++m)
-                rows.push_back({k_t0 + b * 10'000'000 + d, d, m, d * 0.5 + b, static_cast<int16_t>(b == 7 ? 1 : 0)});
+                rows.push_back(
+                    {k_t0 + int64_t{b} * 10'000'000 + d, d, m, d * 0.5 + b, static_cast<int16_t>(b == 7 ? 1 : 0)});
         }
         ASSERT_TRUE(s->write_batch(rows, {}, {}));
         all.insert(all.end(), rows.begin(), rows.end());
@@ -486,10 +497,10 @@ TEST_P(store_test, maintain_compacts_fragments_of_closed_windows) {
         std::stoll(scalar("SELECT sum(pg_column_size(p.*)) FROM sluice_telemetry.telemetry_packed p"));
 
     // The window is still open: nothing happens.
-    ASSERT_TRUE(s->maintain(at(k_t0 + 5 * 60'000'000)));
+    ASSERT_TRUE(s->maintain(at(k_t0 + 5 * 60'000'000LL)));
     EXPECT_EQ(count("sluice_telemetry.telemetry_packed"), 30 * 40);
     // Closed (plus grace): one packed row per series, same readings.
-    ASSERT_TRUE(s->maintain(at(k_t0 + 20 * 60'000'000)));
+    ASSERT_TRUE(s->maintain(at(k_t0 + 20 * 60'000'000LL)));
     EXPECT_EQ(count("sluice_telemetry.telemetry_packed"), 40);
     EXPECT_EQ(scalar(digest), before);
     EXPECT_EQ(count("sluice_telemetry.telemetry"), static_cast<int64_t>(all.size()));
@@ -505,7 +516,7 @@ TEST_P(store_test, maintain_compacts_fragments_of_closed_windows) {
     // A late fragment behind the watermark stays readable.
     std::vector<row> late = {{k_t0 + 1, 1, 1, 99.0, 0}};
     ASSERT_TRUE(s->write_batch(late, {}, {}));
-    ASSERT_TRUE(s->maintain(at(k_t0 + 30 * 60'000'000)));
+    ASSERT_TRUE(s->maintain(at(k_t0 + 30 * 60'000'000LL)));
     EXPECT_EQ(count("sluice_telemetry.telemetry WHERE value = 99"), 1);
 }
 
@@ -522,7 +533,7 @@ TEST_P(store_test, compaction_concurrent_with_writers_loses_and_duplicates_nothi
             for (int d = 1; d <= 10; ++d) {
                 for (int k = 0; k < 3; ++k) {
                     const double v = b * 1000 + d * 10 + k;
-                    rows.push_back({k_t0 + (b * 3 + k) * 1'000'000 + d, d, 1, v, 0});
+                    rows.push_back({k_t0 + int64_t{b * 3 + k} * 1'000'000 + d, d, 1, v, 0});
                     value_sum += v;
                 }
             }
@@ -583,6 +594,116 @@ TEST_P(store_test, database_restart_fails_with_connection_failed_then_recovers) 
     }
     EXPECT_EQ(count("sluice_telemetry.telemetry"), 60);
     EXPECT_EQ(s->load_offset("p", 0).value(), std::optional<int64_t>(30));
+}
+
+// SQLSTATE of `sql` run on its own after SET ROLE sluice_reader ("" when it succeeded).
+std::string sqlstate_as_reader(const std::string& url, const std::string& sql) {
+    PGconn* conn = PQconnectdb(url.c_str());
+    std::string state = "connect";
+    if (PQstatus(conn) == CONNECTION_OK) {
+        PQclear(PQexec(conn, "SET ROLE sluice_reader"));
+        PGresult* r = PQexec(conn, sql.c_str());
+        const ExecStatusType st = PQresultStatus(r);
+        const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        state = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? "" : code != nullptr ? code : "?";
+        PQclear(r);
+    }
+    PQfinish(conn);
+    return state;
+}
+
+// Issue 12: the role the HTTP API reads as (store/schema.h k_reader_role) reads every
+// relation, including partitions and TimescaleDB chunks created after the set-up ran
+// (default privileges; TimescaleDB copies the hypertable's grants to new chunks), and
+// writes none of them.
+TEST_P(store_test, reader_role_reads_new_partitions_and_chunks_but_cannot_write) {
+    store_options o = options();
+    o.partitions_ahead_days = 2;
+    auto s = open(o);
+    ASSERT_TRUE(s->maintain(at(k_t0)));  // native: creates partitions ahead
+    ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, k_t0 - 10 * k_day, 1'000'000, 1), {}, {}));
+    std::vector<dead_letter> dl = {{k_t0, "t", "c", "p", "r"}};
+    std::vector<offset_update> off = {{"p", 0, 1}};
+    ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, k_t0, 1'000'000, 2), dl, off));
+    auto children =
+        pg_instance::query(url_, timescale() ? "SELECT c::text FROM show_chunks('sluice_telemetry.telemetry_packed') c"
+                                             : "SELECT inhrelid::regclass::text FROM pg_inherits"
+                                               " WHERE inhparent = 'sluice_telemetry.telemetry_packed'::regclass");
+    ASSERT_TRUE(children);
+    ASSERT_GE(children->size(), 2u);
+    std::vector<std::string> relations = {"sluice_telemetry.telemetry_packed", "sluice_telemetry.telemetry",
+                                          "sluice_telemetry.readings",         "sluice_telemetry.latest",
+                                          "sluice_telemetry.telemetry_1h",     "sluice_telemetry.telemetry_1d",
+                                          "sluice_telemetry.dead_letters",     "sluice_telemetry.sluice_offsets",
+                                          "sluice_telemetry.device_sequences", "sluice_telemetry.settings"};
+    for (const auto& row : *children)
+        relations.push_back(row[0]);
+    for (const auto& rel : relations) {
+        auto as_reader = pg_instance::query(url_, "SET ROLE sluice_reader; SELECT count(*) FROM " + rel);
+        EXPECT_TRUE(as_reader) << rel;
+        if (as_reader) {
+            EXPECT_EQ(as_reader->at(0).at(0), scalar("SELECT count(*) FROM " + rel)) << rel;
+        }
+    }
+    EXPECT_EQ(scalar("SET ROLE sluice_reader; SELECT count(*) FROM sluice_telemetry.telemetry_range(1, 1, "
+                     "'2025-12-01', '2026-02-01')"),
+              "20");
+    const std::string child = children->back()[0];
+    const std::vector<std::string> writes = {
+        "DELETE FROM sluice_telemetry.telemetry_packed",
+        "DELETE FROM " + child,
+        "UPDATE " + child + " SET n = 0",
+        "INSERT INTO sluice_telemetry.dead_letters (topic) SELECT topic FROM sluice_telemetry.dead_letters",
+        "UPDATE sluice_telemetry.sluice_offsets SET next_offset = 0",
+        "TRUNCATE sluice_telemetry.settings",
+        "CREATE TABLE sluice_telemetry.x (a int)",
+        timescale() ? "SELECT drop_chunks('sluice_telemetry.telemetry_packed', older_than => timestamptz '2030-01-01')"
+                    : "SELECT sluice_telemetry.ensure_partition('2030-01-01')",
+        "SELECT sluice_telemetry.drop_partitions_before('2030-01-01')"};
+    for (const std::string& write : writes)
+        EXPECT_EQ(sqlstate_as_reader(url_, write), "42501") << write;  // insufficient_privilege
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), 80);
+    EXPECT_EQ(count("sluice_telemetry.dead_letters"), 1);
+    EXPECT_EQ(scalar("SELECT next_offset FROM sluice_telemetry.sluice_offsets"), "1");
+}
+
+// Issue 12: two set-ups racing for the server-wide role (pipeline workers on two
+// databases of one server): the loser's CREATE ROLE waits for the winner's transaction
+// and then fails with unique_violation, which the set-up takes as "done"; the migration
+// succeeds and the role is set up in both databases.
+TEST(store_reader_role, concurrent_creation_in_another_database_is_tolerated) {
+    auto inst = pg_instance::start();
+    ASSERT_TRUE(inst) << inst.error().message();
+    auto url = (*inst)->create_database("race");
+    ASSERT_TRUE(url);
+    const std::string admin = (*inst)->url("postgres");
+    pg::connection winner(admin, std::chrono::seconds(10), "test-winner");
+    ASSERT_TRUE(winner.ensure());
+    ASSERT_TRUE(winner.exec("BEGIN; CREATE ROLE sluice_reader NOLOGIN; GRANT sluice_reader TO postgres"));
+    store_options o;
+    o.telemetry_url = *url;
+    o.app_url = *url;
+    o.layout = layout_choice::native;
+    auto st = open_postgres(o);
+    ASSERT_TRUE(st);
+    std::thread loser([&] { EXPECT_TRUE((*st)->migrate()); });
+    // Wait until the loser's CREATE ROLE is blocked behind the winner's transaction.
+    bool blocked = false;
+    for (int i = 0; i < 300 && !blocked; ++i) {
+        auto n = pg_instance::scalar(admin,
+                                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                     " AND query LIKE '%CREATE ROLE%'");
+        blocked = n && *n == "1";
+        if (!blocked) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_TRUE(blocked);
+    ASSERT_TRUE(winner.exec("COMMIT"));
+    loser.join();
+    EXPECT_EQ(*pg_instance::scalar(admin, "SELECT count(*) FROM pg_roles WHERE rolname = 'sluice_reader'"), "1");
+    pg::connection conn(*url, std::chrono::seconds(10), "test");
+    EXPECT_EQ(schema::ensure_reader_role(conn, "sluice_telemetry").value(), "");
+    EXPECT_EQ(*pg_instance::scalar(*url, "SET ROLE sluice_reader; SELECT count(*) FROM sluice_telemetry.readings"),
+              "0");
 }
 
 std::string layout_test_name(const ::testing::TestParamInfo<layout_choice>& p) {
