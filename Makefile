@@ -26,8 +26,9 @@ run: build
 	scripts/run $(RUN_ARGS)
 
 # The unit tests of the modules with threads of their own (WAL group commit, state journal,
-# broker shards), built with ThreadSanitizer; only these targets, to keep CI's time.
-TSAN_TARGETS = bus_tests broker_tests broker_persist_tests
+# broker shards, the pipeline runner with its retry and fencing paths), built with
+# ThreadSanitizer; only these targets, to keep CI's time.
+TSAN_TARGETS = bus_tests broker_tests broker_persist_tests pipeline_runner_tests
 tsan-build: bootstrap
 	@cmake --preset tsan -DSLUICE_WERROR=$(WERROR) >/dev/null
 	@cmake --build --preset tsan -j $(JOBS) --target $(TSAN_TARGETS)
