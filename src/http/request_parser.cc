@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "base/text.h"
+
 namespace sluice::http {
 namespace {
 
@@ -43,21 +45,6 @@ bool is_field_value(std::string_view s) {
         auto c = static_cast<unsigned char>(ch);
         return c == '\t' || c == ' ' || (c >= 0x21 && c != 0x7F);
     });
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
-
-std::string_view trim_ows(std::string_view v) {
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
-        v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
-        v.remove_suffix(1);
-    return v;
 }
 
 parse_outcome refuse(int status, std::string reason) {
@@ -168,7 +155,7 @@ parse_outcome parse_request(std::string_view in, request& out, const parse_limit
         if (!is_token(name)) return refuse(400, "malformed header field name");
         std::string_view value = trim_ows(field.substr(colon + 1));
         if (!is_field_value(value)) return refuse(400, "control character in a header field");
-        std::string key = lower(name);
+        std::string key = ascii_lower(name);
         if (key == "content-length") {
             ++content_lengths;
             if (value.empty() ||
@@ -208,7 +195,7 @@ parse_outcome parse_request(std::string_view in, request& out, const parse_limit
     o.consumed = total;
     o.keep_alive = http11;
     if (auto it = req.headers.find("connection"); it != req.headers.end()) {
-        std::string v = lower(it->second);
+        std::string v = ascii_lower(it->second);
         if (v.find("close") != std::string::npos) o.keep_alive = false;
         if (!http11 && v.find("keep-alive") != std::string::npos) o.keep_alive = true;
     }

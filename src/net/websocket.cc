@@ -9,6 +9,8 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "base/text.h"
+
 namespace sluice::net {
 namespace {
 
@@ -20,28 +22,13 @@ constexpr uint8_t k_op_close = 0x8;
 constexpr uint8_t k_op_ping = 0x9;
 constexpr uint8_t k_op_pong = 0xA;
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
-}
-
 // The comma-separated tokens of a header value, trimmed and lower-cased.
 std::vector<std::string> tokens(std::string_view value) {
     std::vector<std::string> out;
     while (!value.empty()) {
         size_t comma = value.find(',');
-        std::string_view item = trim(value.substr(0, comma));
-        if (!item.empty()) out.push_back(lower(item));
+        std::string_view item = trim_ows(value.substr(0, comma));
+        if (!item.empty()) out.push_back(ascii_lower(item));
         if (comma == std::string_view::npos) break;
         value.remove_prefix(comma + 1);
     }
@@ -151,8 +138,8 @@ bool websocket_layer::handshake(std::string_view& wire, std::string& wire_out) {
             bad_header = true;
             break;
         }
-        std::string name = lower(line.substr(0, colon));
-        std::string_view value = trim(line.substr(colon + 1));
+        std::string name = ascii_lower(line.substr(0, colon));
+        std::string_view value = trim_ows(line.substr(colon + 1));
         // A repeated list header adds to the list; other headers must not repeat.
         auto set_once = [&](std::string& field) {
             if (!field.empty()) bad_header = true;
@@ -171,7 +158,7 @@ bool websocket_layer::handshake(std::string_view& wire, std::string& wire_out) {
         }
     }
     if (bad_header) return refuse(400, "malformed header", wire_out);
-    if (lower(upgrade) != "websocket" || !contains(tokens(connection), "upgrade")) {
+    if (ascii_lower(upgrade) != "websocket" || !contains(tokens(connection), "upgrade")) {
         return refuse(400, "not a WebSocket upgrade (Upgrade: websocket, Connection: Upgrade)", wire_out);
     }
     if (version != "13") return refuse(426, "WebSocket version 13 only", wire_out, "Sec-WebSocket-Version: 13\r\n");

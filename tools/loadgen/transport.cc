@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "base/assert.h"
+#include "base/text.h"
 
 namespace sluice::loadgen {
 namespace {
@@ -52,25 +53,10 @@ std::string base64(const unsigned char* data, size_t n) {
     return out;
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
-}
-
 bool has_token(std::string_view list, std::string_view token) {
     while (!list.empty()) {
         const size_t comma = list.find(',');
-        if (lower(trim(list.substr(0, comma))) == token) return true;
+        if (ascii_lower(trim_ows(list.substr(0, comma))) == token) return true;
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);
     }
@@ -98,6 +84,8 @@ void mask_copy(char* dst, const char* src, size_t n, const std::array<uint8_t, 4
 
 }  // namespace
 
+// Computed here, not taken from the broker's net/websocket.h: the load generator checks the
+// broker's answer independently (and does not link the broker).
 std::string websocket_accept(std::string_view key) {
     static constexpr std::string_view k_guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
     std::string text(key);
@@ -368,8 +356,8 @@ bool client_link::upgrade_response(std::string_view& data) {
         rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 2);
         const size_t colon = line.find(':');
         if (colon == std::string_view::npos) return fail("WebSocket upgrade: malformed header line");
-        const std::string name = lower(line.substr(0, colon));
-        const std::string_view value = trim(line.substr(colon + 1));
+        const std::string name = ascii_lower(line.substr(0, colon));
+        const std::string_view value = trim_ows(line.substr(colon + 1));
         std::string* field = name == "upgrade"                    ? &upgrade
                              : name == "connection"               ? &connection
                              : name == "sec-websocket-accept"     ? &accept
@@ -378,7 +366,7 @@ bool client_link::upgrade_response(std::string_view& data) {
                                                                   : nullptr;
         if (field != nullptr) *field += (field->empty() ? "" : ",") + std::string(value);
     }
-    if (lower(upgrade) != "websocket") return fail("WebSocket upgrade: no \"Upgrade: websocket\" in the 101");
+    if (ascii_lower(upgrade) != "websocket") return fail("WebSocket upgrade: no \"Upgrade: websocket\" in the 101");
     if (!has_token(connection, "upgrade")) return fail("WebSocket upgrade: no \"Connection: Upgrade\" in the 101");
     if (accept != expected_accept_) return fail("WebSocket upgrade: wrong Sec-WebSocket-Accept \"" + accept + "\"");
     if (protocol != "mqtt") {
