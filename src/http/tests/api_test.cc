@@ -419,6 +419,8 @@ TEST_P(api_db_test, database_restart_gives_503_then_reconnects) {
     auto [s, body] = get("/api/devices");
     EXPECT_EQ(s, 503) << body;
     EXPECT_NE(body.find("\"error\":\"database unavailable\""), std::string::npos) << body;
+    // libpq's and PostgreSQL's own text goes to the log, never to the client (issue 12).
+    EXPECT_EQ(body.find("detail"), std::string::npos) << body;
     EXPECT_EQ(get("/api/overview").first, 200);  // needs no database
     ASSERT_TRUE(pg_->restart());
     // After the connect back-off (2 s) the next request reconnects.
