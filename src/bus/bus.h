@@ -29,6 +29,10 @@ struct message {
     std::string topic;
     std::string payload;
     uint8_t qos = 0;
+    // The PUBLISH's packet id when its publisher has a persistent session, else 0. A
+    // restarted broker reads it back to recognise that client's resends (DUP=1) of
+    // messages already in the log (broker/resend_window.h).
+    uint16_t packet_id = 0;
 
     bool operator==(const message&) const = default;
 };
@@ -114,8 +118,11 @@ public:
     public:
         virtual ~membership() = default;
     };
-    virtual result<std::unique_ptr<membership>> join_group(std::string_view group, partitions_callback assigned,
-                                                           partitions_callback revoked) {
+    // By value: overrides keep both callbacks (kafka.cc).
+    virtual result<std::unique_ptr<membership>> join_group(
+        std::string_view group,
+        partitions_callback assigned,  // NOLINT(performance-unnecessary-value-param)
+        partitions_callback revoked) {
         (void)group;
         struct all_partitions final : membership {
             partitions_callback revoked;

@@ -71,10 +71,10 @@ void dump_segment(const std::string& name, uint64_t base, const std::string& dat
     }
     std::printf("\n");
     for (const auto& [r, pos] : recs) {
-        std::printf("    offset=%llu pos=%llu time=%s client=%s topic=%s qos=%u payload=%zuB \"%s\"\n",
+        std::printf("    offset=%llu pos=%llu time=%s client=%s topic=%s qos=%u packet_id=%u payload=%zuB \"%s\"\n",
                     static_cast<unsigned long long>(r.offset), static_cast<unsigned long long>(pos),
                     format_time(r.msg.receive_time_ms).c_str(), r.msg.client_id.c_str(), r.msg.topic.c_str(), r.msg.qos,
-                    r.msg.payload.size(), preview(r.msg.payload).c_str());
+                    r.msg.packet_id, r.msg.payload.size(), preview(r.msg.payload).c_str());
     }
 }
 

@@ -26,6 +26,8 @@ using namespace std::chrono_literals;
 
 constexpr const char* k_header_topic = "mqtt_topic";
 constexpr const char* k_header_qos = "mqtt_qos";
+// Two bytes, big-endian; present only when bus::message::packet_id != 0.
+constexpr const char* k_header_packet_id = "mqtt_packet_id";
 
 struct partition_state {
     std::atomic<uint64_t> high{0};  // high watermark: next offset Kafka assigns
@@ -123,10 +125,19 @@ public:
             return;
         }
         size_t bytes = m.payload.size() + m.client_id.size() + m.topic.size();
+        // Owned by librdkafka (the message's opaque) until its delivery report deletes it.
+        // NOLINTBEGIN(clang-analyzer-cplusplus.NewDeleteLeaks)
         auto* p = new pending{std::move(done), bytes, partition, m.receive_time_ms};
         in_flight_.fetch_add(1);
         in_flight_bytes_.fetch_add(bytes);
         char qos = static_cast<char>('0' + m.qos);
+        rd_kafka_headers_t* headers = rd_kafka_headers_new(3);
+        rd_kafka_header_add(headers, k_header_topic, -1, m.topic.data(), static_cast<ssize_t>(m.topic.size()));
+        rd_kafka_header_add(headers, k_header_qos, -1, &qos, 1);
+        if (m.packet_id != 0) {
+            const char id[2] = {static_cast<char>(m.packet_id >> 8), static_cast<char>(m.packet_id & 0xFFu)};
+            rd_kafka_header_add(headers, k_header_packet_id, -1, id, 2);
+        }
         // librdkafka's varargs macros cast the C way.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
@@ -134,16 +145,17 @@ public:
             producer_, RD_KAFKA_V_TOPIC(opts_.topic.c_str()), RD_KAFKA_V_PARTITION(static_cast<int32_t>(partition)),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m.client_id.data(), m.client_id.size()),
             RD_KAFKA_V_VALUE(m.payload.data(), m.payload.size()), RD_KAFKA_V_TIMESTAMP(m.receive_time_ms),
-            RD_KAFKA_V_HEADER(k_header_topic, m.topic.data(), static_cast<ssize_t>(m.topic.size())),
-            RD_KAFKA_V_HEADER(k_header_qos, &qos, 1), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
+            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
 #pragma GCC diagnostic pop
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_headers_destroy(headers);  // on failure they stay ours
             // Refused before it reached librdkafka's queue: complete on the delivery thread.
             SLUICE_WARN("kafka", "produce to %s/%u refused: %s", opts_.topic.c_str(), partition, rd_kafka_err2str(err));
             std::lock_guard<std::mutex> lock(failed_mutex_);
             failed_.push_back(p);
         }
     }
+    // NOLINTEND(clang-analyzer-cplusplus.NewDeleteLeaks)
 
     bool over_quota() const override {
         return in_flight_.load() >= opts_.max_in_flight || in_flight_bytes_.load() >= opts_.max_in_flight_bytes;
@@ -450,6 +462,11 @@ result<size_t> kafka_reader::poll(std::vector<record>& out, size_t max_records, 
             if (rd_kafka_header_get_last(hdrs, k_header_qos, &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR && v && len == 1) {
                 r.msg.qos = static_cast<uint8_t>(*static_cast<const char*>(v) - '0');
             }
+            if (rd_kafka_header_get_last(hdrs, k_header_packet_id, &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR && v &&
+                len == 2) {
+                const auto* id = static_cast<const unsigned char*>(v);
+                r.msg.packet_id = static_cast<uint16_t>((id[0] << 8) | id[1]);
+            }
         }
         position_ = r.offset + 1;
         owner_.observe_record(partition_, r.offset, r.msg.receive_time_ms);
@@ -469,6 +486,7 @@ void rebalance_cb(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition
 
 void kafka_group::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
     std::vector<uint32_t> list;
+    list.reserve(static_cast<size_t>(parts->cnt));
     for (int i = 0; i < parts->cnt; ++i)
         list.push_back(static_cast<uint32_t>(parts->elems[i].partition));
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {

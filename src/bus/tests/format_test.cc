@@ -44,7 +44,7 @@ TEST(wal_format, header_layout_is_pinned) {
     std::string h = encode_segment_header(7, 0x0102030405060708ull);
     ASSERT_EQ(h.size(), k_segment_header_size);
     EXPECT_EQ(h.substr(0, 4), "SLWL");
-    EXPECT_EQ(h[4], 1);  // version, little endian
+    EXPECT_EQ(h[4], 2);  // version, little endian
     EXPECT_EQ(h[5], 0);
     EXPECT_EQ(h[6], 24);  // header size
     EXPECT_EQ(h[8], 7);   // partition
@@ -71,6 +71,39 @@ TEST(wal_format, records_round_trip) {
         EXPECT_EQ(seen[i].msg, make_message(i, 40));
     }
     EXPECT_EQ(scan.newest_time_ms, make_message(4).receive_time_ms);
+}
+
+// Format version 2: a message with a packet id is a type 2 record, two bytes longer; both
+// types mix in one segment.
+TEST(wal_format, packet_id_records_round_trip) {
+    std::string bytes = encode_segment_header(3, 100);
+    std::vector<message> written;
+    for (uint64_t i = 0; i < 4; ++i) {
+        message m = make_message(i, 40);
+        m.packet_id = i % 2 == 1 ? static_cast<uint16_t>(65535 - i) : 0;
+        size_t before = bytes.size();
+        encode_record(bytes, 100 + i, m);
+        message plain = m;
+        plain.packet_id = 0;
+        EXPECT_EQ(bytes.size() - before, encoded_record_size(plain) + (m.packet_id != 0 ? 2 : 0));
+        EXPECT_EQ(bytes[before + 8], m.packet_id != 0 ? 2 : 1);  // record type
+        written.push_back(m);
+    }
+    std::vector<message> seen;
+    auto scan = scan_segment(bytes, 100, [&](const record& r, uint64_t) { seen.push_back(r.msg); });
+    EXPECT_EQ(scan.first_damage, damage::none);
+    EXPECT_EQ(seen, written);
+
+    // A type 2 record whose packet id is 0 is not one a writer makes.
+    std::string bad = encode_segment_header(3, 100);
+    message m = make_message(0, 40);
+    m.packet_id = 1;
+    encode_record(bad, 100, m);
+    bad[k_segment_header_size + k_record_header_size + 17] = 0;  // packet id, low byte
+    uint32_t crc = crc32c(bad.data() + k_segment_header_size + 4, bad.size() - k_segment_header_size - 4);
+    for (int i = 0; i < 4; ++i)
+        bad[k_segment_header_size + static_cast<size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+    EXPECT_EQ(scan_segment(bad, 100).first_damage, damage::bad_record);
 }
 
 TEST(wal_format, oversized_message_is_rejected) {
@@ -184,12 +217,14 @@ TEST(wal_format, header_cases) {
     EXPECT_EQ(scan.header, header_status::bad);
     EXPECT_TRUE(scan.valid_after_damage);  // the records tell how far the offsets went
     EXPECT_EQ(scan.max_offset_after_damage, 101u);
-    std::string v2 = b.bytes;
-    v2[4] = 2;
-    uint32_t crc = crc32c(v2.data(), 20);
-    for (int i = 0; i < 4; ++i)
-        v2[20 + static_cast<size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xFF);
-    EXPECT_EQ(scan_segment(v2, 100).header, header_status::unsupported_version);
+    for (char version : {'\0', '\3'}) {  // before the oldest readable, after the newest
+        std::string other = b.bytes;
+        other[4] = version;
+        uint32_t crc = crc32c(other.data(), 20);
+        for (int i = 0; i < 4; ++i)
+            other[20 + static_cast<size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+        EXPECT_EQ(scan_segment(other, 100).header, header_status::unsupported_version);
+    }
 }
 
 TEST(wal_cursors, encode_decode_and_reject_damage) {

@@ -23,7 +23,8 @@ using test::spit;
 const std::string k_golden = "tests/golden/wal";
 constexpr uint64_t k_records = 40;
 
-message golden_message(uint64_t i) {
+// The i-th record of the golden files of format `version`. Version 2 added packet ids.
+message golden_message(uint64_t i, int version) {
     message m;
     m.receive_time_ms = 1732212345000 + static_cast<int64_t>(i) * 250;
     m.client_id = "press-" + std::to_string(i % 3);
@@ -32,6 +33,7 @@ message golden_message(uint64_t i) {
         "{\"ts\":" + std::to_string(1732212345000 + i * 250) + ",\"temperature\":" + std::to_string(20 + i % 9) + ".5}";
     if (i % 10 == 7) m.payload = std::string("\x01\x02\x00\xff binary", 11);
     m.qos = static_cast<uint8_t>(i % 3);
+    if (version >= 2 && m.qos > 0 && i % 4 != 0) m.packet_id = static_cast<uint16_t>(1 + (i * 7919) % 65535);
     return m;
 }
 
@@ -43,31 +45,36 @@ wal_options golden_options(const std::string& dir) {
     return o;
 }
 
-std::string v1_dir() {
-    return k_golden + "/v1";
+std::string version_dir(int version) {
+    return k_golden + "/v" + std::to_string(version);
 }
-std::string v1_segment(uint64_t base) {
-    return partition_dir(v1_dir(), 0) + "/" + wal::segment_file_name(base);
+std::string golden_segment(int version, uint64_t base) {
+    return partition_dir(version_dir(version), 0) + "/" + wal::segment_file_name(base);
 }
 
+// Every format version with golden files; add the new one here after generating it.
+const int k_versions[] = {1, 2};
+
+// Writes the files of the current format version only (k_format_version).
 TEST(wal_golden, generate) {
     if (std::getenv("SLUICE_WAL_GOLDEN_REGEN") == nullptr) GTEST_SKIP() << "set SLUICE_WAL_GOLDEN_REGEN=1 to rewrite";
+    const int version = wal::k_format_version;
     test::temp_dir tmp;
     {
         auto b = open_wal(golden_options(tmp.wal()));
         ASSERT_TRUE(b);
         for (uint64_t i = 0; i < k_records; ++i)
-            ASSERT_TRUE(test::append_wait(**b, 0, golden_message(i)));
+            ASSERT_TRUE(test::append_wait(**b, 0, golden_message(i, version)));
         ASSERT_TRUE((*b)->commit_cursor("pipeline", 0, 5));
     }
-    fs::remove_all(v1_dir());
-    fs::create_directories(v1_dir());
-    fs::copy(tmp.wal(), v1_dir(), fs::copy_options::recursive);
+    fs::remove_all(version_dir(version));
+    fs::create_directories(version_dir(version));
+    fs::copy(tmp.wal(), version_dir(version), fs::copy_options::recursive);
     // Corrupted copies of the first segment, one per damage case.
-    const std::string seg0 = slurp(v1_segment(0));
+    const std::string seg0 = slurp(golden_segment(version, 0));
     std::vector<uint64_t> pos;
     wal::scan_segment(seg0, 0, [&](const record&, uint64_t p) { pos.push_back(p); });
-    const std::string bad = k_golden + "/v1-corrupt";
+    const std::string bad = version_dir(version) + "-corrupt";
     fs::create_directories(bad);
     spit(bad + "/torn-tail.log", seg0.substr(0, seg0.size() - 7));
     spit(bad + "/zero-tail.log", seg0 + std::string(512, '\0'));
@@ -86,70 +93,76 @@ TEST(wal_golden, generate) {
     spit(bad + "/bad-header.log", hdr);
 }
 
-TEST(wal_golden, v1_reads_back_exactly) {
-    ASSERT_TRUE(fs::exists(v1_segment(0))) << "run from the source root";
-    test::temp_dir tmp;
-    fs::copy(v1_dir(), tmp.wal(), fs::copy_options::recursive);
-    std::vector<recovery_event> report;
-    auto b = open_wal(golden_options(tmp.wal()), default_fs(), &report);
-    ASSERT_TRUE(b) << b.error().message();
-    EXPECT_TRUE(report.empty());
-    auto recs = test::read_all(**b, 0);
-    ASSERT_EQ(recs.size(), k_records);
-    for (uint64_t i = 0; i < k_records; ++i) {
-        EXPECT_EQ(recs[i].offset, i);
-        EXPECT_EQ(recs[i].msg, golden_message(i)) << i;
-    }
-    EXPECT_EQ(*(*b)->cursor("pipeline", 0), std::optional<uint64_t>(5));
-    // Each segment file on its own: header version 1, records dense from its base.
-    size_t segments = 0;
-    for (const auto& e : fs::directory_iterator(partition_dir(v1_dir(), 0))) {
-        auto base = wal::parse_segment_file_name(e.path().filename().string());
-        ASSERT_TRUE(base);
-        auto scan = wal::scan_segment(slurp(e.path().string()), *base);
-        EXPECT_EQ(scan.header, wal::header_status::ok);
-        EXPECT_EQ(scan.version, 1);
-        EXPECT_EQ(scan.first_damage, wal::damage::none);
-        ++segments;
-    }
-    EXPECT_GE(segments, 3u);
-}
-
-TEST(wal_golden, v1_corrupted_copies_keep_their_classification) {
-    const std::string bad = k_golden + "/v1-corrupt";
-    struct expect_case {
-        const char* file;
-        wal::header_status header;
-        wal::damage d;
-        bool middle;
-    };
-    const expect_case cases[] = {
-        {"torn-tail.log", wal::header_status::ok, wal::damage::torn_record, false},
-        {"zero-tail.log", wal::header_status::ok, wal::damage::zero_filled, false},
-        {"truncated-header.log", wal::header_status::ok, wal::damage::truncated_header, false},
-        {"bad-crc-tail.log", wal::header_status::ok, wal::damage::bad_crc, false},
-        {"bad-length-tail.log", wal::header_status::ok, wal::damage::bad_length, false},
-        {"bad-crc-middle.log", wal::header_status::ok, wal::damage::bad_crc, true},
-        {"bad-header.log", wal::header_status::bad, wal::damage::none, true},
-    };
-    for (const auto& c : cases) {
-        SCOPED_TRACE(c.file);
-        auto scan = wal::scan_segment(slurp(bad + "/" + c.file), 0);
-        EXPECT_EQ(scan.header, c.header);
-        EXPECT_EQ(scan.first_damage, c.d);
-        EXPECT_EQ(scan.valid_after_damage, c.middle);
-        // Recovery on a WAL whose only segment is this file.
+TEST(wal_golden, every_version_reads_back_exactly) {
+    for (int version : k_versions) {
+        SCOPED_TRACE(version);
+        ASSERT_TRUE(fs::exists(golden_segment(version, 0))) << "run from the source root";
         test::temp_dir tmp;
-        fs::create_directories(partition_dir(tmp.wal(), 0));
-        fs::copy_file(bad + "/" + c.file, partition_dir(tmp.wal(), 0) + "/" + wal::segment_file_name(0));
+        fs::copy(version_dir(version), tmp.wal(), fs::copy_options::recursive);
         std::vector<recovery_event> report;
         auto b = open_wal(golden_options(tmp.wal()), default_fs(), &report);
-        ASSERT_TRUE(b);
-        ASSERT_EQ(report.size(), 1u);
-        EXPECT_EQ(report[0].what,
-                  c.middle ? recovery_event::action::segment_quarantined : recovery_event::action::tail_truncated);
-        for (const auto& rec : test::read_all(**b, 0))
-            EXPECT_EQ(rec.msg, golden_message(rec.offset));
+        ASSERT_TRUE(b) << b.error().message();
+        EXPECT_TRUE(report.empty());
+        auto recs = test::read_all(**b, 0);
+        ASSERT_EQ(recs.size(), k_records);
+        for (uint64_t i = 0; i < k_records; ++i) {
+            EXPECT_EQ(recs[i].offset, i);
+            EXPECT_EQ(recs[i].msg, golden_message(i, version)) << i;
+        }
+        EXPECT_EQ(*(*b)->cursor("pipeline", 0), std::optional<uint64_t>(5));
+        // Each segment file on its own: header of its version, records dense from its base.
+        size_t segments = 0;
+        for (const auto& e : fs::directory_iterator(partition_dir(version_dir(version), 0))) {
+            auto base = wal::parse_segment_file_name(e.path().filename().string());
+            ASSERT_TRUE(base);
+            auto scan = wal::scan_segment(slurp(e.path().string()), *base);
+            EXPECT_EQ(scan.header, wal::header_status::ok);
+            EXPECT_EQ(scan.version, version);
+            EXPECT_EQ(scan.first_damage, wal::damage::none);
+            ++segments;
+        }
+        EXPECT_GE(segments, 3u);
+    }
+}
+
+TEST(wal_golden, corrupted_copies_keep_their_classification) {
+    for (int version : k_versions) {
+        SCOPED_TRACE(version);
+        const std::string bad = version_dir(version) + "-corrupt";
+        struct expect_case {
+            const char* file;
+            wal::header_status header;
+            wal::damage d;
+            bool middle;
+        };
+        const expect_case cases[] = {
+            {"torn-tail.log", wal::header_status::ok, wal::damage::torn_record, false},
+            {"zero-tail.log", wal::header_status::ok, wal::damage::zero_filled, false},
+            {"truncated-header.log", wal::header_status::ok, wal::damage::truncated_header, false},
+            {"bad-crc-tail.log", wal::header_status::ok, wal::damage::bad_crc, false},
+            {"bad-length-tail.log", wal::header_status::ok, wal::damage::bad_length, false},
+            {"bad-crc-middle.log", wal::header_status::ok, wal::damage::bad_crc, true},
+            {"bad-header.log", wal::header_status::bad, wal::damage::none, true},
+        };
+        for (const auto& c : cases) {
+            SCOPED_TRACE(c.file);
+            auto scan = wal::scan_segment(slurp(bad + "/" + c.file), 0);
+            EXPECT_EQ(scan.header, c.header);
+            EXPECT_EQ(scan.first_damage, c.d);
+            EXPECT_EQ(scan.valid_after_damage, c.middle);
+            // Recovery on a WAL whose only segment is this file.
+            test::temp_dir tmp;
+            fs::create_directories(partition_dir(tmp.wal(), 0));
+            fs::copy_file(bad + "/" + c.file, partition_dir(tmp.wal(), 0) + "/" + wal::segment_file_name(0));
+            std::vector<recovery_event> report;
+            auto b = open_wal(golden_options(tmp.wal()), default_fs(), &report);
+            ASSERT_TRUE(b);
+            ASSERT_EQ(report.size(), 1u);
+            EXPECT_EQ(report[0].what,
+                      c.middle ? recovery_event::action::segment_quarantined : recovery_event::action::tail_truncated);
+            for (const auto& rec : test::read_all(**b, 0))
+                EXPECT_EQ(rec.msg, golden_message(rec.offset, version));
+        }
     }
 }
 

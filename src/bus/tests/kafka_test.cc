@@ -90,6 +90,8 @@ message msg(int i, const std::string& device = "dev-1") {
     m.topic = "devices/" + device + "/telemetry";
     m.payload = "{\"seq\":" + std::to_string(i) + "}";
     m.qos = 1;
+    // Some with the publisher's packet id (a persistent session), the rest without.
+    if (i % 3 != 0) m.packet_id = static_cast<uint16_t>(65536 - 3 * i);
     return m;
 }
 

@@ -51,15 +51,17 @@ bool all_zero(std::string_view s) {
 }
 
 // Body layout check and decode; false when the lengths do not add up.
-bool decode_body(std::string_view body, record& out) {
-    if (body.size() < k_min_body_size) return false;
+bool decode_body(std::string_view body, uint8_t type, record& out) {
+    const size_t fixed = type == k_record_type_session_message ? 19 : 17;
+    if (body.size() < k_min_body_size + fixed - 17) return false;
     const char* p = body.data();
     size_t left = body.size();
     out.offset = get_u64(p);
     out.msg.receive_time_ms = static_cast<int64_t>(get_u64(p + 8));
     out.msg.qos = static_cast<uint8_t>(p[16]);
-    p += 17;
-    left -= 17;
+    out.msg.packet_id = type == k_record_type_session_message ? get_u16(p + 17) : 0;
+    p += fixed;
+    left -= fixed;
     auto take = [&](size_t len_bytes, std::string& dst) {
         if (left < len_bytes) return false;
         size_t len = static_cast<size_t>(get_le(p, static_cast<int>(len_bytes)));
@@ -72,7 +74,7 @@ bool decode_body(std::string_view body, record& out) {
         return true;
     };
     if (!take(2, out.msg.client_id) || !take(2, out.msg.topic) || !take(4, out.msg.payload)) return false;
-    return left == 0 && out.msg.qos <= 2;
+    return left == 0 && out.msg.qos <= 2 && (type == k_record_type_message || out.msg.packet_id != 0);
 }
 
 }  // namespace
@@ -112,7 +114,9 @@ size_t encoded_record_size(const message& m) {
         m.qos > 2) {
         return 0;
     }
-    return k_record_header_size + k_min_body_size + m.client_id.size() + m.topic.size() + m.payload.size();
+    const size_t packet_id_bytes = m.packet_id != 0 ? 2 : 0;
+    return k_record_header_size + k_min_body_size + packet_id_bytes + m.client_id.size() + m.topic.size() +
+           m.payload.size();
 }
 
 void encode_record(std::string& out, uint64_t offset, const message& m) {
@@ -122,10 +126,11 @@ void encode_record(std::string& out, uint64_t offset, const message& m) {
     out.reserve(start + total);
     put_u32(out, 0);  // CRC, filled below
     put_u32(out, static_cast<uint32_t>(total - k_record_header_size));
-    out.push_back(static_cast<char>(k_record_type_message));
+    out.push_back(static_cast<char>(m.packet_id != 0 ? k_record_type_session_message : k_record_type_message));
     put_u64(out, offset);
     put_u64(out, static_cast<uint64_t>(m.receive_time_ms));
     out.push_back(static_cast<char>(m.qos));
+    if (m.packet_id != 0) put_u16(out, m.packet_id);
     put_u16(out, static_cast<uint16_t>(m.client_id.size()));
     out.append(m.client_id);
     put_u16(out, static_cast<uint16_t>(m.topic.size()));
@@ -186,8 +191,9 @@ damage decode_record(std::string_view bytes, uint64_t expected_offset, record& o
     if (length < k_min_body_size || length > k_max_body_size) return damage::bad_length;
     if (bytes.size() - k_record_header_size < length) return damage::torn_record;
     if (crc32c(p + 4, length + 5u) != stored_crc) return damage::bad_crc;
-    if (static_cast<uint8_t>(p[8]) != k_record_type_message) return damage::bad_record;
-    if (!decode_body(bytes.substr(k_record_header_size, length), out)) return damage::bad_record;
+    const auto type = static_cast<uint8_t>(p[8]);
+    if (type != k_record_type_message && type != k_record_type_session_message) return damage::bad_record;
+    if (!decode_body(bytes.substr(k_record_header_size, length), type, out)) return damage::bad_record;
     if (out.offset != expected_offset) return damage::bad_record;
     size = k_record_header_size + length;
     return damage::none;
@@ -243,7 +249,8 @@ scan_result scan_segment(std::string_view bytes, uint64_t expected_base,
     }
     r.version = get_u16(h + 4);
     r.partition = get_u32(h + 8);
-    if (r.version != k_format_version || get_u16(h + 6) != k_segment_header_size) {
+    if (r.version < k_oldest_readable_version || r.version > k_format_version ||
+        get_u16(h + 6) != k_segment_header_size) {
         r.header = header_status::unsupported_version;
         return r;
     }

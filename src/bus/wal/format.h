@@ -18,14 +18,19 @@
 namespace sluice::bus::wal {
 
 inline constexpr char k_segment_magic[4] = {'S', 'L', 'W', 'L'};
-inline constexpr uint16_t k_format_version = 1;
+// Version 2 added record type 2; segments of version 1 (type 1 only) stay readable.
+inline constexpr uint16_t k_format_version = 2;
+inline constexpr uint16_t k_oldest_readable_version = 1;
 inline constexpr size_t k_segment_header_size = 24;
 inline constexpr size_t k_record_header_size = 9;  // crc32c u32, length u32, type u8
 inline constexpr uint8_t k_record_type_message = 1;
-// offset u64, receive_time_ms i64, qos u8, client_id u16+bytes, topic u16+bytes, payload u32+bytes
+// A message with the publisher's packet id (bus::message::packet_id != 0), version 2.
+inline constexpr uint8_t k_record_type_session_message = 2;
+// offset u64, receive_time_ms i64, qos u8, [type 2: packet_id u16,] client_id u16+bytes,
+// topic u16+bytes, payload u32+bytes
 inline constexpr size_t k_min_body_size = 8 + 8 + 1 + 2 + 2 + 4;
 inline constexpr size_t k_max_payload_size = 16u << 20;
-inline constexpr size_t k_max_body_size = k_min_body_size + 2 * 0xFFFFu + k_max_payload_size;
+inline constexpr size_t k_max_body_size = k_min_body_size + 2 + 2 * size_t{0xFFFF} + k_max_payload_size;
 
 // "00000000000000000042.log" for base offset 42.
 std::string segment_file_name(uint64_t base_offset);

@@ -74,7 +74,9 @@ public:
     }
     void stop();
 
-    bool enqueue(pending&& p) {
+    // Takes `p` (moves from it) unless the partition is stopping: then returns false and
+    // leaves it to the caller.
+    bool enqueue(pending& p) {
         {
             std::lock_guard lock(queue_mu_);
             if (stopping_) return false;
@@ -272,8 +274,8 @@ result<void> partition::recover(std::vector<recovery_event>* report) {
         }
         wal::scan_result scan = wal::scan_segment(*data, base);
         if (scan.header == header_status::unsupported_version) {
-            SLUICE_ERROR("bus", "wal: %s has format version %u; this build reads %u", path.c_str(), scan.version,
-                         wal::k_format_version);
+            SLUICE_ERROR("bus", "wal: %s has format version %u; this build reads %u to %u", path.c_str(), scan.version,
+                         wal::k_oldest_readable_version, wal::k_format_version);
             return err(errc::corruption);
         }
         if (last && (scan.header == header_status::short_file || scan.header == header_status::zero_filled)) {
@@ -619,7 +621,7 @@ private:
     result<bool> fill(uint64_t need, uint64_t limit) {
         if (file_pos_ >= buf_pos_ && file_pos_ + need <= buf_pos_ + buf_.size()) return true;
         if (file_pos_ + need > limit) return false;
-        const uint64_t want = std::min<uint64_t>(limit - file_pos_, std::max<uint64_t>(need, 256 * 1024));
+        const uint64_t want = std::min<uint64_t>(limit - file_pos_, std::max<uint64_t>(need, uint64_t{256} * 1024));
         buf_.resize(static_cast<size_t>(want));
         auto got = file_->read_at(file_pos_, buf_.data(), buf_.size());
         if (!got) return got.error();
@@ -702,7 +704,7 @@ public:
         if (!done) done = [](result<uint64_t>) {};
         pending p{std::move(m), std::move(done), {}};
         if (total_bytes_.load() >= quota_hard_limit(opts_)) p.preset = err(errc::quota_exceeded);
-        if (!parts_[part]->enqueue(std::move(p))) {
+        if (!parts_[part]->enqueue(p)) {
             // Stopped: nothing will run the callback on a bus thread any more.
             if (p.done) p.done(err(errc::closed));
         }
