@@ -118,6 +118,7 @@ std::string load_config_file(const std::string& path, config& cfg) {
             !read_int(*m, "max_topic_length", o.max_topic_length, err, "mqtt") ||
             !read_int(*m, "max_topic_levels", o.max_topic_levels, err, "mqtt") ||
             !read_int(*m, "topic_alias_maximum", o.topic_alias_maximum, err, "mqtt") ||
+            !read_int(*m, "resend_window", o.resend_window, err, "mqtt") ||
             !read_int(*m, "max_keep_alive", o.max_keep_alive, err, "mqtt") ||
             !read_int(*m, "max_session_expiry", o.max_session_expiry, err, "mqtt") ||
             !read_int(*m, "maximum_qos", o.maximum_qos, err, "mqtt") ||

@@ -58,6 +58,10 @@ std::string render_metrics(const metric_sources& sources) {
                   d(t.ingest_quota_refused));
         w.counter("ingest_paused_total", "Ingest publishes held with the client's reading paused at the bus quota.",
                   d(t.ingest_paused));
+        w.counter("ingest_resends_acknowledged_total",
+                  "DUP=1 resends of messages already in the log, acknowledged without logging them again "
+                  "(persistent sessions, mqtt.resend_window).",
+                  d(t.resends_acknowledged));
     }
     if (sources.log != nullptr) {
         for (uint32_t p = 0; p < sources.log->partitions(); ++p) {

@@ -11,7 +11,9 @@
 
 #include "base/log.h"
 #include "broker/persist/state_store.h"
+#include "broker/resend_window.h"
 #include "broker/shard.h"
+#include "bus/bus.h"
 
 namespace sluice::broker {
 
@@ -72,8 +74,24 @@ std::pair<size_t, size_t> broker::restore_from(persist::state_store& store) {
     std::vector<persist::session_record> sessions;
     std::map<std::string, std::vector<persist::session_message_record>> messages;
     size_t retained = 0;
+    resend_entries resend;
+    std::map<uint32_t, uint64_t> resend_checkpoints;
     store.load([&](persist::kind k, std::string_view key, std::string_view value) {
         switch (k) {
+            case persist::kind::resend_entry: {
+                std::string client;
+                uint16_t slot = 0;
+                auto r = persist::decode_resend_entry_record(value);
+                if (persist::parse_resend_entry_key(key, client, slot) && r) resend[client].emplace_back(slot, *r);
+                break;
+            }
+            case persist::kind::resend_checkpoint: {
+                uint32_t partition = 0;
+                auto r = persist::decode_resend_checkpoint_record(value);
+                if (persist::parse_resend_checkpoint_key(key, partition) && r)
+                    resend_checkpoints[partition] = r->next_offset;
+                break;
+            }
             case persist::kind::session: {
                 auto r = persist::decode_session_record(value);
                 if (r) {
@@ -118,7 +136,101 @@ std::pair<size_t, size_t> broker::restore_from(persist::state_store& store) {
         unsigned target = shard_of_client(s.client_id);
         shards_[target]->restore(std::move(s), std::move(msgs), now);
     }
+    restore_resend_windows(std::move(resend), std::move(resend_checkpoints));
     return {sessions.size(), retained};
+}
+
+void broker::restore_resend_windows(resend_entries&& entries, std::map<uint32_t, uint64_t>&& checkpoints) {
+    // Entries of sessions that are gone (an erase raced with a late append) are dropped.
+    size_t restored = 0;
+    for (auto& [client_id, list] : entries) {
+        session* s = shards_[shard_of_client(client_id)]->find_session(client_id);
+        for (const auto& [slot, e] : list) {
+            const uint16_t window = options_.resend_window;
+            if (s == nullptr || window == 0 || slot != e.packet_id % window) {
+                persistence_.erase_resend_entry(client_id, slot);  // gone, or the window size changed
+                continue;
+            }
+            if (!s->resend) s->resend = std::make_unique<resend_window>(options_.resend_window);
+            s->resend->record(e.packet_id, e.fingerprint, nullptr);
+            ++restored;
+        }
+    }
+    if (ingest_.log == nullptr || !resend_rule_durable()) return;
+    // Replay what the log holds past each checkpoint: those appends may have been durable
+    // in the log before their entries were in the store. Without a checkpoint (the first
+    // start with this rule) nothing in the log has a packet id yet.
+    size_t replayed = 0;
+    uint64_t records = 0;
+    for (uint32_t p = 0; p < ingest_.log->partitions(); ++p) {
+        resend_checkpoints_.push_back(std::make_unique<resend_checkpoint>());
+        const uint64_t end = ingest_.log->get_stats(p).durable_end;
+        auto it = checkpoints.find(p);
+        if (it != checkpoints.end() && it->second < end) {
+            replayed += replay_log_into_windows(p, it->second);
+            records += end - it->second;
+        }
+        resend_checkpoints_.back()->next_offset = end;
+        persistence_.save_resend_checkpoint(p, end);
+    }
+    SLUICE_INFO("broker", "resend windows: %zu entries from the state store, %zu packet ids from %llu log records",
+                restored, replayed, static_cast<unsigned long long>(records));
+}
+
+size_t broker::replay_log_into_windows(uint32_t partition, uint64_t from) {
+    bus::bus& log = *ingest_.log;
+    const uint64_t end = log.get_stats(partition).durable_end;
+    auto opened = log.open_reader(partition, from);
+    if (!opened && opened.error() == make_error_code(bus::errc::not_found)) {
+        opened =
+            log.open_reader(partition, log.get_stats(partition).oldest_offset);  // already deleted: from the oldest
+    }
+    if (!opened) {
+        SLUICE_WARN("broker",
+                    "resend windows: cannot read partition %u from %llu (%s); resends of its last messages "
+                    "may be stored twice",
+                    partition, static_cast<unsigned long long>(from), opened.error().message().c_str());
+        return 0;
+    }
+    auto& reader = **opened;
+    size_t applied = 0;
+    std::vector<bus::record> batch;
+    while (reader.position() < end) {
+        batch.clear();
+        auto n = reader.poll(batch, 4096, std::chrono::milliseconds(100));
+        if (!n || *n == 0) {
+            SLUICE_WARN("broker", "resend windows: replay of partition %u stopped at %llu: %s", partition,
+                        static_cast<unsigned long long>(reader.position()),
+                        n ? "no record" : n.error().message().c_str());
+            break;
+        }
+        for (const auto& r : batch) {
+            if (r.msg.packet_id == 0) continue;
+            session* s = shards_[shard_of_client(r.msg.client_id)]->find_session(r.msg.client_id);
+            if (s == nullptr || !persistence::persistent(*s)) continue;
+            if (!s->resend) s->resend = std::make_unique<resend_window>(options_.resend_window);
+            const uint64_t fp = resend_fingerprint(r.msg.topic, r.msg.payload);
+            s->resend->record(r.msg.packet_id, fp, nullptr);
+            persistence_.save_resend_entry(r.msg.client_id, s->resend->slot_of(r.msg.packet_id), r.msg.packet_id, fp);
+            ++applied;
+        }
+    }
+    return applied;
+}
+
+void broker::note_appended(uint32_t partition, uint64_t offset, const resend_entry_ref* entry) {
+    if (entry != nullptr)
+        persistence_.save_resend_entry(entry->client_id, entry->slot, entry->packet_id, entry->fingerprint);
+    if (partition >= resend_checkpoints_.size()) return;
+    resend_checkpoint& c = *resend_checkpoints_[partition];
+    constexpr int64_t k_checkpoint_interval_ms = 250;
+    const int64_t now = monotonic_ms();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    c.next_offset = std::max(c.next_offset, offset + 1);
+    if (now - c.saved_ms < k_checkpoint_interval_ms) return;
+    c.saved_ms = now;
+    // Queued after every entry of the records below it (same thread, offset order).
+    persistence_.save_resend_checkpoint(partition, c.next_offset);
 }
 
 void broker::retained_matching(std::string_view filter, std::vector<message_ptr>& out) const {
@@ -163,6 +275,7 @@ broker::totals broker::get_totals() const {
         t.keep_alive_timeouts += v(st.keep_alive_timeouts);
         t.takeovers += v(st.takeovers);
         t.subscriptions += v(st.subscriptions);
+        t.resends_acknowledged += v(st.resends_acknowledged);
     }
     t.retained_messages = retained_count();
     return t;

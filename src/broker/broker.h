@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -83,6 +84,8 @@ public:
     // Makes sessions and retained messages durable in `store` and restores what it holds.
     // REQUIRES: called once, before the event loops run. Returns the number of sessions
     // and retained messages restored.
+    // The log tail since the resend checkpoints is replayed into the sessions' resend
+    // windows (resend_window.h).
     std::pair<size_t, size_t> restore_from(persist::state_store& store);
     persistence& durable() { return persistence_; }
 
@@ -92,6 +95,18 @@ public:
     void retained_matching(std::string_view filter, std::vector<message_ptr>& out) const;
     size_t retained_count() const;
 
+    // The resend rule's durable half (resend_window.h), called by every ingest append's
+    // completion, on a bus thread, in offset order per partition: puts the session's entry
+    // when given, and now and then the partition's checkpoint, after it. Thread-safe.
+    struct resend_entry_ref {
+        std::string client_id;
+        uint16_t slot = 0;
+        uint16_t packet_id = 0;
+        uint64_t fingerprint = 0;
+    };
+    void note_appended(uint32_t partition, uint64_t offset, const resend_entry_ref* entry);
+    bool resend_rule_durable() const { return persistence_.enabled() && options_.resend_window != 0; }
+
     // Sum of all shards' counters, for /metrics.
     struct totals {
         uint64_t connections_current, connections_total, sessions_current, messages_received, messages_sent,
@@ -99,11 +114,22 @@ public:
             slow_subscriber_disconnects, partial_packet_timeouts, input_budget_closes, topic_limit_refusals,
             dropped_too_large, dropped_expired, publish_rate_limited, malformed_packets, protocol_errors,
             ingest_appended, ingest_failed, ingest_quota_refused, ingest_paused, wills_published, sessions_expired,
-            keep_alive_timeouts, takeovers, retained_messages, subscriptions;
+            keep_alive_timeouts, takeovers, retained_messages, subscriptions, resends_acknowledged;
     };
     totals get_totals() const;
 
 private:
+    struct resend_checkpoint {
+        std::mutex mutex;
+        uint64_t next_offset = 0;  // GUARDED_BY(mutex)
+        int64_t saved_ms = 0;      // GUARDED_BY(mutex)
+    };
+    // Per client id: (slot of the key, entry).
+    using resend_entries =
+        std::map<std::string, std::vector<std::pair<uint16_t, persist::resend_entry_record>>, std::less<>>;
+    void restore_resend_windows(resend_entries&& entries, std::map<uint32_t, uint64_t>&& checkpoints);
+    size_t replay_log_into_windows(uint32_t partition, uint64_t from);
+
     broker_options options_;
     poster post_;
     ingest_hook ingest_;
@@ -114,6 +140,7 @@ private:
     std::string id_prefix_;
 
     persistence persistence_{nullptr};
+    std::vector<std::unique_ptr<resend_checkpoint>> resend_checkpoints_;  // per bus partition
     mutable std::mutex retained_mutex_;
     retained_store<message_ptr> retained_;  // GUARDED_BY(retained_mutex_)
 };

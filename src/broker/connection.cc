@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "broker/ack_barrier.h"
 #include "broker/broker.h"
+#include "broker/resend_window.h"
 #include "broker/shard.h"
 #include "broker/topic_limits.h"
 #include "bus/bus.h"
@@ -335,6 +336,23 @@ void connection::handle_publish(mqtt::publish&& p) {
             return;
         }
     }
+    // The resend rule (resend_window.h): in a persistent session, a DUP=1 PUBLISH whose
+    // packet id last carried this same message into the log is acknowledged once that
+    // append is durable, and not logged again.
+    const bool windowed = to_log && p.qos > 0 && opts.resend_window != 0 && persistence::persistent(*session_);
+    uint64_t fingerprint = 0;
+    bool resend_of_logged = false;
+    std::shared_ptr<append_outcome> logged_before;  // null: durable before a restart
+    if (windowed) {
+        fingerprint = resend_fingerprint(p.topic, p.payload);
+        if (p.dup && session_->resend) {
+            if (const resend_window::entry* e = session_->resend->logged(p.packet_id, fingerprint)) {
+                resend_of_logged = true;
+                logged_before = e->outcome;
+                to_log = false;
+            }
+        }
+    }
     // The ingest byte budget (issue 11): what is read must fit the bus, so a PUBLISH that
     // does not fit is held before anything is done with it, never appended and refused.
     const bool refuse = to_log && p.qos > 0 && opts.ingest_over_quota == broker_options::over_quota_policy::refuse &&
@@ -387,6 +405,10 @@ void connection::handle_publish(mqtt::publish&& p) {
         queue_ack(ack_type, p.packet_id, mqtt::reason_code::success, false, slot);
         barrier = std::make_shared<ack_barrier>(shard_.owner(), shard_.index(), serial_, slot);
     }
+    if (resend_of_logged) {
+        shard_stats::add(shard_.stats().resends_acknowledged);
+        if (logged_before) logged_before->hold(barrier);
+    }
     if (to_log) {
         bus::bus& log = *ingest.log;
         uint32_t partition = static_cast<uint32_t>(std::hash<std::string>{}(session_->client_id()) % log.partitions());
@@ -396,14 +418,27 @@ void connection::handle_publish(mqtt::publish&& p) {
         record.topic = p.topic;
         record.payload = p.payload;
         record.qos = p.qos;
+        std::shared_ptr<append_outcome> outcome;
+        std::shared_ptr<broker::resend_entry_ref> entry;
+        if (windowed) {
+            if (!session_->resend) session_->resend = std::make_unique<resend_window>(opts.resend_window);
+            outcome = std::make_shared<append_outcome>();
+            session_->resend->record(p.packet_id, fingerprint, outcome);
+            record.packet_id = p.packet_id;
+            entry = std::make_shared<broker::resend_entry_ref>(broker::resend_entry_ref{
+                session_->client_id(), session_->resend->slot_of(p.packet_id), p.packet_id, fingerprint});
+        }
         shard* owner = &shard_;
         // The append's completion holds the barrier: the ack waits for the fsync. It also
         // returns the reservation and wakes this connection if it held a PUBLISH for it.
         log.append(partition, std::move(record),
-                   [owner, barrier, share = ingest_share_, ingest_cost, serial = serial_](result<uint64_t> r) {
+                   [owner, barrier, share = ingest_share_, ingest_cost, serial = serial_, partition, outcome,
+                    entry](result<uint64_t> r) {
                        shard_stats::add(r ? owner->stats().ingest_appended : owner->stats().ingest_failed);
                        if (!r && barrier) barrier->fail();
                        broker& b = owner->owner();
+                       if (r && b.resend_rule_durable()) b.note_appended(partition, *r, entry.get());
+                       if (outcome) outcome->complete(r.has_value());
                        b.budget().release(*share, ingest_cost);
                        if (share->waiting.exchange(false)) {
                            b.post(owner->index(), [owner, serial] {

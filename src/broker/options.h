@@ -73,6 +73,12 @@ struct broker_options {
     // (broker/ingest_budget.h).
     uint64_t ingest_max_inflight_bytes = 64ull * 1024 * 1024;
     uint64_t ingest_max_inflight_bytes_per_connection = 4ull * 1024 * 1024;
+    // The resend rule (broker/resend_window.h, docs/delivery.md): how many of a persistent
+    // session's latest logged QoS 1/2 packet ids are remembered, durably, so that its
+    // resend (DUP=1) of one of them is acknowledged without being logged twice. Clients
+    // with more unacknowledged PUBLISHes than this may see duplicates after a restart.
+    // 0 = rule off.
+    uint16_t resend_window = 32;
     // Accept MQTT 3.1.1 CONNECTs with an empty client id and clean session (we assign one).
     bool allow_zero_length_client_id = true;
 };

@@ -88,6 +88,25 @@ void persistence::erase_session(const std::string& client_id) {
     if (!store_) return;
     store_->erase(persist::kind::session, client_id);
     store_->erase_prefix(persist::kind::session_message, persist::session_message_prefix(client_id));
+    store_->erase_prefix(persist::kind::resend_entry, persist::session_message_prefix(client_id));
+}
+
+void persistence::save_resend_entry(std::string_view client_id, uint16_t slot, uint16_t packet_id,
+                                    uint64_t fingerprint) {
+    if (!store_) return;
+    store_->put(persist::kind::resend_entry, persist::resend_entry_key(client_id, slot),
+                persist::encode(persist::resend_entry_record{packet_id, fingerprint}));
+}
+
+void persistence::erase_resend_entry(std::string_view client_id, uint16_t slot) {
+    if (!store_) return;
+    store_->erase(persist::kind::resend_entry, persist::resend_entry_key(client_id, slot));
+}
+
+void persistence::save_resend_checkpoint(uint32_t partition, uint64_t next_offset) {
+    if (!store_) return;
+    store_->put(persist::kind::resend_checkpoint, persist::resend_checkpoint_key(partition),
+                persist::encode(persist::resend_checkpoint_record{next_offset}));
 }
 
 void persistence::save_message(const session& s, const outgoing& out, uint16_t packet_id,

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "broker/message.h"
@@ -39,6 +40,11 @@ public:
     void erase_message(const session& s, uint64_t order);
     void save_retained(const message& m, int64_t now_mono);
     void erase_retained(const std::string& topic);
+    // The resend rule's durable entries (resend_window.h). Unlike the others, these may be
+    // called from any thread (a bus thread, when an append is durable).
+    void save_resend_entry(std::string_view client_id, uint16_t slot, uint16_t packet_id, uint64_t fingerprint);
+    void save_resend_checkpoint(uint32_t partition, uint64_t next_offset);
+    void erase_resend_entry(std::string_view client_id, uint16_t slot);
     // Keeps `barrier` alive until everything queued so far is durable (fails it on error).
     void hold(const std::shared_ptr<class ack_barrier>& barrier);
 

@@ -19,6 +19,7 @@
 
 #include "base/fifo.h"
 #include "broker/message.h"
+#include "broker/resend_window.h"
 #include "broker/topic_index.h"
 #include "mqtt/types.h"
 
@@ -66,6 +67,9 @@ public:
     size_t carried_messages = SIZE_MAX;
     uint64_t carried_bytes = UINT64_MAX;
     std::set<uint16_t> inbound_qos2;  // received PUBLISH QoS 2, PUBREC sent, awaiting PUBREL
+    // Its latest logged QoS 1/2 packet ids (persistent sessions with ingest only; made on
+    // first use): the resend rule, resend_window.h.
+    std::unique_ptr<resend_window> resend;
 
     // Will of the last connection, pending publication after will delay (or session end).
     std::unique_ptr<mqtt::will> pending_will;  // heap: ~1 KB, rarely set

@@ -45,6 +45,11 @@ connection* shard::find_connection(uint64_t serial) {
     return it == connections_.end() ? nullptr : it->second;
 }
 
+session* shard::find_session(std::string_view client_id) {
+    auto it = sessions_.find(std::string(client_id));
+    return it == sessions_.end() ? nullptr : it->second.get();
+}
+
 session& shard::open_session(connection& c, const mqtt::connect& pkt, bool& session_present) {
     const auto& opts = broker_.options();
     session_present = false;
@@ -256,7 +261,7 @@ void shard::publish_will(const std::string& client_id, session_key key, mqtt::wi
     publish(std::move(msg));
 }
 
-void shard::publish(message_ptr msg, const ack_barrier_ptr& barrier) {
+void shard::publish(const message_ptr& msg, const ack_barrier_ptr& barrier) {
     if (msg->retain && broker_.options().retain_available) broker_.store_retained(msg, barrier);
     match_scratch_.clear();
     index_replica_.match(msg->topic, msg->publisher, match_scratch_,

@@ -49,6 +49,8 @@ public:
     void attach(connection* c);
     void detach(connection* c);
     connection* find_connection(uint64_t serial);
+    // The session of `client_id` on this shard, or nullptr.
+    session* find_session(std::string_view client_id);
 
     // CONNECT accepted for `c`: returns its session (new or resumed) and whether it was
     // resumed. Takes over an existing connection of the same client id.
@@ -61,7 +63,7 @@ public:
     // updates the retained store when its RETAIN flag is set. `barrier`, when given, is
     // held by every durable effect (persistent-session queues, the retained slot) until it
     // is on disk.
-    void publish(message_ptr msg, const ack_barrier_ptr& barrier = nullptr);
+    void publish(const message_ptr& msg, const ack_barrier_ptr& barrier = nullptr);
 
     // SUBSCRIBE: decides a reason code per entry and applies the granted ones here; every
     // other shard's index applies them from a posted task that holds `applied`, so the

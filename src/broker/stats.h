@@ -37,6 +37,8 @@ struct shard_stats {
     std::atomic<uint64_t> keep_alive_timeouts{0};
     std::atomic<uint64_t> takeovers{0};
     std::atomic<uint64_t> subscriptions{0};  // of this shard's sessions
+    // DUP=1 resends of logged messages, acknowledged without logging (resend_window.h).
+    std::atomic<uint64_t> resends_acknowledged{0};
 
     static void add(std::atomic<uint64_t>& c, uint64_t n = 1) {
         c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);

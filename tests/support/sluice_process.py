@@ -131,7 +131,7 @@ class Sluice:
 
     def log_tail(self):
         try:
-            return open(self.log_path).read()[-3000:]
+            return open(self.log_path).read()[-int(os.environ.get("SLUICE_LOG_TAIL", "3000")):]
         except OSError:
             return ""
 

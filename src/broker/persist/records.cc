@@ -305,6 +305,42 @@ result<session_message_record> decode_session_message_record(std::string_view by
     return m;
 }
 
+std::string encode(const resend_entry_record& e) {
+    std::string out;
+    writer w(out);
+    w.u8(k_record_version);
+    w.u16(e.packet_id);
+    w.u64(e.fingerprint);
+    return out;
+}
+
+result<resend_entry_record> decode_resend_entry_record(std::string_view bytes) {
+    reader r(bytes);
+    if (auto ec = read_version(r)) return ec;
+    resend_entry_record e;
+    e.packet_id = r.u16();
+    e.fingerprint = r.u64();
+    if (!r.at_end() || e.packet_id == 0) return errc::corruption;
+    return e;
+}
+
+std::string encode(const resend_checkpoint_record& c) {
+    std::string out;
+    writer w(out);
+    w.u8(k_record_version);
+    w.u64(c.next_offset);
+    return out;
+}
+
+result<resend_checkpoint_record> decode_resend_checkpoint_record(std::string_view bytes) {
+    reader r(bytes);
+    if (auto ec = read_version(r)) return ec;
+    resend_checkpoint_record c;
+    c.next_offset = r.u64();
+    if (!r.at_end()) return errc::corruption;
+    return c;
+}
+
 std::string session_message_prefix(std::string_view client_id) {
     SLUICE_CHECK(client_id.size() <= 0xFFFF, "client id of %zu bytes", client_id.size());
     std::string key;
@@ -330,6 +366,37 @@ bool parse_session_message_key(std::string_view key, std::string& client_id, uin
     order = 0;
     for (size_t i = 2 + n; i < key.size(); ++i)
         order = (order << 8) | static_cast<uint8_t>(key[i]);
+    return true;
+}
+
+std::string resend_entry_key(std::string_view client_id, uint16_t slot) {
+    std::string key = session_message_prefix(client_id);
+    key.push_back(static_cast<char>(slot >> 8));
+    key.push_back(static_cast<char>(slot & 0xFFu));
+    return key;
+}
+
+bool parse_resend_entry_key(std::string_view key, std::string& client_id, uint16_t& slot) {
+    if (key.size() < 4) return false;
+    const size_t n = (size_t{static_cast<uint8_t>(key[0])} << 8) | static_cast<uint8_t>(key[1]);
+    if (key.size() != 2 + n + 2) return false;
+    client_id.assign(key.substr(2, n));
+    slot = static_cast<uint16_t>((static_cast<uint8_t>(key[2 + n]) << 8) | static_cast<uint8_t>(key[3 + n]));
+    return true;
+}
+
+std::string resend_checkpoint_key(uint32_t partition) {
+    std::string key;
+    for (int i = 3; i >= 0; --i)
+        key.push_back(static_cast<char>((partition >> (8 * i)) & 0xFFu));
+    return key;
+}
+
+bool parse_resend_checkpoint_key(std::string_view key, uint32_t& partition) {
+    if (key.size() != 4) return false;
+    partition = 0;
+    for (char c : key)
+        partition = (partition << 8) | static_cast<uint8_t>(c);
     return true;
 }
 

@@ -92,17 +92,38 @@ struct session_message_record {
     friend bool operator==(const session_message_record&, const session_message_record&) = default;
 };
 
+// The last message a persistent session's client logged under one packet id (the resend
+// rule, broker/resend_window.h): key = resend_entry_key(client_id, slot), slot =
+// packet_id modulo the window size, so a session keeps at most that many keys.
+struct resend_entry_record {
+    uint16_t packet_id = 0;
+    uint64_t fingerprint = 0;  // broker::resend_fingerprint(topic, payload)
+    friend bool operator==(const resend_entry_record&, const resend_entry_record&) = default;
+};
+
+// Every log record of this bus partition below `next_offset` has its resend_entry record
+// queued before this one (key = resend_checkpoint_key(partition)): a restart rebuilds
+// the windows from the store and from the log's records from `next_offset` on.
+struct resend_checkpoint_record {
+    uint64_t next_offset = 0;
+    friend bool operator==(const resend_checkpoint_record&, const resend_checkpoint_record&) = default;
+};
+
 // Encoders never fail: every field fits by construction (REQUIRES: enum-like fields in
 // range; checked with SLUICE_CHECK).
 std::string encode(const message_record& m);
 std::string encode(const session_record& s);
 std::string encode(const session_message_record& m);
+std::string encode(const resend_entry_record& e);
+std::string encode(const resend_checkpoint_record& c);
 
 // Decoders check every length and range. Returns errc::corruption for malformed bytes and
 // errc::unsupported_version for a record version this build does not know.
 result<message_record> decode_message_record(std::string_view bytes);
 result<session_record> decode_session_record(std::string_view bytes);
 result<session_message_record> decode_session_message_record(std::string_view bytes);
+result<resend_entry_record> decode_resend_entry_record(std::string_view bytes);
+result<resend_checkpoint_record> decode_resend_checkpoint_record(std::string_view bytes);
 
 // Keys of session messages: u16 big-endian length of the client id, the client id, u64
 // big-endian order. Keys of one session share the prefix session_message_prefix(client_id)
@@ -111,5 +132,13 @@ std::string session_message_prefix(std::string_view client_id);
 std::string session_message_key(std::string_view client_id, uint64_t order);
 // Splits a session message key; false when `key` is not one.
 bool parse_session_message_key(std::string_view key, std::string& client_id, uint64_t& order);
+
+// Keys of resend entries: session_message_prefix(client_id), then the slot as u16
+// big-endian (erase_prefix of kind::resend_entry with that prefix drops a session's).
+std::string resend_entry_key(std::string_view client_id, uint16_t slot);
+bool parse_resend_entry_key(std::string_view key, std::string& client_id, uint16_t& slot);
+// u32 big-endian partition number.
+std::string resend_checkpoint_key(uint32_t partition);
+bool parse_resend_checkpoint_key(std::string_view key, uint32_t& partition);
 
 }  // namespace sluice::broker::persist

@@ -24,9 +24,11 @@ namespace sluice::broker::persist {
 // Record kinds, stored on disk: never renumber, never reuse a value. The store itself
 // treats every non-zero value alike; records.h says which value layout each kind uses.
 enum class kind : uint8_t {
-    session = 1,          // key: client id; value: encode(session_record)
-    retained = 2,         // key: topic; value: encode(message_record)
-    session_message = 3,  // key: session_message_key(); value: encode(session_message_record)
+    session = 1,            // key: client id; value: encode(session_record)
+    retained = 2,           // key: topic; value: encode(message_record)
+    session_message = 3,    // key: session_message_key(); value: encode(session_message_record)
+    resend_entry = 4,       // key: resend_entry_key(); value: encode(resend_entry_record)
+    resend_checkpoint = 5,  // key: resend_checkpoint_key(partition); value: encode(resend_checkpoint_record)
 };
 
 struct options {

@@ -14,6 +14,8 @@
 #include <gtest/gtest.h>
 
 #include "broker/broker.h"
+#include "broker/persist/records.h"
+#include "broker/persist/state_store.h"
 #include "broker/shard.h"
 #include "bus/wal/wal.h"
 #include "mqtt/codec.h"
@@ -69,6 +71,13 @@ protected:
         auto w = bus::open_wal(wo);
         ASSERT_TRUE(w) << w.error().message();
         wal_ = std::move(*w);
+        now_ = 1'000'000;
+        make_broker();
+    }
+    // A broker (again: a restart keeps the WAL) whose ingest topics are devices/+/telemetry.
+    void make_broker() {
+        conns_.clear();
+        brk_.reset();
         ingest_hook hook;
         hook.log = wal_.get();
         hook.matches = [](std::string_view t) { return mqtt::topic_matches("devices/+/telemetry", t); };
@@ -80,14 +89,26 @@ protected:
                 cv_.notify_all();
             },
             std::move(hook));
-        now_ = 1'000'000;
         shard_().set_now(now_);
     }
     void TearDown() override {
         conns_.clear();
         brk_.reset();
+        if (store_) {
+            ASSERT_TRUE(store_->close());
+        }
         wal_->stop();
         std::filesystem::remove_all(dir_);
+    }
+    // The session state store under dir_/state, opened (again) and restored into brk_.
+    void open_store() {
+        if (store_) {
+            ASSERT_TRUE(store_->close());
+        }
+        auto st = persist::state_store::open((dir_ / "state").string());
+        ASSERT_TRUE(st) << st.error().message();
+        store_ = std::move(*st);
+        brk_->restore_from(*store_);
     }
 
     shard& shard_() { return brk_->get_shard(0); }
@@ -154,6 +175,7 @@ protected:
 
     std::filesystem::path dir_;
     std::unique_ptr<bus::bus> wal_;
+    std::unique_ptr<persist::state_store> store_;
     std::unique_ptr<broker> brk_;
     std::mutex mu_;
     std::condition_variable cv_;
@@ -342,6 +364,108 @@ TEST_F(broker_fixture, pause_policy_holds_publish_while_over_quota) {
     EXPECT_TRUE(pub.t->take().empty());
     EXPECT_FALSE(pub.t->closed);
     EXPECT_EQ(brk_->get_totals().ingest_paused, 1u);
+}
+
+// The resend rule (resend_window.h, docs/delivery.md "Resends after a restart").
+class resend_rule : public broker_fixture {
+protected:
+    // Publishes on the ingest topic and waits for the PUBACK.
+    void publish_acked(client& c, const std::string& payload, uint16_t id, bool dup = false) {
+        auto p = make_publish("devices/d1/telemetry", payload, 1, id);
+        p.dup = dup;
+        c.c->on_data(bytes(p));
+        std::vector<mqtt::packet> got;
+        ASSERT_TRUE(run_until([&] {
+            for (auto& x : c.t->take())
+                got.push_back(std::move(x));
+            return !got.empty();
+        }));
+        ASSERT_EQ(got.size(), 1u);
+        EXPECT_EQ(std::get<mqtt::puback>(got[0]).packet_id, id);
+        EXPECT_EQ(std::get<mqtt::puback>(got[0]).code, mqtt::reason_code::success);
+    }
+    client& reconnect(client& c, const std::string& id) {
+        c.c->on_transport_closed();
+        return connect(id, false, 600);
+    }
+    uint64_t logged() { return wal_->get_stats(0).durable_end; }
+};
+
+TEST_F(resend_rule, persistent_session_resend_is_acknowledged_and_not_logged_again) {
+    auto* pub = &connect("dev", false, 600);
+    publish_acked(*pub, "{\"v\":1}", 5);
+    ASSERT_EQ(logged(), 1u);
+    pub = &reconnect(*pub, "dev");  // as if the PUBACK was lost with the connection
+    publish_acked(*pub, "{\"v\":1}", 5, true);
+    EXPECT_EQ(logged(), 1u) << "a resend of a logged message was logged again";
+    EXPECT_EQ(brk_->get_totals().resends_acknowledged, 1u);
+
+    // The packet id reused (DUP=0) is a new message; so is a DUP=1 of other content.
+    publish_acked(*pub, "{\"v\":1}", 5);
+    EXPECT_EQ(logged(), 2u);
+    publish_acked(*pub, "{\"v\":2}", 6, true);
+    EXPECT_EQ(logged(), 3u);
+    EXPECT_EQ(brk_->get_totals().resends_acknowledged, 1u);
+}
+
+TEST_F(resend_rule, clean_session_resend_is_logged_again) {
+    auto* pub = &connect("dev");
+    publish_acked(*pub, "{\"v\":1}", 5);
+    pub->c->on_transport_closed();
+    pub = &connect("dev");
+    publish_acked(*pub, "{\"v\":1}", 5, true);
+    EXPECT_EQ(logged(), 2u) << "the rule only holds for persistent sessions";
+}
+
+TEST_F(resend_rule, resend_before_the_first_append_is_durable_waits_for_it) {
+    auto& pub = connect("dev", false, 600);
+    auto p = make_publish("devices/d1/telemetry", "{\"v\":1}", 1, 9);
+    pub.c->on_data(bytes(p));
+    p.dup = true;
+    pub.c->on_data(bytes(p));
+    EXPECT_TRUE(pub.t->take().empty()) << "acknowledged before the log said durable";
+    std::vector<mqtt::packet> acks;
+    ASSERT_TRUE(run_until([&] {
+        for (auto& x : pub.t->take())
+            acks.push_back(std::move(x));
+        return acks.size() == 2;
+    }));
+    EXPECT_EQ(logged(), 1u);
+}
+
+TEST_F(resend_rule, window_survives_a_restart_from_the_store) {
+    open_store();
+    auto& pub = connect("dev", false, 600);
+    publish_acked(pub, "{\"v\":1}", 7);
+    make_broker();  // restart: the store is closed and opened again
+    open_store();
+    auto& again = connect("dev", false, 600);
+    publish_acked(again, "{\"v\":1}", 7, true);
+    EXPECT_EQ(logged(), 1u);
+    EXPECT_EQ(brk_->get_totals().resends_acknowledged, 1u);
+}
+
+TEST_F(resend_rule, window_is_rebuilt_from_the_log_when_the_store_missed_the_entry) {
+    open_store();
+    auto& pub = connect("dev", false, 600);
+    publish_acked(pub, "{\"v\":1}", 7);
+    publish_acked(pub, "{\"v\":2}", 8);
+    // A crash after the log's fsync and before the store's: the entries and the newer
+    // checkpoint never reached the store, the log has the records (with packet ids).
+    store_->erase(persist::kind::resend_entry, persist::resend_entry_key("dev", 7));
+    store_->erase(persist::kind::resend_entry, persist::resend_entry_key("dev", 8));
+    store_->put(persist::kind::resend_checkpoint, persist::resend_checkpoint_key(0),
+                persist::encode(persist::resend_checkpoint_record{0}));
+    make_broker();
+    open_store();
+    auto& again = connect("dev", false, 600);
+    publish_acked(again, "{\"v\":2}", 8, true);
+    publish_acked(again, "{\"v\":1}", 7, true);
+    EXPECT_EQ(logged(), 2u) << "a resend was logged twice after the restart";
+    EXPECT_EQ(brk_->get_totals().resends_acknowledged, 2u);
+    // A different message under a replayed packet id is new.
+    publish_acked(again, "{\"v\":3}", 7, true);
+    EXPECT_EQ(logged(), 3u);
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // libFuzzer target for everything the state store decodes from disk: the journal/snapshot
-// record scan and the three value codecs. Beyond "no crash, no sanitizer report", it checks
+// record scan and the value codecs. Beyond "no crash, no sanitizer report", it checks
 // that decoding is exact: a record or value that decodes re-encodes to the same bytes, so
 // recovery can never silently reinterpret what it reads. The first input byte picks the
 // decoder.
@@ -45,7 +45,7 @@ void fuzz_value(std::string_view in, Decode decode) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size == 0) return 0;
     const std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
-    switch (data[0] % 4) {
+    switch (data[0] % 6) {
         case 0:
             fuzz_scan(in);
             break;
@@ -55,8 +55,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         case 2:
             fuzz_value(in, decode_session_record);
             break;
-        default:
+        case 3:
             fuzz_value(in, decode_session_message_record);
+            break;
+        case 4:
+            fuzz_value(in, decode_resend_entry_record);
+            break;
+        default:
+            fuzz_value(in, decode_resend_checkpoint_record);
             break;
     }
     return 0;

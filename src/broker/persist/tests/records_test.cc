@@ -135,6 +135,36 @@ TEST(persist_records, truncated_and_trailing_bytes_are_corruption) {
     check_truncations(encode(full_message()), decode_message_record);
     check_truncations(encode(full_session()), decode_session_record);
     check_truncations(encode(full_session_message()), decode_session_message_record);
+    check_truncations(encode(resend_entry_record{7, 0x0102030405060708ull}), decode_resend_entry_record);
+    check_truncations(encode(resend_checkpoint_record{42}), decode_resend_checkpoint_record);
+}
+
+TEST(persist_records, resend_records_round_trip_and_keys) {
+    const resend_entry_record e{65535, 0xFEDCBA9876543210ull};
+    auto d = decode_resend_entry_record(encode(e));
+    ASSERT_TRUE(d);
+    EXPECT_EQ(*d, e);
+    EXPECT_EQ(decode_resend_entry_record(encode(resend_entry_record{0, 1})).error(), errc::corruption);
+    auto c = decode_resend_checkpoint_record(encode(resend_checkpoint_record{UINT64_MAX}));
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->next_offset, UINT64_MAX);
+
+    // A session's resend entries share the prefix its queued messages use, so one
+    // erase_prefix per kind drops them; they never parse as a queued-message key.
+    const auto key = resend_entry_key("dev-1", 300);
+    EXPECT_EQ(key.substr(0, session_message_prefix("dev-1").size()), session_message_prefix("dev-1"));
+    std::string id;
+    uint16_t slot = 0;
+    ASSERT_TRUE(parse_resend_entry_key(key, id, slot));
+    EXPECT_EQ(id, "dev-1");
+    EXPECT_EQ(slot, 300);
+    uint64_t order = 0;
+    EXPECT_FALSE(parse_session_message_key(key, id, order));
+    EXPECT_FALSE(parse_resend_entry_key(session_message_key("dev-1", 1), id, slot));
+    uint32_t partition = 0;
+    ASSERT_TRUE(parse_resend_checkpoint_key(resend_checkpoint_key(0x01020304u), partition));
+    EXPECT_EQ(partition, 0x01020304u);
+    EXPECT_FALSE(parse_resend_checkpoint_key("abc", partition));
 }
 
 TEST(persist_records, unknown_version_is_unsupported) {
