@@ -64,6 +64,10 @@ session& shard::open_session(connection& c, const mqtt::connect& pkt, bool& sess
             stats_.add(stats_.takeovers);
             connection* old = s->conn;
             s->conn = nullptr;
+            // What the old connection left queued is the new one's carried backlog, as after
+            // a disconnect (session_disconnected): pump() records it for the new connection.
+            s->carried_messages = SIZE_MAX;
+            s->carried_bytes = UINT64_MAX;
             ended_with_old_connection = s->expiry_interval == 0;
             auto [will, delay] = old->taken_over();
             // The old connection ended abnormally: its will is due now unless it has a delay

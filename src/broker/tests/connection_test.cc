@@ -82,7 +82,7 @@ protected:
         hook.log = wal_.get();
         hook.matches = [](std::string_view t) { return mqtt::topic_matches("devices/+/telemetry", t); };
         brk_ = std::make_unique<broker>(
-            broker_options{}, 1,
+            options_, 1,
             [this](unsigned, std::function<void()> fn) {
                 std::lock_guard<std::mutex> lock(mu_);
                 posted_.push_back(std::move(fn));
@@ -175,6 +175,7 @@ protected:
 
     std::filesystem::path dir_;
     std::unique_ptr<bus::bus> wal_;
+    broker_options options_;  // for make_broker()
     std::unique_ptr<persist::state_store> store_;
     std::unique_ptr<broker> brk_;
     std::mutex mu_;
@@ -364,6 +365,47 @@ TEST_F(broker_fixture, pause_policy_holds_publish_while_over_quota) {
     EXPECT_TRUE(pub.t->take().empty());
     EXPECT_FALSE(pub.t->closed);
     EXPECT_EQ(brk_->get_totals().ingest_paused, 1u);
+}
+
+// Issue 10: the backlog a session carries into a new connection does not count against
+// that connection's online queue bound, also when the new connection takes over a live
+// one (it used to keep the old connection's allowance, so a takeover could be
+// disconnected for a backlog it never had the chance to read).
+TEST_F(broker_fixture, takeover_carries_the_backlog_outside_the_online_bound) {
+    options_.subscriber_queue_messages = 10;
+    make_broker();
+    auto subscriber = [&]() -> client& {
+        client& cl = open();
+        mqtt::connect c;
+        c.client_id = "slow";
+        c.clean_start = false;
+        c.keep_alive = 60;
+        c.props.session_expiry_interval = 600;
+        c.props.receive_maximum = 1;  // one in flight: the rest queues
+        cl.c->on_data(bytes(c));
+        auto got = cl.t->take();
+        EXPECT_TRUE(!got.empty() && std::holds_alternative<mqtt::connack>(got[0]));
+        return cl;
+    };
+    auto& first = subscriber();
+    mqtt::subscribe s;
+    s.packet_id = 1;
+    s.entries.push_back(mqtt::subscription{"b/#", 1, false, false, 0});
+    first.c->on_data(bytes(s));
+    first.t->take();
+    auto& pub = connect("pub");
+    for (uint16_t i = 1; i <= 9; ++i)  // 1 in flight, 8 queued: under the bound of 10
+        pub.c->on_data(bytes(make_publish("b/x", "m" + std::to_string(i), 1, i)));
+    shard_().flush_outbox();
+    ASSERT_FALSE(first.t->closed);
+
+    auto& second = subscriber();  // takes over: the 8 queued are its carried backlog
+    EXPECT_TRUE(first.t->closed);
+    for (uint16_t i = 10; i <= 14; ++i)  // 5 more on top of the carried 8: under the bound
+        pub.c->on_data(bytes(make_publish("b/x", "m" + std::to_string(i), 1, i)));
+    shard_().flush_outbox();
+    EXPECT_FALSE(second.t->closed) << "disconnected for the backlog it took over";
+    EXPECT_EQ(brk_->get_totals().slow_subscriber_disconnects, 0u);
 }
 
 // The resend rule (resend_window.h, docs/delivery.md "Resends after a restart").
