@@ -106,6 +106,7 @@ std::string load_config_file(const std::string& path, config& cfg) {
             !read_int(*m, "max_inflight_messages", o.max_inflight_messages, err, "mqtt") ||
             !read_int(*m, "max_queued_messages", o.max_queued_messages, err, "mqtt") ||
             !read_int(*m, "max_queued_bytes", o.max_queued_bytes, err, "mqtt") ||
+            !read_int(*m, "max_queued_bytes_total", o.max_queued_bytes_total, err, "mqtt") ||
             !read_int(*m, "max_pending_output_bytes", o.max_pending_output_bytes, err, "mqtt") ||
             !read_int(*m, "subscriber_queue_messages", o.subscriber_queue_messages, err, "mqtt") ||
             !read_int(*m, "subscriber_queue_bytes", o.subscriber_queue_bytes, err, "mqtt") ||
@@ -121,6 +122,7 @@ std::string load_config_file(const std::string& path, config& cfg) {
             !read_int(*m, "resend_window", o.resend_window, err, "mqtt") ||
             !read_int(*m, "max_keep_alive", o.max_keep_alive, err, "mqtt") ||
             !read_int(*m, "max_session_expiry", o.max_session_expiry, err, "mqtt") ||
+            !read_int(*m, "v3_session_expiry", o.v3_session_expiry, err, "mqtt") ||
             !read_int(*m, "maximum_qos", o.maximum_qos, err, "mqtt") ||
             !read_bool(*m, "retain_available", o.retain_available, err, "mqtt") ||
             !read_bool(*m, "wildcard_subscription_available", o.wildcard_subscription_available, err, "mqtt") ||

@@ -29,6 +29,10 @@ std::string render_metrics(const metric_sources& sources) {
                   {{"reason", "qos0_slow_subscriber"}});
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_qos0_offline), {{"reason", "qos0_offline"}});
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_queue_full), {{"reason", "queue_full"}});
+        w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_global_quota), {{"reason", "global_quota"}});
+        w.gauge("mqtt_queued_bytes",
+                "Bytes of QoS 1/2 messages queued for all sessions (bounded by mqtt.max_queued_bytes_total).",
+                d(t.queued_bytes));
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_too_large), {{"reason", "too_large"}});
         w.counter("mqtt_slow_subscriber_disconnects_total",
                   "Online subscribers disconnected (0x97) for passing their queue bound.",

@@ -257,6 +257,7 @@ broker::totals broker::get_totals() const {
         t.dropped_qos0_slow_subscriber += v(st.dropped_qos0_slow_subscriber);
         t.dropped_qos0_offline += v(st.dropped_qos0_offline);
         t.dropped_queue_full += v(st.dropped_queue_full);
+        t.dropped_global_quota += v(st.dropped_global_quota);
         t.slow_subscriber_disconnects += v(st.slow_subscriber_disconnects);
         t.partial_packet_timeouts += v(st.partial_packet_timeouts);
         t.input_budget_closes += v(st.input_budget_closes);
@@ -278,6 +279,7 @@ broker::totals broker::get_totals() const {
         t.resends_acknowledged += v(st.resends_acknowledged);
     }
     t.retained_messages = retained_count();
+    t.queued_bytes = queued_bytes();
     return t;
 }
 

@@ -107,14 +107,20 @@ public:
     void note_appended(uint32_t partition, uint64_t offset, const resend_entry_ref* entry);
     bool resend_rule_durable() const { return persistence_.enabled() && options_.resend_window != 0; }
 
+    // Bytes queued for all sessions (mqtt.max_queued_bytes_total). Thread-safe.
+    void add_queued_bytes(uint64_t n) { queued_bytes_.fetch_add(n, std::memory_order_relaxed); }
+    void sub_queued_bytes(uint64_t n) { queued_bytes_.fetch_sub(n, std::memory_order_relaxed); }
+    uint64_t queued_bytes() const { return queued_bytes_.load(std::memory_order_relaxed); }
+
     // Sum of all shards' counters, for /metrics.
     struct totals {
         uint64_t connections_current, connections_total, sessions_current, messages_received, messages_sent,
             bytes_received, dropped_qos0_slow_subscriber, dropped_qos0_offline, dropped_queue_full,
-            slow_subscriber_disconnects, partial_packet_timeouts, input_budget_closes, topic_limit_refusals,
-            dropped_too_large, dropped_expired, publish_rate_limited, malformed_packets, protocol_errors,
-            ingest_appended, ingest_failed, ingest_quota_refused, ingest_paused, wills_published, sessions_expired,
-            keep_alive_timeouts, takeovers, retained_messages, subscriptions, resends_acknowledged;
+            dropped_global_quota, queued_bytes, slow_subscriber_disconnects, partial_packet_timeouts,
+            input_budget_closes, topic_limit_refusals, dropped_too_large, dropped_expired, publish_rate_limited,
+            malformed_packets, protocol_errors, ingest_appended, ingest_failed, ingest_quota_refused, ingest_paused,
+            wills_published, sessions_expired, keep_alive_timeouts, takeovers, retained_messages, subscriptions,
+            resends_acknowledged;
     };
     totals get_totals() const;
 
@@ -137,6 +143,7 @@ private:
     auth::authority* authority_ = nullptr;
     std::vector<std::unique_ptr<shard>> shards_;
     std::atomic<uint64_t> next_assigned_id_{0};
+    std::atomic<uint64_t> queued_bytes_{0};
     std::string id_prefix_;
 
     persistence persistence_{nullptr};

@@ -21,6 +21,11 @@ struct broker_options {
     // (the backlog an offline persistent session keeps). Past it new ones are dropped, counted.
     uint32_t max_queued_messages = 10000;
     uint64_t max_queued_bytes = 64ull * 1024 * 1024;
+    // Bytes queued for all sessions together (offline backlogs and online queues beyond
+    // the window). Past it, new QoS 1/2 messages for offline sessions are dropped and
+    // counted (reason "global_quota"), so many offline sessions cannot exhaust memory and
+    // the state journal. Online subscribers keep their own bound. 0 = no limit.
+    uint64_t max_queued_bytes_total = 1024ull * 1024 * 1024;
     // A connection whose unsent output exceeds this is "slow": QoS 0 to it is dropped and
     // counted, and a QoS 1/2 message for it counts as over its subscriber queue.
     uint64_t max_pending_output_bytes = 16ull * 1024 * 1024;
@@ -53,9 +58,12 @@ struct broker_options {
     uint16_t topic_alias_maximum = 64;
     // 0 = accept the client's keep-alive; else the largest we allow (Server Keep Alive).
     uint16_t max_keep_alive = 0;
-    // Longest a session is kept after disconnect (seconds); also the expiry of MQTT 3.1.1
-    // clean-session=0 sessions. 0xFFFFFFFF = never expire.
+    // Longest a session is kept after disconnect (seconds), whatever a client asks for.
+    // 0xFFFFFFFF = never expire.
     uint32_t max_session_expiry = 0xFFFFFFFF;
+    // How long an MQTT 3.1/3.1.1 clean-session=0 session is kept after disconnect (the
+    // protocol has no expiry of its own; capped by max_session_expiry). 0xFFFFFFFF = never.
+    uint32_t v3_session_expiry = 7 * 24 * 3600;
     bool retain_available = true;
     bool wildcard_subscription_available = true;
     bool shared_subscription_available = true;

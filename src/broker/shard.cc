@@ -100,7 +100,7 @@ session& shard::open_session(connection& c, const mqtt::connect& pkt, bool& sess
         s->send_window = std::min(client_window, opts.max_inflight_messages);
         s->client_max_packet_size = pkt.props.maximum_packet_size.value_or(mqtt::max_packet_size_limit);
     } else {
-        s->expiry_interval = pkt.clean_start ? 0 : 0xFFFFFFFF;
+        s->expiry_interval = pkt.clean_start ? 0 : opts.v3_session_expiry;
         s->send_window = opts.max_inflight_messages;
         s->client_max_packet_size = mqtt::max_packet_size_limit;
     }
@@ -155,6 +155,8 @@ void shard::restore(persist::session_record&& r, std::vector<persist::session_me
     stats_.add(stats_.sessions_current);
     s.protocol = static_cast<mqtt::version>(r.protocol_version);
     s.expiry_interval = r.expiry_interval;
+    if (s.protocol != mqtt::version::v5) s.expiry_interval = broker_.options().v3_session_expiry;  // as configured now
+    s.expiry_interval = std::min(s.expiry_interval, broker_.options().max_session_expiry);
     s.persisted = true;
     // A session whose connection was open when the broker stopped counts as disconnected now.
     s.disconnected_at_ms = r.disconnected_at_ms != 0 ? persistence::to_mono(r.disconnected_at_ms, now_mono) : now_mono;
@@ -191,7 +193,9 @@ void shard::restore(persist::session_record&& r, std::vector<persist::session_me
         s.restore_order(m.order);
         if (m.st != st::await_pubcomp) out.msg = persistence::to_message(std::move(m.message), now_mono);
         if (m.st == st::queued) {
-            s.queued_bytes += out.msg->payload.size() + out.msg->topic.size();
+            const uint64_t bytes = out.msg->payload.size() + out.msg->topic.size();
+            s.queued_bytes += bytes;
+            broker_.add_queued_bytes(bytes);
             s.queue.push_back(std::move(out));
             continue;
         }
@@ -233,6 +237,7 @@ void shard::end_session(session& s) {
         publish_will(s.client_id(), s.key(), std::move(w));
     }
     session_key key = s.key();
+    broker_.sub_queued_bytes(s.queued_bytes);
     if (s.persisted) broker_.durable().erase_session(s.client_id());
     for (const auto& [filter, opts] : s.subscriptions)
         index_replica_.unsubscribe(filter, key);
@@ -351,7 +356,21 @@ void shard::enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier) 
         }
         return;
     }
+    const uint64_t total_limit = opts.max_queued_bytes_total;
+    if (s.conn == nullptr && total_limit != 0 && broker_.queued_bytes() + bytes > total_limit) {
+        // Offline backlogs together may not exhaust memory and the journal (issue 10).
+        stats_.add(stats_.dropped_global_quota);
+        uint64_t dropped = stats_.dropped_global_quota.load(std::memory_order_relaxed);
+        if ((dropped & (dropped - 1)) == 0) {
+            SLUICE_WARN("broker",
+                        "queued messages of all sessions reached mqtt.max_queued_bytes_total: dropping "
+                        "QoS 1/2 messages for offline sessions (%llu so far)",
+                        static_cast<unsigned long long>(dropped));
+        }
+        return;
+    }
     s.queued_bytes += bytes;
+    broker_.add_queued_bytes(bytes);
     out.order = s.next_order();
     if (s.persisted) {
         broker_.durable().save_message(s, out, 0, persist::session_message_record::state::queued, now_ms_);
@@ -396,7 +415,9 @@ void shard::pump(session& s) {
     while (s.conn != nullptr && !s.queue.empty() && s.inflight.size() < s.send_window) {
         outgoing out = std::move(s.queue.front());
         s.queue.pop_front();
-        s.queued_bytes -= out.msg->payload.size() + out.msg->topic.size();
+        const uint64_t bytes = out.msg->payload.size() + out.msg->topic.size();
+        s.queued_bytes -= bytes;
+        broker_.sub_queued_bytes(bytes);
         if (out.msg->expires_at_ms != 0 && now_ms_ >= out.msg->expires_at_ms) {
             stats_.add(stats_.dropped_expired);
             forget_message(s, out.order);

@@ -349,3 +349,51 @@ def test_descriptor_exhaustion_is_handled(broker, uid):
             assert time.monotonic() < deadline, "/health did not recover after descriptors were freed"
             time.sleep(0.1)
     resource.prlimit(pid, resource.RLIMIT_NOFILE, resource.getrlimit(resource.RLIMIT_NOFILE))
+
+
+def test_offline_backlogs_share_a_global_quota(uid):
+    """The issue's 20 offline persistent sessions each filling its own 64 MB queue: with
+    mqtt.max_queued_bytes_total = 8 MiB the backlogs stop there in total (the state journal
+    keeps a copy per session, which is what took RSS to 1.5 GB), the rest is dropped and
+    counted, and a returning session gets what was kept for it, in order."""
+    limit = 8 << 20
+    b = start_broker("[mqtt]\nmax_queued_bytes_total = %d\n" % limit)
+    clients = []
+    try:
+        topic = uid + "/backlog/t"
+        for i in range(20):
+            proto = V5 if i % 2 else V311
+            kw = {"clean": False, "properties": {SESSION_EXPIRY_INTERVAL: 600}} if proto == V5 else {"clean": False}
+            c = connected(b.port, "%s-off-%d" % (uid, i), proto, **kw)
+            c.subscribe(uid + "/backlog/#", qos=1)
+            c.close()
+        time.sleep(0.3)  # the broker sees the sessions go offline
+        pub = connected(b.port, uid + "-pub", V5)
+        clients.append(pub)
+        before = rss_kb(b)
+        payload = b"x" * (64 << 10)
+        for n in range(160):  # 10 MiB for each of 20 sessions: 200 MiB without the quota
+            pub.publish(topic, b"%06d" % n + payload, qos=1)
+        queued = metric(b, "mqtt_queued_bytes")
+        dropped = metric(b, "mqtt_messages_dropped_total", '{reason="global_quota"}')
+        grown_mb = (rss_kb(b) - before) / 1024
+        assert queued <= limit
+        assert queued > limit - 2 * len(payload) * 20
+        assert dropped > 0
+        assert grown_mb < 96, "RSS grew %.0f MB for %d queued bytes" % (grown_mb, queued)
+        # One session back: it gets the messages kept for it, in order, with nothing missing
+        # before the point its share ran out.
+        back = connected(b.port, "%s-off-1" % uid, V5, clean=False, properties={SESSION_EXPIRY_INTERVAL: 600})
+        clients.append(back)
+        got = []
+        while True:
+            try:
+                got.append(int(back.receive(timeout=2).payload[:6]))
+            except Timeout:
+                break
+        assert got and got == list(range(len(got))), got[:10]
+        assert metric(b, "mqtt_queued_bytes") < queued
+    finally:
+        for c in clients:
+            c.close()
+        _finish(b)

@@ -84,6 +84,8 @@ TEST(config, shipped_file_matches_the_built_in_defaults) {
     EXPECT_EQ(loaded.mqtt.topic_alias_maximum, defaults.mqtt.topic_alias_maximum);
     EXPECT_EQ(loaded.mqtt.resend_window, defaults.mqtt.resend_window);
     EXPECT_EQ(loaded.mqtt.max_session_expiry, defaults.mqtt.max_session_expiry);
+    EXPECT_EQ(loaded.mqtt.v3_session_expiry, defaults.mqtt.v3_session_expiry);
+    EXPECT_EQ(loaded.mqtt.max_queued_bytes_total, defaults.mqtt.max_queued_bytes_total);
     EXPECT_EQ(loaded.mqtt.ingest_over_quota, defaults.mqtt.ingest_over_quota);
     EXPECT_EQ(loaded.mqtt.ingest_max_inflight_bytes, defaults.mqtt.ingest_max_inflight_bytes);
     EXPECT_EQ(loaded.mqtt.ingest_max_inflight_bytes_per_connection,

@@ -408,6 +408,59 @@ TEST_F(broker_fixture, takeover_carries_the_backlog_outside_the_online_bound) {
     EXPECT_EQ(brk_->get_totals().slow_subscriber_disconnects, 0u);
 }
 
+// Issue 10: an MQTT 3.1.1 clean-session=0 session has no expiry of its own; it is kept
+// mqtt.v3_session_expiry seconds after disconnect (7 days by default), not forever.
+TEST_F(broker_fixture, v3_persistent_session_expires_after_v3_session_expiry) {
+    options_.v3_session_expiry = 3;
+    make_broker();
+    client& cl = open();
+    cl.t->decoder = mqtt::stream_decoder{mqtt::version::v3_1_1};
+    mqtt::connect c;
+    c.protocol = mqtt::version::v3_1_1;
+    c.client_id = "old-device";
+    c.clean_start = false;
+    c.keep_alive = 60;
+    cl.c->on_data(bytes(c, mqtt::version::v3_1_1));
+    ASSERT_FALSE(cl.t->take().empty());
+    cl.c->on_transport_closed();
+    advance(2000);
+    EXPECT_EQ(brk_->get_totals().sessions_current, 1u) << "kept during mqtt.v3_session_expiry";
+    advance(1500);
+    EXPECT_EQ(brk_->get_totals().sessions_current, 0u);
+    EXPECT_EQ(brk_->get_totals().sessions_expired, 1u);
+}
+
+// Issue 10: offline backlogs together are bounded by mqtt.max_queued_bytes_total; past
+// it new QoS 1 messages for offline sessions are dropped and counted, the gauge follows
+// what is queued, and an ended session returns its bytes.
+TEST_F(broker_fixture, offline_queues_share_a_global_quota) {
+    options_.max_queued_bytes_total = 1000;
+    make_broker();
+    for (const char* id : {"off-1", "off-2"}) {
+        auto& sub = connect(id, false, 600);
+        mqtt::subscribe s;
+        s.packet_id = 1;
+        s.entries.push_back(mqtt::subscription{"g/#", 1, false, false, 0});
+        sub.c->on_data(bytes(s));
+        sub.t->take();
+        sub.c->on_transport_closed();
+    }
+    auto& pub = connect("pub");
+    const std::string payload(97, 'x');  // + "g/t": 100 bytes queued per session and message
+    for (uint16_t i = 1; i <= 8; ++i)
+        pub.c->on_data(bytes(make_publish("g/t", payload, 1, i)));
+    // 10 fit (1000 bytes over both sessions), the other 6 deliveries are dropped.
+    EXPECT_EQ(brk_->get_totals().queued_bytes, 1000u);
+    EXPECT_EQ(brk_->get_totals().dropped_global_quota, 6u);
+    EXPECT_EQ(brk_->get_totals().dropped_queue_full, 0u);
+
+    auto& back = connect("off-1", true);  // clean start ends the old session and its backlog
+    (void)back;
+    EXPECT_LE(brk_->get_totals().queued_bytes, 500u);
+    pub.c->on_data(bytes(make_publish("g/t", payload, 1, 9)));
+    EXPECT_EQ(brk_->get_totals().dropped_global_quota, 6u) << "room again after the session ended";
+}
+
 // The resend rule (resend_window.h, docs/delivery.md "Resends after a restart").
 class resend_rule : public broker_fixture {
 protected:
