@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "broker/broker.h"
 
+#include <malloc.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -216,6 +217,23 @@ size_t broker::replay_log_into_windows(uint32_t partition, uint64_t from) {
         }
     }
     return applied;
+}
+
+void broker::note_released(uint64_t bytes, int64_t now_ms) {
+    if (bytes == 0) return;
+    released_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+    released_at_ms_.store(now_ms, std::memory_order_relaxed);
+}
+
+void broker::return_memory(int64_t now_ms) {
+    constexpr uint64_t k_trim_after_bytes = 16u << 20;
+    constexpr int64_t k_settle_ms = 2000;  // the journal's writer drops its copies meanwhile
+    if (released_bytes_.load(std::memory_order_relaxed) < k_trim_after_bytes) return;
+    if (now_ms - released_at_ms_.load(std::memory_order_relaxed) < k_settle_ms) return;
+    released_bytes_.store(0, std::memory_order_relaxed);
+    // glibc keeps freed memory in its arenas; without this a process that once queued
+    // gigabytes for offline sessions keeps that RSS after they are gone.
+    ::malloc_trim(0);
 }
 
 void broker::note_appended(uint32_t partition, uint64_t offset, const resend_entry_ref* entry) {

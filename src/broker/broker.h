@@ -112,6 +112,12 @@ public:
     void sub_queued_bytes(uint64_t n) { queued_bytes_.fetch_sub(n, std::memory_order_relaxed); }
     uint64_t queued_bytes() const { return queued_bytes_.load(std::memory_order_relaxed); }
 
+    // Memory of ended sessions goes back to the system (issue 10): shards report what an
+    // ended session held; one shard's tick calls return_memory(), which trims the heap once
+    // enough was released and the state journal has had a moment to drop its copies.
+    void note_released(uint64_t bytes, int64_t now_ms);
+    void return_memory(int64_t now_ms);
+
     // Sum of all shards' counters, for /metrics.
     struct totals {
         uint64_t connections_current, connections_total, sessions_current, messages_received, messages_sent,
@@ -144,6 +150,8 @@ private:
     std::vector<std::unique_ptr<shard>> shards_;
     std::atomic<uint64_t> next_assigned_id_{0};
     std::atomic<uint64_t> queued_bytes_{0};
+    std::atomic<uint64_t> released_bytes_{0};  // since the last heap trim
+    std::atomic<int64_t> released_at_ms_{0};
     std::string id_prefix_;
 
     persistence persistence_{nullptr};

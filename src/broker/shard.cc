@@ -238,6 +238,7 @@ void shard::end_session(session& s) {
     }
     session_key key = s.key();
     broker_.sub_queued_bytes(s.queued_bytes);
+    broker_.note_released(s.queued_bytes, now_ms_);
     if (s.persisted) broker_.durable().erase_session(s.client_id());
     for (const auto& [filter, opts] : s.subscriptions)
         index_replica_.unsubscribe(filter, key);
@@ -570,6 +571,7 @@ void shard::apply_remote(std::vector<remote_delivery>& batch) {
 
 void shard::tick(int64_t now_ms) {
     now_ms_ = now_ms;
+    if (index_ == 0) broker_.return_memory(now_ms);
     std::vector<connection*> conns;
     conns.reserve(connections_.size());
     for (auto& [serial, c] : connections_)

@@ -397,3 +397,34 @@ def test_offline_backlogs_share_a_global_quota(uid):
         for c in clients:
             c.close()
         _finish(b)
+
+
+def test_memory_returns_when_sessions_end(uid):
+    """Offline sessions that queued ~200 MB and then end (a clean-start reconnect) give the
+    memory back to the system within seconds; before, RSS stayed where the backlog took it."""
+    b = start_broker("[mqtt]\nmax_queued_bytes_total = 0\n")
+    try:
+        ids = ["%s-mem-%d" % (uid, i) for i in range(20)]
+        for cid in ids:
+            c = connected(b.port, cid, V5, clean=False, properties={SESSION_EXPIRY_INTERVAL: 600})
+            c.subscribe(uid + "/mem/#", qos=1)
+            c.close()
+        time.sleep(0.3)
+        pub = connected(b.port, uid + "-pub", V5)
+        start = rss_kb(b)
+        payload = b"x" * (64 << 10)
+        for _ in range(160):
+            pub.publish(uid + "/mem/t", payload, qos=1)
+        pub.close()
+        filled = rss_kb(b)
+        assert filled - start > 100 * 1024, "the backlog should take memory: %d KB" % (filled - start)
+        for cid in ids:
+            connected(b.port, cid, V5, clean=True).close()
+        deadline = time.time() + 15
+        while time.time() < deadline and rss_kb(b) - start > 48 * 1024:
+            time.sleep(0.5)
+        assert rss_kb(b) - start <= 48 * 1024, "RSS %d KB above the start after the sessions ended (filled: %d)" % (
+            rss_kb(b) - start, filled - start)
+        assert metric(b, "mqtt_queued_bytes") == 0
+    finally:
+        _finish(b)
