@@ -571,42 +571,46 @@ void runner::run() {
     // fenced by another writer of this partition.
     std::unique_ptr<bus::reader> reader;
     auto resume = [&]() -> bool {
-        uint64_t start = 0;
+        // Retried with backoff until it works or the runner stops: a reader that cannot be
+        // opened (a Kafka broker away, a log being repaired) must not end the runner for good.
         for (;;) {
+            uint64_t start = 0;
             auto o = store_.load_offset(options_.consumer, static_cast<int32_t>(options_.partition));
-            if (o) {
-                s.stored = o->has_value() ? **o : -1;
-                start = o->has_value() ? static_cast<uint64_t>(**o) : log_.get_stats(options_.partition).oldest_offset;
-                break;
+            if (!o) {
+                SLUICE_WARN("pipeline", "cannot read the stored offset: %s; retrying", o.error().message().c_str());
+                if (!s.pause()) return false;
+                continue;
             }
-            SLUICE_WARN("pipeline", "cannot read the stored offset: %s; retrying", o.error().message().c_str());
-            if (!s.pause()) return false;
+            s.stored = o->has_value() ? **o : -1;
+            start = o->has_value() ? static_cast<uint64_t>(**o) : log_.get_stats(options_.partition).oldest_offset;
+            stats_.database_up.store(true);
+            reader.reset();
+            auto opened = log_.open_reader(options_.partition, start);
+            if (!opened && opened.error() == bus::errc::not_found) {
+                uint64_t oldest = log_.get_stats(options_.partition).oldest_offset;
+                SLUICE_ERROR("pipeline",
+                             "offset %llu is no longer in the bus (retention); continuing at %llu: offsets in "
+                             "between are lost",
+                             static_cast<unsigned long long>(start), static_cast<unsigned long long>(oldest));
+                start = oldest;
+                opened = log_.open_reader(options_.partition, start);
+            }
+            if (!opened) {
+                SLUICE_ERROR("pipeline", "cannot read partition %u of the bus at %llu: %s; retrying",
+                             options_.partition, static_cast<unsigned long long>(start),
+                             opened.error().message().c_str());
+                if (!s.pause()) return false;
+                continue;
+            }
+            s.wait.reset();
+            reader = std::move(*opened);
+            SLUICE_INFO("pipeline", "consumer %s resumes partition %u at offset %llu", options_.consumer.c_str(),
+                        options_.partition, static_cast<unsigned long long>(start));
+            stats_.committed_offset.store(start);
+            s.batch_first = s.next = start;
+            s.fenced = false;
+            return true;
         }
-        stats_.database_up.store(true);
-        s.wait.reset();
-        reader.reset();
-        auto opened = log_.open_reader(options_.partition, start);
-        if (!opened && opened.error() == bus::errc::not_found) {
-            uint64_t oldest = log_.get_stats(options_.partition).oldest_offset;
-            SLUICE_ERROR("pipeline",
-                         "offset %llu is no longer in the bus (retention); continuing at %llu: offsets in "
-                         "between are lost",
-                         static_cast<unsigned long long>(start), static_cast<unsigned long long>(oldest));
-            start = oldest;
-            opened = log_.open_reader(options_.partition, start);
-        }
-        if (!opened) {
-            SLUICE_ERROR("pipeline", "cannot read the bus at %llu: %s", static_cast<unsigned long long>(start),
-                         opened.error().message().c_str());
-            return false;
-        }
-        reader = std::move(*opened);
-        SLUICE_INFO("pipeline", "consumer %s resumes partition %u at offset %llu", options_.consumer.c_str(),
-                    options_.partition, static_cast<unsigned long long>(start));
-        stats_.committed_offset.store(start);
-        s.batch_first = s.next = start;
-        s.fenced = false;
-        return true;
     };
     if (!resume()) return;
 

@@ -57,6 +57,7 @@ const int k_versions[] = {1, 2};
 
 // Writes the files of the current format version only (k_format_version).
 TEST(wal_golden, generate) {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): read once, before any thread of the test runs
     if (std::getenv("SLUICE_WAL_GOLDEN_REGEN") == nullptr) GTEST_SKIP() << "set SLUICE_WAL_GOLDEN_REGEN=1 to rewrite";
     const int version = wal::k_format_version;
     test::temp_dir tmp;

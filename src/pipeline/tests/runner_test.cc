@@ -173,6 +173,21 @@ TEST_F(runner_test, resumes_at_the_oldest_record_when_the_stored_offset_was_dele
     EXPECT_EQ(stored_values(), (std::vector<double>{15, 16, 17}));
 }
 
+// Issue 14: a reader that cannot be opened (here the stored offset is ahead of the bus,
+// as while a log is being repaired or a Kafka broker catches up) is retried with backoff;
+// the runner used to log one error and end for good, stalling its partition.
+TEST_F(runner_test, a_reader_that_cannot_open_is_retried_not_given_up) {
+    for (int i = 0; i < 5; ++i)
+        bus_.push(0, reading(i));
+    store_.set_offset(consumer, 0, 7);
+    start();
+    std::this_thread::sleep_for(300ms);  // at least one failed open
+    for (int i = 5; i < 9; ++i)
+        bus_.push(0, reading(10 + i));  // the bus reaches the stored offset and beyond
+    ASSERT_TRUE(stored_offset_reaches(9));
+    EXPECT_EQ(stored_values(), (std::vector<double>{17, 18}));
+}
+
 TEST_F(runner_test, a_restarted_runner_goes_on_where_the_stopped_one_left_off) {
     for (int i = 0; i < 3; ++i)
         bus_.push(0, reading(10 + i));
