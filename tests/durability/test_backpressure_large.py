@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
 from mqtt_raw import V311, V5, ConnectionClosed, MqttError, Timeout, Client, gen_publish, PUBACK  # noqa: E402
 
-from sluice_process import PG_STOP, Sluice, pg_start, pg_stop, psql  # noqa: E402
+from sluice_process import PG_STOP, pg_start, pg_stop, psql, Sluice, wait_for  # noqa: E402
 
 QUOTA_BYTES = 1 << 20
 SEGMENT_BYTES = 128 << 10
@@ -140,16 +140,6 @@ class Device:
     def close(self):
         if self.client is not None:
             self.client.close()
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
 
 
 def test_large_messages_at_quota_no_failure_no_duplicate():

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
 from mqtt_raw import V311, PUBACK, Client, gen_publish  # noqa: E402
 
-from sluice_process import PG_STOP, Sluice, pg_start, psql  # noqa: E402
+from sluice_process import PG_STOP, pg_start, psql, Sluice, wait_for  # noqa: E402
 
 NAMES = 50000
 BURSTS = 4
@@ -28,16 +28,6 @@ ALLOWANCE = 1000  # the default [pipeline] max_new_metrics_per_device
 
 def burst_payload(b):
     return ("{" + ", ".join('"b%d_m%d": %d' % (b, i, i) for i in range(NAMES)) + "}").encode()
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
 
 
 def steady_rows(db_url):

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
 from mqtt_raw import V311, PUBACK, Client, gen_publish  # noqa: E402
 
-from sluice_process import PG_STOP, Sluice, pg_start, pg_stop  # noqa: E402
+from sluice_process import PG_STOP, pg_start, pg_stop, Sluice, wait_for  # noqa: E402
 
 METRICS = ("sluice_bus_lag_messages", "sluice_bus_lag_seconds", "sluice_pipeline_database_up",
            "sluice_pipeline_committed_offset", "sluice_pipeline_rows_total", "sluice_pipeline_retries_total",
@@ -32,16 +32,6 @@ def publish(port, count):
         if c.recv_packet(timeout=10).type == PUBACK:
             acked += 1
     c.close()
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
 
 
 def test_lag_grows_while_database_down_and_exists_after_restart():

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
 from mqtt_raw import V311, V5, ConnectionClosed, MqttError, Timeout, Client, gen_publish, PUBACK  # noqa: E402
 
-from sluice_process import PG_START, PG_STOP, Sluice, psql  # noqa: E402
+from sluice_process import PG_START, PG_STOP, psql, Sluice, wait_for  # noqa: E402
 
 CYCLES = 3
 QUOTA_BYTES = 262144
@@ -100,16 +100,6 @@ class Device:
             self.closed_error = repr(e)
         finally:
             c.close()
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
 
 
 def check_connected(sluice, d, cycle):

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
 from mqtt_raw import V311, PUBACK, Client, gen_publish  # noqa: E402
 
-from sluice_process import PG_STOP, Sluice, pg_start, pg_stop, psql  # noqa: E402
+from sluice_process import PG_STOP, pg_start, pg_stop, psql, Sluice, wait_for  # noqa: E402
 
 BIG = """
 [wal]
@@ -59,16 +59,6 @@ def publish(port, key, first, count, timeout):
     finally:
         c.close()
     return acked
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
 
 
 def test_restart_with_quota_below_active_segment_resumes():

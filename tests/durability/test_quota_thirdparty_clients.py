@@ -25,7 +25,7 @@ import paho.mqtt.client as paho
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
-from sluice_process import PG_STOP, Sluice, die_with_parent, pg_start, pg_stop, psql  # noqa: E402
+from sluice_process import PG_STOP, die_with_parent, pg_start, pg_stop, psql, Sluice, wait_for  # noqa: E402
 
 QUOTA_BYTES = 1 << 20
 SEGMENT_BYTES = 128 << 10
@@ -50,17 +50,6 @@ def payload(kind, n):
     # {"v": n} padded with JSON whitespace: one reading, value n, no sequence number, no newline.
     head = '{"v": %d' % n
     return head + " " * (SIZES[kind] - len(head) - 1) + "}"
-
-
-def wait_for(pred, timeout, what):
-    """what: a string, or a function giving one (evaluated at the timeout, with the counts then)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what() if callable(what) else what))
 
 
 class PahoPublisher:

@@ -61,6 +61,19 @@ def rows(url, sql):
     return [line.split("|") for line in psql(url, sql).splitlines() if line]
 
 
+def wait_for(pred, timeout, what):
+    """Polls pred() every 0.2 s until it returns something true (returned) or `timeout`
+    seconds pass. what: a string, or a function giving one (evaluated at the timeout, so it
+    can show the counts then)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what() if callable(what) else what))
+
+
 class KafkaMock:
     """build/bin/sluice-kafka-mock: librdkafka's mock cluster in its own process, shared by
     several sluice processes; command() injects faults (see tools/kafka_mock/main.cc)."""
