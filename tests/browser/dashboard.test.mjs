@@ -13,15 +13,8 @@ import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
+import { chromium, chromiumBin, repo, sleep, sluiceBin, waitFor } from './harness.mjs';
 
-const require = createRequire(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'package.json'));
-const { chromium } = require('playwright-core');
-
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const sluiceBin = process.env.SLUICE_BIN || path.join(repo, 'build', 'bin', 'sluice');
-const chromiumBin = process.env.CHROMIUM || '/usr/bin/chromium';
 const screenshot = process.env.SCREENSHOT || '/tmp/dashboard.png';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-browser-'));
@@ -31,23 +24,6 @@ const dataDir = path.join(tmp, 'data');
 let sluice = null;
 let browser = null;
 let cleaned = false;
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what, fn, timeoutMs = 20000, everyMs = 200) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-}
 
 function pgStart() {
   return execFileSync(path.join(repo, 'scripts', 'pg-start'), [pgDir], { encoding: 'utf8' }).trim();

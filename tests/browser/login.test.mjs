@@ -14,38 +14,14 @@ import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
+import { chromium, chromiumBin, repo, sleep, sluiceBin, waitFor } from './harness.mjs';
 
-const require = createRequire(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'package.json'));
-const { chromium } = require('playwright-core');
-
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const sluiceBin = process.env.SLUICE_BIN || path.join(repo, 'build', 'bin', 'sluice');
-const chromiumBin = process.env.CHROMIUM || '/usr/bin/chromium';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-browser-login-'));
 const dataDir = path.join(tmp, 'data');
 let sluice = null;
 let browser = null;
 let base = null;
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what, fn, timeoutMs = 20000, everyMs = 100) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-}
 
 process.on('exit', () => {
   if (sluice && sluice.exitCode === null && sluice.signalCode === null) sluice.kill('SIGKILL');

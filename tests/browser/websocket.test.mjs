@@ -26,16 +26,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
+import { chromium, chromiumBin, repo, sleep, sluiceBin, waitFor } from './harness.mjs';
 
-const require = createRequire(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'package.json'));
-const { chromium } = require('playwright-core');
-
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const mqttBundle = path.join(repo, 'tests', 'node_modules', 'mqtt', 'dist', 'mqtt.min.js');  // defines `mqtt`
-const sluiceBin = process.env.SLUICE_BIN || path.join(repo, 'build', 'bin', 'sluice');
-const chromiumBin = process.env.CHROMIUM || '/usr/bin/chromium';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-browser-ws-'));
 const dataDir = path.join(tmp, 'data');
@@ -48,23 +41,6 @@ let pageServer = null;
 let pageUrl = null;
 let cleaned = false;
 const children = new Set();  // mosquitto_* still running, killed on the way out
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what, fn, timeoutMs = 20000, everyMs = 100) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-}
 
 // Bounds a promise that has no timeout of its own (page.evaluate has none).
 function within(ms, what, promise) {
