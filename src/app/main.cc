@@ -454,6 +454,7 @@ int serve(role node, int argc, char** argv) {
         for (auto& t : workers)
             t.join();
         if (authority) authority->stop();
+        if (brk) brk->detach_resend_store();  // appends still completing must not reach a closed store
         if (state_store) {
             if (auto closed = state_store->close(); !closed) {
                 SLUICE_ERROR("app", "closing the session state: %s", closed.error().message().c_str());

@@ -236,7 +236,14 @@ void broker::return_memory(int64_t now_ms) {
     ::malloc_trim(0);
 }
 
+void broker::detach_resend_store() {
+    std::unique_lock<std::shared_mutex> lock(resend_store_mutex_);
+    resend_store_detached_ = true;
+}
+
 void broker::note_appended(uint32_t partition, uint64_t offset, const resend_entry_ref* entry) {
+    std::shared_lock<std::shared_mutex> detached_check(resend_store_mutex_);
+    if (resend_store_detached_) return;
     if (entry != nullptr)
         persistence_.save_resend_entry(entry->client_id, entry->slot, entry->packet_id, entry->fingerprint);
     if (partition >= resend_checkpoints_.size()) return;

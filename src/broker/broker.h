@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -105,6 +106,10 @@ public:
         uint64_t fingerprint = 0;
     };
     void note_appended(uint32_t partition, uint64_t offset, const resend_entry_ref* entry);
+    // Called before the state store closes (shutdown): appends that complete later, while
+    // the bus drains, no longer write to it. Their records carry the packet id, so the next
+    // start replays them from the log.
+    void detach_resend_store();
     bool resend_rule_durable() const { return persistence_.enabled() && options_.resend_window != 0; }
 
     // Bytes queued for all sessions (mqtt.max_queued_bytes_total). Thread-safe.
@@ -156,6 +161,8 @@ private:
 
     persistence persistence_{nullptr};
     std::vector<std::unique_ptr<resend_checkpoint>> resend_checkpoints_;  // per bus partition
+    std::shared_mutex resend_store_mutex_;  // note_appended (shared) vs detach_resend_store
+    bool resend_store_detached_ = false;    // GUARDED_BY(resend_store_mutex_)
     mutable std::mutex retained_mutex_;
     retained_store<message_ptr> retained_;  // GUARDED_BY(retained_mutex_)
 };

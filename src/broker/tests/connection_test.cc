@@ -563,5 +563,30 @@ TEST_F(resend_rule, window_is_rebuilt_from_the_log_when_the_store_missed_the_ent
     EXPECT_EQ(logged(), 3u);
 }
 
+// At shutdown the state store closes while the bus still completes appends: their
+// completions must not write resend entries into the closed store (that aborted sluice on
+// SIGTERM in CI). The records carry their packet ids, so the next start replays them.
+TEST_F(resend_rule, appends_completing_after_the_store_closed_leave_it_alone) {
+    conns_.clear();
+    brk_.reset();
+    wal_->stop();
+    std::filesystem::remove_all(dir_);
+    bus::wal_options wo;
+    wo.dir = dir_.string();
+    wo.group_commit_max_delay = 300ms;  // the append is still pending when the store closes
+    auto w = bus::open_wal(wo);
+    ASSERT_TRUE(w);
+    wal_ = std::move(*w);
+    make_broker();
+    open_store();
+    auto& pub = connect("dev", false, 600);
+    pub.c->on_data(bytes(make_publish("devices/d1/telemetry", "{\"v\":1}", 1, 3)));
+    pub.c->on_transport_closed();  // as at shutdown: connections end before the store closes
+    brk_->detach_resend_store();
+    ASSERT_TRUE(store_->close());
+    wal_->stop();  // completes the pending append (and runs its completion) after the close
+    EXPECT_EQ(logged(), 1u);
+}
+
 }  // namespace
 }  // namespace sluice::broker
