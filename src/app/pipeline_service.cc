@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "bus/bus.h"
 #include "http/prometheus.h"
@@ -142,9 +143,7 @@ void pipeline_service::stop() {
 
 void pipeline_service::write_metrics(http::prometheus_writer& w) const {
     w.gauge("pipeline_running", "1 once the schema is migrated and pipeline runners are going.", running_ ? 1 : 0);
-    const int64_t now_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count();
+    const int64_t now_ms = unix_ms();
     std::lock_guard<std::mutex> lock(runners_mutex_);
     w.gauge("pipeline_partitions_owned", "Bus partitions this process's pipeline owns (its share of the group).",
             static_cast<double>(runners_.size()));

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "auth/authority.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "broker/ack_barrier.h"
 #include "broker/broker.h"
@@ -23,11 +24,6 @@ std::atomic<uint64_t> g_next_serial{1};
 
 // Time a client has to send CONNECT after the TCP connection opens.
 constexpr int64_t k_connect_timeout_ms = 10'000;
-
-int64_t unix_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 // Properties a subscriber receives unchanged (MQTT 5 §3.3.4: the server forwards these).
 mqtt::properties forwarded_properties(mqtt::properties&& in) {

@@ -3,6 +3,7 @@
 
 #include <chrono>
 
+#include "base/clock.h"
 #include "broker/ack_barrier.h"
 
 namespace sluice::broker {
@@ -31,8 +32,7 @@ void from_record_props(persist::message_properties&& in, mqtt::properties& out) 
 }  // namespace
 
 int64_t persistence::wall_now() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
+    return unix_ms();
 }
 
 persist::message_record persistence::to_record(const message& m, int64_t now_mono) {

@@ -24,6 +24,7 @@
 
 #include <libpq-fe.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "http/server.h"
 
@@ -664,10 +665,7 @@ struct api_state {
 
     response overview() {
         std::string text = cfg.metrics_text ? cfg.metrics_text() : std::string();
-        auto now =
-            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-                .count();
-        return json_response(200, overview_json(text, static_cast<int64_t>(now)));
+        return json_response(200, overview_json(text, unix_ms()));
     }
 
     response devices(const request& req) {

@@ -8,6 +8,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "bus/bus.h"
 #include "pipeline/processor.h"
@@ -19,11 +20,6 @@ namespace sluice::pipeline {
 namespace {
 
 using namespace std::chrono_literals;
-
-int64_t wall_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 int64_t steady_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -358,7 +354,7 @@ struct runner::impl {
             trows.clear();
             rejected.clear();
             message_view view{rec.msg.topic, rec.msg.client_id, rec.msg.payload, rec.msg.receive_time_ms};
-            auto res = proc->process(view, wall_ms(), trows, rejected);
+            auto res = proc->process(view, unix_ms(), trows, rejected);
             if (db_error) {
                 undo_sequence();
                 r.stats_.retries.fetch_add(1, std::memory_order_relaxed);

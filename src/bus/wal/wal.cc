@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "bus/wal/cursors.h"
 
@@ -23,11 +24,6 @@ namespace {
 using clock = std::chrono::steady_clock;
 using wal::damage;
 using wal::header_status;
-
-int64_t now_unix_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 std::error_code err(errc e) {
     return make_error_code(e);
@@ -530,7 +526,7 @@ void partition::collect(std::optional<uint64_t> min_cursor) {
     std::lock_guard guard(collect_mu_);
     const int64_t cutoff =
         opts_.retention.count() > 0
-            ? now_unix_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(opts_.retention).count()
+            ? unix_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(opts_.retention).count()
             : INT64_MIN;
     std::vector<segment_info> doomed;
     {
