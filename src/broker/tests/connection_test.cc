@@ -100,6 +100,18 @@ protected:
         wal_->stop();
         std::filesystem::remove_all(dir_);
     }
+    // Starts over on an empty WAL opened with `wo` (its dir is the fixture's); the broker
+    // is gone until the caller makes one.
+    void reopen_wal(bus::wal_options wo) {
+        conns_.clear();
+        brk_.reset();
+        wal_->stop();
+        std::filesystem::remove_all(dir_);
+        wo.dir = dir_.string();
+        auto w = bus::open_wal(wo);
+        ASSERT_TRUE(w) << w.error().message();
+        wal_ = std::move(*w);
+    }
     // The session state store under dir_/state, opened (again) and restored into brk_.
     void open_store() {
         if (store_) {
@@ -337,16 +349,9 @@ TEST_F(broker_fixture, malformed_packet_gets_disconnect_0x81) {
 
 TEST_F(broker_fixture, pause_policy_holds_publish_while_over_quota) {
     // Re-open the WAL with a tiny quota that one record already exceeds.
-    conns_.clear();
-    brk_.reset();
-    wal_->stop();
-    std::filesystem::remove_all(dir_);
     bus::wal_options wo;
-    wo.dir = dir_.string();
     wo.quota_bytes = 1;
-    auto w = bus::open_wal(wo);
-    ASSERT_TRUE(w);
-    wal_ = std::move(*w);
+    reopen_wal(wo);
     ingest_hook hook;
     hook.log = wal_.get();
     hook.matches = [](std::string_view) { return true; };
@@ -567,16 +572,9 @@ TEST_F(resend_rule, window_is_rebuilt_from_the_log_when_the_store_missed_the_ent
 // completions must not write resend entries into the closed store (that aborted sluice on
 // SIGTERM in CI). The records carry their packet ids, so the next start replays them.
 TEST_F(resend_rule, appends_completing_after_the_store_closed_leave_it_alone) {
-    conns_.clear();
-    brk_.reset();
-    wal_->stop();
-    std::filesystem::remove_all(dir_);
     bus::wal_options wo;
-    wo.dir = dir_.string();
     wo.group_commit_max_delay = 300ms;  // the append is still pending when the store closes
-    auto w = bus::open_wal(wo);
-    ASSERT_TRUE(w);
-    wal_ = std::move(*w);
+    reopen_wal(wo);
     make_broker();
     open_store();
     auto& pub = connect("dev", false, 600);
