@@ -130,6 +130,16 @@ std::string load_config_file(const std::string& path, config& cfg) {
             !read_bool(*m, "subscription_identifiers_available", o.subscription_identifiers_available, err, "mqtt") ||
             !read_bool(*m, "allow_zero_length_client_id", o.allow_zero_length_client_id, err, "mqtt"))
             return fail();
+        std::string clean_overflow = "drop";
+        if (!read_string(*m, "clean_subscriber_overflow", clean_overflow, err, "mqtt")) return fail();
+        if (clean_overflow == "drop") {
+            o.clean_subscriber_overflow = broker::broker_options::clean_overflow_policy::drop;
+        } else if (clean_overflow == "disconnect") {
+            o.clean_subscriber_overflow = broker::broker_options::clean_overflow_policy::disconnect;
+        } else {
+            err = "mqtt.clean_subscriber_overflow: \"drop\" or \"disconnect\"";
+            return fail();
+        }
         if (o.maximum_qos > 2) {
             err = "mqtt.maximum_qos: 0, 1 or 2";
             return fail();

@@ -29,6 +29,8 @@ std::string render_metrics(const metric_sources& sources) {
                   {{"reason", "qos0_slow_subscriber"}});
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_qos0_offline), {{"reason", "qos0_offline"}});
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_queue_full), {{"reason", "queue_full"}});
+        w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_subscriber_queue),
+                  {{"reason", "subscriber_queue"}});
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_global_quota), {{"reason", "global_quota"}});
         w.gauge("mqtt_queued_bytes",
                 "Bytes of QoS 1/2 messages queued for all sessions (bounded by mqtt.max_queued_bytes_total).",

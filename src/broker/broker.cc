@@ -282,6 +282,7 @@ broker::totals broker::get_totals() const {
         t.dropped_qos0_slow_subscriber += v(st.dropped_qos0_slow_subscriber);
         t.dropped_qos0_offline += v(st.dropped_qos0_offline);
         t.dropped_queue_full += v(st.dropped_queue_full);
+        t.dropped_subscriber_queue += v(st.dropped_subscriber_queue);
         t.dropped_global_quota += v(st.dropped_global_quota);
         t.slow_subscriber_disconnects += v(st.slow_subscriber_disconnects);
         t.partial_packet_timeouts += v(st.partial_packet_timeouts);

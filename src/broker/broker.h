@@ -127,11 +127,11 @@ public:
     struct totals {
         uint64_t connections_current, connections_total, sessions_current, messages_received, messages_sent,
             bytes_received, dropped_qos0_slow_subscriber, dropped_qos0_offline, dropped_queue_full,
-            dropped_global_quota, queued_bytes, slow_subscriber_disconnects, partial_packet_timeouts,
-            input_budget_closes, topic_limit_refusals, dropped_too_large, dropped_expired, publish_rate_limited,
-            malformed_packets, protocol_errors, ingest_appended, ingest_failed, ingest_quota_refused, ingest_paused,
-            wills_published, sessions_expired, keep_alive_timeouts, takeovers, retained_messages, subscriptions,
-            resends_acknowledged;
+            dropped_subscriber_queue, dropped_global_quota, queued_bytes, slow_subscriber_disconnects,
+            partial_packet_timeouts, input_budget_closes, topic_limit_refusals, dropped_too_large, dropped_expired,
+            publish_rate_limited, malformed_packets, protocol_errors, ingest_appended, ingest_failed,
+            ingest_quota_refused, ingest_paused, wills_published, sessions_expired, keep_alive_timeouts, takeovers,
+            retained_messages, subscriptions, resends_acknowledged;
     };
     totals get_totals() const;
 

@@ -35,6 +35,12 @@ struct broker_options {
     // persistent session keeps its backlog up to max_queued_messages/bytes.
     uint32_t subscriber_queue_messages = 1000;
     uint64_t subscriber_queue_bytes = 16ull * 1024 * 1024;
+    // Past that bound, a subscriber whose session ends with its connection (clean session,
+    // expiry 0) has nothing a disconnect would keep: by default (drop) it stays connected
+    // and the QoS 1/2 messages past its bound are dropped and counted, as QoS 0 is.
+    // `disconnect` treats it like a persistent one (0x97).
+    enum class clean_overflow_policy : uint8_t { drop, disconnect };
+    clean_overflow_policy clean_subscriber_overflow = clean_overflow_policy::drop;
     // A packet that has started must be complete within this many ms (whatever the
     // keep-alive, including 0), else the connection is closed (0x8D for MQTT 5). 0 = no limit.
     uint32_t partial_packet_timeout_ms = 10'000;

@@ -346,6 +346,19 @@ void shard::enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier) 
     if (s.conn != nullptr && subscriber_over_bound(opts, s.queue.size() - std::min(s.carried_messages, s.queue.size()),
                                                    s.queued_bytes - std::min(s.carried_bytes, s.queued_bytes), bytes,
                                                    s.conn->output_congested())) {
+        if (s.expiry_interval == 0 && opts.clean_subscriber_overflow == broker_options::clean_overflow_policy::drop) {
+            // Its session ends with the connection: a disconnect would lose this queue and
+            // its subscriptions too. Keep it connected and drop what it cannot take.
+            stats_.add(stats_.dropped_subscriber_queue);
+            uint64_t dropped = stats_.dropped_subscriber_queue.load(std::memory_order_relaxed);
+            if ((dropped & (dropped - 1)) == 0) {
+                SLUICE_WARN("broker",
+                            "subscriber %s (clean session) is not keeping up: dropping QoS %u messages past its "
+                            "queue bound (%llu so far)",
+                            s.client_id().c_str(), out.qos, static_cast<unsigned long long>(dropped));
+            }
+            return;
+        }
         slow_.mark(s.conn->serial());
     }
     if (s.queue.size() >= opts.max_queued_messages || s.queued_bytes + bytes > opts.max_queued_bytes) {

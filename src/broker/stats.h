@@ -19,6 +19,7 @@ struct shard_stats {
     std::atomic<uint64_t> dropped_qos0_slow_subscriber{0};  // QoS 0 to a connection with too much unsent output
     std::atomic<uint64_t> dropped_qos0_offline{0};          // QoS 0 to an offline session (never queued)
     std::atomic<uint64_t> dropped_queue_full{0};            // QoS 1/2 beyond max_queued_messages/bytes
+    std::atomic<uint64_t> dropped_subscriber_queue{0};      // QoS 1/2 past a clean subscriber's online bound
     std::atomic<uint64_t> dropped_global_quota{0};          // QoS 1/2 for offline sessions past max_queued_bytes_total
     std::atomic<uint64_t> slow_subscriber_disconnects{0};   // online subscribers past their queue (0x97)
     std::atomic<uint64_t> partial_packet_timeouts{0};       // closed: a packet not complete in time

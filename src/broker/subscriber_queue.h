@@ -5,8 +5,11 @@
 // (their acknowledgements depend on the bus and the state journal, never on a subscriber),
 // so past its bound the subscriber is disconnected with Quota exceeded (0x97), the way
 // EMQX and HiveMQ shed a slow consumer. A persistent session keeps its QoS 1/2 backlog
-// (up to its own quota, max_queued_messages/bytes) and gets it on reconnect; QoS 0 to a
-// slow connection is dropped and counted. Policy and metrics: docs/delivery.md.
+// (up to its own quota, max_queued_messages/bytes) and gets it on reconnect. A session
+// that ends with its connection would lose everything by a disconnect, so by default
+// (mqtt.clean_subscriber_overflow = drop) it stays connected and what passes its bound is
+// dropped and counted, as QoS 0 to a slow connection is. Policy and metrics:
+// docs/delivery.md.
 //
 // Disconnecting happens at the end of the loop iteration, not in the delivery path:
 // closing a connection may end its session and publish its will, which must not happen

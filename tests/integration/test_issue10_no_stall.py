@@ -116,25 +116,58 @@ def test_slow_qos1_subscriber_does_not_stall_publishers(small, uid):
     again.disconnect()
 
 
-def test_slow_clean_subscriber_is_disconnected_and_forgotten(small, uid):
-    """A non-persistent QoS 1 subscriber that stops reading is disconnected (0x97) and its
-    session ends with it; publishers are not slowed down."""
+def test_slow_clean_subscriber_drops_and_stays_connected(small, uid):
+    """A non-persistent QoS 1 subscriber that stops reading keeps its connection, its
+    subscription and its queue up to the bound (mqtt.clean_subscriber_overflow = drop):
+    what passes the bound is dropped and counted, publishers are not slowed down, and once
+    it reads again it gets the messages it kept, in order, then new ones."""
     broker = small
     slow = connected(broker.port, uid + "-slow", V5)
     slow.subscribe("clean/%s/#" % uid, qos=1)
+    n = 600
     worst = 0.0
     with connected(broker.port, uid + "-p", V5) as pub:
-        for i in range(600):
+        for i in range(n):
             t0 = time.monotonic()
-            pub.publish("clean/%s/t" % uid, b"y" * 512, qos=1)
+            pub.publish("clean/%s/t" % uid, b"m%d" % i, qos=1)
             worst = max(worst, time.monotonic() - t0)
-    assert worst < 2.0
-    got = [p for p in slow.expect_closed(timeout=10) if p.type != PUBLISH]
-    assert got and got[-1].type == DISCONNECT and got[-1].reason == RC_QUOTA_EXCEEDED, got
-    c = Client(broker.port, V5)
-    assert not c.connect(uid + "-slow", clean=False).session_present
-    c.expect_nothing(0.3)
-    c.disconnect()
+        assert worst < 2.0
+        kept = WINDOW + SUBSCRIBER_QUEUE  # in flight plus queued; the rest was dropped
+        received = [slow.receive(timeout=10).payload for _ in range(kept)]
+        assert received == [b"m%d" % i for i in range(kept)]
+        slow.expect_nothing(0.3)
+        assert metric(broker, "mqtt_messages_dropped_total", '{reason="subscriber_queue"}') == n - kept
+        assert metric(broker, "mqtt_slow_subscriber_disconnects_total") == 0
+        pub.publish("clean/%s/t" % uid, b"after", qos=1)
+        assert slow.receive(timeout=10).payload == b"after"
+    slow.disconnect()
+
+
+def test_slow_clean_subscriber_is_disconnected_when_configured(uid):
+    """With mqtt.clean_subscriber_overflow = "disconnect", a non-persistent QoS 1
+    subscriber that stops reading is disconnected (0x97) and its session ends with it;
+    publishers are not slowed down."""
+    b = Broker(config_text=SMALL_BOUNDS + 'clean_subscriber_overflow = "disconnect"\n')
+    try:
+        b.start()
+        slow = connected(b.port, uid + "-slow", V5)
+        slow.subscribe("clean/%s/#" % uid, qos=1)
+        worst = 0.0
+        with connected(b.port, uid + "-p", V5) as pub:
+            for i in range(600):
+                t0 = time.monotonic()
+                pub.publish("clean/%s/t" % uid, b"y" * 512, qos=1)
+                worst = max(worst, time.monotonic() - t0)
+        assert worst < 2.0
+        got = [p for p in slow.expect_closed(timeout=10) if p.type != PUBLISH]
+        assert got and got[-1].type == DISCONNECT and got[-1].reason == RC_QUOTA_EXCEEDED, got
+        assert metric(b, "mqtt_messages_dropped_total", '{reason="subscriber_queue"}') == 0
+        c = Client(b.port, V5)
+        assert not c.connect(uid + "-slow", clean=False).session_present
+        c.expect_nothing(0.3)
+        c.disconnect()
+    finally:
+        _finish(b)
 
 
 def test_slow_qos0_subscriber_drops_and_counts(broker, uid):

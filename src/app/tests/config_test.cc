@@ -77,6 +77,7 @@ TEST(config, shipped_file_matches_the_built_in_defaults) {
     EXPECT_EQ(loaded.mqtt.max_pending_output_bytes, defaults.mqtt.max_pending_output_bytes);
     EXPECT_EQ(loaded.mqtt.subscriber_queue_messages, defaults.mqtt.subscriber_queue_messages);
     EXPECT_EQ(loaded.mqtt.subscriber_queue_bytes, defaults.mqtt.subscriber_queue_bytes);
+    EXPECT_EQ(loaded.mqtt.clean_subscriber_overflow, defaults.mqtt.clean_subscriber_overflow);
     EXPECT_EQ(loaded.mqtt.partial_packet_timeout_ms, defaults.mqtt.partial_packet_timeout_ms);
     EXPECT_EQ(loaded.mqtt.max_partial_input_bytes, defaults.mqtt.max_partial_input_bytes);
     EXPECT_EQ(loaded.mqtt.max_topic_length, defaults.mqtt.max_topic_length);
@@ -151,6 +152,7 @@ mqtt_port = 0
 cpu_affinity = "0,2-3"
 [mqtt]
 maximum_qos = 1
+clean_subscriber_overflow = "disconnect"
 [wal]
 durability = "batch-async"
 group_commit_max_delay_us = 250
@@ -175,6 +177,7 @@ retention_days = 90
     EXPECT_EQ(c.mqtt_port, 0);
     EXPECT_EQ(c.cpu_affinity, (std::vector<int>{0, 2, 3}));
     EXPECT_EQ(c.mqtt.maximum_qos, 1);
+    EXPECT_EQ(c.mqtt.clean_subscriber_overflow, broker::broker_options::clean_overflow_policy::disconnect);
     EXPECT_EQ(c.wal.mode, bus::durability::batch_async);
     EXPECT_EQ(c.wal.group_commit_max_delay.count(), 250);
     ASSERT_EQ(c.ingest_rules.size(), 2u);
@@ -200,6 +203,7 @@ TEST(config, errors_name_the_key) {
     } cases[] = {
         {"[server]\nmqtt_port = 70000\n", "server.mqtt_port"},
         {"[mqtt]\nmaximum_qos = 3\n", "mqtt.maximum_qos"},
+        {"[mqtt]\nclean_subscriber_overflow = \"block\"\n", "mqtt.clean_subscriber_overflow"},
         {"[wal]\ndurability = \"sometimes\"\n", "wal.durability"},
         {"[ingest]\nrules = [{pattern = \"a/{device}\", format = \"xml\"}]\n", "ingest.rules"},
         {"[ingest]\nunknown_devices = \"maybe\"\n", "ingest.unknown_devices"},

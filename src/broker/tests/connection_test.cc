@@ -413,6 +413,51 @@ TEST_F(broker_fixture, takeover_carries_the_backlog_outside_the_online_bound) {
     EXPECT_EQ(brk_->get_totals().slow_subscriber_disconnects, 0u);
 }
 
+// Issue 10: a subscriber whose session ends with its connection has nothing a disconnect
+// would keep, so past its bound it stays connected and the excess is dropped, counted
+// (mqtt.clean_subscriber_overflow = drop); `disconnect` closes it with 0x97 instead.
+class clean_subscriber_overflow : public broker_fixture {
+protected:
+    // A clean subscriber to "c/#" with one message in flight at most, then `n` QoS 1
+    // messages to it; returns its client.
+    client& overflow(uint16_t n) {
+        options_.subscriber_queue_messages = 10;
+        make_broker();
+        client& sub = open();
+        mqtt::connect c;
+        c.client_id = "clean-sub";
+        c.clean_start = true;
+        c.keep_alive = 60;
+        c.props.receive_maximum = 1;
+        sub.c->on_data(bytes(c));
+        mqtt::subscribe s;
+        s.packet_id = 1;
+        s.entries.push_back(mqtt::subscription{"c/#", 1, false, false, 0});
+        sub.c->on_data(bytes(s));
+        sub.t->take();
+        auto& pub = connect("pub");
+        for (uint16_t i = 1; i <= n; ++i)
+            pub.c->on_data(bytes(make_publish("c/x", "m" + std::to_string(i), 1, i)));
+        shard_().flush_outbox();
+        return sub;
+    }
+};
+
+TEST_F(clean_subscriber_overflow, past_its_bound_drops_and_stays) {
+    client& sub = overflow(20);  // 1 in flight, 10 queued, 9 past the bound
+    EXPECT_FALSE(sub.t->closed);
+    EXPECT_EQ(brk_->get_totals().dropped_subscriber_queue, 9u);
+    EXPECT_EQ(brk_->get_totals().slow_subscriber_disconnects, 0u);
+}
+
+TEST_F(clean_subscriber_overflow, is_disconnected_when_configured) {
+    options_.clean_subscriber_overflow = broker_options::clean_overflow_policy::disconnect;
+    client& sub = overflow(20);
+    EXPECT_TRUE(sub.t->closed);
+    EXPECT_EQ(brk_->get_totals().dropped_subscriber_queue, 0u);
+    EXPECT_EQ(brk_->get_totals().slow_subscriber_disconnects, 1u);
+}
+
 // Issue 10: an MQTT 3.1.1 clean-session=0 session has no expiry of its own; it is kept
 // mqtt.v3_session_expiry seconds after disconnect (7 days by default), not forever.
 TEST_F(broker_fixture, v3_persistent_session_expires_after_v3_session_expiry) {
