@@ -263,6 +263,12 @@ void broker::retained_matching(std::string_view filter, std::vector<message_ptr>
     retained_.match(filter, [&](std::string_view, const message_ptr& m) { out.push_back(m); });
 }
 
+bool broker::retained_is_current(const message_ptr& msg) const {
+    std::lock_guard<std::mutex> lock(retained_mutex_);
+    const message_ptr* current = retained_.get(msg->topic);
+    return current != nullptr && *current == msg;
+}
+
 size_t broker::retained_count() const {
     std::lock_guard<std::mutex> lock(retained_mutex_);
     return retained_.size();

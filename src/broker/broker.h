@@ -93,6 +93,8 @@ public:
     // Retained messages (thread-safe). An empty payload clears the topic. `barrier` is held
     // until the change is durable.
     void store_retained(const message_ptr& msg, const ack_barrier_ptr& barrier = nullptr);
+    // True while `msg` is still the retained message of its topic (not replaced or cleared).
+    bool retained_is_current(const message_ptr& msg) const;
     void retained_matching(std::string_view filter, std::vector<message_ptr>& out) const;
     size_t retained_count() const;
 

@@ -801,6 +801,10 @@ bool connection::output_congested() const {
     return transport_.pending_output_bytes() > shard_.owner().options().max_pending_output_bytes;
 }
 
+size_t connection::pending_output_bytes() const {
+    return transport_.pending_output_bytes();
+}
+
 void connection::send_packet(const mqtt::packet& p) {
     std::string out;
     mqtt::encode(p, version_, out);

@@ -77,6 +77,7 @@ public:
     bool send_publish(const outgoing& out, uint16_t packet_id, bool dup);
     void send_pubrel(uint16_t packet_id);
     bool output_congested() const;
+    size_t pending_output_bytes() const;
 
     // Retries a PUBLISH held while the bus was over quota; resumes reading once it went through.
     void retry_parked();

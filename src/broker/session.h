@@ -20,6 +20,7 @@
 #include "base/fifo.h"
 #include "broker/message.h"
 #include "broker/resend_window.h"
+#include "broker/retained_backlog.h"
 #include "broker/topic_index.h"
 #include "mqtt/types.h"
 
@@ -66,6 +67,9 @@ public:
     // what piles up on top of it. Unknown (max) until pump() runs for a new connection.
     size_t carried_messages = SIZE_MAX;
     uint64_t carried_bytes = UINT64_MAX;
+    // Retained messages matched by its SUBSCRIBEs and not sent yet (made on first use):
+    // sent a bounded amount at a time, retained_backlog.h.
+    std::unique_ptr<retained_backlog> retained;
     std::set<uint16_t> inbound_qos2;  // received PUBLISH QoS 2, PUBREC sent, awaiting PUBREL
     // Its latest logged QoS 1/2 packet ids (persistent sessions with ingest only; made on
     // first use): the resend rule, resend_window.h.

@@ -226,6 +226,7 @@ void shard::session_disconnected(session& s, bool will_due, const mqtt::will* wi
     if (s.expiry_interval == 0) {
         end_session(s);
     } else {
+        queue_retained_offline(s);
         persist_session(s);
     }
 }
@@ -501,20 +502,94 @@ std::vector<mqtt::reason_code> shard::subscribe(session& s, const mqtt::subscrib
 }
 
 void shard::deliver_retained(session& s, const std::vector<std::string>& filters) {
+    const bool listed = s.retained != nullptr;  // a session with a backlog is in retained_sessions_
+    bool added = false;
     for (const auto& filter : filters) {
-        auto sub = s.subscriptions.find(filter);
-        if (sub == s.subscriptions.end()) continue;  // unsubscribed since
+        if (s.subscriptions.find(filter) == s.subscriptions.end()) continue;  // unsubscribed since
+        std::vector<message_ptr> matching;
+        broker_.retained_matching(filter, matching);
+        if (matching.empty()) continue;
+        if (!s.retained) s.retained = std::make_unique<retained_backlog>();
+        s.retained->add(filter, std::move(matching));
+        added = true;
+    }
+    if (added && !listed) retained_sessions_.push_back(s.key());
+}
+
+void shard::drain_retained() {
+    size_t budget = k_retained_per_iteration;
+    bool progressed = false;
+    // Each session with a backlog gets a turn; those with more left go to the back.
+    for (size_t turns = retained_sessions_.size(); turns > 0 && budget > 0; --turns) {
+        session_key key = retained_sessions_.front();
+        retained_sessions_.pop_front();
+        auto it = sessions_by_key_.find(key);
+        if (it == sessions_by_key_.end()) continue;  // ended
+        session& s = *it->second;
+        if (!s.retained || s.conn == nullptr) continue;
+        size_t sent = drain_retained(s, budget);
+        budget -= sent;
+        progressed = progressed || sent > 0;
+        if (s.retained->empty()) {
+            s.retained.reset();
+        } else {
+            retained_sessions_.push_back(key);
+        }
+    }
+    // More to send and room made for it: come back next iteration even if no socket event
+    // wakes the loop (the output may all have fitted in the kernel's buffer). A backlog
+    // that made no progress waits for its connection: a PUBACK or the socket being writable.
+    if (progressed && !retained_sessions_.empty()) broker_.post(index_, [] {});
+}
+
+size_t shard::drain_retained(session& s, size_t budget) {
+    retained_backlog& backlog = *s.retained;
+    const uint64_t watermark = std::min(k_retained_output_watermark, broker_.options().max_pending_output_bytes / 2);
+    size_t sent = 0;
+    while (sent < budget && !backlog.empty()) {
+        retained_batch& batch = backlog.front();
+        auto sub = s.subscriptions.find(batch.filter);
+        if (sub == s.subscriptions.end() || batch.done()) {  // unsubscribed since, or all sent
+            backlog.pop_front();
+            continue;
+        }
+        if (s.conn->pending_output_bytes() >= watermark) break;
+        const message_ptr& m = batch.messages[batch.next];
         const sub_options& o = sub->second;
-        retained_scratch_.clear();
-        broker_.retained_matching(filter, retained_scratch_);
-        for (auto& m : retained_scratch_) {
+        uint8_t qos = std::min(m->qos, o.qos);
+        if (qos > 0 && (!s.queue.empty() || s.inflight.size() >= s.send_window)) break;  // the window is full
+        ++batch.next;
+        if (!broker_.retained_is_current(m)) continue;  // replaced or cleared: the newer one went live
+        outgoing out;
+        out.msg = m;
+        out.qos = qos;
+        out.retain = true;
+        if (o.subscription_id != 0) out.subscription_ids.push_back(o.subscription_id);
+        deliver_outgoing(s, std::move(out));
+        ++sent;
+    }
+    return sent;
+}
+
+void shard::queue_retained_offline(session& s) {
+    // A session that lives on keeps what it was owed like any offline backlog: QoS 1/2
+    // queue up to its quota (journaled), QoS 0 is not kept for an offline session.
+    if (!s.retained) return;
+    std::unique_ptr<retained_backlog> backlog = std::move(s.retained);
+    while (!backlog->empty()) {
+        retained_batch& batch = backlog->front();
+        auto sub = s.subscriptions.find(batch.filter);
+        for (; sub != s.subscriptions.end() && !batch.done(); ++batch.next) {
+            const message_ptr& m = batch.messages[batch.next];
+            if (!broker_.retained_is_current(m)) continue;
             outgoing out;
             out.msg = m;
-            out.qos = std::min(m->qos, o.qos);
+            out.qos = std::min(m->qos, sub->second.qos);
             out.retain = true;
-            if (o.subscription_id != 0) out.subscription_ids.push_back(o.subscription_id);
+            if (sub->second.subscription_id != 0) out.subscription_ids.push_back(sub->second.subscription_id);
             deliver_outgoing(s, std::move(out));
         }
+        backlog->pop_front();
     }
 }
 
@@ -566,6 +641,7 @@ void shard::replicate_remove(session_key key) {
 }
 
 void shard::flush_outbox() {
+    drain_retained();
     disconnect_slow_subscribers();
     for (unsigned t = 0; t < outbox_.size(); ++t) {
         if (outbox_[t].empty()) continue;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -74,7 +75,9 @@ public:
     // UNSUBSCRIBE, with the same barrier contract as subscribe().
     std::vector<mqtt::reason_code> unsubscribe(session& s, const mqtt::unsubscribe& pkt,
                                                const ack_barrier_ptr& applied);
-    // Sends `s` the retained messages matching those of `filters` it is still subscribed to.
+    // Sends `s` the retained messages matching those of `filters` it is still subscribed
+    // to: takes their snapshot now, sends it from the end of this loop iteration on, a
+    // bounded amount at a time (retained_backlog.h).
     void deliver_retained(session& s, const std::vector<std::string>& filters);
 
     // Sends queued messages of `s` while its window allows.
@@ -107,6 +110,9 @@ private:
     void enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier);
     void hold_until_durable(const ack_barrier_ptr& barrier);
     void disconnect_slow_subscribers();
+    void drain_retained();
+    size_t drain_retained(session& s, size_t budget);
+    void queue_retained_offline(session& s);
     void send_now(session& s, outgoing&& out, const ack_barrier_ptr& barrier = nullptr);
     void apply_remote(std::vector<remote_delivery>& batch);
     void end_session(session& s);
@@ -131,7 +137,7 @@ private:
     std::vector<delivery> match_scratch_;
     std::vector<std::vector<remote_delivery>> outbox_;  // per target shard
     slow_subscribers slow_;                             // to disconnect at the end of the iteration
-    std::vector<message_ptr> retained_scratch_;
+    std::deque<session_key> retained_sessions_;         // sessions with a retained backlog, in turn
 };
 
 }  // namespace sluice::broker

@@ -6,6 +6,7 @@
 
 import json
 import os
+import threading
 import time
 import urllib.request
 
@@ -461,3 +462,62 @@ def test_memory_returns_when_sessions_end(uid):
         assert metric(b, "mqtt_queued_bytes") == 0
     finally:
         _finish(b)
+
+
+def test_retained_fan_out_to_subscribers_that_do_not_read(broker, uid):
+    """20 subscribers match 100,000 retained messages and never read: retained messages
+    go out a bounded amount at a time while a subscriber's unsent output is low
+    (retained_backlog.h), so sluice holds a snapshot of handles per subscriber instead of
+    every message queued in its output, and other clients' acknowledgements do not wait.
+    A subscriber that reads gets every retained message (before, what passed its 16 MB
+    output bound was dropped)."""
+    n, size, idle = 100000, 200, 20
+    prefix = "ret/%s/" % uid
+    with connected(broker.port, uid + "-retainer", V5) as pub:
+        batch = b"".join(gen_publish(prefix + str(i), 0, b"r" * size, True, proto_ver=V5) for i in range(n))
+        pub.send(batch)
+        pub.publish(uid + "/sync", b"", qos=1)  # one connection's packets are handled in order
+    before = rss_kb(broker)
+    idlers = []
+    worst = [0.0]
+    done = threading.Event()
+
+    def other_publisher():  # acknowledgements of another client while the subscribers come
+        with connected(broker.port, uid + "-other", V5) as other:
+            while not done.is_set():
+                t0 = time.monotonic()
+                other.publish("other/%s" % uid, b"x", qos=1)
+                worst[0] = max(worst[0], time.monotonic() - t0)
+                time.sleep(0.01)
+
+    other = threading.Thread(target=other_publisher)
+    other.start()
+    try:
+        for i in range(idle):
+            c = Client(broker.port, V5)
+            c.connect("%s-idle-%d" % (uid, i))
+            c.subscribe(prefix + "#", qos=0)  # and never reads again
+            idlers.append(c)
+        time.sleep(1)
+        done.set()
+        other.join()
+        worst = worst[0]
+        assert worst < 2.0, "a QoS 1 publish waited %.2fs while retained messages went out" % worst
+        grown_mb = (rss_kb(broker) - before) / 1024
+        assert grown_mb < 100, "RSS grew by %.0f MB for %d subscribers that do not read" % (grown_mb, idle)
+
+        reader = connected(broker.port, uid + "-reader", V5)
+        reader.subscribe(prefix + "#", qos=0)
+        topics = set()
+        deadline = time.monotonic() + 60
+        while len(topics) < n and time.monotonic() < deadline:
+            p = reader.receive(timeout=10)
+            assert p.retain
+            topics.add(p.topic)
+        assert len(topics) == n
+        reader.disconnect()
+    finally:
+        done.set()
+        other.join()
+        for c in idlers:
+            c.close()

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -28,14 +29,18 @@ using namespace std::chrono_literals;
 
 class recording_transport final : public transport {
 public:
-    void send(std::string bytes) override { decoder.feed(bytes); }
+    void send(std::string bytes) override {
+        if (holding) held += bytes.size();
+        decoder.feed(bytes);
+    }
     void send_publish(std::string header, message_ptr msg) override {
+        if (holding) held += header.size() + msg->payload.size();
         decoder.feed(header);
         decoder.feed(msg->payload);
     }
     void close() override { closed = true; }
     void set_reading(bool enabled) override { reading = enabled; }
-    size_t pending_output_bytes() const override { return 0; }
+    size_t pending_output_bytes() const override { return held; }
     void discard_unsent() override {}  // output is decoded as it is sent: nothing waits
     const std::string& peer() const override { return name; }
 
@@ -52,6 +57,10 @@ public:
     }
 
     mqtt::stream_decoder decoder{mqtt::version::v5};
+    // While holding, what is sent counts as unsent output (a peer that does not read)
+    // until the test sets held back to 0.
+    bool holding = false;
+    size_t held = 0;
     bool closed = false;
     bool reading = true;
     std::string name = "test-peer";
@@ -456,6 +465,131 @@ TEST_F(clean_subscriber_overflow, is_disconnected_when_configured) {
     EXPECT_TRUE(sub.t->closed);
     EXPECT_EQ(brk_->get_totals().dropped_subscriber_queue, 0u);
     EXPECT_EQ(brk_->get_totals().slow_subscriber_disconnects, 1u);
+}
+
+// Issue 10: retained messages matched by a SUBSCRIBE are sent a bounded amount per loop
+// iteration and only while the subscriber's unsent output stays low, so that a filter
+// matching many retained messages, to a subscriber that does not read, neither pins them
+// all in its output nor holds the loop (retained_backlog.h).
+class retained_backlog_test : public broker_fixture {
+protected:
+    // `n` retained messages r/0 .. r/<n-1> with `size`-byte payloads at QoS `qos`.
+    void retain(int n, size_t size, uint8_t qos = 0) {
+        auto& pub = connect("retainer");
+        for (int i = 0; i < n; ++i) {
+            auto p = make_publish("r/" + std::to_string(i), std::string(size, 'p'), qos,
+                                  static_cast<uint16_t>(qos ? i % 60000 + 1 : 0));
+            p.retain = true;
+            pub.c->on_data(bytes(p));
+        }
+        pub.t->take();
+        ASSERT_EQ(brk_->retained_count(), static_cast<size_t>(n));
+    }
+    static void subscribe(client& cl, const std::string& filter, uint8_t qos = 0) {
+        mqtt::subscribe s;
+        s.packet_id = 1;
+        s.entries.push_back(mqtt::subscription{filter, qos, false, false, 0});
+        cl.c->on_data(bytes(s));
+    }
+    // The topics of the retained PUBLISHes among `got` (RETAIN set).
+    static std::vector<std::string> retained_topics(const std::vector<mqtt::packet>& got) {
+        std::vector<std::string> topics;
+        for (const auto& p : got) {
+            if (const auto* pub = std::get_if<mqtt::publish>(&p); pub != nullptr && pub->retain)
+                topics.push_back(pub->topic);
+        }
+        return topics;
+    }
+};
+
+TEST_F(retained_backlog_test, a_subscriber_that_does_not_read_holds_only_the_watermark) {
+    retain(3000, 400);  // the watermark is reached before the per-iteration count
+    auto& sub = connect("sub");
+    sub.t->holding = true;
+    subscribe(sub, "r/#");
+    shard_().flush_outbox();  // the end of the loop iteration
+    size_t first = retained_topics(sub.t->take()).size();
+    EXPECT_GT(first, 0u);
+    EXPECT_LT(first, 3000u) << "every retained message went into the output of a peer that does not read";
+    EXPECT_LE(sub.t->held, k_retained_output_watermark + 1024);
+    shard_().flush_outbox();
+    EXPECT_TRUE(retained_topics(sub.t->take()).empty()) << "more while its output is still full";
+
+    std::set<std::string> topics;
+    size_t total = first;
+    for (int round = 0; round < 100 && total < 3000; ++round) {  // the peer reads
+        sub.t->held = 0;
+        shard_().flush_outbox();
+        for (auto& t : retained_topics(sub.t->take())) {
+            topics.insert(t);
+            ++total;
+        }
+    }
+    EXPECT_EQ(total, 3000u);
+    EXPECT_EQ(topics.size() + first, 3000u) << "each retained message once";
+}
+
+TEST_F(retained_backlog_test, one_loop_iteration_sends_a_bounded_number) {
+    retain(3000, 10);
+    auto& sub = connect("sub");
+    subscribe(sub, "r/#");
+    shard_().flush_outbox();
+    EXPECT_EQ(retained_topics(sub.t->take()).size(), k_retained_per_iteration);
+    size_t total = k_retained_per_iteration;
+    while (total < 3000) {
+        shard_().flush_outbox();
+        size_t n = retained_topics(sub.t->take()).size();
+        ASSERT_GT(n, 0u);
+        total += n;
+    }
+    EXPECT_EQ(total, 3000u);
+}
+
+TEST_F(retained_backlog_test, a_message_replaced_meanwhile_is_not_sent_stale) {
+    retain(10, 5);
+    auto& sub = connect("sub");
+    sub.t->holding = true;
+    sub.t->held = k_retained_output_watermark;  // nothing goes out yet
+    subscribe(sub, "r/#");
+    shard_().flush_outbox();
+    auto& pub = connect("pub");
+    auto p = make_publish("r/5", "new", 0, 0);
+    p.retain = true;
+    pub.c->on_data(bytes(p));  // delivered live
+    sub.t->held = 0;
+    shard_().flush_outbox();
+    std::vector<std::string> r5;
+    size_t retained = 0;
+    for (const auto& pkt : sub.t->take()) {
+        const auto* m = std::get_if<mqtt::publish>(&pkt);
+        if (m == nullptr) continue;
+        if (m->retain) ++retained;
+        if (m->topic == "r/5") r5.push_back(m->payload);
+    }
+    EXPECT_EQ(r5, std::vector<std::string>{"new"}) << "the old r/5 arrived after the new one";
+    EXPECT_EQ(retained, 9u);
+}
+
+TEST_F(retained_backlog_test, a_persistent_session_keeps_what_it_was_not_sent) {
+    retain(50, 5, 1);
+    client& sub = open();
+    mqtt::connect c;
+    c.client_id = "keeper";
+    c.clean_start = false;
+    c.keep_alive = 60;
+    c.props.session_expiry_interval = 600;
+    c.props.receive_maximum = 1;  // one in flight: the rest waits in the backlog
+    sub.c->on_data(bytes(c));
+    subscribe(sub, "r/#", 1);
+    shard_().flush_outbox();
+    EXPECT_EQ(retained_topics(sub.t->take()).size(), 1u);
+    sub.c->on_transport_closed();
+
+    auto& back = connect("keeper", false, 600);
+    std::set<std::string> topics;
+    for (auto& t : retained_topics(back.after_connack))
+        topics.insert(t);
+    EXPECT_EQ(topics.size(), 50u) << "the resumed session got what it was owed";
 }
 
 // Issue 10: an MQTT 3.1.1 clean-session=0 session has no expiry of its own; it is kept
