@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "base/assert.h"
-#include "broker/topic_index.h"
+#include "mqtt/topic.h"
 
 namespace sluice::broker {
 
@@ -47,12 +47,12 @@ public:
     // Stores `value` as the retained message of `topic`, replacing any previous one.
     // REQUIRES: valid_topic_name(topic).
     void set(std::string_view topic, T value) {
-        SLUICE_CHECK(valid_topic_name(topic), "retained set on an invalid topic name");
+        SLUICE_CHECK(mqtt::valid_topic_name(topic), "retained set on an invalid topic name");
         node* n = root_.get();
         size_t pos = 0;
         while (pos != npos) {
             size_t next = 0;
-            const std::string_view level = level_at(topic, pos, next);
+            const std::string_view level = mqtt::topic_level(topic, pos, next);
             auto it = n->children.find(level);
             if (it == n->children.end()) {
                 it = n->children.emplace(std::string(level), std::make_unique<node>(n, level)).first;
@@ -95,7 +95,7 @@ public:
     // REQUIRES: valid_topic_filter(filter); v must not modify this store.
     template <typename Visitor>
     void match(std::string_view filter, Visitor&& v) const {
-        SLUICE_ASSERT(valid_topic_filter(filter), "retained match on an invalid topic filter");
+        SLUICE_ASSERT(mqtt::valid_topic_filter(filter), "retained match on an invalid topic filter");
         walk(filter, 0, false, v);
     }
 
@@ -125,22 +125,12 @@ private:
         std::optional<T> value;
     };
 
-    static std::string_view level_at(std::string_view text, size_t pos, size_t& next) noexcept {
-        const size_t slash = text.find('/', pos);
-        if (slash == npos) {
-            next = npos;
-            return text.substr(pos);
-        }
-        next = slash + 1;
-        return text.substr(pos, slash - pos);
-    }
-
     node* find(std::string_view topic) const {
         node* n = root_.get();
         size_t pos = 0;
         while (pos != npos) {
             size_t next = 0;
-            auto it = n->children.find(level_at(topic, pos, next));
+            auto it = n->children.find(mqtt::topic_level(topic, pos, next));
             if (it == n->children.end()) return nullptr;
             n = it->second.get();
             pos = next;
@@ -193,7 +183,7 @@ private:
                 continue;
             }
             size_t next = 0;
-            const std::string_view level = level_at(filter, f.pos, next);
+            const std::string_view level = mqtt::topic_level(filter, f.pos, next);
             if (level == "#") {
                 // Matches n's own topic (the parent level: "sport/#" matches "sport") and
                 // everything below it. The root holds no message.

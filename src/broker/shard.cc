@@ -20,10 +20,6 @@ unsigned shard_of_key(session_key k) {
     return static_cast<unsigned>(k >> k_shard_shift);
 }
 
-bool has_wildcard(std::string_view filter) {
-    return filter.find_first_of("+#") != std::string_view::npos;
-}
-
 }  // namespace
 
 shard::shard(broker& owner, unsigned index) : broker_(owner), index_(index) {}
@@ -470,7 +466,7 @@ std::vector<mqtt::reason_code> shard::subscribe(session& s, const mqtt::subscrib
             codes.push_back(mqtt::reason_code::shared_subscriptions_not_supported);
             continue;
         }
-        if (!opts.wildcard_subscription_available && has_wildcard(shared ? shared->filter : e.filter)) {
+        if (!opts.wildcard_subscription_available && mqtt::has_wildcard(shared ? shared->filter : e.filter)) {
             codes.push_back(mqtt::reason_code::wildcard_subscriptions_not_supported);
             continue;
         }

@@ -10,13 +10,13 @@
 #include <string>
 #include <utility>
 
+#include "mqtt/topic.h"
+
 namespace sluice::broker {
 
 namespace {
 
 constexpr size_t npos = std::string_view::npos;
-constexpr size_t max_topic_length = 65535;
-constexpr std::string_view share_prefix = "$share/";
 
 // Heterogeneous hashing so a string_view level finds a std::string key uncopied.
 struct string_hash {
@@ -24,75 +24,17 @@ struct string_hash {
     size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 
-// Splits off the level starting at `pos`; `next` is the start of the following level
-// or npos when this is the last one.
-std::string_view level_at(std::string_view text, size_t pos, size_t& next) noexcept {
-    const size_t slash = text.find('/', pos);
-    if (slash == npos) {
-        next = npos;
-        return text.substr(pos);
-    }
-    next = slash + 1;
-    return text.substr(pos, slash - pos);
+// A SUBSCRIBE filter split into its share name (empty when not shared) and plain filter.
+struct split_filter {
+    std::string_view share_name;
+    std::string_view filter;
+};
+split_filter split(std::string_view filter) {
+    if (auto shared = mqtt::parse_shared(filter)) return {shared->group, shared->filter};
+    return {{}, filter};
 }
 
 }  // namespace
-
-bool valid_topic_name(std::string_view topic) noexcept {
-    if (topic.empty() || topic.size() > max_topic_length) return false;
-    return topic.find_first_of(std::string_view("+#\0", 3)) == npos;
-}
-
-bool valid_topic_filter(std::string_view filter) noexcept {
-    if (filter.empty() || filter.size() > max_topic_length) return false;
-    if (filter.find('\0') != npos) return false;
-    size_t pos = 0;
-    while (pos != npos) {
-        size_t next = 0;
-        const std::string_view level = level_at(filter, pos, next);
-        if (level.find_first_of("+#") != npos) {
-            if (level.size() != 1) return false;             // "sport+" or "a#"
-            if (level == "#" && next != npos) return false;  // '#' must be last
-        }
-        pos = next;
-    }
-    return true;
-}
-
-std::optional<subscription_filter> parse_subscription_filter(std::string_view filter) noexcept {
-    if (filter.substr(0, share_prefix.size()) != share_prefix) {
-        if (!valid_topic_filter(filter)) return std::nullopt;
-        return subscription_filter{{}, filter};
-    }
-    const std::string_view rest = filter.substr(share_prefix.size());
-    const size_t slash = rest.find('/');
-    if (slash == npos) return std::nullopt;
-    const std::string_view name = rest.substr(0, slash);
-    const std::string_view plain = rest.substr(slash + 1);
-    if (name.empty() || name.find_first_of(std::string_view("+#\0", 3)) != npos) return std::nullopt;
-    if (!valid_topic_filter(plain)) return std::nullopt;
-    return subscription_filter{name, plain};
-}
-
-bool topic_matches(std::string_view filter, std::string_view topic) noexcept {
-    if (!topic.empty() && topic.front() == '$' && !filter.empty() && (filter.front() == '+' || filter.front() == '#')) {
-        return false;
-    }
-    size_t fpos = 0;
-    size_t tpos = 0;
-    while (fpos != npos) {
-        size_t fnext = 0;
-        const std::string_view flevel = level_at(filter, fpos, fnext);
-        if (flevel == "#") return true;  // matches the parent level and everything below
-        if (tpos == npos) return false;  // filter has more levels than the topic
-        size_t tnext = 0;
-        const std::string_view tlevel = level_at(topic, tpos, tnext);
-        if (flevel != "+" && flevel != tlevel) return false;
-        fpos = fnext;
-        tpos = tnext;
-    }
-    return tpos == npos;
-}
 
 struct topic_index::shared_group {
     std::string name;
@@ -167,7 +109,7 @@ topic_index::node* topic_index::find_node(std::string_view filter) const {
     size_t pos = 0;
     while (pos != npos && n != nullptr) {
         size_t next = 0;
-        const std::string_view level = level_at(filter, pos, next);
+        const std::string_view level = mqtt::topic_level(filter, pos, next);
         if (level == "+") {
             n = n->plus.get();
         } else if (level == "#") {
@@ -186,7 +128,7 @@ topic_index::node* topic_index::find_or_create_node(std::string_view filter) {
     size_t pos = 0;
     while (pos != npos) {
         size_t next = 0;
-        const std::string_view level = level_at(filter, pos, next);
+        const std::string_view level = mqtt::topic_level(filter, pos, next);
         std::unique_ptr<node>* slot = nullptr;
         node::kind k = node::kind::literal;
         if (level == "+") {
@@ -213,17 +155,17 @@ topic_index::node* topic_index::find_or_create_node(std::string_view filter) {
 }
 
 bool topic_index::subscribe(std::string_view filter, session_key s, const sub_options& o) {
-    const auto parsed = parse_subscription_filter(filter);
-    SLUICE_CHECK(parsed.has_value(), "subscribe with an invalid topic filter (%zu bytes)", filter.size());
-    node* n = find_or_create_node(parsed->filter);
+    SLUICE_CHECK(mqtt::valid_topic_filter(filter), "subscribe with an invalid topic filter (%zu bytes)", filter.size());
+    const split_filter parsed = split(filter);
+    node* n = find_or_create_node(parsed.filter);
     shared_group* g = nullptr;
     std::vector<subscriber>* list = &n->subs;
-    if (parsed->shared()) {
+    if (!parsed.share_name.empty()) {
         auto it = std::find_if(n->groups.begin(), n->groups.end(),
-                               [&](const auto& grp) { return grp->name == parsed->share_name; });
+                               [&](const auto& grp) { return grp->name == parsed.share_name; });
         if (it == n->groups.end()) {
             auto fresh = std::make_unique<shared_group>();
-            fresh->name = std::string(parsed->share_name);
+            fresh->name = std::string(parsed.share_name);
             n->groups.push_back(std::move(fresh));
             it = std::prev(n->groups.end());
         }
@@ -290,14 +232,14 @@ void topic_index::prune(node* where, shared_group* group) {
 }
 
 bool topic_index::unsubscribe(std::string_view filter, session_key s) {
-    const auto parsed = parse_subscription_filter(filter);
-    if (!parsed) return false;
-    node* n = find_node(parsed->filter);
+    if (!mqtt::valid_topic_filter(filter)) return false;
+    const split_filter parsed = split(filter);
+    node* n = find_node(parsed.filter);
     if (n == nullptr) return false;
     shared_group* g = nullptr;
-    if (parsed->shared()) {
+    if (!parsed.share_name.empty()) {
         auto it = std::find_if(n->groups.begin(), n->groups.end(),
-                               [&](const auto& grp) { return grp->name == parsed->share_name; });
+                               [&](const auto& grp) { return grp->name == parsed.share_name; });
         if (it == n->groups.end()) return false;
         g = it->get();
     }
@@ -353,7 +295,7 @@ void topic_index::collect(std::string_view topic) {
             continue;
         }
         size_t next = 0;
-        const std::string_view level = level_at(topic, f.pos, next);
+        const std::string_view level = mqtt::topic_level(topic, f.pos, next);
         if (n.plus && wildcards_allowed) walk_.push_back(walk_frame{n.plus.get(), next, false});
         if (!n.children.empty()) {
             auto it = n.children.find(level);
@@ -364,7 +306,7 @@ void topic_index::collect(std::string_view topic) {
 
 void topic_index::match_impl(std::string_view topic, session_key publisher, std::vector<delivery>& out,
                              availability avail) {
-    SLUICE_ASSERT(valid_topic_name(topic), "match on an invalid topic name");
+    SLUICE_ASSERT(mqtt::valid_topic_name(topic), "match on an invalid topic name");
     out.clear();
     hits_.clear();
     groups_hit_.clear();

@@ -27,31 +27,9 @@ using session_key = uint64_t;  // opaque to the index
 // A publisher key that no session uses (messages injected by the broker itself).
 inline constexpr session_key no_session = ~session_key{0};
 
-// Topic names and filters. These are the checks behind reason code 0x8F (Topic Filter
-// invalid) and 0x90 (Topic Name invalid); UTF-8 well-formedness is the codec's job.
-//
-// A topic name is non-empty, at most 65535 bytes, and has no '+', '#' or NUL.
-bool valid_topic_name(std::string_view topic) noexcept;
-// A plain topic filter: non-empty, at most 65535 bytes, no NUL, '+' only as a whole
-// level, '#' only as the whole last level. "$share/..." is NOT special here.
-bool valid_topic_filter(std::string_view filter) noexcept;
-
-// A SUBSCRIBE filter split into its shared-subscription parts (MQTT 5.0 §4.8.2).
-struct subscription_filter {
-    std::string_view share_name;  // empty for a non-shared subscription
-    std::string_view filter;      // the plain topic filter
-    bool shared() const noexcept { return !share_name.empty(); }
-};
-// Parses "$share/{ShareName}/{filter}" or a plain filter. Returns nullopt when invalid:
-// bad plain filter, empty ShareName, ShareName containing '/', '+' or '#', or "$share/x"
-// with no filter after it.
-std::optional<subscription_filter> parse_subscription_filter(std::string_view filter) noexcept;
-
-// Reference matcher: does the plain filter match the topic name? Level by level, with
-// the '$' rule (a topic starting with '$' is not matched by a filter starting with '+'
-// or '#'). REQUIRES: valid_topic_filter(filter) && valid_topic_name(topic).
-// Linear in the lengths; used by ACL checks and as the oracle in tests and fuzzers.
-bool topic_matches(std::string_view filter, std::string_view topic) noexcept;
+// The rules for topic names and filters, shared subscriptions and matching are
+// mqtt/topic.h's: the index keeps its own trie walk, not its own rules, and its tests and
+// fuzzer compare it with mqtt::topic_matches.
 
 struct sub_options {
     uint8_t qos = 0;
@@ -123,7 +101,7 @@ public:
     // Adds the subscription of `s` to `filter`, which may be "$share/{group}/{filter}".
     // Returns true if the same (filter, session) already existed (its options are then
     // replaced, MQTT 5.0 §3.8.4), false if it is new.
-    // REQUIRES: parse_subscription_filter(filter) succeeds (the broker answers an
+    // REQUIRES: mqtt::valid_topic_filter(filter) (the broker answers an
     // invalid filter with 0x8F before calling; a violation is a crash, not an error).
     bool subscribe(std::string_view filter, session_key s, const sub_options& o);
 
@@ -144,7 +122,7 @@ public:
     // chosen; MQTT forbids that combination anyway.) Shared deliveries are not merged
     // with non-shared ones of the same session. Non-shared deliveries come first,
     // ordered by session key.
-    // REQUIRES: valid_topic_name(topic). `is_available` must not touch this index.
+    // REQUIRES: mqtt::valid_topic_name(topic). `is_available` must not touch this index.
     template <typename Available>
     void match(std::string_view topic, session_key publisher, std::vector<delivery>& out, Available&& is_available) {
         using fn = std::remove_reference_t<Available>;

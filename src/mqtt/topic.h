@@ -6,6 +6,7 @@
 // against. Pure functions, no allocation.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -36,6 +37,19 @@ struct shared_filter {
 };
 // "$share/g/a/b" -> {"g", "a/b"}; std::nullopt when f is not a well-formed shared filter.
 std::optional<shared_filter> parse_shared(std::string_view f);
+
+// The level of `text` (a topic name or plain filter) that starts at `pos`; sets `next` to
+// the start of the following level, or std::string_view::npos after the last one. The one
+// level walker of the subscription index and the retained store.
+constexpr std::string_view topic_level(std::string_view text, size_t pos, size_t& next) noexcept {
+    const size_t slash = text.find('/', pos);
+    if (slash == std::string_view::npos) {
+        next = std::string_view::npos;
+        return text.substr(pos);
+    }
+    next = slash + 1;
+    return text.substr(pos, slash - pos);
+}
 
 // Does `topic` match `filter`? '+' matches one level, '#' the parent level and every child;
 // topics starting with '$' are not matched by a filter starting with a wildcard (§4.7.2).

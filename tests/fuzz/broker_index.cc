@@ -4,7 +4,7 @@
 // manner of Redpanda's storage opfuzz): the input is a program of subscribe /
 // unsubscribe / remove_session / match / retain / erase / retained-match operations on
 // strings drawn from a tiny alphabet, applied both to the real structures and to
-// brute-force models built on topic_matches(). Any disagreement, sanitizer report or
+// brute-force models built on mqtt::topic_matches(). Any disagreement, sanitizer report or
 // broken invariant (node count after everything is removed) aborts.
 #include <algorithm>
 #include <cstddef>
@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -19,10 +20,12 @@
 
 #include "broker/retained_store.h"
 #include "broker/topic_index.h"
+#include "mqtt/topic.h"
 
 namespace {
 
 using namespace sluice::broker;
+namespace mqtt = sluice::mqtt;
 
 #define FUZZ_CHECK(cond)                                                                              \
     do {                                                                                              \
@@ -76,7 +79,7 @@ void check_match(topic_index& idx, const model& m, const std::string& topic, ses
 
     std::map<session_key, std::tuple<uint8_t, bool, std::vector<uint32_t>>> expected;
     for (const auto& [key, o] : m.plain) {
-        if (!topic_matches(key.first, topic) || (o.no_local && key.second == publisher)) continue;
+        if (!mqtt::topic_matches(key.first, topic) || (o.no_local && key.second == publisher)) continue;
         auto [it, fresh] = expected.try_emplace(key.second, o.qos, o.retain_as_published, std::vector<uint32_t>{});
         auto& [qos, rap, ids] = it->second;
         if (!fresh) {
@@ -89,7 +92,7 @@ void check_match(topic_index& idx, const model& m, const std::string& topic, ses
     std::set<session_key> eligible;
     bool all_groups_have_available = true;
     for (const auto& [key, members] : m.groups) {
-        if (members.empty() || !topic_matches(key.second, topic)) continue;
+        if (members.empty() || !mqtt::topic_matches(key.second, topic)) continue;
         ++expected_shared;
         eligible.insert(members.begin(), members.end());
         if (std::none_of(members.begin(), members.end(), available)) all_groups_have_available = false;
@@ -135,7 +138,7 @@ void check_retained(const retained_store<int>& store, const model& m, const std:
     FUZZ_CHECK(std::adjacent_find(got.begin(), got.end()) == got.end());
     std::vector<std::string> want;
     for (const auto& [topic, value] : m.retained) {
-        if (topic_matches(filter, topic)) want.push_back(topic);
+        if (mqtt::topic_matches(filter, topic)) want.push_back(topic);
     }
     FUZZ_CHECK(got == want);
 }
@@ -161,18 +164,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                               .retain_as_published = (flags & 0x10) != 0,
                               .subscription_id = static_cast<uint32_t>((flags >> 5) % 4)};
                 if (op == 1) filter = "$share/" + std::string((flags & 0x04) ? "g" : "h") + "/" + filter;
-                const auto parsed = parse_subscription_filter(filter);
-                if (!parsed) {
+                if (!mqtt::valid_topic_filter(filter)) {
                     FUZZ_CHECK(!idx.unsubscribe(filter, s));
                     break;
                 }
+                const auto shared = mqtt::parse_shared(filter);
                 bool existed = false;
-                if (parsed->shared()) {
-                    auto& members = m.groups[{std::string(parsed->share_name), std::string(parsed->filter)}];
+                if (shared) {
+                    auto& members = m.groups[{std::string(shared->group), std::string(shared->filter)}];
                     o.no_local = false;  // a Protocol Error on shared subscriptions (MQTT 5.0 §3.8.3.1)
                     existed = !members.insert(s).second;
                 } else {
-                    const auto key = std::make_pair(std::string(parsed->filter), s);
+                    const auto key = std::make_pair(filter, s);
                     existed = m.plain.count(key) != 0;
                     m.plain[key] = o;
                 }
@@ -182,13 +185,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             case 2: {  // unsubscribe
                 std::string filter = in.text();
                 if (in.byte() & 1) filter = "$share/g/" + filter;
-                const auto parsed = parse_subscription_filter(filter);
+                const bool valid = mqtt::valid_topic_filter(filter);
+                const auto shared = valid ? mqtt::parse_shared(filter) : std::nullopt;
                 bool existed = false;
-                if (parsed && parsed->shared()) {
-                    auto it = m.groups.find({std::string(parsed->share_name), std::string(parsed->filter)});
+                if (shared) {
+                    auto it = m.groups.find({std::string(shared->group), std::string(shared->filter)});
                     existed = it != m.groups.end() && it->second.erase(s) != 0;
-                } else if (parsed) {
-                    existed = m.plain.erase({std::string(parsed->filter), s}) != 0;
+                } else if (valid) {
+                    existed = m.plain.erase({filter, s}) != 0;
                 }
                 FUZZ_CHECK(idx.unsubscribe(filter, s) == existed);
                 break;
@@ -204,25 +208,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             }
             case 4: {  // PUBLISH
                 const std::string topic = in.text();
-                if (valid_topic_name(topic)) check_match(idx, m, topic, s);
+                if (mqtt::valid_topic_name(topic)) check_match(idx, m, topic, s);
                 break;
             }
             case 5: {  // retained PUBLISH
                 const std::string topic = in.text();
-                if (!valid_topic_name(topic)) break;
+                if (!mqtt::valid_topic_name(topic)) break;
                 store.set(topic, static_cast<int>(s));
                 m.retained[topic] = static_cast<int>(s);
                 break;
             }
             case 6: {  // retained PUBLISH with an empty payload
                 const std::string topic = in.text();
-                if (!valid_topic_name(topic)) break;
+                if (!mqtt::valid_topic_name(topic)) break;
                 FUZZ_CHECK(store.erase(topic) == (m.retained.erase(topic) != 0));
                 break;
             }
             default: {  // SUBSCRIBE: which retained messages are sent
                 const std::string filter = in.text();
-                if (valid_topic_filter(filter)) check_retained(store, m, filter);
+                if (mqtt::valid_topic_filter(filter)) check_retained(store, m, filter);
                 break;
             }
         }

@@ -14,6 +14,8 @@
 
 #include <gtest/gtest.h>
 
+#include "mqtt/topic.h"
+
 namespace sluice::broker {
 namespace {
 
@@ -193,7 +195,7 @@ TEST(retained_store, randomized_against_brute_force) {
             const auto f = random_filter();
             std::vector<std::string> expected;
             for (const auto& [t, p] : model) {
-                if (topic_matches(f, t)) expected.push_back(t);
+                if (mqtt::topic_matches(f, t)) expected.push_back(t);
             }
             EXPECT_EQ(topics_matching(store, f), expected) << f;
             non_empty_matches += !expected.empty();

@@ -4,6 +4,8 @@
 // of §4.7.1 ("sport/tennis/#" matches "sport/tennis" ...) and the $-topic rule of §4.7.2.
 #include "mqtt/topic.h"
 
+#include <string>
+
 #include <gtest/gtest.h>
 
 namespace sluice::mqtt {
@@ -71,6 +73,69 @@ TEST(parse_shared, splits_group_and_filter) {
     EXPECT_FALSE(parse_shared("devices/#"));
     EXPECT_FALSE(parse_shared("$share/g"));
     EXPECT_FALSE(parse_shared("$SHARE/g/a"));
+}
+
+TEST(topic_filter, examples_from_the_spec) {
+    // MQTT 5.0 §4.7.1.2 / §4.7.1.3 non-normative examples.
+    EXPECT_TRUE(valid_topic_filter("sport/tennis/player1/#"));
+    EXPECT_TRUE(valid_topic_filter("sport/tennis/#"));
+    EXPECT_FALSE(valid_topic_filter("sport/tennis#"));
+    EXPECT_FALSE(valid_topic_filter("sport/tennis/#/ranking"));
+    EXPECT_TRUE(valid_topic_filter("#"));
+    EXPECT_TRUE(valid_topic_filter("+"));
+    EXPECT_TRUE(valid_topic_filter("+/tennis/#"));
+    EXPECT_FALSE(valid_topic_filter("sport+"));
+    EXPECT_TRUE(valid_topic_filter("sport/+/player1"));
+    EXPECT_TRUE(valid_topic_filter("/+"));
+    EXPECT_TRUE(valid_topic_filter("+/+"));
+    EXPECT_TRUE(valid_topic_filter("/"));
+    EXPECT_TRUE(valid_topic_filter("a//b"));
+    EXPECT_FALSE(valid_topic_filter(""));
+    EXPECT_FALSE(valid_topic_filter("a/++"));
+    EXPECT_FALSE(valid_topic_filter("##"));
+    EXPECT_FALSE(valid_topic_filter(std::string_view("a\0b", 3)));
+    EXPECT_FALSE(valid_topic_filter(std::string(65536, 'a')));
+    EXPECT_TRUE(valid_topic_filter(std::string(65535, 'a')));
+}
+
+TEST(topic_name, examples) {
+    EXPECT_TRUE(valid_topic_name("sport/tennis/player1"));
+    EXPECT_TRUE(valid_topic_name("/"));
+    EXPECT_TRUE(valid_topic_name("Accounts payable"));
+    EXPECT_TRUE(valid_topic_name("$SYS/broker/load"));
+    EXPECT_FALSE(valid_topic_name(""));
+    EXPECT_FALSE(valid_topic_name("sport/+"));
+    EXPECT_FALSE(valid_topic_name("sport/#"));
+    EXPECT_FALSE(valid_topic_name(std::string_view("a\0", 2)));
+}
+
+TEST(parse_shared, examples) {
+    auto p = parse_shared("$share/consumer1/sport/tennis/+");
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->group, "consumer1");
+    EXPECT_EQ(p->filter, "sport/tennis/+");
+
+    p = parse_shared("$share/consumer2/#");
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->group, "consumer2");
+    EXPECT_EQ(p->filter, "#");
+
+    p = parse_shared("$share/g//");
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->filter, "/");
+
+    // "$share" alone or "$shared/..." are ordinary filters.
+    EXPECT_FALSE(parse_shared("sport/#"));
+    EXPECT_TRUE(valid_topic_filter("$share"));
+    EXPECT_FALSE(parse_shared("$share"));
+    EXPECT_TRUE(valid_topic_filter("$shared/x"));
+    EXPECT_FALSE(parse_shared("$shared/x"));
+
+    for (const char* bad :
+         {"$share/", "$share/g", "$share/g/", "$share//a", "$share/g+/a", "$share/#/a", "$share/g/a/#/b", "a/#/b"}) {
+        EXPECT_FALSE(parse_shared(bad)) << bad;
+        EXPECT_FALSE(valid_topic_filter(bad)) << bad;
+    }
 }
 
 TEST(topic_matches, spec_examples) {
