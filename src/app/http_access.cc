@@ -11,7 +11,7 @@
 
 #include "auth/authority.h"
 #include "base/log.h"
-#include "http/prometheus.h"
+#include "http/metrics_snapshot.h"
 #include "http/server.h"
 
 namespace sluice::app {
@@ -249,7 +249,7 @@ void http_access::install(http::server& web) {
     });
 }
 
-void http_access::write_metrics(http::prometheus_writer& w) const {
+void http_access::write_metrics(http::metrics_snapshot& w) const {
     auto v = [](const std::atomic<uint64_t>& c) { return static_cast<double>(c.load(std::memory_order_relaxed)); };
     w.counter("http_unauthorized_total", "HTTP requests refused: no valid token, user or session", v(unauthorized_));
     w.counter("http_logins_total", "Dashboard logins (POST /api/login), by result", v(logins_ok_), {{"result", "ok"}});

@@ -24,7 +24,7 @@ namespace sluice::auth {
 class authority;
 }
 namespace sluice::http {
-class prometheus_writer;
+class metrics_snapshot;
 class server;
 struct request;
 }  // namespace sluice::http
@@ -46,7 +46,7 @@ public:
     void install(http::server& web);
     bool enabled() const { return !opts_.api_token.empty() || opts_.login; }
 
-    void write_metrics(http::prometheus_writer& w) const;
+    void write_metrics(http::metrics_snapshot& w) const;
 
 private:
     // The user a request is authenticated as ("" = none); `how` says by what.

@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "base/log.h"
-#include "http/prometheus.h"
+#include "http/metrics_snapshot.h"
 #include "net/connection_limits.h"
 #include "net/tcp_server.h"
 
@@ -117,7 +117,7 @@ std::shared_ptr<net::tls_config> http_tls_config(const listener_settings& s, std
     return tls;
 }
 
-void write_tls_metrics(net::tls_config& tls, http::prometheus_writer& w) {
+void write_tls_metrics(net::tls_config& tls, http::metrics_snapshot& w) {
     auto& s = tls.stats();
     auto v = [](const std::atomic<uint64_t>& c) { return static_cast<double>(c.load(std::memory_order_relaxed)); };
     const char* help = "TLS handshakes on the MQTT listeners, by result";
@@ -128,7 +128,7 @@ void write_tls_metrics(net::tls_config& tls, http::prometheus_writer& w) {
     w.counter("tls_reloads_total", reloads, v(s.reload_failures), {{"result", "failed"}});
 }
 
-void write_connection_limit_metrics(net::tcp_server& server, http::prometheus_writer& w) {
+void write_connection_limit_metrics(net::tcp_server& server, http::metrics_snapshot& w) {
     auto& s = server.limit_stats();
     auto v = [](const std::atomic<uint64_t>& c) { return static_cast<double>(c.load(std::memory_order_relaxed)); };
     const char* help = "New MQTT connections closed at accept by a connection limit, by limit";

@@ -16,7 +16,7 @@ namespace sluice::net {
 class tcp_server;
 }
 namespace sluice::http {
-class prometheus_writer;
+class metrics_snapshot;
 }
 
 namespace sluice::app {
@@ -46,7 +46,7 @@ int parse_listener_flag(int argc, char** argv, int& i, listener_settings& out);
 std::string open_extra_listeners(net::tcp_server& server, const listener_settings& s, const std::string& bind_address,
                                  const std::string& data_dir, std::shared_ptr<net::tls_config>& tls);
 
-void write_tls_metrics(net::tls_config& tls, http::prometheus_writer& w);
-void write_connection_limit_metrics(net::tcp_server& server, http::prometheus_writer& w);
+void write_tls_metrics(net::tls_config& tls, http::metrics_snapshot& w);
+void write_connection_limit_metrics(net::tcp_server& server, http::metrics_snapshot& w);
 
 }  // namespace sluice::app

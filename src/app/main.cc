@@ -40,6 +40,7 @@
 #include "net/event_loop.h"
 #include "net/tcp_server.h"
 #include "pipeline/topic_rules.h"
+#include "store/query.h"
 
 namespace sluice::app {
 namespace {
@@ -469,12 +470,12 @@ int serve(role node, int argc, char** argv) {
     metric_sources sources;
     sources.brk = brk.get();
     sources.log = log_bus.get();
-    if (pipe) sources.extra.push_back([&pipe](http::prometheus_writer& w) { pipe->write_metrics(w); });
+    if (pipe) sources.extra.push_back([&pipe](http::metrics_snapshot& w) { pipe->write_metrics(w); });
     if (authority)
-        sources.extra.push_back([&authority](http::prometheus_writer& w) { write_auth_metrics(*authority, w); });
-    if (tls) sources.extra.push_back([&tls](http::prometheus_writer& w) { write_tls_metrics(*tls, w); });
+        sources.extra.push_back([&authority](http::metrics_snapshot& w) { write_auth_metrics(*authority, w); });
+    if (tls) sources.extra.push_back([&tls](http::metrics_snapshot& w) { write_tls_metrics(*tls, w); });
     if (server) {
-        sources.extra.push_back([&server](http::prometheus_writer& w) { write_connection_limit_metrics(*server, w); });
+        sources.extra.push_back([&server](http::metrics_snapshot& w) { write_connection_limit_metrics(*server, w); });
     }
     http_access access(http_access_options{cfg.auth.api_token, cfg.auth.http_login, cfg.listeners.http_tls},
                        authority.get());
@@ -485,7 +486,7 @@ int serve(role node, int argc, char** argv) {
     }
     access.install(web);
     if (access.enabled()) {
-        sources.extra.push_back([&access](http::prometheus_writer& w) { access.write_metrics(w); });
+        sources.extra.push_back([&access](http::metrics_snapshot& w) { access.write_metrics(w); });
     } else if (!anonymous_allowed(auth_settings{}, cfg.bind_address)) {
         SLUICE_WARN("app",
                     "HTTP API and metrics are open to anyone who reaches %s:%u: set auth.api_token or "
@@ -507,11 +508,12 @@ int serve(role node, int argc, char** argv) {
         return http::response{200, "application/json", "{\"status\":\"ok\"}\n", {}};
     });
     web.route("GET", "/metrics", [&sources](const http::request&) {
-        return http::response{200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(sources), {}};
+        return http::response{
+            200, "text/plain; version=0.0.4; charset=utf-8", collect_metrics(sources).prometheus_text(), {}};
     });
     http::api_config api;
-    api.db_url = cfg.telemetry_db_url;
-    api.metrics_text = [&sources] { return render_metrics(sources); };
+    if (!cfg.telemetry_db_url.empty()) api.query = store::open_postgres_query({cfg.telemetry_db_url});
+    api.metrics = [&sources] { return collect_metrics(sources); };
     api.web_root = web_root.empty() ? default_web_root() : web_root;
     http::register_api(web, std::move(api));
     auto http_port = web.start(cfg.bind_address, cfg.http_port);

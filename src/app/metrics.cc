@@ -2,27 +2,27 @@
 #include "app/metrics.h"
 
 #include <string>
-#include <vector>
 
 #include "broker/broker.h"
 #include "bus/bus.h"
-#include "http/prometheus.h"
+#include "http/metric_names.h"
+#include "http/metrics_snapshot.h"
 
 namespace sluice::app {
 
-std::string render_metrics(const metric_sources& sources) {
-    http::prometheus_writer w;
+http::metrics_snapshot collect_metrics(const metric_sources& sources) {
+    namespace m = http::metric_names;
+    http::metrics_snapshot w;
     if (sources.brk != nullptr) {
         auto t = sources.brk->get_totals();
         auto d = [](uint64_t v) { return static_cast<double>(v); };
-        w.gauge("mqtt_connections", "Open MQTT connections.", d(t.connections_current));
+        w.gauge(m::mqtt_connections, "Open MQTT connections.", d(t.connections_current));
         w.counter("mqtt_connections_total", "MQTT connections accepted since start.", d(t.connections_total));
-        w.gauge("mqtt_sessions", "Sessions held (online and offline).", d(t.sessions_current));
-        w.gauge("mqtt_subscriptions", "Subscriptions held.", d(t.subscriptions));
+        w.gauge(m::mqtt_sessions, "Sessions held (online and offline).", d(t.sessions_current));
+        w.gauge(m::mqtt_subscriptions, "Subscriptions held.", d(t.subscriptions));
         w.gauge("mqtt_retained_messages", "Retained messages held.", d(t.retained_messages));
-        w.counter("mqtt_messages_received_total", "Application messages received from clients.",
-                  d(t.messages_received));
-        w.counter("mqtt_messages_sent_total", "Application messages sent to clients.", d(t.messages_sent));
+        w.counter(m::mqtt_messages_received, "Application messages received from clients.", d(t.messages_received));
+        w.counter(m::mqtt_messages_sent, "Application messages sent to clients.", d(t.messages_sent));
         w.counter("mqtt_bytes_received_total", "MQTT bytes received.", d(t.bytes_received));
         const char* help_dropped = "Messages not delivered to a subscriber, by reason.";
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_qos0_slow_subscriber),
@@ -58,9 +58,9 @@ std::string render_metrics(const metric_sources& sources) {
         w.counter("mqtt_session_takeovers_total", "Connections taken over by the same client id.", d(t.takeovers));
         w.counter("mqtt_sessions_expired_total", "Sessions ended by expiry.", d(t.sessions_expired));
         w.counter("mqtt_wills_published_total", "Will messages published.", d(t.wills_published));
-        w.counter("ingest_appended_total", "Ingest messages made durable in the bus.", d(t.ingest_appended));
+        w.counter(m::ingest_appended, "Ingest messages made durable in the bus.", d(t.ingest_appended));
         w.counter("ingest_failed_total", "Ingest appends that failed (not acknowledged).", d(t.ingest_failed));
-        w.counter("ingest_refused_total", "QoS 1/2 ingest messages refused because the bus was over quota.",
+        w.counter(m::ingest_refused, "QoS 1/2 ingest messages refused because the bus was over quota.",
                   d(t.ingest_quota_refused));
         w.counter("ingest_paused_total", "Ingest publishes held with the client's reading paused at the bus quota.",
                   d(t.ingest_paused));
@@ -72,11 +72,11 @@ std::string render_metrics(const metric_sources& sources) {
     if (sources.log != nullptr) {
         for (uint32_t p = 0; p < sources.log->partitions(); ++p) {
             auto s = sources.log->get_stats(p);
-            http::prometheus_writer::labels l{{"partition", std::to_string(p)}};
+            http::metrics_snapshot::labels l{{"partition", std::to_string(p)}};
             w.gauge("bus_end_offset", "Next offset to be assigned (all below are durable).",
                     static_cast<double>(s.durable_end), l);
             w.gauge("bus_oldest_offset", "Oldest offset still on disk.", static_cast<double>(s.oldest_offset), l);
-            w.gauge("bus_bytes", "Bytes of log segments on disk.", static_cast<double>(s.bytes_on_disk), l);
+            w.gauge(m::bus_bytes, "Bytes of log segments on disk.", static_cast<double>(s.bytes_on_disk), l);
             w.counter("bus_fsyncs_total", "fdatasync calls on log segments.", static_cast<double>(s.fsyncs), l);
             w.counter("bus_appends_total", "Records appended.", static_cast<double>(s.appends), l);
             w.gauge("bus_newest_receive_time_seconds", "Receive time of the newest durable record.",
@@ -84,12 +84,12 @@ std::string render_metrics(const metric_sources& sources) {
             w.gauge("bus_quarantined_segments", "Segments quarantined as corrupt since start.",
                     static_cast<double>(s.quarantined_segments), l);
         }
-        w.gauge("bus_over_quota", "1 while the log is at its size quota (ingest back-pressure).",
+        w.gauge(m::bus_over_quota, "1 while the log is at its size quota (ingest back-pressure).",
                 sources.log->over_quota() ? 1 : 0);
     }
     for (const auto& extra : sources.extra)
         extra(w);
-    return w.text();
+    return w;
 }
 
 }  // namespace sluice::app

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Gathers every part's counters into one Prometheus exposition for GET /metrics.
-// Names and meanings are listed in docs/operations.md; keep them in step.
+// Gathers every part's counters into one metrics snapshot, which GET /metrics renders as
+// Prometheus text and /api/overview digests. Names and meanings are listed in
+// docs/operations.md; keep them in step.
 #pragma once
 
 #include <functional>
-#include <string>
 #include <vector>
 
 namespace sluice::broker {
@@ -14,9 +14,7 @@ class broker;
 namespace sluice::bus {
 class bus;
 }
-namespace sluice::http {
-class prometheus_writer;
-}
+#include "http/metrics_snapshot.h"
 
 namespace sluice::app {
 
@@ -24,9 +22,9 @@ struct metric_sources {
     const broker::broker* brk = nullptr;
     bus::bus* log = nullptr;
     // Optional extra writers (pipeline, store), called in order.
-    std::vector<std::function<void(http::prometheus_writer&)>> extra;
+    std::vector<std::function<void(http::metrics_snapshot&)>> extra;
 };
 
-std::string render_metrics(const metric_sources& sources);
+http::metrics_snapshot collect_metrics(const metric_sources& sources);
 
 }  // namespace sluice::app

@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string_view>
 
 #include "base/clock.h"
 #include "base/log.h"
 #include "bus/bus.h"
-#include "http/prometheus.h"
+#include "http/metric_names.h"
+#include "http/metrics_snapshot.h"
 
 namespace sluice::app {
 
@@ -141,8 +143,9 @@ void pipeline_service::stop() {
         r->stop();
 }
 
-void pipeline_service::write_metrics(http::prometheus_writer& w) const {
-    w.gauge("pipeline_running", "1 once the schema is migrated and pipeline runners are going.", running_ ? 1 : 0);
+void pipeline_service::write_metrics(http::metrics_snapshot& w) const {
+    namespace m = http::metric_names;
+    w.gauge(m::pipeline_running, "1 once the schema is migrated and pipeline runners are going.", running_ ? 1 : 0);
     const int64_t now_ms = unix_ms();
     std::lock_guard<std::mutex> lock(runners_mutex_);
     w.gauge("pipeline_partitions_owned", "Bus partitions this process's pipeline owns (its share of the group).",
@@ -161,7 +164,7 @@ void pipeline_service::write_metrics(http::prometheus_writer& w) const {
         for (const auto& candidate : runners_) {
             if (candidate->options().partition == p) r = candidate.get();
         }
-        http::prometheus_writer::labels l{{"partition", std::to_string(p)}};
+        http::metrics_snapshot::labels l{{"partition", std::to_string(p)}};
         auto bus_stats = log_.get_stats(p);
         uint64_t committed = 0;
         if (r != nullptr) {
@@ -178,31 +181,31 @@ void pipeline_service::write_metrics(http::prometheus_writer& w) const {
             int64_t oldest = lag_->receive_time_at(p, committed);
             lag_seconds = oldest > 0 && now_ms > oldest ? static_cast<double>(now_ms - oldest) / 1000.0 : 0;
         }
-        auto counter = [&](const char* name, const char* help,
+        auto counter = [&](std::string_view name, std::string_view help,
                            const std::atomic<uint64_t> pipeline::runner::stats::*f) {
             w.counter(name, help, r != nullptr ? static_cast<double>((r->get_stats().*f).load()) : 0.0, l);
         };
-        w.gauge("bus_lag_messages", "Durable bus records not yet committed to the database.", static_cast<double>(lag),
+        w.gauge(m::bus_lag_messages, "Durable bus records not yet committed to the database.", static_cast<double>(lag),
                 l);
-        w.gauge("bus_lag_seconds", "Age (receive time to now) of the oldest durable record not yet in the database.",
+        w.gauge(m::bus_lag_seconds, "Age (receive time to now) of the oldest durable record not yet in the database.",
                 lag_seconds, l);
         w.gauge("pipeline_committed_offset", "Next bus offset stored in the database.", static_cast<double>(committed),
                 l);
         using st = pipeline::runner::stats;
         counter("pipeline_records_total", "Bus records processed.", &st::records);
-        counter("pipeline_rows_total", "Readings committed to the database.", &st::rows);
-        counter("pipeline_dead_letters_total", "Messages (or readings) refused and stored as dead letters.",
+        counter(m::pipeline_rows, "Readings committed to the database.", &st::rows);
+        counter(m::pipeline_dead_letters, "Messages (or readings) refused and stored as dead letters.",
                 &st::dead_letters);
         counter("pipeline_batches_total", "Batches committed.", &st::batches);
         counter("pipeline_retries_total", "Database operations retried while it was unavailable.", &st::retries);
-        w.gauge("pipeline_database_up", "1 while the last database operation succeeded.",
+        w.gauge(m::pipeline_database_up, "1 while the last database operation succeeded.",
                 r != nullptr && r->get_stats().database_up.load() ? 1 : 0, l);
-        counter("pipeline_sequence_gaps_total", "Device sequence gaps detected.", &st::sequence_gaps);
+        counter(m::pipeline_sequence_gaps, "Device sequence gaps detected.", &st::sequence_gaps);
         counter("pipeline_duplicates_total", "Resent payloads (same device sequence number) dropped.", &st::duplicates);
-        counter("pipeline_sequence_missing_total", "Device payloads missing, summed over gaps.", &st::sequence_missing);
+        counter(m::pipeline_sequence_missing, "Device payloads missing, summed over gaps.", &st::sequence_missing);
         if (!kafka_topic_.empty()) {
             // kafka-lag-exporter's names (prefixed sluice_), from the offsets in the database.
-            http::prometheus_writer::labels kl{
+            http::metrics_snapshot::labels kl{
                 {"group", group_}, {"topic", kafka_topic_}, {"partition", std::to_string(p)}};
             w.gauge("kafka_consumergroup_group_lag", "Records of the partition not yet stored in the database.",
                     static_cast<double>(lag), kl);

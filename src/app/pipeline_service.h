@@ -24,7 +24,7 @@
 #include "store/store.h"
 
 namespace sluice::http {
-class prometheus_writer;
+class metrics_snapshot;
 }
 
 namespace sluice::app {
@@ -42,7 +42,7 @@ public:
     void stop();  // stops runners after their current batch; idempotent
 
     // Pipeline and lag metrics (sluice_pipeline_*, sluice_bus_lag_*).
-    void write_metrics(http::prometheus_writer& w) const;
+    void write_metrics(http::metrics_snapshot& w) const;
     // True once the schema is migrated and runners are going.
     bool running() const { return running_.load(); }
     // True when the database cannot be used as configured (store.layout unavailable or not

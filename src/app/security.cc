@@ -15,7 +15,7 @@
 
 #include "auth/authority.h"
 #include "auth/password_file.h"
-#include "http/prometheus.h"
+#include "http/metrics_snapshot.h"
 #include "http/server.h"
 
 namespace sluice::app {
@@ -69,7 +69,7 @@ std::unique_ptr<auth::authority> make_authority(const auth_settings& s, const st
     return a;
 }
 
-void write_auth_metrics(auth::authority& a, http::prometheus_writer& w) {
+void write_auth_metrics(auth::authority& a, http::metrics_snapshot& w) {
     auto& s = a.stats();
     auto v = [](const std::atomic<uint64_t>& c) { return static_cast<double>(c.load(std::memory_order_relaxed)); };
     const char* help = "CONNECTs decided by authentication, by result";

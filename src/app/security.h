@@ -14,7 +14,7 @@ namespace sluice::auth {
 class authority;
 }
 namespace sluice::http {
-class prometheus_writer;
+class metrics_snapshot;
 class server;
 }  // namespace sluice::http
 
@@ -46,7 +46,7 @@ bool anonymous_allowed(const auth_settings& s, const std::string& bind_address);
 std::unique_ptr<auth::authority> make_authority(const auth_settings& s, const std::string& bind_address,
                                                 std::string& err);
 
-void write_auth_metrics(auth::authority& a, http::prometheus_writer& w);
+void write_auth_metrics(auth::authority& a, http::metrics_snapshot& w);
 
 // `sluice passwd [-c | -D] [-b] FILE USER [PASSWORD]`, as mosquitto_passwd.
 int passwd_command(int argc, char** argv);

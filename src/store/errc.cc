@@ -41,6 +41,8 @@ public:
                        "'timescaledb' to postgresql.conf and restart PostgreSQL)";
             case errc::layout_mismatch:
                 return "the database was migrated with another store.layout";
+            case errc::timeout:
+                return "database statement timed out";
         }
         return "unknown store error";
     }

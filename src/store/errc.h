@@ -25,6 +25,7 @@ enum class errc {
     injected_failure,       // a test's failure probe asked the write to fail (tests only)
     layout_unavailable,     // store.layout = timescale, but TimescaleDB cannot load in that database
     layout_mismatch,        // the database was migrated with another layout than store.layout asks for
+    timeout,                // statement_timeout cancelled the statement (SQLSTATE 57014)
 };
 
 const std::error_category& store_category() noexcept;

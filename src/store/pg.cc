@@ -24,6 +24,7 @@ errc classify_sqlstate(const char* state) {
     if (cls == "22") return errc::invalid_data;
     if (cls == "40") return errc::conflict;            // serialization failure, deadlock
     if (cls == "53") return errc::resource_exhausted;  // disk full, out of memory, too many conns
+    if (s == "57014") return errc::timeout;            // statement_timeout (or a cancel request)
     if (s == "42P01" || s == "3F000" || s == "42883") return errc::schema_missing;  // no table/schema/function
     return errc::query_failed;
 }
@@ -47,6 +48,10 @@ int query_result::rows() const {
     return res_ == nullptr ? 0 : PQntuples(res_);
 }
 
+int query_result::columns() const {
+    return res_ == nullptr ? 0 : PQnfields(res_);
+}
+
 bool query_result::is_null(int row, int col) const {
     return PQgetisnull(res_, row, col) != 0;
 }
@@ -60,8 +65,13 @@ std::optional<std::string> query_result::get_opt(int row, int col) const {
     return std::string(get(row, col));
 }
 
-connection::connection(std::string url, std::chrono::seconds connect_timeout, std::string application_name)
-    : url_(std::move(url)), connect_timeout_(connect_timeout), application_name_(std::move(application_name)) {}
+connection::connection(std::string url, std::chrono::seconds connect_timeout, std::string application_name,
+                       std::string startup_options, std::function<void(connection&)> on_connect)
+    : url_(std::move(url)),
+      connect_timeout_(connect_timeout),
+      application_name_(std::move(application_name)),
+      startup_options_(std::move(startup_options)),
+      on_connect_(std::move(on_connect)) {}
 
 connection::~connection() {
     reset();
@@ -83,21 +93,16 @@ result<void> connection::ensure() {
         if (PQstatus(conn_) == CONNECTION_OK) return ok();
         reset();
     }
-    // Defaults first: keywords that the URL (expanded from dbname) sets override them.
+    // Defaults first: keywords that the URL (expanded from dbname) sets override them; the
+    // startup options come after it, so the URL cannot undo them (libpq skips an empty value).
     const std::string timeout = std::to_string(connect_timeout_.count());
     // TCP keepalives and tcp_user_timeout turn a silently dead server into an error
     // within about a minute instead of a hang (ignored on unix sockets).
-    const char* keys[] = {"connect_timeout",
-                          "application_name",
-                          "keepalives",
-                          "keepalives_idle",
-                          "keepalives_interval",
-                          "keepalives_count",
-                          "tcp_user_timeout",
-                          "dbname",
-                          nullptr};
-    const char* values[] = {timeout.c_str(), application_name_.c_str(), "1", "30", "10", "3", "60000", url_.c_str(),
-                            nullptr};
+    const char* keys[] = {
+        "connect_timeout",  "application_name", "keepalives", "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",     "options",         nullptr};
+    const char* values[] = {timeout.c_str(), application_name_.c_str(), "1",    "30", "10", "3", "60000",
+                            url_.c_str(),    startup_options_.c_str(),  nullptr};
     conn_ = PQconnectdbParams(keys, values, 1);
     if (conn_ == nullptr) return errc::resource_exhausted;
     if (PQstatus(conn_) != CONNECTION_OK) {
@@ -108,7 +113,9 @@ result<void> connection::ensure() {
     PQsetNoticeProcessor(
         conn_, [](void*, const char*) {}, nullptr);
     // Partition bounds and rollup buckets are UTC days and hours whatever the server's TimeZone.
-    return exec("SET TimeZone = 'UTC'");
+    if (auto tz = exec("SET TimeZone = 'UTC'"); !tz) return tz;
+    if (on_connect_) on_connect_(*this);
+    return ok();
 }
 
 std::error_code connection::fail_connection(const char* what) {
@@ -119,6 +126,7 @@ std::error_code connection::fail_connection(const char* what) {
 
 std::error_code connection::fail(PGresult* res, const char* what) {
     const char* state = res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+    last_sqlstate_ = state != nullptr ? state : "";
     errc e = classify_sqlstate(state);
     const bool broken = conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD;
     if (broken) e = errc::connection_failed;
@@ -136,6 +144,7 @@ std::error_code connection::fail(PGresult* res, const char* what) {
 }
 
 result<void> connection::exec(const char* sql) {
+    last_sqlstate_.clear();
     if (conn_ == nullptr) return errc::connection_failed;
     PGresult* res = PQexec(conn_, sql);
     const ExecStatusType st = res != nullptr ? PQresultStatus(res) : PGRES_FATAL_ERROR;
@@ -145,6 +154,7 @@ result<void> connection::exec(const char* sql) {
 }
 
 result<query_result> connection::query(const char* sql, std::initializer_list<param> params) {
+    last_sqlstate_.clear();
     if (conn_ == nullptr) return errc::connection_failed;
     std::vector<const char*> values;
     values.reserve(params.size());

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -34,6 +35,7 @@ public:
     ~query_result();
 
     int rows() const;
+    int columns() const;
     bool is_null(int row, int col) const;
     std::string_view get(int row, int col) const;  // text format value
     std::optional<std::string> get_opt(int row, int col) const;
@@ -47,7 +49,11 @@ using param = std::optional<std::string>;
 
 class connection {
 public:
-    connection(std::string url, std::chrono::seconds connect_timeout, std::string application_name);
+    // `startup_options` (libpq "options", e.g. "-c statement_timeout=5000") win over any the
+    // URL sets. `on_connect` runs after every new connection is up (session state such as
+    // SET ROLE, which a reconnect loses); it may run statements on the connection.
+    connection(std::string url, std::chrono::seconds connect_timeout, std::string application_name,
+               std::string startup_options = {}, std::function<void(connection&)> on_connect = {});
     ~connection();
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
@@ -64,6 +70,8 @@ public:
     result<void> exec(const char* sql);
     // Runs one statement with text parameters.
     result<query_result> query(const char* sql, std::initializer_list<param> params = {});
+    // SQLSTATE of the last failed exec() or query() ("" when it succeeded or had none).
+    const std::string& last_sqlstate() const { return last_sqlstate_; }
 
     // COPY ... FROM STDIN: begin_copy, then put() any number of times, then end_copy().
     result<void> begin_copy(const char* sql);
@@ -81,7 +89,10 @@ private:
     std::string url_;
     std::chrono::seconds connect_timeout_;
     std::string application_name_;
+    std::string startup_options_;
+    std::function<void(connection&)> on_connect_;
     ::pg_conn* conn_ = nullptr;
+    std::string last_sqlstate_;
 };
 
 }  // namespace sluice::store::pg

@@ -23,10 +23,9 @@ inline constexpr int k_app_version = 1;
 result<void> migrate_telemetry(pg::connection& conn, layout_choice layout);
 result<void> migrate_app(pg::connection& conn);
 
-// The NOLOGIN role the HTTP API reads as (src/http/api.cc runs SET ROLE with this name;
-// the two must change together). migrate_telemetry and migrate_app end by making sure,
-// idempotently and on every call (so databases migrated before it existed get it too),
-// that the role exists, has USAGE on the schema and SELECT on all its tables and views
+// The NOLOGIN role the HTTP API reads as (store/pg_query.cc's session runs SET ROLE with
+// it). migrate_telemetry and migrate_app end by making sure, idempotently and on every
+// call (so databases migrated before it existed get it too), that the role exists, has USAGE on the schema and SELECT on all its tables and views
 // (and by default privileges on the tables the connecting user creates later, e.g. new
 // partitions; TimescaleDB copies the hypertable's grants to its chunks), and is granted
 // to the connecting user. That step never fails the migration: without CREATEROLE it logs
