@@ -393,25 +393,22 @@ private:
 
     void reload() {
         if (authority_) {
-            std::string err = authority_->reload();
-            if (err.empty()) {
-                SLUICE_INFO("app", "SIGHUP: password and ACL files reloaded");
-            } else {
-                SLUICE_ERROR("app", "SIGHUP: reload failed, keeping the previous rules: %s", err.c_str());
-            }
+            log_reload(authority_->reload(), "password and ACL files reloaded",
+                       "reload failed, keeping the previous rules");
         }
-        if (https_) {
-            std::string err = https_->reload();
-            if (!err.empty())
-                SLUICE_ERROR("app", "SIGHUP: HTTPS reload failed, keeping the previous certificate: %s", err.c_str());
-        }
+        if (https_) log_reload(https_->reload(), nullptr, "HTTPS reload failed, keeping the previous certificate");
         if (tls_) {
-            std::string err = tls_->reload();
-            if (err.empty()) {
-                SLUICE_INFO("app", "SIGHUP: TLS certificate reloaded (for new connections)");
-            } else {
-                SLUICE_ERROR("app", "SIGHUP: TLS reload failed, keeping the previous certificate: %s", err.c_str());
-            }
+            log_reload(tls_->reload(), "TLS certificate reloaded (for new connections)",
+                       "TLS reload failed, keeping the previous certificate");
+        }
+    }
+
+    // `done` is logged on success unless null; `failed` with the error otherwise.
+    static void log_reload(const std::string& err, const char* done, const char* failed) {
+        if (!err.empty()) {
+            SLUICE_ERROR("app", "SIGHUP: %s: %s", failed, err.c_str());
+        } else if (done != nullptr) {
+            SLUICE_INFO("app", "SIGHUP: %s", done);
         }
     }
 
