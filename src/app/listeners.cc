@@ -11,58 +11,6 @@
 #include "net/tcp_server.h"
 
 namespace sluice::app {
-namespace {
-
-bool parse_port(const char* text, uint16_t& out) {
-    char* end = nullptr;
-    long v = std::strtol(text, &end, 10);
-    if (end == text || *end != '\0' || v < 0 || v > 65535) return false;
-    out = static_cast<uint16_t>(v);
-    return true;
-}
-
-}  // namespace
-
-int parse_listener_flag(int argc, char** argv, int& i, listener_settings& out) {
-    std::string arg = argv[i];
-    if (arg == "--require-certificate") {
-        out.tls.require_certificate = true;
-        return 1;
-    }
-    if (arg == "--http-tls") {
-        out.http_tls = true;
-        return 1;
-    }
-    std::optional<uint16_t>* port = arg == "--mqtts-port" ? &out.mqtts_port
-                                    : arg == "--ws-port"  ? &out.ws_port
-                                    : arg == "--wss-port" ? &out.wss_port
-                                                          : nullptr;
-    std::string* text = arg == "--tls-cert"           ? &out.tls.cert_file
-                        : arg == "--tls-key"          ? &out.tls.key_file
-                        : arg == "--tls-ca"           ? &out.tls.ca_file
-                        : arg == "--tls-ciphers"      ? &out.tls.ciphers
-                        : arg == "--tls-ciphersuites" ? &out.tls.ciphersuites
-                        : arg == "--tls-min-version"  ? &out.tls.min_version
-                                                      : nullptr;
-    if (port == nullptr && text == nullptr) return 0;
-    if (i + 1 >= argc) {
-        std::fprintf(stderr, "sluice: %s needs a value\n", arg.c_str());
-        return -1;
-    }
-    const char* v = argv[++i];
-    if (text != nullptr) {
-        *text = v;
-        return 1;
-    }
-    uint16_t p = 0;
-    if (!parse_port(v, p)) {
-        std::fprintf(stderr, "sluice: %s: expected 0..65535\n", arg.c_str());
-        return -1;
-    }
-    *port = p;
-    return 1;
-}
-
 std::string open_extra_listeners(net::tcp_server& server, const listener_settings& s, const std::string& bind_address,
                                  const std::string& data_dir, std::shared_ptr<net::tls_config>& tls) {
     if (s.wants_tls()) {

@@ -36,10 +36,6 @@ struct listener_settings {
 // do not present one). Returns nullptr with `err` set when it does not load.
 std::shared_ptr<net::tls_config> http_tls_config(const listener_settings& s, std::string& err);
 
-// Handles one listener or TLS flag at argv[i] (advancing i past its value). Returns 1 when
-// it was one of ours, 0 when not, -1 on a bad value (message printed).
-int parse_listener_flag(int argc, char** argv, int& i, listener_settings& out);
-
 // The extra listeners, opened on `server` after the plain one; each port is also written
 // to DATA_DIR/<name>.port. Returns "" or what went wrong. `tls` is set when a TLS listener
 // was opened (for SIGHUP and metrics).

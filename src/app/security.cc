@@ -20,39 +20,6 @@
 
 namespace sluice::app {
 
-int parse_auth_flag(int argc, char** argv, int& i, auth_settings& out) {
-    std::string arg = argv[i];
-    if (arg == "--http-login") {
-        out.http_login = true;
-        return 1;
-    }
-    bool ours = arg == "--password-file" || arg == "--acl-file" || arg == "--allow-anonymous" ||
-                arg == "--client-id-pattern" || arg == "--api-token";
-    if (!ours) return 0;
-    if (i + 1 >= argc) {
-        std::fprintf(stderr, "sluice: %s needs a value\n", arg.c_str());
-        return -1;
-    }
-    std::string v = argv[++i];
-    if (arg == "--password-file") {
-        out.password_file = v;
-    } else if (arg == "--acl-file") {
-        out.acl_file = v;
-    } else if (arg == "--client-id-pattern") {
-        out.client_id_pattern = v;
-    } else if (arg == "--api-token") {
-        out.api_token = v;
-    } else if (v == "true") {
-        out.allow_anonymous = true;
-    } else if (v == "false") {
-        out.allow_anonymous = false;
-    } else {
-        std::fprintf(stderr, "sluice: --allow-anonymous: expected true or false\n");
-        return -1;
-    }
-    return 1;
-}
-
 std::unique_ptr<auth::authority> make_authority(const auth_settings& s, const std::string& bind_address,
                                                 std::string& err) {
     bool anonymous = anonymous_allowed(s, bind_address);
@@ -90,15 +57,6 @@ void write_auth_metrics(auth::authority& a, http::metrics_snapshot& w) {
 
 namespace {
 
-constexpr const char* k_passwd_usage = R"(usage: sluice passwd [-c | -D] FILE USER
-       sluice passwd -b [-c] FILE USER PASSWORD
-  -c  create FILE (overwriting it if it exists)
-  -D  delete USER from FILE
-  -b  take the password from the command line (else it is asked for, twice)
-The file is in mosquitto's format ($7$ PBKDF2-SHA512), readable by mosquitto and by
-`sluice serve --password-file FILE`.
-)";
-
 // Reads a line without echo when stdin is a terminal.
 bool read_password(const char* prompt, std::string& out) {
     bool tty = ::isatty(STDIN_FILENO) != 0;
@@ -122,54 +80,30 @@ bool read_password(const char* prompt, std::string& out) {
 
 }  // namespace
 
-int passwd_command(int argc, char** argv) {
-    bool create = false, batch = false, remove = false;
-    std::vector<std::string> rest;
-    for (int i = 0; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "-c") {
-            create = true;
-        } else if (a == "-b") {
-            batch = true;
-        } else if (a == "-D") {
-            remove = true;
-        } else if (a == "-h" || a == "--help") {
-            std::fputs(k_passwd_usage, stdout);
-            return 0;
-        } else if (a.size() > 1 && a[0] == '-') {
-            std::fprintf(stderr, "sluice passwd: unknown option %s\n%s", a.c_str(), k_passwd_usage);
-            return 2;
-        } else {
-            rest.push_back(a);
-        }
-    }
-    if ((create && remove) || (remove && batch) || rest.size() != (batch ? 3u : 2u)) {
-        std::fputs(k_passwd_usage, stderr);
-        return 2;
-    }
-    const std::string& file = rest[0];
-    const std::string& user = rest[1];
+int passwd_command(const passwd_request& r) {
+    const std::string& file = r.file;
+    const std::string& user = r.user;
     if (user.empty() || user.find(':') != std::string::npos) {
         std::fprintf(stderr, "sluice passwd: a username cannot be empty or contain ':'\n");
         return 1;
     }
     auth::password_file pf;
-    if (!create) {
+    if (!r.create) {
         std::string err = pf.load(file);
         if (!err.empty()) {
             std::fprintf(stderr, "sluice passwd: %s\n", err.c_str());
             return 1;
         }
     }
-    if (remove) {
+    if (r.remove) {
         if (!pf.erase(user)) {
             std::fprintf(stderr, "sluice passwd: user %s not in %s\n", user.c_str(), file.c_str());
             return 1;
         }
     } else {
         std::string password;
-        if (batch) {
-            password = rest[2];
+        if (r.batch) {
+            password = r.password;
         } else {
             std::string again;
             if (!read_password("Password: ", password) || !read_password("Reenter password: ", again)) {

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // The app side of access control (issue 12): the [auth] section of the config file and
-// its flags, the anonymous-access default, the authority's metrics, and `sluice passwd`.
-// Kept out of config.cc and main.cc so those stay small to merge.
+// its settings, the anonymous-access default, the authority's metrics, and `sluice passwd`.
+// Kept out of config.cc and node.cc so those stay small to merge.
 #pragma once
 
 #include <cstdint>
@@ -33,10 +33,6 @@ struct auth_settings {
     bool http_login = false;                // --http-login: password-file users may log in to the API and dashboard
 };
 
-// Handles one security flag at argv[i] (advancing i past its value). Returns 1 when it was
-// one of ours, 0 when not, -1 on a bad value (message printed).
-int parse_auth_flag(int argc, char** argv, int& i, auth_settings& out);
-
 // Anonymous access when not set explicitly: on only for a loopback bind without a password
 // file (the `make run` quick start), off everywhere else.
 bool anonymous_allowed(const auth_settings& s, const std::string& bind_address);
@@ -48,7 +44,17 @@ std::unique_ptr<auth::authority> make_authority(const auth_settings& s, const st
 
 void write_auth_metrics(auth::authority& a, http::metrics_snapshot& w);
 
-// `sluice passwd [-c | -D] [-b] FILE USER [PASSWORD]`, as mosquitto_passwd.
-int passwd_command(int argc, char** argv);
+// `sluice passwd [-c | -D] [-b] FILE USER [PASSWORD]`, as mosquitto_passwd (command_line.h
+// parses it and refuses the combinations that make no sense).
+struct passwd_request {
+    bool create = false;  // -c: start a new file
+    bool remove = false;  // -D: delete the user
+    bool batch = false;   // -b: the password is on the command line
+    std::string file;
+    std::string user;
+    std::string password;  // with -b
+};
+
+int passwd_command(const passwd_request& r);
 
 }  // namespace sluice::app

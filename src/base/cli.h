@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// How every Sluice command line behaves, in one place, so that sluice-loadgen,
-// sluice-wal-dump (and later sluice itself) agree: --help and --version print on stdout
-// and exit 0; a usage error prints "PROGRAM: MESSAGE" on stderr, where CLI11's message
-// names the offending flag, and exits with exit_usage. Header-only: CLI11 is a
-// header-only library (Debian libcli11-dev) and only the commands' parsers include this.
+// How every Sluice command line behaves, in one place, so that sluice, sluice-loadgen and
+// sluice-wal-dump agree: --help and --version print on stdout and exit 0; a usage error
+// prints "PROGRAM: MESSAGE" on stderr, where CLI11's message names the offending flag, and
+// exits with exit_usage. Header-only: CLI11 is a header-only library (Debian
+// libcli11-dev) and only the commands' parsers include this.
 #pragma once
 
 #include <algorithm>

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 #
-# The command-line contract of the tools beside sluice (sluice-loadgen, sluice-wal-dump),
-# run as programs: --help and --version print on stdout and exit 0, the version is the
+# The command-line contract of sluice and the tools beside it (sluice-loadgen,
+# sluice-wal-dump), run as programs: --help and --version print on stdout and exit 0, the version is the
 # project's (CMakeLists.txt), and a usage error exits 2 with a message on stderr that names
 # the flag. Bench scripts and docs rely on these exits; base/cli.h implements them.
 
@@ -14,9 +14,9 @@ import pytest
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 BIN_DIR = os.path.dirname(os.environ.get("SLUICE_BIN", os.path.join(ROOT, "build", "bin", "sluice")))
 GOLDEN_WAL = os.path.join(ROOT, "tests", "golden", "wal", "v1")
-TOOLS = ["sluice-loadgen", "sluice-wal-dump"]
+TOOLS = ["sluice", "sluice-loadgen", "sluice-wal-dump"]
 # Arguments that make each tool's command line valid, so that only the flag under test is wrong.
-VALID_ARGS = {"sluice-loadgen": [], "sluice-wal-dump": [GOLDEN_WAL]}
+VALID_ARGS = {"sluice": ["serve"], "sluice-loadgen": [], "sluice-wal-dump": [GOLDEN_WAL]}
 
 
 def project_version():
@@ -82,3 +82,32 @@ def test_wal_dump_reads_a_golden_segment():
     r = run("sluice-wal-dump", segment, "--from", "0")
     assert r.returncode == 0, r.stderr
     assert "segment" in r.stdout and "offset=" in r.stdout, r.stdout
+
+
+def test_sluice_wal_dump_runs_the_reader():
+    segment = os.path.join(GOLDEN_WAL, "partition-0", "00000000000000000000.log")
+    r = run("sluice", "wal", "dump", segment, "--from", "0")
+    assert r.returncode == 0, r.stderr
+    assert "segment" in r.stdout and "offset=" in r.stdout, r.stdout
+
+
+def test_sluice_help_lists_the_subcommands():
+    r = run("sluice", "--help")
+    assert r.returncode == 0, r.stderr
+    for sub in ("serve", "broker", "pipeline", "passwd", "wal"):
+        assert sub in r.stdout, r.stdout
+
+
+def test_sluice_bad_flag_value_exits_2_before_starting(tmp_path):
+    data_dir = tmp_path / "data"
+    r = run("sluice", "serve", "--data-dir", str(data_dir), "--mqtt-port", "70000")
+    assert r.returncode == 2
+    assert r.stderr.startswith("sluice: ") and "--mqtt-port" in r.stderr, r.stderr
+    assert not data_dir.exists()
+
+
+def test_sluice_pipeline_refuses_mqtt_flags():
+    r = run("sluice", "pipeline", "--bus", "kafka", "--kafka-brokers", "127.0.0.1:1", "--db", "postgresql:///x",
+            "--mqtt-port", "1")
+    assert r.returncode == 2
+    assert "--mqtt-port does not apply" in r.stderr, r.stderr

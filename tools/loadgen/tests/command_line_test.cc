@@ -5,26 +5,15 @@
 // usage errors that name the flag.
 #include "command_line.h"
 
-#include <sstream>
-
 #include <gtest/gtest.h>
+
+#include "base/tests/cli_capture.h"
 
 namespace sluice::loadgen {
 namespace {
 
-struct outcome {
-    command_line line;
-    std::string out;
-    std::string err;
-};
-
-outcome parse(const std::vector<std::string>& args) {
-    std::ostringstream out;
-    std::ostringstream err;
-    outcome r{parse_command_line(args, out, err), {}, {}};
-    r.out = out.str();
-    r.err = err.str();
-    return r;
+auto parse(const std::vector<std::string>& args) {
+    return cli::capture([&](std::ostream& out, std::ostream& err) { return parse_command_line(args, out, err); });
 }
 
 options parse_ok(const std::vector<std::string>& args) {
