@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "base/assert.h"
+#include "base/endian.h"
 #include "base/log.h"
 #include "broker/persist/format.h"
 
@@ -230,9 +231,7 @@ result<void> state_store::impl::load_snapshot(uint64_t& generation) {
         if (ended || (r.o != format::op::put && r.o != format::op::snapshot_end)) {
             bad = true;
         } else if (r.o == format::op::snapshot_end) {
-            uint64_t n = 0;
-            for (size_t i = 8; i-- > 0;)
-                n = (n << 8) | static_cast<uint8_t>(r.value[i]);
+            const uint64_t n = load_le64(r.value.data());
             ended = true;
             bad = bad || n != count;
         } else {
@@ -647,8 +646,7 @@ std::error_code state_store::impl::write_snapshot_and_journal() {
         }
     }
     std::string end;
-    for (int i = 0; i < 8; ++i)
-        end.push_back(static_cast<char>((count >> (8 * i)) & 0xFFu));
+    append_le64(end, count);
     format::encode_record(chunk, format::op::snapshot_end, 0, {}, end);
     if (auto r = out->append(chunk); !r) return to_persist_error(r.error());
     if (auto r = out->sync(); !r) return to_persist_error(r.error());

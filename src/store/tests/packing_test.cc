@@ -151,18 +151,5 @@ TEST(prepare_batch, round_trips_random_rows_and_aggregates_match_recomputation) 
     }
 }
 
-TEST(sanitize_utf8, keeps_valid_and_replaces_invalid) {
-    EXPECT_EQ(sanitize_utf8("plain"), "plain");
-    EXPECT_EQ(sanitize_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"), "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
-    EXPECT_EQ(sanitize_utf8(std::string_view("a\0b", 3)),
-              "a\xEF\xBF\xBD"
-              "b");
-    EXPECT_EQ(sanitize_utf8("\xFF"), "\xEF\xBF\xBD");
-    EXPECT_EQ(sanitize_utf8("\xC3"), "\xEF\xBF\xBD");                                  // truncated
-    EXPECT_EQ(sanitize_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");                  // overlong
-    EXPECT_EQ(sanitize_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
-    EXPECT_EQ(sanitize_utf8("\xF4\x90\x80\x80").size(), 12u);                          // > U+10FFFF
-}
-
 }  // namespace
 }  // namespace sluice::store
