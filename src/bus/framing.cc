@@ -13,6 +13,26 @@ bool all_zero(std::string_view bytes) {
     return std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; });
 }
 
+const char* to_string(damage d) {
+    switch (d) {
+        case damage::none:
+            return "none";
+        case damage::truncated_header:
+            return "truncated record header";
+        case damage::zero_filled:
+            return "zero-filled tail";
+        case damage::bad_length:
+            return "bad record length";
+        case damage::torn_record:
+            return "torn record";
+        case damage::bad_crc:
+            return "bad CRC";
+        case damage::bad_record:
+            return "bad record body";
+    }
+    return "?";
+}
+
 damage check_frame(std::string_view bytes, const layout& l, frame& out) {
     if (bytes.size() < l.header_size) {
         return all_zero(bytes) && !bytes.empty() ? damage::zero_filled : damage::truncated_header;

@@ -37,6 +37,9 @@ enum class damage {
     bad_record,        // CRC matches but the format rejects the header bytes or body
 };
 
+// The names in docs/wal-format.md "Recovery".
+const char* to_string(damage d);
+
 bool all_zero(std::string_view bytes);
 
 // A record whose framing checked out: views into the input.

@@ -104,26 +104,6 @@ void encode_record(std::string& out, op o, uint8_t kind, std::string_view key, s
     bus::framing::seal_record(out, start);
 }
 
-const char* to_string(damage d) {
-    switch (d) {
-        case damage::none:
-            return "none";
-        case damage::truncated_header:
-            return "truncated record header";
-        case damage::zero_filled:
-            return "zero-filled tail";
-        case damage::bad_length:
-            return "bad record length";
-        case damage::torn_record:
-            return "record extends past the end";
-        case damage::bad_crc:
-            return "record CRC mismatch";
-        case damage::bad_record:
-            return "malformed record";
-    }
-    return "?";
-}
-
 damage decode_record(std::string_view bytes, record_view& out, size_t& size) {
     bus::framing::frame f;
     const damage d = bus::framing::check_frame(bytes, k_layout, f);

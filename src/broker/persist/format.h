@@ -75,7 +75,7 @@ struct record_view {
 // Why the bytes at some position are not a valid record (bus/framing.h); bad_record: the
 // CRC matches but the op, kind, key length or value breaks the rules.
 using damage = bus::framing::damage;
-const char* to_string(damage d);
+using bus::framing::to_string;
 
 // Decodes the record at the start of `bytes`. On damage::none fills `out` (views into
 // `bytes`) and `size` (framed size).

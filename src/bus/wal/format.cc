@@ -106,26 +106,6 @@ void encode_record(std::string& out, uint64_t offset, const message& m) {
     framing::seal_record(out, start);
 }
 
-const char* to_string(damage d) {
-    switch (d) {
-        case damage::none:
-            return "none";
-        case damage::truncated_header:
-            return "truncated record header";
-        case damage::zero_filled:
-            return "zero-filled tail";
-        case damage::bad_length:
-            return "bad record length";
-        case damage::torn_record:
-            return "torn record";
-        case damage::bad_crc:
-            return "bad CRC";
-        case damage::bad_record:
-            return "bad record body";
-    }
-    return "?";
-}
-
 const char* to_string(header_status h) {
     switch (h) {
         case header_status::ok:

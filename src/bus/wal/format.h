@@ -57,7 +57,7 @@ enum class header_status {
 // distinct case in recovery (docs/wal-format.md "Recovery"); bad_record: the type, body
 // layout or offset is wrong.
 using damage = framing::damage;
-const char* to_string(damage d);
+using framing::to_string;
 const char* to_string(header_status h);
 
 // Decodes the record at the start of `bytes`, which must have offset `expected_offset`.
