@@ -14,7 +14,6 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
-#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -23,6 +22,7 @@
 
 #include "base/assert.h"
 #include "base/endian.h"
+#include "base/errno_text.h"
 #include "base/log.h"
 #include "broker/persist/format.h"
 
@@ -347,12 +347,12 @@ result<void> state_store::impl::lock_dir() {
     const std::string file = path("LOCK");
     lock_fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock_fd_ < 0) {
-        SLUICE_ERROR(k_log, "cannot open %s: %s", file.c_str(), std::strerror(errno));
+        SLUICE_ERROR(k_log, "cannot open %s: %s", file.c_str(), errno_text(errno).c_str());
         return errc::io_error;
     }
     if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
         const int err = errno;
-        SLUICE_ERROR(k_log, "cannot lock %s: %s", file.c_str(), std::strerror(err));
+        SLUICE_ERROR(k_log, "cannot lock %s: %s", file.c_str(), errno_text(err).c_str());
         return err == EWOULDBLOCK ? errc::locked : errc::io_error;
     }
     return ok();

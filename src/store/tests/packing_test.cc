@@ -89,6 +89,7 @@ TEST(prepare_batch, round_trips_random_rows_and_aggregates_match_recomputation) 
     std::uniform_int_distribution<int32_t> met(1, 3);
     std::normal_distribution<double> val(20.0, 5.0);
     std::vector<row> rows;
+    rows.reserve(20000);
     for (int i = 0; i < 20000; ++i) {
         rows.push_back({time(rng), dev(rng), met(rng), val(rng), static_cast<int16_t>(i % 17 == 0 ? 1 : 0)});
     }
