@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "base/assert.h"
+#include "base/endian.h"
 
 namespace sluice::mqtt {
 namespace {
@@ -43,14 +44,13 @@ public:
     }
     errc u16(uint16_t& v) {
         if (remaining() < 2) return errc::truncated;
-        v = static_cast<uint16_t>((static_cast<uint8_t>(p_[0]) << 8) | static_cast<uint8_t>(p_[1]));
+        v = load_be16(p_);
         p_ += 2;
         return ok;
     }
     errc u32(uint32_t& v) {
         if (remaining() < 4) return errc::truncated;
-        v = (uint32_t{static_cast<uint8_t>(p_[0])} << 24) | (uint32_t{static_cast<uint8_t>(p_[1])} << 16) |
-            (uint32_t{static_cast<uint8_t>(p_[2])} << 8) | uint32_t{static_cast<uint8_t>(p_[3])};
+        v = load_be32(p_);
         p_ += 4;
         return ok;
     }

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// UTF-8 and topic rules (see mqtt/topic.h). check_utf8 runs on every topic and string the
-// decoder sees, so it has an ASCII fast path; the rest is written for clarity.
+// UTF-8 string and topic rules (see mqtt/topic.h); the UTF-8 check itself is base/utf8.h.
 #include "mqtt/topic.h"
 
 #include <algorithm>
@@ -33,56 +32,6 @@ bool valid_filter_levels(std::string_view f) {
 }
 
 }  // namespace
-
-utf8_status check_utf8(std::string_view s) {
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const size_t n = s.size();
-    size_t i = 0;
-    while (i < n) {
-        // ASCII fast path, 8 bytes at a time: no high bit and no zero byte.
-        while (i + 8 <= n) {
-            uint64_t w;
-            std::memcpy(&w, p + i, 8);
-            const bool high = (w & 0x8080808080808080ULL) != 0;
-            const bool zero = ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL) != 0;
-            if (high || zero) break;
-            i += 8;
-        }
-        if (i >= n) break;
-        const unsigned char c = p[i];
-        if (c == 0) return utf8_status::null_character;
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        size_t len;
-        uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-            cp = c & 0x1Fu;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            cp = c & 0x0Fu;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            cp = c & 0x07u;
-        } else {
-            return utf8_status::malformed;  // continuation byte, overlong lead C0/C1, or > F4
-        }
-        if (n - i < len) return utf8_status::malformed;
-        for (size_t k = 1; k < len; ++k) {
-            const unsigned char cc = p[i + k];
-            if ((cc & 0xC0u) != 0x80u) return utf8_status::malformed;
-            cp = (cp << 6) | (cc & 0x3Fu);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) {
-            return utf8_status::malformed;  // overlong or beyond Unicode
-        }
-        if (cp >= 0xD800 && cp <= 0xDFFF) return utf8_status::malformed;  // surrogates
-        i += len;
-    }
-    return utf8_status::ok;
-}
 
 bool valid_utf8_string(std::string_view s) {
     return s.size() <= 65535 && check_utf8(s) == utf8_status::ok;

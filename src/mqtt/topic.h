@@ -11,14 +11,13 @@
 #include <optional>
 #include <string_view>
 
+#include "base/utf8.h"
+
 namespace sluice::mqtt {
 
 // Well-formed UTF-8 (no overlong forms, no surrogates, <= U+10FFFF), no U+0000, <= 65535 bytes.
 bool valid_utf8_string(std::string_view s);
-
-// Outcome of the UTF-8 check, for callers that must tell the two failures apart.
-enum class utf8_status : uint8_t { ok, malformed, null_character };
-utf8_status check_utf8(std::string_view s);
+// (sluice::check_utf8 in base/utf8.h tells its two failures apart, for the decoder.)
 
 // Does s contain '+' or '#'? (Faster than find_first_of, which calls memchr per byte.)
 bool has_wildcard(std::string_view s);

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "base/endian.h"
 #include "base/text.h"
 
 namespace sluice::net {
@@ -236,9 +237,7 @@ bool websocket_layer::start_frame(uint8_t b0, uint8_t len7, size_t extended, std
     opcode_ = b0 & 0x0F;
     uint64_t len = len7;
     if (extended != 0) {
-        len = 0;
-        for (size_t i = 0; i < extended; ++i)
-            len = (len << 8) | static_cast<uint8_t>(header_[2 + i]);
+        len = load_be(header_.data() + 2, extended);
         if ((len >> 63) != 0) return protocol_error(1002, "frame length too large", wire_out);
     }
     for (size_t i = 0; i < 4; ++i)

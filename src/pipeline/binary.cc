@@ -5,6 +5,7 @@
 // or yields a reason naming the field and reading that failed.
 #include <cstring>
 
+#include "base/endian.h"
 #include "pipeline/binary_format.h"
 #include "pipeline/decoder.h"
 #include "pipeline/reason.h"
@@ -33,13 +34,6 @@ bool get_varint(const uint8_t*& p, const uint8_t* end, uint64_t& out) {
     return false;
 }
 
-uint64_t get_le(const uint8_t* p, unsigned n) {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; ++i)
-        v |= static_cast<uint64_t>(p[i]) << (8 * i);
-    return v;
-}
-
 }  // namespace
 
 result<void> payload_decoder::decode_binary(std::string_view payload, decoded_payload& out) {
@@ -63,7 +57,7 @@ result<void> payload_decoder::decode_binary(std::string_view payload, decoded_pa
         return set_reason(reason_, errc::bad_binary, "binary: truncated or overlong sequence number");
     }
     if (end - p < 7) return set_reason(reason_, errc::bad_binary, "binary: truncated header (time, count)");
-    int64_t time = static_cast<int64_t>(get_le(p, 6));
+    int64_t time = static_cast<int64_t>(load_le(p, 6));
     p += 6;
     const unsigned count = *p++;
     out.seq = seq;
@@ -97,7 +91,7 @@ result<void> payload_decoder::decode_binary(std::string_view payload, decoded_pa
         if (static_cast<std::size_t>(end - p) < size) {
             return set_reason(reason_, errc::bad_binary, "binary: truncated reading %u", i);
         }
-        const uint64_t raw = get_le(p, size);
+        const uint64_t raw = load_le(p, size);
         p += size;
         double value;
         switch (kind) {

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "base/assert.h"
+#include "base/endian.h"
 
 namespace sluice::store {
 namespace {
@@ -18,19 +19,15 @@ constexpr uint32_t k_float8_oid = 701;
 }  // namespace
 
 void copy_encoder::put16(uint16_t v) {
-    const char b[2] = {static_cast<char>(v >> 8), static_cast<char>(v)};
-    buf_.append(b, 2);
+    append_be16(buf_, v);
 }
 
 void copy_encoder::put32(uint32_t v) {
-    const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-                       static_cast<char>(v)};
-    buf_.append(b, 4);
+    append_be32(buf_, v);
 }
 
 void copy_encoder::put64(uint64_t v) {
-    put32(static_cast<uint32_t>(v >> 32));
-    put32(static_cast<uint32_t>(v));
+    append_be64(buf_, v);
 }
 
 void copy_encoder::header() {

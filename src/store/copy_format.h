@@ -29,7 +29,7 @@ public:
     void float8(double v);
     // Unix microseconds, encoded as timestamptz (microseconds since 2000-01-01 UTC).
     void timestamptz(int64_t unix_us);
-    void text(std::string_view v);  // REQUIRES: valid UTF-8 without NUL (see sanitize_utf8)
+    void text(std::string_view v);  // REQUIRES: valid UTF-8 without NUL (see repair_utf8)
     void bytea(std::string_view v);
     void int2_array(std::span<const int16_t> v);
     void int4_array(std::span<const int32_t> v);

@@ -57,7 +57,4 @@ struct prepared_batch {
 // [k_min_time_us, k_max_time_us).
 bool prepare_batch(std::span<const row> rows, prepared_batch& out);
 
-// Replaces invalid UTF-8 sequences and NUL bytes by U+FFFD (PostgreSQL text refuses both).
-std::string sanitize_utf8(std::string_view in);
-
 }  // namespace sluice::store

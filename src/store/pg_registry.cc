@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "store/packing.h"
+#include "base/utf8.h"
 #include "store/pg.h"
 #include "store/registry.h"
 #include "store/schema.h"
@@ -54,7 +54,7 @@ public:
         if (key.empty()) return errc::invalid_argument;
         std::lock_guard<std::mutex> lk(mu_);
         if (auto r = conn_.ensure(); !r) return r.error();
-        const std::string k = sanitize(key);
+        const std::string k = repair_utf8(key);
         // Insert, or fill in a site/line that was unknown; no write when nothing changes.
         const std::string sql =
             std::string(
@@ -63,7 +63,7 @@ public:
                 "line = CASE WHEN d.line = '' THEN excluded.line ELSE d.line END "
                 "WHERE (d.site = '' AND excluded.site <> '') OR (d.line = '' AND excluded.line <> '') RETURNING ") +
             k_device_columns;
-        auto q = conn_.query(sql.c_str(), {k, sanitize(site), sanitize(line)});
+        auto q = conn_.query(sql.c_str(), {k, repair_utf8(site), repair_utf8(line)});
         if (!q) return q.error();
         std::optional<device> d;
         if (q->rows() == 1) {
@@ -84,9 +84,9 @@ public:
         std::vector<std::string> keys, sites, lines;
         for (const auto& r : requests) {
             if (r.key.empty()) return errc::invalid_argument;
-            keys.push_back(sanitize(r.key));
-            sites.push_back(sanitize(r.site));
-            lines.push_back(sanitize(r.line));
+            keys.push_back(repair_utf8(r.key));
+            sites.push_back(repair_utf8(r.site));
+            lines.push_back(repair_utf8(r.line));
         }
         std::lock_guard<std::mutex> lk(mu_);
         if (auto r = conn_.ensure(); !r) return r.error();
@@ -126,14 +126,14 @@ public:
     result<std::optional<device>> find_device(std::string_view key) override {
         std::lock_guard<std::mutex> lk(mu_);
         if (auto r = conn_.ensure(); !r) return r.error();
-        return find_locked(sanitize(key));
+        return find_locked(repair_utf8(key));
     }
 
     result<int32_t> ensure_metric(std::string_view name) override {
         if (name.empty()) return errc::invalid_argument;
         std::lock_guard<std::mutex> lk(mu_);
         if (auto r = conn_.ensure(); !r) return r.error();
-        const std::string n = sanitize(name);
+        const std::string n = repair_utf8(name);
         auto q = conn_.query(
             "WITH ins AS (INSERT INTO sluice_app.metrics (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING "
             "id) "
@@ -157,7 +157,7 @@ public:
         clean.reserve(names.size());
         for (const auto& n : names) {
             if (n.empty()) return errc::invalid_argument;
-            clean.push_back(sanitize(n));
+            clean.push_back(repair_utf8(n));
         }
         const std::string arr = text_array(clean);
         std::lock_guard<std::mutex> lk(mu_);
@@ -274,8 +274,6 @@ private:
             "WHERE (n.name, n.unit) IS DISTINCT FROM (excluded.name, excluded.unit)",
             {int_array(ids), text_array(names), text_array(units)});
     }
-
-    static std::string sanitize(std::string_view s) { return sanitize_utf8(s); }
 
     // REQUIRES: mu_ held, connected.
     result<std::optional<device>> find_locked(const std::string& key) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "base/utf8.h"
 #include "store/copy_format.h"
 #include "store/packing.h"
 #include "store/pg.h"
@@ -278,10 +279,10 @@ private:
                 }
                 enc.begin_tuple(5);
                 enc.timestamptz(d.received_at_us);
-                enc.text(sanitize_utf8(d.topic));
-                enc.text(sanitize_utf8(d.client_id));
+                enc.text(repair_utf8(d.topic));
+                enc.text(repair_utf8(d.client_id));
                 enc.bytea(d.payload);
-                enc.text(sanitize_utf8(d.reason));
+                enc.text(repair_utf8(d.reason));
                 if (enc.size() >= k_copy_chunk) {
                     if (auto r = conn.put(enc); !r) return fail(r.error());
                 }

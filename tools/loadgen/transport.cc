@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "base/assert.h"
+#include "base/endian.h"
 #include "base/text.h"
 
 namespace sluice::loadgen {
@@ -396,9 +397,7 @@ bool client_link::frames(std::string_view data, std::string& app, std::string& w
             if (header_len_ < 2 + extended) continue;
             uint64_t len = len7;
             if (extended != 0) {
-                len = 0;
-                for (size_t i = 0; i < extended; ++i)
-                    len = (len << 8) | header_[2 + i];
+                len = load_be(header_ + 2, extended);
                 if ((len >> 63) != 0) return fail("WebSocket: frame length too large");
             }
             header_len_ = 0;
@@ -449,8 +448,7 @@ bool client_link::control_frame(std::string& wire_out) {
         case k_op_close: {
             std::string why = "the broker closed the WebSocket";
             if (control_.size() >= 2) {
-                const unsigned code =
-                    (static_cast<unsigned>(static_cast<uint8_t>(control_[0])) << 8) | static_cast<uint8_t>(control_[1]);
+                const unsigned code = load_be16(control_.data());
                 why += " (" + std::to_string(code);
                 if (control_.size() > 2) why += " " + control_.substr(2);
                 why += ")";

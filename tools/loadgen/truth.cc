@@ -9,20 +9,10 @@
 #include <cstring>
 #include <ctime>
 
+#include "base/endian.h"
+
 namespace sluice::loadgen {
 namespace {
-
-void put_le(std::string& out, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i)
-        out.push_back(static_cast<char>(static_cast<uint8_t>(v >> (8 * i))));
-}
-
-uint64_t get_le(std::string_view in, size_t at, int bytes) {
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i)
-        v |= uint64_t{static_cast<uint8_t>(in[at + static_cast<size_t>(i)])} << (8 * i);
-    return v;
-}
 
 bool get_varint(std::string_view in, size_t& at, uint64_t& v) {
     v = 0;
@@ -46,9 +36,9 @@ int64_t unix_now_ns() {
 void encode_raw(const truth& t, size_t size, std::string& out) {
     const size_t start = out.size();
     out.append("SLG1", 4);
-    put_le(out, t.device, 4);
-    put_le(out, t.seq, 8);
-    put_le(out, static_cast<uint64_t>(t.time_ns), 8);
+    append_le32(out, t.device);
+    append_le64(out, t.seq);
+    append_le64(out, static_cast<uint64_t>(t.time_ns));
     const size_t written = out.size() - start;
     if (size > written) out.append(size - written, 'x');
 }
@@ -56,9 +46,9 @@ void encode_raw(const truth& t, size_t size, std::string& out) {
 std::optional<truth> decode_raw(std::string_view payload) {
     if (payload.size() < raw_header_size || payload.substr(0, 4) != "SLG1") return std::nullopt;
     truth t;
-    t.device = static_cast<uint32_t>(get_le(payload, 4, 4));
-    t.seq = get_le(payload, 8, 8);
-    t.time_ns = static_cast<int64_t>(get_le(payload, 16, 8));
+    t.device = load_le32(payload.data() + 4);
+    t.seq = load_le64(payload.data() + 8);
+    t.time_ns = static_cast<int64_t>(load_le64(payload.data() + 16));
     return t;
 }
 
@@ -70,7 +60,7 @@ std::optional<batch_truth> decode_binary_truth(std::string_view p) {
     batch_truth t;
     if (!get_varint(p, at, t.seq)) return std::nullopt;
     if (at + 7 > p.size()) return std::nullopt;
-    uint64_t time = get_le(p, at, 6);
+    uint64_t time = load_le(p.data() + at, 6);
     at += 6;
     t.readings = static_cast<uint8_t>(p[at++]);
     for (uint32_t i = 0; i < t.readings; ++i) {

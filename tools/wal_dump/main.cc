@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/cli.h"
+#include "base/endian.h"
 #include "bus/file_system.h"
 #include "bus/wal/cursors.h"
 #include "bus/wal/format.h"
@@ -137,9 +138,7 @@ int main(int argc, char** argv) try {
         }
         uint64_t b = base ? *base : 0;
         if (!base && data->size() >= 20) {  // take the base from the header
-            b = 0;
-            for (int i = 7; i >= 0; --i)
-                b = (b << 8) | static_cast<unsigned char>((*data)[12 + static_cast<size_t>(i)]);
+            b = sluice::load_le64(data->data() + 12);
         }
         std::printf("file %s (base %llu)\n", dir.c_str(), static_cast<unsigned long long>(b));
         dump_segment(name, b, *data, records, from);

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// The state store's on-disk format: file header and record framing shared by the journal
-// and the snapshot, file names, and the scan that recovery and the tests use. Specified
-// byte by byte in docs/decisions/0002-session-persistence.md; this file, format.cc and
-// that document must change together. Everything is little-endian.
+// The state store's on-disk format: file header and record layout shared by the journal
+// and the snapshot, file names, and the scan that recovery and the tests use; the record
+// framing and its damage classification are bus/framing.h, shared with the WAL. Specified
+// byte by byte in docs/decisions/0002-session-persistence.md; this file, format.cc,
+// bus/framing.* and that document must change together. Everything is little-endian.
 #pragma once
 
 #include <cstddef>
@@ -12,6 +13,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "bus/framing.h"
 
 namespace sluice::broker::persist::format {
 
@@ -69,17 +72,10 @@ struct record_view {
     std::string_view value;
 };
 
-// Why the bytes at some position are not a valid record.
-enum class damage {
-    none,
-    truncated_header,  // fewer than k_record_header_size bytes left
-    zero_filled,       // every byte from here to the end is zero
-    bad_length,        // length outside [k_min_body_size, k_max_body_size]
-    torn_record,       // the record extends past the end of the input
-    bad_crc,           // complete record whose CRC does not match
-    bad_record,        // CRC matches but the op, kind, key length or value breaks the rules
-};
-const char* to_string(damage d);
+// Why the bytes at some position are not a valid record (bus/framing.h); bad_record: the
+// CRC matches but the op, kind, key length or value breaks the rules.
+using damage = bus::framing::damage;
+using bus::framing::to_string;
 
 // Decodes the record at the start of `bytes`. On damage::none fills `out` (views into
 // `bytes`) and `size` (framed size).

@@ -6,6 +6,7 @@
 #include "broker/persist/records.h"
 
 #include "base/assert.h"
+#include "base/endian.h"
 
 namespace sluice::broker::persist {
 namespace {
@@ -25,9 +26,9 @@ class writer {
 public:
     explicit writer(std::string& out) : out_(out) {}
     void u8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
-    void u16(uint16_t v) { le(v, 2); }
-    void u32(uint32_t v) { le(v, 4); }
-    void u64(uint64_t v) { le(v, 8); }
+    void u16(uint16_t v) { append_le16(out_, v); }
+    void u32(uint32_t v) { append_le32(out_, v); }
+    void u64(uint64_t v) { append_le64(out_, v); }
     void i64(int64_t v) { u64(static_cast<uint64_t>(v)); }
     void boolean(bool v) { u8(v ? 1 : 0); }
     void str(std::string_view s) {
@@ -37,10 +38,6 @@ public:
     }
 
 private:
-    void le(uint64_t v, int n) {
-        for (int i = 0; i < n; ++i)
-            out_.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
-    }
     std::string& out_;
 };
 
@@ -53,11 +50,11 @@ public:
     bool at_end() const { return ok_ && pos_ == in_.size(); }
     void fail() { ok_ = false; }
 
-    uint8_t u8() { return static_cast<uint8_t>(le(1)); }
-    uint16_t u16() { return static_cast<uint16_t>(le(2)); }
-    uint32_t u32() { return static_cast<uint32_t>(le(4)); }
-    uint64_t u64() { return le(8); }
-    int64_t i64() { return static_cast<int64_t>(le(8)); }
+    uint8_t u8() { return take(1) ? static_cast<uint8_t>(in_[pos_ - 1]) : 0; }
+    uint16_t u16() { return take(2) ? load_le16(in_.data() + pos_ - 2) : 0; }
+    uint32_t u32() { return take(4) ? load_le32(in_.data() + pos_ - 4) : 0; }
+    uint64_t u64() { return take(8) ? load_le64(in_.data() + pos_ - 8) : 0; }
+    int64_t i64() { return static_cast<int64_t>(u64()); }
     bool boolean() {
         const uint8_t v = u8();
         if (v > 1) ok_ = false;
@@ -80,16 +77,14 @@ public:
     }
 
 private:
-    uint64_t le(size_t n) {
+    // Consumes n bytes, or fails when fewer are left.
+    bool take(size_t n) {
         if (!ok_ || in_.size() - pos_ < n) {
             ok_ = false;
-            return 0;
+            return false;
         }
-        uint64_t v = 0;
-        for (size_t i = n; i-- > 0;)
-            v = (v << 8) | static_cast<uint8_t>(in_[pos_ + i]);
         pos_ += n;
-        return v;
+        return true;
     }
     std::string_view in_;
     size_t pos_ = 0;
@@ -345,58 +340,50 @@ std::string session_message_prefix(std::string_view client_id) {
     SLUICE_CHECK(client_id.size() <= 0xFFFF, "client id of %zu bytes", client_id.size());
     std::string key;
     key.reserve(2 + client_id.size() + 8);
-    key.push_back(static_cast<char>(client_id.size() >> 8));
-    key.push_back(static_cast<char>(client_id.size() & 0xFFu));
+    append_be16(key, static_cast<uint16_t>(client_id.size()));
     key.append(client_id);
     return key;
 }
 
 std::string session_message_key(std::string_view client_id, uint64_t order) {
     std::string key = session_message_prefix(client_id);
-    for (int i = 7; i >= 0; --i)
-        key.push_back(static_cast<char>((order >> (8 * i)) & 0xFFu));
+    append_be64(key, order);  // big-endian: keys sort in order
     return key;
 }
 
 bool parse_session_message_key(std::string_view key, std::string& client_id, uint64_t& order) {
     if (key.size() < 10) return false;
-    const size_t n = (size_t{static_cast<uint8_t>(key[0])} << 8) | static_cast<uint8_t>(key[1]);
+    const size_t n = load_be16(key.data());
     if (key.size() != 2 + n + 8) return false;
     client_id.assign(key.substr(2, n));
-    order = 0;
-    for (size_t i = 2 + n; i < key.size(); ++i)
-        order = (order << 8) | static_cast<uint8_t>(key[i]);
+    order = load_be64(key.data() + 2 + n);
     return true;
 }
 
 std::string resend_entry_key(std::string_view client_id, uint16_t slot) {
     std::string key = session_message_prefix(client_id);
-    key.push_back(static_cast<char>(slot >> 8));
-    key.push_back(static_cast<char>(slot & 0xFFu));
+    append_be16(key, slot);
     return key;
 }
 
 bool parse_resend_entry_key(std::string_view key, std::string& client_id, uint16_t& slot) {
     if (key.size() < 4) return false;
-    const size_t n = (size_t{static_cast<uint8_t>(key[0])} << 8) | static_cast<uint8_t>(key[1]);
+    const size_t n = load_be16(key.data());
     if (key.size() != 2 + n + 2) return false;
     client_id.assign(key.substr(2, n));
-    slot = static_cast<uint16_t>((static_cast<uint8_t>(key[2 + n]) << 8) | static_cast<uint8_t>(key[3 + n]));
+    slot = load_be16(key.data() + 2 + n);
     return true;
 }
 
 std::string resend_checkpoint_key(uint32_t partition) {
     std::string key;
-    for (int i = 3; i >= 0; --i)
-        key.push_back(static_cast<char>((partition >> (8 * i)) & 0xFFu));
+    append_be32(key, partition);
     return key;
 }
 
 bool parse_resend_checkpoint_key(std::string_view key, uint32_t& partition) {
     if (key.size() != 4) return false;
-    partition = 0;
-    for (char c : key)
-        partition = (partition << 8) | static_cast<uint8_t>(c);
+    partition = load_be32(key.data());
     return true;
 }
 

@@ -14,7 +14,6 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
-#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -22,6 +21,8 @@
 #include <vector>
 
 #include "base/assert.h"
+#include "base/endian.h"
+#include "base/errno_text.h"
 #include "base/log.h"
 #include "broker/persist/format.h"
 
@@ -230,9 +231,7 @@ result<void> state_store::impl::load_snapshot(uint64_t& generation) {
         if (ended || (r.o != format::op::put && r.o != format::op::snapshot_end)) {
             bad = true;
         } else if (r.o == format::op::snapshot_end) {
-            uint64_t n = 0;
-            for (size_t i = 8; i-- > 0;)
-                n = (n << 8) | static_cast<uint8_t>(r.value[i]);
+            const uint64_t n = load_le64(r.value.data());
             ended = true;
             bad = bad || n != count;
         } else {
@@ -348,12 +347,12 @@ result<void> state_store::impl::lock_dir() {
     const std::string file = path("LOCK");
     lock_fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock_fd_ < 0) {
-        SLUICE_ERROR(k_log, "cannot open %s: %s", file.c_str(), std::strerror(errno));
+        SLUICE_ERROR(k_log, "cannot open %s: %s", file.c_str(), errno_text(errno).c_str());
         return errc::io_error;
     }
     if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
         const int err = errno;
-        SLUICE_ERROR(k_log, "cannot lock %s: %s", file.c_str(), std::strerror(err));
+        SLUICE_ERROR(k_log, "cannot lock %s: %s", file.c_str(), errno_text(err).c_str());
         return err == EWOULDBLOCK ? errc::locked : errc::io_error;
     }
     return ok();
@@ -647,8 +646,7 @@ std::error_code state_store::impl::write_snapshot_and_journal() {
         }
     }
     std::string end;
-    for (int i = 0; i < 8; ++i)
-        end.push_back(static_cast<char>((count >> (8 * i)) & 0xFFu));
+    append_le64(end, count);
     format::encode_record(chunk, format::op::snapshot_end, 0, {}, end);
     if (auto r = out->append(chunk); !r) return to_persist_error(r.error());
     if (auto r = out->sync(); !r) return to_persist_error(r.error());

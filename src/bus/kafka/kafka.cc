@@ -16,6 +16,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "base/endian.h"
 #include "base/log.h"
 #include "bus/errc.h"
 
@@ -135,7 +136,8 @@ public:
         rd_kafka_header_add(headers, k_header_topic, -1, m.topic.data(), static_cast<ssize_t>(m.topic.size()));
         rd_kafka_header_add(headers, k_header_qos, -1, &qos, 1);
         if (m.packet_id != 0) {
-            const char id[2] = {static_cast<char>(m.packet_id >> 8), static_cast<char>(m.packet_id & 0xFFu)};
+            char id[2];
+            store_be16(id, m.packet_id);
             rd_kafka_header_add(headers, k_header_packet_id, -1, id, 2);
         }
         // librdkafka's varargs macros cast the C way.
@@ -464,8 +466,7 @@ result<size_t> kafka_reader::poll(std::vector<record>& out, size_t max_records, 
             }
             if (rd_kafka_header_get_last(hdrs, k_header_packet_id, &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR && v &&
                 len == 2) {
-                const auto* id = static_cast<const unsigned char*>(v);
-                r.msg.packet_id = static_cast<uint16_t>((id[0] << 8) | id[1]);
+                r.msg.packet_id = load_be16(v);
             }
         }
         position_ = r.offset + 1;

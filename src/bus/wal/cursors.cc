@@ -3,6 +3,7 @@
 // Encoding and atomic storage of the WAL cursor file (docs/wal-format.md).
 #include "bus/wal/cursors.h"
 
+#include "base/endian.h"
 #include "bus/wal/crc32c.h"
 
 namespace sluice::bus::wal {
@@ -10,16 +11,6 @@ namespace {
 constexpr char k_magic[4] = {'S', 'L', 'C', 'U'};
 constexpr uint16_t k_version = 1;
 
-void put(std::string& out, uint64_t v, int n) {
-    for (int i = 0; i < n; ++i)
-        out.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
-}
-uint64_t get(std::string_view s, size_t at, int n) {
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; --i)
-        v = (v << 8) | static_cast<unsigned char>(s[at + static_cast<size_t>(i)]);
-    return v;
-}
 std::string parent_dir(const std::string& path) {
     auto slash = path.rfind('/');
     return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
@@ -28,36 +19,36 @@ std::string parent_dir(const std::string& path) {
 
 std::string encode_cursors(const cursor_map& cursors) {
     std::string out(k_magic, 4);
-    put(out, k_version, 2);
-    put(out, cursors.size(), 4);
+    append_le16(out, k_version);
+    append_le32(out, static_cast<uint32_t>(cursors.size()));
     for (const auto& [key, offset] : cursors) {
-        put(out, key.second, 4);
-        put(out, key.first.size(), 2);
+        append_le32(out, key.second);
+        append_le16(out, static_cast<uint16_t>(key.first.size()));
         out.append(key.first);
-        put(out, offset, 8);
+        append_le64(out, offset);
     }
-    put(out, crc32c(out), 4);
+    append_le32(out, crc32c(out));
     return out;
 }
 
 result<cursor_map> decode_cursors(std::string_view bytes) {
     auto bad = make_error_code(errc::corruption);
     if (bytes.size() < 14 || bytes.substr(0, 4) != std::string_view(k_magic, 4)) return bad;
-    if (get(bytes, bytes.size() - 4, 4) != crc32c(bytes.data(), bytes.size() - 4)) return bad;
-    if (get(bytes, 4, 2) != k_version) return bad;
-    uint64_t count = get(bytes, 6, 4);
+    if (load_le32(bytes.data() + bytes.size() - 4) != crc32c(bytes.data(), bytes.size() - 4)) return bad;
+    if (load_le16(bytes.data() + 4) != k_version) return bad;
+    const uint64_t count = load_le32(bytes.data() + 6);
     size_t at = 10;
     const size_t end = bytes.size() - 4;
     cursor_map out;
     for (uint64_t i = 0; i < count; ++i) {
         if (end - at < 6) return bad;
-        auto partition = static_cast<uint32_t>(get(bytes, at, 4));
-        auto len = static_cast<size_t>(get(bytes, at + 4, 2));
+        const uint32_t partition = load_le32(bytes.data() + at);
+        const size_t len = load_le16(bytes.data() + at + 4);
         at += 6;
         if (end - at < len + 8) return bad;
         std::string name(bytes.substr(at, len));
         at += len;
-        out[{std::move(name), partition}] = get(bytes, at, 8);
+        out[{std::move(name), partition}] = load_le64(bytes.data() + at);
         at += 8;
     }
     if (at != end) return bad;

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// The WAL's on-disk format: segment header, record framing, file names, and the scan
-// that recovery, readers, sluice-wal-dump and the fuzzer share. The format is
-// specified byte by byte in docs/wal-format.md; this file, format.cc and that document
-// must change together, and every released version keeps a golden file in
-// tests/golden/wal/.
+// The WAL's on-disk format: segment header, record layout, file names, and the scan
+// that recovery, readers, sluice-wal-dump and the fuzzer share; the record framing and
+// its damage classification are bus/framing.h. The format is specified byte by byte in
+// docs/wal-format.md; this file, format.cc, bus/framing.* and that document must change
+// together, and every released version keeps a golden file in tests/golden/wal/.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "bus/bus.h"
+#include "bus/framing.h"
 
 namespace sluice::bus::wal {
 
@@ -52,18 +53,11 @@ enum class header_status {
     wrong_base,           // base offset differs from the file name
 };
 
-// Why the record at some position is not a valid next record. Each is a distinct case
-// in recovery (docs/wal-format.md "Recovery").
-enum class damage {
-    none,
-    truncated_header,  // fewer than k_record_header_size bytes left
-    zero_filled,       // every byte from here to the end is zero
-    bad_length,        // length outside [k_min_body_size, k_max_body_size]
-    torn_record,       // the record extends past the end of the file
-    bad_crc,           // complete record whose CRC does not match
-    bad_record,        // CRC matches but the type, body layout or offset is wrong
-};
-const char* to_string(damage d);
+// Why the record at some position is not a valid next record (bus/framing.h). Each is a
+// distinct case in recovery (docs/wal-format.md "Recovery"); bad_record: the type, body
+// layout or offset is wrong.
+using damage = framing::damage;
+using framing::to_string;
 const char* to_string(header_status h);
 
 // Decodes the record at the start of `bytes`, which must have offset `expected_offset`.

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "base/clock.h"
+#include "base/endian.h"
 #include "base/log.h"
 #include "bus/wal/cursors.h"
 
@@ -637,9 +638,7 @@ private:
         if (!have) return have.error();
         if (!*have) return corrupt("record header beyond published end");
         const char* h = buf_.data() + (file_pos_ - buf_pos_);
-        uint32_t length = 0;
-        for (int i = 3; i >= 0; --i)
-            length = (length << 8) | static_cast<unsigned char>(h[4 + i]);
+        const uint32_t length = load_le32(h + 4);
         const uint64_t total = wal::k_record_header_size + uint64_t{length};
         have = fill(total, seg.bytes);
         if (!have) return have.error();

@@ -89,6 +89,7 @@ TEST(prepare_batch, round_trips_random_rows_and_aggregates_match_recomputation) 
     std::uniform_int_distribution<int32_t> met(1, 3);
     std::normal_distribution<double> val(20.0, 5.0);
     std::vector<row> rows;
+    rows.reserve(20000);
     for (int i = 0; i < 20000; ++i) {
         rows.push_back({time(rng), dev(rng), met(rng), val(rng), static_cast<int16_t>(i % 17 == 0 ? 1 : 0)});
     }
@@ -149,19 +150,6 @@ TEST(prepare_batch, round_trips_random_rows_and_aggregates_match_recomputation) 
         EXPECT_EQ(d.window_start_us + d.last_offset_us, a.last_t);
         EXPECT_EQ(d.last_value, a.last);
     }
-}
-
-TEST(sanitize_utf8, keeps_valid_and_replaces_invalid) {
-    EXPECT_EQ(sanitize_utf8("plain"), "plain");
-    EXPECT_EQ(sanitize_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"), "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
-    EXPECT_EQ(sanitize_utf8(std::string_view("a\0b", 3)),
-              "a\xEF\xBF\xBD"
-              "b");
-    EXPECT_EQ(sanitize_utf8("\xFF"), "\xEF\xBF\xBD");
-    EXPECT_EQ(sanitize_utf8("\xC3"), "\xEF\xBF\xBD");                                  // truncated
-    EXPECT_EQ(sanitize_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");                  // overlong
-    EXPECT_EQ(sanitize_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
-    EXPECT_EQ(sanitize_utf8("\xF4\x90\x80\x80").size(), 12u);                          // > U+10FFFF
 }
 
 }  // namespace
