@@ -25,8 +25,8 @@ result<void> migrate_app(pg::connection& conn);
 
 // The NOLOGIN role the HTTP API reads as (store/pg_query.cc's session runs SET ROLE with
 // it). migrate_telemetry and migrate_app end by making sure, idempotently and on every
-// call (so databases migrated before it existed get it too), that the role exists, has USAGE on the schema and SELECT on all its tables and views
-// (and by default privileges on the tables the connecting user creates later, e.g. new
+// call (so databases migrated before it existed get it too), that the role exists, has USAGE on the schema and SELECT
+// on all its tables and views (and by default privileges on the tables the connecting user creates later, e.g. new
 // partitions; TimescaleDB copies the hypertable's grants to its chunks), and is granted
 // to the connecting user. That step never fails the migration: without CREATEROLE it logs
 // one warning and the API falls back to read-only transactions under the connecting user
