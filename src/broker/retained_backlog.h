@@ -26,7 +26,7 @@ namespace sluice::broker {
 
 // Unsent output under which a connection gets more of its retained backlog; well under
 // mqtt.max_pending_output_bytes, so that retained messages never make it "slow".
-inline constexpr uint64_t k_retained_output_watermark = 256 * 1024;
+inline constexpr uint64_t k_retained_output_watermark = 256ull * 1024;
 // Retained messages a shard sends per loop iteration, over all its sessions.
 inline constexpr size_t k_retained_per_iteration = 1024;
 
