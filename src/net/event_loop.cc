@@ -70,7 +70,7 @@ void event_loop::remove(int fd) {
 
 void event_loop::post(std::function<void()> fn) {
     {
-        std::lock_guard<std::mutex> lock(posted_mutex_);
+        sluice::mutex_lock lock(posted_mutex_);
         posted_.push_back(std::move(fn));
     }
     if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
@@ -94,7 +94,7 @@ void event_loop::drain_posted() {
     // Swap under the lock, run outside it: posting threads never wait for our work.
     for (;;) {
         {
-            std::lock_guard<std::mutex> lock(posted_mutex_);
+            sluice::mutex_lock lock(posted_mutex_);
             if (posted_.empty()) return;
             running_.swap(posted_);
         }
