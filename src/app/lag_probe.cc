@@ -11,7 +11,7 @@
 namespace sluice::app {
 
 int64_t lag_probe::receive_time_at(uint32_t partition, uint64_t offset) {
-    std::lock_guard lock(mu_);
+    sluice::mutex_lock lock(mu_);
     entry& e = cache_[partition];
     if (e.offset == offset && e.time_ms != 0) return e.time_ms;
     auto reader = log_.open_reader(partition, offset);

@@ -11,8 +11,9 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <unordered_map>
+
+#include "base/thread_annotations.h"
 
 namespace sluice::bus {
 class bus;
@@ -34,8 +35,8 @@ private:
         int64_t time_ms = 0;
     };
     bus::bus& log_;
-    std::mutex mu_;
-    std::unordered_map<uint32_t, entry> cache_;  // GUARDED_BY(mu_)
+    sluice::mutex mu_;
+    std::unordered_map<uint32_t, entry> cache_ SLUICE_GUARDED_BY(mu_);
 };
 
 }  // namespace sluice::app

@@ -63,7 +63,7 @@ void pipeline_service::supervise() {
                     group_, [this](const std::vector<uint32_t>& p) { assign(p); },
                     [this](const std::vector<uint32_t>& p) { revoke(p); });
                 if (m) {
-                    std::lock_guard<std::mutex> lock(membership_mutex_);
+                    sluice::mutex_lock lock(membership_mutex_);
                     membership_ = std::move(*m);
                     running_.store(true);
                     return;
@@ -96,7 +96,7 @@ void pipeline_service::supervise() {
 }
 
 void pipeline_service::assign(const std::vector<uint32_t>& partitions) {
-    std::lock_guard<std::mutex> lock(runners_mutex_);
+    sluice::mutex_lock lock(runners_mutex_);
     for (uint32_t p : partitions) {
         bool have = false;
         for (const auto& r : runners_)
@@ -112,7 +112,7 @@ void pipeline_service::assign(const std::vector<uint32_t>& partitions) {
 }
 
 void pipeline_service::revoke(const std::vector<uint32_t>& partitions) {
-    std::lock_guard<std::mutex> lock(runners_mutex_);
+    sluice::mutex_lock lock(runners_mutex_);
     for (auto it = runners_.begin(); it != runners_.end();) {
         uint32_t p = (*it)->options().partition;
         if (std::find(partitions.begin(), partitions.end(), p) != partitions.end()) {
@@ -133,12 +133,12 @@ void pipeline_service::stop() {
     {
         std::unique_ptr<bus::bus::membership> m;
         {
-            std::lock_guard<std::mutex> lock(membership_mutex_);
+            sluice::mutex_lock lock(membership_mutex_);
             m = std::move(membership_);
         }
         m.reset();  // leaves the group: revoke() stops the runners
     }
-    std::lock_guard<std::mutex> lock(runners_mutex_);
+    sluice::mutex_lock lock(runners_mutex_);
     for (auto& r : runners_)
         r->stop();
 }
@@ -147,7 +147,7 @@ void pipeline_service::write_metrics(http::metrics_snapshot& w) const {
     namespace m = http::metric_names;
     w.gauge(m::pipeline_running, "1 once the schema is migrated and pipeline runners are going.", running_ ? 1 : 0);
     const int64_t now_ms = unix_ms();
-    std::lock_guard<std::mutex> lock(runners_mutex_);
+    sluice::mutex_lock lock(runners_mutex_);
     w.gauge("pipeline_partitions_owned", "Bus partitions this process's pipeline owns (its share of the group).",
             static_cast<double>(runners_.size()));
     uint64_t fenced = retired_fenced_;

@@ -11,12 +11,12 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "app/lag_probe.h"
+#include "base/thread_annotations.h"
 #include "bus/bus.h"
 #include "pipeline/runner.h"
 #include "pipeline/topic_rules.h"
@@ -62,11 +62,12 @@ private:
     std::string kafka_topic_;
     std::unique_ptr<store::telemetry_store> store_;
     std::unique_ptr<store::registry> registry_;
-    mutable std::mutex runners_mutex_;
-    std::vector<std::unique_ptr<pipeline::runner>> runners_;  // GUARDED_BY(runners_mutex_)
-    uint64_t retired_fenced_ = 0;  // GUARDED_BY(runners_mutex_): fenced batches of runners revoked since start
-    std::unique_ptr<bus::bus::membership> membership_;  // set by the supervisor, reset by stop()
-    std::mutex membership_mutex_;
+    mutable sluice::mutex runners_mutex_;
+    std::vector<std::unique_ptr<pipeline::runner>> runners_ SLUICE_GUARDED_BY(runners_mutex_);
+    uint64_t retired_fenced_ SLUICE_GUARDED_BY(runners_mutex_) = 0;  // fenced batches of runners revoked since start
+    sluice::mutex membership_mutex_;
+    // Set by the supervisor, reset by stop().
+    std::unique_ptr<bus::bus::membership> membership_ SLUICE_GUARDED_BY(membership_mutex_);
     std::atomic<bool> stopping_{false};
     std::atomic<bool> running_{false};
     std::atomic<bool> failed_{false};

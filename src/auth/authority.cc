@@ -75,7 +75,7 @@ authority::~authority() {
 
 void authority::stop() {
     {
-        std::lock_guard<std::mutex> lock(jobs_mutex_);
+        sluice::mutex_lock lock(jobs_mutex_);
         if (stopping_) return;
         stopping_ = true;
     }
@@ -100,7 +100,7 @@ std::string authority::load() {
                 opts_.acl_file.empty() ? "" : " from ", opts_.acl_file.c_str(), opts_.allow_anonymous ? "on" : "off");
     has_acl_.store(next->has_acl, std::memory_order_release);
     {
-        std::lock_guard<std::mutex> lock(state_mutex_);
+        sluice::mutex_lock lock(state_mutex_);
         state_ = std::move(next);
     }
     generation_.fetch_add(1, std::memory_order_release);
@@ -124,7 +124,7 @@ std::shared_ptr<const authority::snapshot> authority::current() const {
     thread_local cache c;
     uint64_t g = generation_.load(std::memory_order_acquire);
     if (c.owner != id_ || c.generation != g || !c.s) {
-        std::lock_guard<std::mutex> lock(state_mutex_);
+        sluice::mutex_lock lock(state_mutex_);
         c.owner = id_;
         c.generation = g;
         c.s = state_;
@@ -134,7 +134,7 @@ std::shared_ptr<const authority::snapshot> authority::current() const {
 
 bool authority::over_failure_limit(const std::string& address) {
     if (opts_.max_failures_per_minute == 0) return false;
-    std::lock_guard<std::mutex> lock(failures_mutex_);
+    sluice::mutex_lock lock(failures_mutex_);
     auto it = failures_.find(address);
     if (it == failures_.end()) return false;
     if (mono_ms() - it->second.start_ms > k_failure_window_ms) {
@@ -163,7 +163,7 @@ verdict authority::finish(const credentials& c, verdict v) {
             return v;
     }
     if (opts_.max_failures_per_minute != 0) {
-        std::lock_guard<std::mutex> lock(failures_mutex_);
+        sluice::mutex_lock lock(failures_mutex_);
         int64_t now = mono_ms();
         if (failures_.size() >= k_max_tracked_addresses) {
             for (auto it = failures_.begin(); it != failures_.end();) {
@@ -223,7 +223,7 @@ void authority::authenticate(credentials c, std::function<void(verdict)> done) {
         return;
     }
     {
-        std::lock_guard<std::mutex> lock(jobs_mutex_);
+        sluice::mutex_lock lock(jobs_mutex_);
         if (!stopping_) {
             jobs_.push_back(job{std::move(c), std::move(done)});
             jobs_cv_.notify_one();
@@ -237,8 +237,9 @@ void authority::worker() {
     for (;;) {
         job j;
         {
-            std::unique_lock<std::mutex> lock(jobs_mutex_);
-            jobs_cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+            sluice::mutex_lock lock(jobs_mutex_);
+            while (!stopping_ && jobs_.empty())
+                lock.wait(jobs_cv_);
             if (jobs_.empty()) return;
             j = std::move(jobs_.front());
             jobs_.pop_front();

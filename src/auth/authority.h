@@ -21,7 +21,6 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -29,6 +28,7 @@
 
 #include "auth/acl.h"
 #include "auth/password_file.h"
+#include "base/thread_annotations.h"
 
 namespace sluice::auth {
 
@@ -133,19 +133,19 @@ private:
 
     authority_options opts_;
     auth_stats stats_;
-    mutable std::mutex state_mutex_;
-    std::shared_ptr<const snapshot> state_;  // GUARDED_BY(state_mutex_)
+    mutable sluice::mutex state_mutex_;
+    std::shared_ptr<const snapshot> state_ SLUICE_GUARDED_BY(state_mutex_);
     const uint64_t id_;  // unique per instance, so a thread's cached snapshot never outlives its authority
     std::atomic<uint64_t> generation_{0};
     std::atomic<bool> has_acl_{false};
 
-    std::mutex failures_mutex_;
-    std::unordered_map<std::string, failure_window> failures_;  // GUARDED_BY(failures_mutex_)
+    sluice::mutex failures_mutex_;
+    std::unordered_map<std::string, failure_window> failures_ SLUICE_GUARDED_BY(failures_mutex_);
 
-    std::mutex jobs_mutex_;
+    sluice::mutex jobs_mutex_;
     std::condition_variable jobs_cv_;
-    std::deque<job> jobs_;   // GUARDED_BY(jobs_mutex_)
-    bool stopping_ = false;  // GUARDED_BY(jobs_mutex_)
+    std::deque<job> jobs_ SLUICE_GUARDED_BY(jobs_mutex_);
+    bool stopping_ SLUICE_GUARDED_BY(jobs_mutex_) = false;
     std::thread worker_;
 };
 

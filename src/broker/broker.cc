@@ -56,7 +56,7 @@ bool broker::assign_client_id(mqtt::connect& c) {
 }
 
 void broker::store_retained(const message_ptr& msg, const ack_barrier_ptr& barrier) {
-    std::lock_guard<std::mutex> lock(retained_mutex_);
+    sluice::mutex_lock lock(retained_mutex_);
     if (msg->payload.empty()) {
         if (retained_.erase(msg->topic)) {
             persistence_.erase_retained(msg->topic);
@@ -123,7 +123,7 @@ std::pair<size_t, size_t> broker::restore_from(persist::state_store& store) {
                 }
                 auto m = persistence::to_message(std::move(r).value(), now);
                 if (m->expires_at_ms != 0 && m->expires_at_ms <= now) break;
-                std::lock_guard<std::mutex> lock(retained_mutex_);
+                sluice::mutex_lock lock(retained_mutex_);
                 retained_.set(m->topic, m);
                 ++retained;
                 break;
@@ -171,7 +171,12 @@ void broker::restore_resend_windows(resend_entries&& entries, std::map<uint32_t,
             replayed += replay_log_into_windows(p, it->second);
             records += end - it->second;
         }
-        resend_checkpoints_.back()->next_offset = end;
+        {
+            // No appends yet, so uncontended; taken because next_offset is guarded.
+            resend_checkpoint& c = *resend_checkpoints_.back();
+            sluice::mutex_lock lock(c.mutex);
+            c.next_offset = end;
+        }
         persistence_.save_resend_checkpoint(p, end);
     }
     SLUICE_INFO("broker", "resend windows: %zu entries from the state store, %zu packet ids from %llu log records",
@@ -237,12 +242,12 @@ void broker::return_memory(int64_t now_ms) {
 }
 
 void broker::detach_resend_store() {
-    std::unique_lock<std::shared_mutex> lock(resend_store_mutex_);
+    sluice::writer_lock lock(resend_store_mutex_);
     resend_store_detached_ = true;
 }
 
 void broker::note_appended(uint32_t partition, uint64_t offset, const resend_entry_ref* entry) {
-    std::shared_lock<std::shared_mutex> detached_check(resend_store_mutex_);
+    sluice::reader_lock detached_check(resend_store_mutex_);
     if (resend_store_detached_) return;
     if (entry != nullptr)
         persistence_.save_resend_entry(entry->client_id, entry->slot, entry->packet_id, entry->fingerprint);
@@ -250,7 +255,7 @@ void broker::note_appended(uint32_t partition, uint64_t offset, const resend_ent
     resend_checkpoint& c = *resend_checkpoints_[partition];
     constexpr int64_t k_checkpoint_interval_ms = 250;
     const int64_t now = monotonic_ms();
-    std::lock_guard<std::mutex> lock(c.mutex);
+    sluice::mutex_lock lock(c.mutex);
     c.next_offset = std::max(c.next_offset, offset + 1);
     if (now - c.saved_ms < k_checkpoint_interval_ms) return;
     c.saved_ms = now;
@@ -259,18 +264,18 @@ void broker::note_appended(uint32_t partition, uint64_t offset, const resend_ent
 }
 
 void broker::retained_matching(std::string_view filter, std::vector<message_ptr>& out) const {
-    std::lock_guard<std::mutex> lock(retained_mutex_);
+    sluice::mutex_lock lock(retained_mutex_);
     retained_.match(filter, [&](std::string_view, const message_ptr& m) { out.push_back(m); });
 }
 
 bool broker::retained_is_current(const message_ptr& msg) const {
-    std::lock_guard<std::mutex> lock(retained_mutex_);
+    sluice::mutex_lock lock(retained_mutex_);
     const message_ptr* current = retained_.get(msg->topic);
     return current != nullptr && *current == msg;
 }
 
 size_t broker::retained_count() const {
-    std::lock_guard<std::mutex> lock(retained_mutex_);
+    sluice::mutex_lock lock(retained_mutex_);
     return retained_.size();
 }
 

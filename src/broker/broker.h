@@ -14,12 +14,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/thread_annotations.h"
 #include "broker/ack_barrier.h"
 #include "broker/ingest_budget.h"
 #include "broker/message.h"
@@ -139,9 +138,9 @@ public:
 
 private:
     struct resend_checkpoint {
-        std::mutex mutex;
-        uint64_t next_offset = 0;  // GUARDED_BY(mutex)
-        int64_t saved_ms = 0;      // GUARDED_BY(mutex)
+        sluice::mutex mutex;
+        uint64_t next_offset SLUICE_GUARDED_BY(mutex) = 0;
+        int64_t saved_ms SLUICE_GUARDED_BY(mutex) = 0;
     };
     // Per client id: (slot of the key, entry).
     using resend_entries =
@@ -163,10 +162,10 @@ private:
 
     persistence persistence_{nullptr};
     std::vector<std::unique_ptr<resend_checkpoint>> resend_checkpoints_;  // per bus partition
-    std::shared_mutex resend_store_mutex_;  // note_appended (shared) vs detach_resend_store
-    bool resend_store_detached_ = false;    // GUARDED_BY(resend_store_mutex_)
-    mutable std::mutex retained_mutex_;
-    retained_store<message_ptr> retained_;  // GUARDED_BY(retained_mutex_)
+    sluice::shared_mutex resend_store_mutex_;  // note_appended (shared) vs detach_resend_store
+    bool resend_store_detached_ SLUICE_GUARDED_BY(resend_store_mutex_) = false;
+    mutable sluice::mutex retained_mutex_;
+    retained_store<message_ptr> retained_ SLUICE_GUARDED_BY(retained_mutex_);
 };
 
 }  // namespace sluice::broker

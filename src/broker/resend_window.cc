@@ -11,12 +11,12 @@ uint64_t resend_fingerprint(std::string_view topic, std::string_view payload) {
 }
 
 append_outcome::state append_outcome::current() const {
-    std::lock_guard<std::mutex> lock(mutex_);
+    sluice::mutex_lock lock(mutex_);
     return state_;
 }
 
 void append_outcome::hold(const ack_barrier_ptr& resend_ack) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    sluice::mutex_lock lock(mutex_);
     if (state_ == state::pending) {
         waiting_resends_.push_back(resend_ack);
     } else if (state_ == state::failed) {
@@ -27,7 +27,7 @@ void append_outcome::hold(const ack_barrier_ptr& resend_ack) {
 void append_outcome::complete(bool stored) {
     std::vector<ack_barrier_ptr> waiting;
     {
-        std::lock_guard<std::mutex> lock(mutex_);
+        sluice::mutex_lock lock(mutex_);
         state_ = stored ? state::stored : state::failed;
         waiting.swap(waiting_resends_);
     }

@@ -22,10 +22,10 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string_view>
 #include <vector>
 
+#include "base/thread_annotations.h"
 #include "broker/ack_barrier.h"
 
 namespace sluice::broker {
@@ -48,9 +48,9 @@ public:
     void complete(bool stored);
 
 private:
-    mutable std::mutex mutex_;
-    state state_ = state::pending;                  // GUARDED_BY(mutex_)
-    std::vector<ack_barrier_ptr> waiting_resends_;  // GUARDED_BY(mutex_)
+    mutable sluice::mutex mutex_;
+    state state_ SLUICE_GUARDED_BY(mutex_) = state::pending;
+    std::vector<ack_barrier_ptr> waiting_resends_ SLUICE_GUARDED_BY(mutex_);
 };
 
 class resend_window {

@@ -58,12 +58,12 @@ private:
 fault_injection_fs::fault_injection_fs(std::shared_ptr<file_system> base) : base_(std::move(base)) {}
 
 void fault_injection_fs::inject(op o, std::string path_substring, int count) {
-    std::lock_guard lock(mu_);
+    sluice::mutex_lock lock(mu_);
     faults_.push_back({o, std::move(path_substring), count});
 }
 
 void fault_injection_fs::clear_faults() {
-    std::lock_guard lock(mu_);
+    sluice::mutex_lock lock(mu_);
     faults_.clear();
 }
 
@@ -72,7 +72,7 @@ void fault_injection_fs::crash() {
 }
 
 bool fault_injection_fs::should_fail(op o, const std::string& path) {
-    std::lock_guard lock(mu_);
+    sluice::mutex_lock lock(mu_);
     for (auto& f : faults_) {
         if (f.o != o || f.count == 0 || path.find(f.substring) == std::string::npos) continue;
         if (f.count > 0) --f.count;
@@ -82,18 +82,18 @@ bool fault_injection_fs::should_fail(op o, const std::string& path) {
 }
 
 void fault_injection_fs::on_synced(const std::string& path, uint64_t size) {
-    std::lock_guard lock(mu_);
+    sluice::mutex_lock lock(mu_);
     files_[path].synced_size = size;
 }
 
 void fault_injection_fs::on_truncated(const std::string& path, uint64_t size) {
-    std::lock_guard lock(mu_);
+    sluice::mutex_lock lock(mu_);
     auto& st = files_[path];
     st.synced_size = std::min(st.synced_size, size);
 }
 
 void fault_injection_fs::drop_unsynced_data() {
-    std::lock_guard lock(mu_);
+    sluice::mutex_lock lock(mu_);
     for (auto& [path, st] : files_) {
         if (st.unsynced_create) {
             (void)base_->unlink(path);
@@ -111,7 +111,7 @@ result<std::unique_ptr<writable_file>> fault_injection_fs::open_writable(const s
     auto file = base_->open_writable(path);
     if (!file) return file.error();
     {
-        std::lock_guard lock(mu_);
+        sluice::mutex_lock lock(mu_);
         if (!files_.count(path)) {
             file_state st;
             st.synced_size = existing ? *existing : 0;  // what existed before we watched is durable
@@ -131,7 +131,7 @@ result<void> fault_injection_fs::rename(const std::string& from, const std::stri
     if (crashed() || should_fail(op::rename, from)) return io_error();
     auto r = base_->rename(from, to);
     if (!r) return r;
-    std::lock_guard lock(mu_);
+    sluice::mutex_lock lock(mu_);
     auto it = files_.find(from);
     if (it != files_.end()) {
         file_state st = it->second;
@@ -147,7 +147,7 @@ result<void> fault_injection_fs::unlink(const std::string& path) {
     if (crashed()) return io_error();
     auto r = base_->unlink(path);
     if (r) {
-        std::lock_guard lock(mu_);
+        sluice::mutex_lock lock(mu_);
         files_.erase(path);
     }
     return r;
@@ -173,7 +173,7 @@ result<void> fault_injection_fs::sync_dir(const std::string& dir) {
     auto r = base_->sync_dir(dir);
     if (!r) return r;
     dir_syncs_.fetch_add(1);
-    std::lock_guard lock(mu_);
+    sluice::mutex_lock lock(mu_);
     for (auto& [path, st] : files_) {
         if (parent_dir(path) == dir) st.unsynced_create = false;
     }

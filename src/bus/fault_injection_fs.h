@@ -12,9 +12,9 @@
 
 #include <atomic>
 #include <map>
-#include <mutex>
 #include <string>
 
+#include "base/thread_annotations.h"
 #include "bus/file_system.h"
 
 namespace sluice::bus {
@@ -67,14 +67,14 @@ private:
     std::atomic<uint64_t> syncs_{0};
     std::atomic<uint64_t> dir_syncs_{0};
     std::atomic<uint64_t> writes_{0};
-    std::mutex mu_;
+    sluice::mutex mu_;
     struct fault {
         op o;
         std::string substring;
         int count;
     };
-    std::vector<fault> faults_;                // guarded by mu_
-    std::map<std::string, file_state> files_;  // guarded by mu_; files opened for writing
+    std::vector<fault> faults_ SLUICE_GUARDED_BY(mu_);
+    std::map<std::string, file_state> files_ SLUICE_GUARDED_BY(mu_);  // files opened for writing
 };
 
 }  // namespace sluice::bus

@@ -17,7 +17,7 @@ std::unique_ptr<connection_limits::admission> connection_limits::admit(std::stri
         return nullptr;
     }
     if (per_address_limits) {
-        std::lock_guard<std::mutex> lock(mutex_);
+        sluice::mutex_lock lock(mutex_);
         if (addresses_.size() > k_forget_above) forget_idle_addresses(now_ms);
         auto [it, fresh] = addresses_.try_emplace(std::string(host));
         per_address& a = it->second;
@@ -48,7 +48,7 @@ std::unique_ptr<connection_limits::admission> connection_limits::admit(std::stri
 void connection_limits::release(const std::string& host) {
     stats_.current.fetch_sub(1, std::memory_order_relaxed);
     if (opts_.max_connections_per_address == 0 && opts_.max_connection_rate_per_address == 0) return;
-    std::lock_guard<std::mutex> lock(mutex_);
+    sluice::mutex_lock lock(mutex_);
     auto it = addresses_.find(host);
     if (it == addresses_.end()) return;
     if (it->second.connections > 0) --it->second.connections;

@@ -14,10 +14,11 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+
+#include "base/thread_annotations.h"
 
 namespace sluice::net {
 
@@ -67,12 +68,12 @@ private:
     };
 
     void release(const std::string& host);
-    void forget_idle_addresses(int64_t now_ms);  // REQUIRES: mutex_ held
+    void forget_idle_addresses(int64_t now_ms) SLUICE_REQUIRES(mutex_);
 
     connection_limit_options opts_;
     connection_limit_stats stats_;
-    std::mutex mutex_;
-    std::unordered_map<std::string, per_address> addresses_;  // GUARDED_BY(mutex_)
+    sluice::mutex mutex_;
+    std::unordered_map<std::string, per_address> addresses_ SLUICE_GUARDED_BY(mutex_);
 };
 
 }  // namespace sluice::net

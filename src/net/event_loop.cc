@@ -7,9 +7,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 
 #include "base/assert.h"
+#include "base/errno_text.h"
 #include "base/log.h"
 
 namespace sluice::net {
@@ -36,9 +36,9 @@ private:
 
 event_loop::event_loop(unsigned index) : index_(index), thread_id_(std::this_thread::get_id()) {
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-    SLUICE_CHECK(epoll_fd_ >= 0, "epoll_create1: %s", std::strerror(errno));
+    SLUICE_CHECK(epoll_fd_ >= 0, "epoll_create1: %s", errno_text(errno).c_str());
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    SLUICE_CHECK(wake_fd_ >= 0, "eventfd: %s", std::strerror(errno));
+    SLUICE_CHECK(wake_fd_ >= 0, "eventfd: %s", errno_text(errno).c_str());
     now_ms_ = monotonic_ms();
 }
 
@@ -52,7 +52,7 @@ void event_loop::add(int fd, uint32_t events, handler* h) {
     ev.events = events;
     ev.data.ptr = h;
     int rc = epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
-    SLUICE_CHECK(rc == 0, "epoll_ctl(ADD, %d): %s", fd, std::strerror(errno));
+    SLUICE_CHECK(rc == 0, "epoll_ctl(ADD, %d): %s", fd, errno_text(errno).c_str());
 }
 
 void event_loop::modify(int fd, uint32_t events, handler* h) {
@@ -60,7 +60,7 @@ void event_loop::modify(int fd, uint32_t events, handler* h) {
     ev.events = events;
     ev.data.ptr = h;
     int rc = epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
-    SLUICE_CHECK(rc == 0, "epoll_ctl(MOD, %d): %s", fd, std::strerror(errno));
+    SLUICE_CHECK(rc == 0, "epoll_ctl(MOD, %d): %s", fd, errno_text(errno).c_str());
 }
 
 void event_loop::remove(int fd) {
@@ -70,7 +70,7 @@ void event_loop::remove(int fd) {
 
 void event_loop::post(std::function<void()> fn) {
     {
-        std::lock_guard<std::mutex> lock(posted_mutex_);
+        sluice::mutex_lock lock(posted_mutex_);
         posted_.push_back(std::move(fn));
     }
     if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
@@ -94,7 +94,7 @@ void event_loop::drain_posted() {
     // Swap under the lock, run outside it: posting threads never wait for our work.
     for (;;) {
         {
-            std::lock_guard<std::mutex> lock(posted_mutex_);
+            sluice::mutex_lock lock(posted_mutex_);
             if (posted_.empty()) return;
             running_.swap(posted_);
         }
@@ -129,7 +129,7 @@ void event_loop::run() {
         }
         int n = epoll_wait(epoll_fd_, events, k_max_events, timeout_ms);
         if (n < 0 && errno != EINTR) {
-            SLUICE_CHECK(false, "epoll_wait: %s", std::strerror(errno));
+            SLUICE_CHECK(false, "epoll_wait: %s", errno_text(errno).c_str());
         }
         now_ms_ = monotonic_ms();
         for (int i = 0; i < n; ++i) {

@@ -13,9 +13,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "base/thread_annotations.h"
 
 namespace sluice::net {
 
@@ -78,8 +79,8 @@ private:
     std::atomic<bool> stopping_{false};
     int64_t now_ms_ = 0;
 
-    std::mutex posted_mutex_;
-    std::vector<std::function<void()>> posted_;  // GUARDED_BY(posted_mutex_)
+    sluice::mutex posted_mutex_;
+    std::vector<std::function<void()>> posted_ SLUICE_GUARDED_BY(posted_mutex_);
     std::vector<std::function<void()>> running_;
     std::atomic<bool> wake_pending_{false};
 

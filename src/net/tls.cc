@@ -202,7 +202,7 @@ std::string tls_config::load() {
         SSL_CTX_set_session_id_context(c, k_context, sizeof k_context - 1);
     }
     ERR_clear_error();
-    std::lock_guard<std::mutex> lock(mutex_);
+    sluice::mutex_lock lock(mutex_);
     ctx_ = std::move(ctx);
     return {};
 }
@@ -216,7 +216,7 @@ std::string tls_config::reload() {
 std::unique_ptr<stream_layer> tls_config::new_layer() {
     std::shared_ptr<SSL_CTX> ctx;
     {
-        std::lock_guard<std::mutex> lock(mutex_);
+        sluice::mutex_lock lock(mutex_);
         ctx = ctx_;
     }
     SLUICE_CHECK(ctx != nullptr, "tls_config::new_layer before a successful load()");

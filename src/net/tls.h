@@ -13,9 +13,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "base/thread_annotations.h"
 #include "net/stream_layer.h"
 
 struct ssl_ctx_st;
@@ -61,8 +61,8 @@ public:
 private:
     tls_options opts_;
     tls_stats stats_;
-    mutable std::mutex mutex_;
-    std::shared_ptr<ssl_ctx_st> ctx_;  // GUARDED_BY(mutex_)
+    mutable sluice::mutex mutex_;
+    std::shared_ptr<ssl_ctx_st> ctx_ SLUICE_GUARDED_BY(mutex_);
 };
 
 }  // namespace sluice::net

@@ -17,7 +17,6 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -174,7 +173,7 @@ result<results> run(const options& opts) {
     r.connect_latency = merged_connect_latency(ws);
     r.connects = end.connects;
     {
-        const std::lock_guard<std::mutex> lock(s.tls_mutex);
+        const sluice::mutex_lock lock(s.tls_mutex);
         r.tls = s.tls_description;
     }
     const double run_s = std::max(r.run_s, 1e-9);

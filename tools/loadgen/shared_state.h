@@ -12,10 +12,10 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "accounting.h"
+#include "base/thread_annotations.h"
 #include "options.h"
 #include "transport.h"
 #include "truth.h"
@@ -54,8 +54,8 @@ struct shared_state {
     // The first link failure is printed (the rest are counted as errors), and the
     // negotiated TLS parameters are noted once for the summary.
     std::atomic<bool> link_error_reported{false};
-    std::mutex tls_mutex;
-    std::string tls_description;  // GUARDED_BY(tls_mutex)
+    sluice::mutex tls_mutex;
+    std::string tls_description SLUICE_GUARDED_BY(tls_mutex);
     explicit shared_state(const options& o) : opts(o), topics(o.topic, o.device_prefix), sends(o.devices) {}
     phase now() const { return static_cast<phase>(current.load(std::memory_order_acquire)); }
 };

@@ -298,7 +298,7 @@ bool worker::link_input(connection& c, std::string_view data) {
     if (!was_ready && c.link->ready()) {
         const std::string tls = c.link->tls_description();
         if (!tls.empty()) {
-            const std::lock_guard<std::mutex> lock(s_.tls_mutex);
+            const sluice::mutex_lock lock(s_.tls_mutex);
             if (s_.tls_description.empty()) s_.tls_description = tls;
         }
         send_connect(c);

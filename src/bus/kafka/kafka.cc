@@ -10,7 +10,6 @@
 #include <cstring>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -18,6 +17,7 @@
 
 #include "base/endian.h"
 #include "base/log.h"
+#include "base/thread_annotations.h"
 #include "bus/errc.h"
 
 namespace sluice::bus {
@@ -153,7 +153,7 @@ public:
             rd_kafka_headers_destroy(headers);  // on failure they stay ours
             // Refused before it reached librdkafka's queue: complete on the delivery thread.
             SLUICE_WARN("kafka", "produce to %s/%u refused: %s", opts_.topic.c_str(), partition, rd_kafka_err2str(err));
-            std::lock_guard<std::mutex> lock(failed_mutex_);
+            sluice::mutex_lock lock(failed_mutex_);
             failed_.push_back(p);
         }
     }
@@ -167,7 +167,7 @@ public:
 
     result<void> commit_cursor(std::string_view consumer, uint32_t partition, uint64_t next_offset) override {
         if (partition >= partitions() || consumer.empty()) return errc::invalid_argument;
-        std::lock_guard<std::mutex> lock(group_mutex_);
+        sluice::mutex_lock lock(group_mutex_);
         if (group_ != nullptr) group_->commit_hint(opts_.topic, partition, next_offset);
         return {};
     }
@@ -256,7 +256,7 @@ private:
     void drain_failed() {
         std::deque<pending*> failed;
         {
-            std::lock_guard<std::mutex> lock(failed_mutex_);
+            sluice::mutex_lock lock(failed_mutex_);
             failed.swap(failed_);
         }
         for (pending* p : failed) {
@@ -283,13 +283,13 @@ private:
     std::vector<std::unique_ptr<partition_state>> parts_;
     std::atomic<size_t> in_flight_{0};
     std::atomic<size_t> in_flight_bytes_{0};
-    std::mutex failed_mutex_;
-    std::deque<pending*> failed_;  // GUARDED_BY(failed_mutex_)
+    sluice::mutex failed_mutex_;
+    std::deque<pending*> failed_ SLUICE_GUARDED_BY(failed_mutex_);
     std::atomic<bool> stopped_{false};
     std::atomic<bool> polling_{true};
     std::thread poller_;
-    std::mutex group_mutex_;
-    kafka_group* group_ = nullptr;  // GUARDED_BY(group_mutex_); owned by the caller of join_group
+    sluice::mutex group_mutex_;
+    kafka_group* group_ SLUICE_GUARDED_BY(group_mutex_) = nullptr;  // owned by the caller of join_group
 };
 
 result<void> kafka_bus::open() {
@@ -558,7 +558,7 @@ result<std::unique_ptr<bus::membership>> kafka_bus::join_group(std::string_view 
         return errc::invalid_argument;
     }
     auto g = std::make_unique<kafka_group>(std::move(assigned), std::move(revoked), [this] {
-        std::lock_guard<std::mutex> lock(group_mutex_);
+        sluice::mutex_lock lock(group_mutex_);
         group_ = nullptr;
     });
     rd_kafka_conf_set_opaque(conf, g.get());
@@ -583,7 +583,7 @@ result<std::unique_ptr<bus::membership>> kafka_bus::join_group(std::string_view 
     }
     g->start(rk);
     {
-        std::lock_guard<std::mutex> lock(group_mutex_);
+        sluice::mutex_lock lock(group_mutex_);
         group_ = g.get();
     }
     return std::unique_ptr<membership>(std::move(g));
