@@ -20,6 +20,16 @@ unsigned shard_of_key(session_key k) {
     return static_cast<unsigned>(k >> k_shard_shift);
 }
 
+// A retained message on its way to a subscription with options `o` (RETAIN set).
+outgoing retained_delivery(const message_ptr& m, const sub_options& o) {
+    outgoing out;
+    out.msg = m;
+    out.qos = std::min(m->qos, o.qos);
+    out.retain = true;
+    if (o.subscription_id != 0) out.subscription_ids.push_back(o.subscription_id);
+    return out;
+}
+
 }  // namespace
 
 shard::shard(broker& owner, unsigned index) : broker_(owner), index_(index) {}
@@ -346,9 +356,8 @@ void shard::enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier) 
         if (s.expiry_interval == 0 && opts.clean_subscriber_overflow == broker_options::clean_overflow_policy::drop) {
             // Its session ends with the connection: a disconnect would lose this queue and
             // its subscriptions too. Keep it connected and drop what it cannot take.
-            stats_.add(stats_.dropped_subscriber_queue);
-            uint64_t dropped = stats_.dropped_subscriber_queue.load(std::memory_order_relaxed);
-            if ((dropped & (dropped - 1)) == 0) {
+            const uint64_t dropped = shard_stats::count(stats_.dropped_subscriber_queue);
+            if (shard_stats::log_worthy(dropped)) {
                 SLUICE_WARN("broker",
                             "subscriber %s (clean session) is not keeping up: dropping QoS %u messages past its "
                             "queue bound (%llu so far)",
@@ -359,9 +368,8 @@ void shard::enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier) 
         slow_.mark(s.conn->serial());
     }
     if (s.queue.size() >= opts.max_queued_messages || s.queued_bytes + bytes > opts.max_queued_bytes) {
-        stats_.add(stats_.dropped_queue_full);
-        uint64_t dropped = stats_.dropped_queue_full.load(std::memory_order_relaxed);
-        if ((dropped & (dropped - 1)) == 0) {  // log at powers of two, not per message
+        const uint64_t dropped = shard_stats::count(stats_.dropped_queue_full);
+        if (shard_stats::log_worthy(dropped)) {
             SLUICE_WARN("broker", "queue of %s is full (%zu messages): dropping QoS %u messages (%llu so far)",
                         s.client_id().c_str(), s.queue.size(), out.qos, static_cast<unsigned long long>(dropped));
         }
@@ -370,9 +378,8 @@ void shard::enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier) 
     const uint64_t total_limit = opts.max_queued_bytes_total;
     if (s.conn == nullptr && total_limit != 0 && broker_.queued_bytes() + bytes > total_limit) {
         // Offline backlogs together may not exhaust memory and the journal (issue 10).
-        stats_.add(stats_.dropped_global_quota);
-        uint64_t dropped = stats_.dropped_global_quota.load(std::memory_order_relaxed);
-        if ((dropped & (dropped - 1)) == 0) {
+        const uint64_t dropped = shard_stats::count(stats_.dropped_global_quota);
+        if (shard_stats::log_worthy(dropped)) {
             SLUICE_WARN("broker",
                         "queued messages of all sessions reached mqtt.max_queued_bytes_total: dropping "
                         "QoS 1/2 messages for offline sessions (%llu so far)",
@@ -396,9 +403,8 @@ void shard::disconnect_slow_subscribers() {
         for (uint64_t serial : slow_.take()) {
             connection* c = find_connection(serial);
             if (c == nullptr || c->closed()) continue;
-            stats_.add(stats_.slow_subscriber_disconnects);
-            uint64_t n = stats_.slow_subscriber_disconnects.load(std::memory_order_relaxed);
-            if ((n & (n - 1)) == 0) {  // log at powers of two, not per subscriber
+            const uint64_t n = shard_stats::count(stats_.slow_subscriber_disconnects);
+            if (shard_stats::log_worthy(n)) {
                 session* s = c->current_session();
                 SLUICE_WARN(
                     "broker", "subscriber %s (%s) is not keeping up: disconnected with quota exceeded (%llu so far)",
@@ -556,12 +562,7 @@ size_t shard::drain_retained(session& s, size_t budget) {
         if (qos > 0 && (!s.queue.empty() || s.inflight.size() >= s.send_window)) break;  // the window is full
         ++batch.next;
         if (!broker_.retained_is_current(m)) continue;  // replaced or cleared: the newer one went live
-        outgoing out;
-        out.msg = m;
-        out.qos = qos;
-        out.retain = true;
-        if (o.subscription_id != 0) out.subscription_ids.push_back(o.subscription_id);
-        deliver_outgoing(s, std::move(out));
+        deliver_outgoing(s, retained_delivery(m, o));
         ++sent;
     }
     return sent;
@@ -578,12 +579,7 @@ void shard::queue_retained_offline(session& s) {
         for (; sub != s.subscriptions.end() && !batch.done(); ++batch.next) {
             const message_ptr& m = batch.messages[batch.next];
             if (!broker_.retained_is_current(m)) continue;
-            outgoing out;
-            out.msg = m;
-            out.qos = std::min(m->qos, sub->second.qos);
-            out.retain = true;
-            if (sub->second.subscription_id != 0) out.subscription_ids.push_back(sub->second.subscription_id);
-            deliver_outgoing(s, std::move(out));
+            deliver_outgoing(s, retained_delivery(m, sub->second));
         }
         backlog->pop_front();
     }

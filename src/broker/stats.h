@@ -45,6 +45,13 @@ struct shard_stats {
     static void add(std::atomic<uint64_t>& c, uint64_t n = 1) {
         c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     }
+    // Counts one more in `c` and returns the new total; `log_worthy` tells whether it is a
+    // power of two, so that a repeated event is logged at 1, 2, 4, ... and not each time.
+    static uint64_t count(std::atomic<uint64_t>& c) {
+        add(c);
+        return c.load(std::memory_order_relaxed);
+    }
+    static bool log_worthy(uint64_t total) { return (total & (total - 1)) == 0; }
     static void sub(std::atomic<uint64_t>& c, uint64_t n = 1) {
         c.store(c.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
     }

@@ -154,13 +154,14 @@ protected:
     }
 
     client& connect(const std::string& id, bool clean = true, uint32_t expiry = 0,
-                    std::optional<mqtt::will> will = std::nullopt) {
+                    std::optional<mqtt::will> will = std::nullopt, uint16_t receive_maximum = 0) {
         client& cl = open();
         mqtt::connect c;
         c.client_id = id;
         c.clean_start = clean;
         c.keep_alive = 60;
         if (expiry) c.props.session_expiry_interval = expiry;
+        if (receive_maximum) c.props.receive_maximum = receive_maximum;
         c.will_message = std::move(will);
         cl.c->on_data(bytes(c));
         auto got = cl.t->take();
@@ -388,19 +389,8 @@ TEST_F(broker_fixture, pause_policy_holds_publish_while_over_quota) {
 TEST_F(broker_fixture, takeover_carries_the_backlog_outside_the_online_bound) {
     options_.subscriber_queue_messages = 10;
     make_broker();
-    auto subscriber = [&]() -> client& {
-        client& cl = open();
-        mqtt::connect c;
-        c.client_id = "slow";
-        c.clean_start = false;
-        c.keep_alive = 60;
-        c.props.session_expiry_interval = 600;
-        c.props.receive_maximum = 1;  // one in flight: the rest queues
-        cl.c->on_data(bytes(c));
-        auto got = cl.t->take();
-        EXPECT_TRUE(!got.empty() && std::holds_alternative<mqtt::connack>(got[0]));
-        return cl;
-    };
+    // One in flight: the rest queues.
+    auto subscriber = [&]() -> client& { return connect("slow", false, 600, std::nullopt, 1); };
     auto& first = subscriber();
     mqtt::subscribe s;
     s.packet_id = 1;
@@ -432,13 +422,7 @@ protected:
     client& overflow(uint16_t n) {
         options_.subscriber_queue_messages = 10;
         make_broker();
-        client& sub = open();
-        mqtt::connect c;
-        c.client_id = "clean-sub";
-        c.clean_start = true;
-        c.keep_alive = 60;
-        c.props.receive_maximum = 1;
-        sub.c->on_data(bytes(c));
+        client& sub = connect("clean-sub", true, 0, std::nullopt, 1);
         mqtt::subscribe s;
         s.packet_id = 1;
         s.entries.push_back(mqtt::subscription{"c/#", 1, false, false, 0});
@@ -572,14 +556,7 @@ TEST_F(retained_backlog_test, a_message_replaced_meanwhile_is_not_sent_stale) {
 
 TEST_F(retained_backlog_test, a_persistent_session_keeps_what_it_was_not_sent) {
     retain(50, 5, 1);
-    client& sub = open();
-    mqtt::connect c;
-    c.client_id = "keeper";
-    c.clean_start = false;
-    c.keep_alive = 60;
-    c.props.session_expiry_interval = 600;
-    c.props.receive_maximum = 1;  // one in flight: the rest waits in the backlog
-    sub.c->on_data(bytes(c));
+    client& sub = connect("keeper", false, 600, std::nullopt, 1);  // one in flight: the rest waits
     subscribe(sub, "r/#", 1);
     shard_().flush_outbox();
     EXPECT_EQ(retained_topics(sub.t->take()).size(), 1u);
