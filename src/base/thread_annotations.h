@@ -11,6 +11,7 @@
 // `sluice::writer_lock` / `sluice::reader_lock`. They cost nothing over the std types.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <shared_mutex>
@@ -58,9 +59,21 @@ private:
 class SLUICE_SCOPED_CAPABILITY mutex_lock {
 public:
     explicit mutex_lock(mutex& m) SLUICE_ACQUIRE(m) : m_(m) { m_.lock(); }
-    ~mutex_lock() SLUICE_RELEASE() { m_.unlock(); }
+    ~mutex_lock() SLUICE_RELEASE() {
+        if (held_) m_.unlock();
+    }
     mutex_lock(const mutex_lock&) = delete;
     mutex_lock& operator=(const mutex_lock&) = delete;
+
+    // Lets go of the mutex inside the scope (e.g. around I/O or callbacks) and takes it back.
+    void unlock() SLUICE_RELEASE() {
+        m_.unlock();
+        held_ = false;
+    }
+    void lock() SLUICE_ACQUIRE() {
+        m_.lock();
+        held_ = true;
+    }
 
     // Blocks on `cv` with the mutex released, and holds it again on return; as with
     // std::condition_variable, wakeups may be spurious, so callers loop on their condition.
@@ -70,9 +83,18 @@ public:
         cv.wait(native);
         native.release();  // still locked: this guard unlocks it
     }
+    // wait() with a deadline: std::cv_status::timeout once it has passed.
+    template <class Clock, class Duration>
+    std::cv_status wait_until(std::condition_variable& cv, const std::chrono::time_point<Clock, Duration>& deadline) {
+        std::unique_lock<std::mutex> native(m_.m_, std::adopt_lock);
+        const std::cv_status status = cv.wait_until(native, deadline);
+        native.release();
+        return status;
+    }
 
 private:
     mutex& m_;
+    bool held_ = true;
 };
 
 // std::shared_mutex as a capability: writer_lock holds it exclusively, reader_lock shared.

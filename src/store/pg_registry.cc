@@ -7,11 +7,11 @@
 // joins), through a second connection when the two databases differ, before the id is
 // returned: a reading is never stored before its names are.
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "base/thread_annotations.h"
 #include "base/utf8.h"
 #include "store/pg.h"
 #include "store/registry.h"
@@ -46,13 +46,13 @@ public:
     }
 
     result<void> migrate() override {
-        std::lock_guard<std::mutex> lk(mu_);
+        mutex_lock lk(mu_);
         return schema::migrate_app(conn_);
     }
 
     result<device> ensure_device(std::string_view key, std::string_view site, std::string_view line) override {
         if (key.empty()) return errc::invalid_argument;
-        std::lock_guard<std::mutex> lk(mu_);
+        mutex_lock lk(mu_);
         if (auto r = conn_.ensure(); !r) return r.error();
         const std::string k = repair_utf8(key);
         // Insert, or fill in a site/line that was unknown; no write when nothing changes.
@@ -88,7 +88,7 @@ public:
             sites.push_back(repair_utf8(r.site));
             lines.push_back(repair_utf8(r.line));
         }
-        std::lock_guard<std::mutex> lk(mu_);
+        mutex_lock lk(mu_);
         if (auto r = conn_.ensure(); !r) return r.error();
         const std::string k = text_array(keys);
         auto ins = conn_.query(
@@ -124,14 +124,14 @@ public:
     }
 
     result<std::optional<device>> find_device(std::string_view key) override {
-        std::lock_guard<std::mutex> lk(mu_);
+        mutex_lock lk(mu_);
         if (auto r = conn_.ensure(); !r) return r.error();
         return find_locked(repair_utf8(key));
     }
 
     result<int32_t> ensure_metric(std::string_view name) override {
         if (name.empty()) return errc::invalid_argument;
-        std::lock_guard<std::mutex> lk(mu_);
+        mutex_lock lk(mu_);
         if (auto r = conn_.ensure(); !r) return r.error();
         const std::string n = repair_utf8(name);
         auto q = conn_.query(
@@ -160,7 +160,7 @@ public:
             clean.push_back(repair_utf8(n));
         }
         const std::string arr = text_array(clean);
-        std::lock_guard<std::mutex> lk(mu_);
+        mutex_lock lk(mu_);
         if (auto r = conn_.ensure(); !r) return r.error();
         auto ins = conn_.query(
             "INSERT INTO sluice_app.metrics (name) SELECT DISTINCT n FROM unnest($1::text[]) AS u(n) "
@@ -176,7 +176,7 @@ public:
     }
 
     result<std::vector<metric_row>> load_metrics() override {
-        std::lock_guard<std::mutex> lk(mu_);
+        mutex_lock lk(mu_);
         if (auto r = conn_.ensure(); !r) return r.error();
         auto q = conn_.query(
             "SELECT id, name, unit, scale, \"offset\", valid_min, valid_max, warn_low, warn_high "
@@ -209,7 +209,7 @@ public:
     }
 
     result<std::vector<device>> load_devices() override {
-        std::lock_guard<std::mutex> lk(mu_);
+        mutex_lock lk(mu_);
         if (auto r = conn_.ensure(); !r) return r.error();
         const std::string sql = std::string("SELECT ") + k_device_columns + " FROM sluice_app.devices ORDER BY id";
         auto q = conn_.query(sql.c_str());
@@ -232,12 +232,12 @@ private:
         return out + "}";
     }
 
-    // The connection to the telemetry database's dictionary. REQUIRES: mu_ held.
-    pg::connection& names_conn() { return names_conn_ ? *names_conn_ : conn_; }
+    // The connection to the telemetry database's dictionary.
+    pg::connection& names_conn() SLUICE_REQUIRES(mu_) { return names_conn_ ? *names_conn_ : conn_; }
 
     // Runs a dictionary upsert; a telemetry schema that has no dictionary yet (not migrated
-    // to v3, or a registry used without a telemetry store) is not an error. REQUIRES: mu_ held.
-    result<void> upsert_names(const char* sql, std::initializer_list<pg::param> params) {
+    // to v3, or a registry used without a telemetry store) is not an error.
+    result<void> upsert_names(const char* sql, std::initializer_list<pg::param> params) SLUICE_REQUIRES(mu_) {
         if (!names_enabled_) return ok();
         pg::connection& c = names_conn();
         if (auto r = c.ensure(); !r) return r;
@@ -247,8 +247,7 @@ private:
         return ok();
     }
 
-    // REQUIRES: mu_ held.
-    result<void> sync_device_names(const std::vector<device>& devices) {
+    result<void> sync_device_names(const std::vector<device>& devices) SLUICE_REQUIRES(mu_) {
         if (devices.empty()) return ok();
         std::vector<int32_t> ids;
         std::vector<std::string> keys;
@@ -263,9 +262,8 @@ private:
             {int_array(ids), text_array(keys)});
     }
 
-    // REQUIRES: mu_ held.
     result<void> sync_metric_names(const std::vector<int32_t>& ids, const std::vector<std::string>& names,
-                                   const std::vector<std::string>& units) {
+                                   const std::vector<std::string>& units) SLUICE_REQUIRES(mu_) {
         if (ids.empty()) return ok();
         return upsert_names(
             "INSERT INTO sluice_telemetry.metric_names AS n (id, name, unit) "
@@ -275,8 +273,8 @@ private:
             {int_array(ids), text_array(names), text_array(units)});
     }
 
-    // REQUIRES: mu_ held, connected.
-    result<std::optional<device>> find_locked(const std::string& key) {
+    // Needs conn_ connected.
+    result<std::optional<device>> find_locked(const std::string& key) SLUICE_REQUIRES(mu_) {
         const std::string sql = std::string("SELECT ") + k_device_columns + " FROM sluice_app.devices WHERE key = $1";
         auto q = conn_.query(sql.c_str(), {key});
         if (!q) return q.error();
@@ -284,9 +282,10 @@ private:
         return std::optional<device>{device_at(*q, 0)};
     }
 
-    std::mutex mu_;
-    pg::connection conn_;
-    std::unique_ptr<pg::connection> names_conn_;  // telemetry database, when not the app database
+    sluice::mutex mu_;  // one statement sequence at a time on the connections
+    pg::connection conn_ SLUICE_GUARDED_BY(mu_);
+    std::unique_ptr<pg::connection> names_conn_
+        SLUICE_PT_GUARDED_BY(mu_);  // telemetry database, when not the app database
     bool names_enabled_ = false;
 };
 

@@ -9,13 +9,13 @@
 #include <condition_variable>
 #include <cstdio>
 #include <ctime>
-#include <mutex>
 #include <set>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "base/log.h"
+#include "base/thread_annotations.h"
 #include "base/utf8.h"
 #include "store/copy_format.h"
 #include "store/packing.h"
@@ -64,7 +64,7 @@ public:
     }
 
     result<void> migrate() override {
-        std::lock_guard<std::mutex> lk(admin_mu_);
+        mutex_lock lk(admin_mu_);
         if (auto r = schema::migrate_telemetry(*admin_, options_.layout); !r) return r;
         auto ts = schema::telemetry_uses_timescale(*admin_);
         if (!ts) return ts.error();
@@ -112,7 +112,7 @@ public:
             // "no partition of relation found for row": a partition this process
             // believed in was dropped (retention elsewhere). Forget and retry once.
             {
-                std::lock_guard<std::mutex> lk(mu_);
+                mutex_lock lk(mu_);
                 known_days_.clear();
             }
             if (auto p = ensure_partitions(*conn, batch.days_us); !p) return p;
@@ -133,7 +133,7 @@ public:
     }
 
     result<void> maintain(std::chrono::system_clock::time_point now) override {
-        std::lock_guard<std::mutex> lk(admin_mu_);
+        mutex_lock lk(admin_mu_);
         pg::connection& conn = *admin_;
         if (auto r = conn.ensure(); !r) return r;
         const int64_t now_us = to_unix_us(now);
@@ -157,7 +157,7 @@ public:
                 SLUICE_INFO("store", "retention dropped %s partitions", std::string(q->get(0, 0)).c_str());
             if (auto d = conn.query("DELETE FROM sluice_telemetry.dead_letters WHERE received_at < $1", {c}); !d)
                 return d.error();
-            std::lock_guard<std::mutex> lk2(mu_);
+            mutex_lock lk2(mu_);
             known_days_.clear();
         }
 
@@ -170,14 +170,15 @@ private:
     class lease {
     public:
         explicit lease(pg_store& s) : s_(s) {
-            std::unique_lock<std::mutex> lk(s_.mu_);
-            s_.cv_.wait(lk, [&] { return !s_.free_.empty(); });
+            mutex_lock lk(s_.mu_);
+            while (s_.free_.empty())
+                lk.wait(s_.cv_);
             c_ = s_.free_.back();
             s_.free_.pop_back();
         }
         ~lease() {
             {
-                std::lock_guard<std::mutex> lk(s_.mu_);
+                mutex_lock lk(s_.mu_);
                 s_.free_.push_back(c_);
             }
             s_.cv_.notify_one();
@@ -196,13 +197,13 @@ private:
         if (timescale_.load()) return ok();
         for (int64_t day : days) {
             {
-                std::lock_guard<std::mutex> lk(mu_);
+                mutex_lock lk(mu_);
                 if (known_days_.count(day) != 0) continue;
             }
             auto q = conn.query("SELECT sluice_telemetry.ensure_partition($1)", {timestamp_literal(day)});
             if (!q) return q.error();
             if (q->get(0, 0) == "t") SLUICE_INFO("store", "created partition for %s", timestamp_literal(day).c_str());
-            std::lock_guard<std::mutex> lk(mu_);
+            mutex_lock lk(mu_);
             known_days_.insert(day);
         }
         return ok();
@@ -382,13 +383,13 @@ private:
     }
 
     store_options options_;
-    std::mutex mu_;  // guards free_, known_days_
-    std::condition_variable cv_;
+    sluice::mutex mu_;
+    std::condition_variable cv_;  // a connection went back to free_
     std::vector<std::unique_ptr<pg::connection>> pool_;
-    std::vector<pg::connection*> free_;
-    std::set<int64_t> known_days_;
-    std::mutex admin_mu_;  // guards admin_ (migrate, maintain)
-    std::unique_ptr<pg::connection> admin_;
+    std::vector<pg::connection*> free_ SLUICE_GUARDED_BY(mu_);
+    std::set<int64_t> known_days_ SLUICE_GUARDED_BY(mu_);
+    sluice::mutex admin_mu_;  // migrate and maintain, one at a time, on admin_
+    std::unique_ptr<pg::connection> admin_ SLUICE_PT_GUARDED_BY(admin_mu_);
     std::atomic<bool> timescale_{false};
     // Debug-level stage timing of write_transaction (only read when logging at debug).
     static thread_local std::chrono::steady_clock::time_point stage_start_;

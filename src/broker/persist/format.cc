@@ -5,11 +5,11 @@
 #include "broker/persist/format.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 
 #include "base/assert.h"
 #include "base/endian.h"
+#include "bus/numbered_file.h"
 #include "bus/wal/crc32c.h"
 
 namespace sluice::broker::persist::format {
@@ -20,26 +20,11 @@ constexpr bus::framing::layout k_layout{k_record_header_size, k_min_body_size, k
 }  // namespace
 
 std::string journal_file_name(uint64_t generation) {
-    char buf[48];
-    std::snprintf(buf, sizeof buf, "journal-%020llu.log", static_cast<unsigned long long>(generation));
-    return buf;
+    return bus::numbered_file_name("journal-", generation, ".log");
 }
 
 std::optional<uint64_t> parse_journal_file_name(std::string_view name) {
-    constexpr std::string_view prefix = "journal-";
-    constexpr std::string_view suffix = ".log";
-    if (name.size() != prefix.size() + 20 + suffix.size()) return std::nullopt;
-    if (name.substr(0, prefix.size()) != prefix || name.substr(name.size() - suffix.size()) != suffix) {
-        return std::nullopt;
-    }
-    uint64_t v = 0;
-    for (char c : name.substr(prefix.size(), 20)) {
-        if (c < '0' || c > '9') return std::nullopt;
-        const auto digit = static_cast<uint64_t>(c - '0');
-        if (v > (UINT64_MAX - digit) / 10) return std::nullopt;
-        v = v * 10 + digit;
-    }
-    return v;
+    return bus::parse_numbered_file_name(name, "journal-", ".log");
 }
 
 std::string encode_file_header(file_type type, uint64_t generation) {

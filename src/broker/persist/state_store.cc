@@ -16,7 +16,6 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -24,6 +23,7 @@
 #include "base/endian.h"
 #include "base/errno_text.h"
 #include "base/log.h"
+#include "base/thread_annotations.h"
 #include "broker/persist/format.h"
 
 namespace sluice::broker::persist {
@@ -80,22 +80,24 @@ public:
     void load(const std::function<void(kind, std::string_view, std::string_view)>& visit) const;
     stats get_stats() const;
     std::error_code last_error() const {
-        std::lock_guard lock(mu_);
+        mutex_lock lock(mu_);
         return last_error_;
     }
 
 private:
     std::string path(std::string_view name) const { return dir_ + "/" + std::string(name); }
 
-    // Applies one record to the live map; a put takes the value from `owned` when given
-    // (saving a copy). REQUIRES: live_mu_ held, or no other thread yet.
-    void apply(format::op o, uint8_t k, std::string_view key, std::string_view value, std::string* owned = nullptr);
+    using live_map = std::map<std::string, std::string, std::less<>>;
+    // Applies one record to `live` (live_, with live_mu_ held exclusively); a put takes
+    // the value from `owned` when given (saving a copy).
+    void apply(live_map& live, format::op o, uint8_t k, std::string_view key, std::string_view value,
+               std::string* owned = nullptr);
     result<void> load_snapshot(uint64_t& generation);
     result<void> replay_journal(uint64_t generation);
     result<void> create_journal(uint64_t generation);
 
     void run();
-    bool urgent() const {  // REQUIRES: mu_ held
+    bool urgent() const SLUICE_REQUIRES(mu_) {
         return flush_waiters_ > 0 || pending_bytes_ >= opts_.group_bytes || compact_requests_ > compact_served_;
     }
     // Applies a group to the live map and makes it durable. Returns the group's error;
@@ -120,10 +122,10 @@ private:
     std::shared_ptr<bus::file_system> fs_;
     int lock_fd_ = -1;  // flock(LOCK_EX) on <dir>/LOCK while open
 
-    // Live state: mutated by recovery, then only by the writer thread (under live_mu_);
-    // the writer reads it without the lock, everyone else with it.
-    mutable std::mutex live_mu_;
-    std::map<std::string, std::string, std::less<>> live_;
+    // Live state: mutated by recovery, then only by the writer thread; load() and the
+    // writer's snapshots read it.
+    mutable sluice::shared_mutex live_mu_;
+    live_map live_ SLUICE_GUARDED_BY(live_mu_);
     std::atomic<uint64_t> live_bytes_{0};
     std::atomic<uint64_t> live_keys_{0};
 
@@ -140,41 +142,41 @@ private:
     std::atomic<uint64_t> write_errors_{0};
 
     // The queue between callers and the writer.
-    mutable std::mutex mu_;
+    mutable sluice::mutex mu_;
     std::condition_variable work_cv_;  // writer waits for work
     std::condition_variable done_cv_;  // flush()/compact()/close() wait for the writer
-    std::vector<pending_op> pending_;
-    size_t pending_bytes_ = 0;
-    std::chrono::steady_clock::time_point first_pending_{};
-    uint64_t enqueued_seq_ = 0;        // changes queued so far
-    uint64_t processed_seq_ = 0;       // changes the writer has handled (durably or not)
-    uint64_t durable_seq_ = 0;         // changes known durable
-    std::error_code processed_error_;  // error of the most recent batch, if it failed
-    std::error_code last_error_;
-    int flush_waiters_ = 0;
-    std::deque<std::pair<uint64_t, std::function<void(std::error_code)>>> callbacks_;  // by ticket
-    uint64_t compact_requests_ = 0;
-    uint64_t compact_served_ = 0;
-    std::error_code compact_error_;  // result of the most recent requested compaction
-    bool stop_ = false;
-    bool closed_ = false;
-    bool thread_done_ = false;
-    std::error_code close_error_;
+    std::vector<pending_op> pending_ SLUICE_GUARDED_BY(mu_);
+    size_t pending_bytes_ SLUICE_GUARDED_BY(mu_) = 0;
+    std::chrono::steady_clock::time_point first_pending_ SLUICE_GUARDED_BY(mu_){};
+    uint64_t enqueued_seq_ SLUICE_GUARDED_BY(mu_) = 0;   // changes queued so far
+    uint64_t processed_seq_ SLUICE_GUARDED_BY(mu_) = 0;  // changes the writer has handled (durably or not)
+    uint64_t durable_seq_ SLUICE_GUARDED_BY(mu_) = 0;    // changes known durable
+    std::error_code last_error_ SLUICE_GUARDED_BY(mu_);
+    int flush_waiters_ SLUICE_GUARDED_BY(mu_) = 0;
+    std::deque<std::pair<uint64_t, std::function<void(std::error_code)>>> callbacks_
+        SLUICE_GUARDED_BY(mu_);  // by ticket
+    uint64_t compact_requests_ SLUICE_GUARDED_BY(mu_) = 0;
+    uint64_t compact_served_ SLUICE_GUARDED_BY(mu_) = 0;
+    std::error_code compact_error_ SLUICE_GUARDED_BY(mu_);  // result of the most recent requested compaction
+    bool stop_ SLUICE_GUARDED_BY(mu_) = false;
+    bool closed_ SLUICE_GUARDED_BY(mu_) = false;
+    bool thread_done_ SLUICE_GUARDED_BY(mu_) = false;
+    std::error_code close_error_ SLUICE_GUARDED_BY(mu_);
     std::thread thread_;
 };
 
 // ---- recovery ------------------------------------------------------------------------
 
-void state_store::impl::apply(format::op o, uint8_t k, std::string_view key, std::string_view value,
+void state_store::impl::apply(live_map& live, format::op o, uint8_t k, std::string_view key, std::string_view value,
                               std::string* owned) {
     switch (o) {
         case format::op::put: {
             std::string lk = live_key(k, key);
-            auto it = live_.find(lk);
-            if (it == live_.end()) {
+            auto it = live.find(lk);
+            if (it == live.end()) {
                 live_bytes_ += format::encoded_record_size(key, value);
                 ++live_keys_;
-                live_.emplace(std::move(lk), owned ? std::move(*owned) : std::string(value));
+                live.emplace(std::move(lk), owned ? std::move(*owned) : std::string(value));
             } else {
                 live_bytes_ -= it->second.size();
                 live_bytes_ += value.size();
@@ -187,21 +189,21 @@ void state_store::impl::apply(format::op o, uint8_t k, std::string_view key, std
             break;
         }
         case format::op::erase: {
-            auto it = live_.find(live_key(k, key));
-            if (it != live_.end()) {
+            auto it = live.find(live_key(k, key));
+            if (it != live.end()) {
                 live_bytes_ -= format::encoded_record_size(key, it->second);
                 --live_keys_;
-                live_.erase(it);
+                live.erase(it);
             }
             break;
         }
         case format::op::erase_prefix: {
             const std::string lk = live_key(k, key);
-            auto it = live_.lower_bound(lk);
-            while (it != live_.end() && std::string_view(it->first).substr(0, lk.size()) == lk) {
+            auto it = live.lower_bound(lk);
+            while (it != live.end() && std::string_view(it->first).substr(0, lk.size()) == lk) {
                 live_bytes_ -= format::encoded_record_size(std::string_view(it->first).substr(1), it->second);
                 --live_keys_;
-                it = live_.erase(it);
+                it = live.erase(it);
             }
             break;
         }
@@ -227,18 +229,21 @@ result<void> state_store::impl::load_snapshot(uint64_t& generation) {
     bool ended = false;
     bool bad = false;
     uint64_t count = 0;
-    const auto scan = format::scan(all.substr(format::k_file_header_size), [&](const format::record_view& r) {
-        if (ended || (r.o != format::op::put && r.o != format::op::snapshot_end)) {
-            bad = true;
-        } else if (r.o == format::op::snapshot_end) {
-            const uint64_t n = load_le64(r.value.data());
-            ended = true;
-            bad = bad || n != count;
-        } else {
-            apply(r.o, r.kind, r.key, r.value);
-            ++count;
-        }
-    });
+    writer_lock live_lock(live_mu_);
+    // The analysis checks a lambda on its own; this one runs inside scan(), under live_lock.
+    const auto scan = format::scan(all.substr(format::k_file_header_size),
+                                   [&](const format::record_view& r) SLUICE_NO_THREAD_SAFETY_ANALYSIS {
+                                       if (ended || (r.o != format::op::put && r.o != format::op::snapshot_end)) {
+                                           bad = true;
+                                       } else if (r.o == format::op::snapshot_end) {
+                                           const uint64_t n = load_le64(r.value.data());
+                                           ended = true;
+                                           bad = bad || n != count;
+                                       } else {
+                                           apply(live_, r.o, r.kind, r.key, r.value);
+                                           ++count;
+                                       }
+                                   });
     // A snapshot is fsynced before it is renamed into place: any damage is real corruption.
     if (scan.first_damage != format::damage::none || bad || !ended) {
         if (scan.first_damage != format::damage::none) {
@@ -299,8 +304,11 @@ result<void> state_store::impl::replay_journal(uint64_t generation) {
                      hs == format::header_status::ok ? "generation differs from its name" : format::to_string(hs));
         return hs == format::header_status::unsupported_version ? errc::unsupported_version : errc::corruption;
     }
+    writer_lock live_lock(live_mu_);
+    // The analysis checks a lambda on its own; this one runs inside scan(), under live_lock.
     const auto scan = format::scan(all.substr(format::k_file_header_size),
-                                   [&](const format::record_view& r) { apply(r.o, r.kind, r.key, r.value); });
+                                   [&](const format::record_view& r)
+                                       SLUICE_NO_THREAD_SAFETY_ANALYSIS { apply(live_, r.o, r.kind, r.key, r.value); });
     uint64_t keep = all.size();
     if (scan.first_damage != format::damage::none) {
         keep = format::k_file_header_size + scan.valid_bytes;
@@ -402,7 +410,7 @@ void state_store::impl::enqueue(format::op o, kind k, std::string_view key, std:
                  "state store record of %zu bytes is too large", size);
     bool wake = false;
     {
-        std::lock_guard lock(mu_);
+        mutex_lock lock(mu_);
         SLUICE_CHECK(!closed_, "state store used after close()");
         if (pending_.empty()) {
             first_pending_ = std::chrono::steady_clock::now();
@@ -418,13 +426,14 @@ void state_store::impl::enqueue(format::op o, kind k, std::string_view key, std:
 }
 
 result<void> state_store::impl::flush() {
-    std::unique_lock lock(mu_);
+    mutex_lock lock(mu_);
     const uint64_t ticket = enqueued_seq_;
     if (processed_seq_ < ticket) {
         SLUICE_CHECK(!thread_done_, "flush() with changes queued after the writer stopped");
         ++flush_waiters_;
         work_cv_.notify_one();
-        done_cv_.wait(lock, [&] { return processed_seq_ >= ticket; });
+        while (processed_seq_ < ticket)
+            lock.wait(done_cv_);
         --flush_waiters_;
     }
     if (durable_seq_ >= ticket) return ok();
@@ -433,7 +442,7 @@ result<void> state_store::impl::flush() {
 
 void state_store::impl::when_durable(std::function<void(std::error_code)> done) {
     {
-        std::lock_guard lock(mu_);
+        mutex_lock lock(mu_);
         SLUICE_CHECK(!closed_, "state store used after close()");
         callbacks_.emplace_back(enqueued_seq_, std::move(done));
         // Nothing to wait for: the writer fires it on its next turn.
@@ -443,18 +452,19 @@ void state_store::impl::when_durable(std::function<void(std::error_code)> done) 
 }
 
 result<void> state_store::impl::compact() {
-    std::unique_lock lock(mu_);
+    mutex_lock lock(mu_);
     if (thread_done_) return errc::closed;
     const uint64_t ticket = ++compact_requests_;
     work_cv_.notify_one();
-    done_cv_.wait(lock, [&] { return compact_served_ >= ticket; });
+    while (compact_served_ < ticket)
+        lock.wait(done_cv_);
     if (compact_error_) return compact_error_;
     return ok();
 }
 
 result<void> state_store::impl::close() {
     {
-        std::unique_lock lock(mu_);
+        mutex_lock lock(mu_);
         if (closed_) return close_error_ ? result<void>(close_error_) : ok();
         closed_ = true;  // no put after this point (checked)
         stop_ = true;
@@ -465,12 +475,12 @@ result<void> state_store::impl::close() {
         ::close(lock_fd_);
         lock_fd_ = -1;
     }
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     return close_error_ ? result<void>(close_error_) : ok();
 }
 
 void state_store::impl::load(const std::function<void(kind, std::string_view, std::string_view)>& visit) const {
-    std::lock_guard lock(live_mu_);
+    reader_lock lock(live_mu_);
     for (const auto& [k, v] : live_) {
         visit(static_cast<kind>(static_cast<uint8_t>(k[0])), std::string_view(k).substr(1), v);
     }
@@ -484,7 +494,7 @@ state_store::stats state_store::impl::get_stats() const {
     s.syncs = syncs_.load();
     s.compactions = compactions_.load();
     s.write_errors = write_errors_.load();
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     s.pending_bytes = pending_bytes_;
     return s;
 }
@@ -492,26 +502,30 @@ state_store::stats state_store::impl::get_stats() const {
 // ---- the writer thread ---------------------------------------------------------------
 
 void state_store::impl::run() {
-    std::unique_lock lock(mu_);
+    mutex_lock lock(mu_);
     for (;;) {
-        work_cv_.wait(lock, [&] {
-            return stop_ || !pending_.empty() || compact_requests_ > compact_served_ ||
-                   (!callbacks_.empty() && callbacks_.front().first <= processed_seq_);
-        });
+        while (!stop_ && pending_.empty() && compact_requests_ <= compact_served_ &&
+               (callbacks_.empty() || callbacks_.front().first > processed_seq_)) {
+            lock.wait(work_cv_);
+        }
         if (!pending_.empty() && !stop_ && !urgent()) {
             // Group commit: wait for more changes until the oldest has waited sync_interval.
-            work_cv_.wait_until(lock, first_pending_ + opts_.sync_interval, [&] { return stop_ || urgent(); });
+            const auto deadline = first_pending_ + opts_.sync_interval;
+            while (!stop_ && !urgent()) {
+                if (lock.wait_until(work_cv_, deadline) == std::cv_status::timeout) break;
+            }
         }
         std::vector<pending_op> batch;
         batch.swap(pending_);
         pending_bytes_ = 0;
         const uint64_t seq = enqueued_seq_;
         const uint64_t compact_ticket = compact_requests_;
+        const bool compact_asked = compact_ticket > compact_served_;
         const bool final_pass = stop_;
         lock.unlock();
 
         std::error_code compact_ec;
-        const std::error_code ec = process(batch, compact_ticket > compact_served_, compact_ec);
+        const std::error_code ec = process(batch, compact_asked, compact_ec);
         std::error_code close_ec;
         if (final_pass) {
             // Clean close: leave a snapshot and an empty journal behind, so the next
@@ -594,9 +608,9 @@ std::error_code state_store::impl::append_batch(const std::vector<pending_op>& b
 
 void state_store::impl::apply_batch(std::vector<pending_op>& batch, bool take_values) {
     if (batch.empty()) return;
-    std::lock_guard lock(live_mu_);
+    writer_lock lock(live_mu_);
     for (auto& op : batch)
-        apply(op.o, op.kind, op.key, op.value, take_values ? &op.value : nullptr);
+        apply(live_, op.o, op.kind, op.key, op.value, take_values ? &op.value : nullptr);
 }
 
 std::error_code state_store::impl::process(std::vector<pending_op>& batch, bool force_compact,
@@ -637,7 +651,8 @@ std::error_code state_store::impl::write_snapshot_and_journal() {
     auto& out = *f;
     std::string chunk = format::encode_file_header(format::file_type::snapshot, generation);
     uint64_t count = 0;
-    for (const auto& [k, v] : live_) {  // only this thread mutates live_
+    reader_lock live_lock(live_mu_);  // only this thread mutates live_: load() may read alongside
+    for (const auto& [k, v] : live_) {
         format::encode_record(chunk, format::op::put, static_cast<uint8_t>(k[0]), std::string_view(k).substr(1), v);
         ++count;
         if (chunk.size() >= k_snapshot_chunk) {

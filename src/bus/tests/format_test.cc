@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "bus/numbered_file.h"
 #include "bus/tests/test_util.h"
 #include "bus/wal/crc32c.h"
 #include "bus/wal/cursors.h"
@@ -38,6 +39,15 @@ TEST(wal_format, file_names_round_trip) {
     EXPECT_FALSE(parse_segment_file_name("0000000000000000004x.log"));
     EXPECT_FALSE(parse_segment_file_name("99999999999999999999.log"));  // overflows uint64
     EXPECT_FALSE(parse_segment_file_name("cursors"));
+}
+
+TEST(numbered_file, prefix_and_suffix_must_match_exactly) {
+    EXPECT_EQ(numbered_file_name("journal-", 7, ".log"), "journal-00000000000000000007.log");
+    EXPECT_EQ(parse_numbered_file_name("journal-00000000000000000007.log", "journal-", ".log"), 7u);
+    EXPECT_FALSE(parse_numbered_file_name("journal-00000000000000000007.log", "", ".log"));
+    EXPECT_FALSE(parse_numbered_file_name("journal-00000000000000000007.tmp", "journal-", ".log"));
+    EXPECT_FALSE(parse_numbered_file_name("snapshot00000000000000000007.log", "journal-", ".log"));
+    EXPECT_FALSE(parse_numbered_file_name("journal-0000000000000000007.log", "journal-", ".log"));  // 19 digits
 }
 
 TEST(wal_format, header_layout_is_pinned) {

@@ -5,11 +5,11 @@
 #include "bus/wal/format.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 
 #include "base/assert.h"
 #include "base/endian.h"
+#include "bus/numbered_file.h"
 #include "bus/wal/crc32c.h"
 
 namespace sluice::bus::wal {
@@ -47,22 +47,11 @@ bool decode_body(std::string_view body, uint8_t type, record& out) {
 }  // namespace
 
 std::string segment_file_name(uint64_t base_offset) {
-    char name[32];
-    std::snprintf(name, sizeof name, "%020llu.log", static_cast<unsigned long long>(base_offset));
-    return name;
+    return numbered_file_name("", base_offset, ".log");
 }
 
 std::optional<uint64_t> parse_segment_file_name(std::string_view name) {
-    if (name.size() != 24 || name.substr(20) != ".log") return std::nullopt;
-    uint64_t v = 0;
-    for (size_t i = 0; i < 20; ++i) {
-        char c = name[i];
-        if (c < '0' || c > '9') return std::nullopt;
-        uint64_t digit = static_cast<uint64_t>(c - '0');
-        if (v > (UINT64_MAX - digit) / 10) return std::nullopt;
-        v = v * 10 + digit;
-    }
-    return v;
+    return parse_numbered_file_name(name, "", ".log");
 }
 
 std::string encode_segment_header(uint32_t partition, uint64_t base_offset) {

@@ -99,7 +99,7 @@ result<void> partition::recover(std::vector<recovery_event>* report) {
 
     next_offset_ = expected;
     {
-        std::lock_guard lock(state_mu_);
+        mutex_lock lock(state_mu_);
         segments_ = segs;
         missing_ = missing;
         visible_end_ = next_offset_;

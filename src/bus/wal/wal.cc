@@ -6,10 +6,10 @@
 #include "bus/wal/wal.h"
 
 #include <atomic>
-#include <mutex>
 #include <optional>
 
 #include "base/log.h"
+#include "base/thread_annotations.h"
 #include "bus/wal/cursors.h"
 #include "bus/wal/wal_internal.h"
 
@@ -35,6 +35,7 @@ public:
                          cursors_path(opts_.dir).c_str());
             if (auto r = fs_->rename(cursors_path(opts_.dir), cursors_path(opts_.dir) + ".corrupt"); !r) return r;
         } else {
+            mutex_lock lock(cursor_mu_);
             cursors_ = std::move(*loaded);
         }
         for (uint32_t i = 0; i < opts_.partitions; ++i) {
@@ -85,7 +86,7 @@ public:
         }
         std::optional<uint64_t> min;
         {
-            std::lock_guard lock(cursor_mu_);
+            mutex_lock lock(cursor_mu_);
             wal::cursor_map next = cursors_;
             next[{std::string(consumer), part}] = next_offset;
             if (auto r = wal::store_cursors(*fs_, cursors_path(opts_.dir), next); !r) return r;
@@ -98,7 +99,7 @@ public:
 
     result<std::optional<uint64_t>> cursor(std::string_view consumer, uint32_t part) override {
         if (part >= parts_.size()) return err(errc::invalid_argument);
-        std::lock_guard lock(cursor_mu_);
+        mutex_lock lock(cursor_mu_);
         auto it = cursors_.find({std::string(consumer), part});
         if (it == cursors_.end()) return std::optional<uint64_t>{};
         return std::optional<uint64_t>{it->second};
@@ -116,11 +117,10 @@ public:
 
 private:
     std::optional<uint64_t> min_cursor(uint32_t part) {
-        std::lock_guard lock(cursor_mu_);
+        mutex_lock lock(cursor_mu_);
         return min_cursor_locked(part);
     }
-    // REQUIRES: cursor_mu_ held.
-    std::optional<uint64_t> min_cursor_locked(uint32_t part) const {
+    std::optional<uint64_t> min_cursor_locked(uint32_t part) const SLUICE_REQUIRES(cursor_mu_) {
         std::optional<uint64_t> min;
         for (const auto& [key, off] : cursors_) {
             if (key.second == part && (!min || off < *min)) min = off;
@@ -132,8 +132,8 @@ private:
     const std::shared_ptr<file_system> fs_;
     std::atomic<uint64_t> total_bytes_{0};
     std::vector<std::shared_ptr<partition>> parts_;
-    std::mutex cursor_mu_;
-    wal::cursor_map cursors_;  // guarded by cursor_mu_
+    sluice::mutex cursor_mu_;
+    wal::cursor_map cursors_ SLUICE_GUARDED_BY(cursor_mu_);
 };
 
 }  // namespace

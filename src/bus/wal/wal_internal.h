@@ -13,13 +13,13 @@
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "base/log.h"
+#include "base/thread_annotations.h"
 #include "bus/wal/wal.h"
 
 namespace sluice::bus::wal::detail {
@@ -50,7 +50,7 @@ struct pending {
 };
 
 // One partition: its segments, its writer thread and its readers' shared view.
-class partition : public std::enable_shared_from_this<partition> {
+class partition {
 public:
     partition(uint32_t id, std::string dir, const wal_options& opts, std::shared_ptr<file_system> fs,
               std::atomic<uint64_t>* total_bytes)
@@ -75,7 +75,7 @@ public:
     // leaves it to the caller.
     bool enqueue(pending& p) {
         {
-            std::lock_guard lock(queue_mu_);
+            mutex_lock lock(queue_mu_);
             if (stopping_) return false;
             if (queue_.empty()) first_enqueue_ = clock::now();
             queued_bytes_ += p.msg.payload.size() + p.msg.topic.size() + 32;
@@ -88,15 +88,18 @@ public:
     // Reader support: waits up to `wait` for visible_end > pos. Returns the visible
     // end, or errc::closed once stopped and nothing more is visible.
     result<uint64_t> wait_visible(uint64_t pos, std::chrono::milliseconds wait) {
-        std::unique_lock lock(state_mu_);
-        state_cv_.wait_for(lock, wait, [&] { return visible_end_ > pos || closed_; });
+        const auto deadline = clock::now() + wait;
+        mutex_lock lock(state_mu_);
+        while (visible_end_ <= pos && !closed_) {
+            if (lock.wait_until(state_cv_, deadline) == std::cv_status::timeout) break;
+        }
         if (visible_end_ > pos) return visible_end_;
         if (closed_) return err(errc::closed);
         return visible_end_;
     }
     // The segment holding `pos` (a copy of its current visible state).
     result<segment_info> locate(uint64_t pos) const {
-        std::lock_guard lock(state_mu_);
+        mutex_lock lock(state_mu_);
         for (const auto& m : missing_) {
             if (pos >= m.begin && pos < m.end) return err(errc::corruption);
         }
@@ -108,17 +111,17 @@ public:
         return *it;
     }
     uint64_t visible_end() const {
-        std::lock_guard lock(state_mu_);
+        mutex_lock lock(state_mu_);
         return visible_end_;
     }
     uint64_t oldest_offset() const {
-        std::lock_guard lock(state_mu_);
+        mutex_lock lock(state_mu_);
         return segments_.empty() ? visible_end_ : segments_.front().base;
     }
     bus::stats stats() const {
         bus::stats s;
         {
-            std::lock_guard lock(state_mu_);
+            mutex_lock lock(state_mu_);
             s.durable_end = visible_end_;
             s.newest_receive_time_ms = newest_time_ms_;
             s.oldest_offset = segments_.empty() ? visible_end_ : segments_.front().base;
@@ -136,6 +139,11 @@ public:
 
 private:
     void writer_loop();
+    // Whether the group being gathered may be written now (see writer_loop).
+    bool group_full() const SLUICE_REQUIRES(queue_mu_) {
+        return queued_bytes_ >= opts_.group_commit_max_bytes || stopping_ ||
+               (last_group_size_ > 1 && queue_.size() >= last_group_size_);
+    }
     void process(std::vector<pending>& batch);
     // Writes chunk_ (and syncs when `sync`); publishes or fails staged_.
     bool flush_chunk(bool sync);
@@ -172,12 +180,12 @@ private:
     std::atomic<uint64_t>* const total_bytes_;
 
     // Appenders' queue.
-    std::mutex queue_mu_;
+    sluice::mutex queue_mu_;
     std::condition_variable queue_cv_;
-    std::vector<pending> queue_;       // guarded by queue_mu_
-    uint64_t queued_bytes_ = 0;        // guarded by queue_mu_
-    clock::time_point first_enqueue_;  // guarded by queue_mu_
-    bool stopping_ = false;            // guarded by queue_mu_
+    std::vector<pending> queue_ SLUICE_GUARDED_BY(queue_mu_);
+    uint64_t queued_bytes_ SLUICE_GUARDED_BY(queue_mu_) = 0;
+    clock::time_point first_enqueue_ SLUICE_GUARDED_BY(queue_mu_);
+    bool stopping_ SLUICE_GUARDED_BY(queue_mu_) = false;
 
     // Writer thread only.
     std::thread writer_;
@@ -198,15 +206,15 @@ private:
     std::vector<staged_record> staged_;  // records in chunk_ (or written, awaiting callbacks)
 
     // Readers' and stats' view.
-    mutable std::mutex state_mu_;
+    mutable sluice::mutex state_mu_;
     std::condition_variable state_cv_;
-    std::vector<segment_info> segments_;  // guarded by state_mu_, sorted by base
-    std::vector<missing_range> missing_;  // guarded by state_mu_
-    uint64_t visible_end_ = 0;            // guarded by state_mu_
-    int64_t newest_time_ms_ = 0;          // guarded by state_mu_
-    bool closed_ = false;                 // guarded by state_mu_
+    std::vector<segment_info> segments_ SLUICE_GUARDED_BY(state_mu_);  // sorted by base
+    std::vector<missing_range> missing_ SLUICE_GUARDED_BY(state_mu_);
+    uint64_t visible_end_ SLUICE_GUARDED_BY(state_mu_) = 0;
+    int64_t newest_time_ms_ SLUICE_GUARDED_BY(state_mu_) = 0;
+    bool closed_ SLUICE_GUARDED_BY(state_mu_) = false;
 
-    std::mutex collect_mu_;
+    sluice::mutex collect_mu_;  // one collect() at a time (writer thread and bus::commit)
     std::atomic<uint64_t> bytes_{0};
     std::atomic<uint64_t> fsyncs_{0};
     std::atomic<uint64_t> appends_{0};

@@ -27,21 +27,21 @@ result<void> partition::create_segment(uint64_t base) {
     active_ = std::move(*file);
     active_records_ = 0;
     add_bytes(header.size());
-    std::lock_guard lock(state_mu_);
+    mutex_lock lock(state_mu_);
     segments_.push_back({base, path, header.size(), base, 0});
     return ok();
 }
 
 void partition::stop() {
     {
-        std::lock_guard lock(queue_mu_);
+        mutex_lock lock(queue_mu_);
         if (stopping_ && !writer_.joinable()) return;
         stopping_ = true;
     }
     queue_cv_.notify_one();
     if (writer_.joinable()) writer_.join();
     {
-        std::lock_guard lock(state_mu_);
+        mutex_lock lock(state_mu_);
         closed_ = true;
     }
     state_cv_.notify_all();
@@ -52,33 +52,35 @@ void partition::writer_loop() {
     for (;;) {
         std::vector<pending> batch;
         {
-            std::unique_lock lock(queue_mu_);
+            mutex_lock lock(queue_mu_);
             auto deadline = clock::now() + std::chrono::seconds(1);
             if (async && unsynced_) deadline = std::min(deadline, last_sync_ + opts_.group_commit_max_delay);
-            queue_cv_.wait_until(lock, deadline, [&] { return !queue_.empty() || stopping_; });
-            if (queue_.empty()) {
-                if (stopping_) break;
-                lock.unlock();
-                if (async && unsynced_ && clock::now() >= last_sync_ + opts_.group_commit_max_delay) sync_active();
-                if (opts_.retention.count() > 0 && clock::now() - last_collect_ >= std::chrono::seconds(1)) {
-                    last_collect_ = clock::now();
-                    collect(std::nullopt);
+            while (queue_.empty() && !stopping_) {
+                if (lock.wait_until(queue_cv_, deadline) == std::cv_status::timeout) break;
+            }
+            if (queue_.empty() && stopping_) break;
+            if (!queue_.empty()) {
+                // Gather a group: wait up to the max delay, but stop as soon as the group is
+                // as large as the previous one (the appenders that were waiting on the last
+                // fsync are all back) or max_bytes is reached.
+                if (opts_.mode == durability::fsync && opts_.group_commit_max_delay.count() > 0) {
+                    const auto group_deadline = first_enqueue_ + opts_.group_commit_max_delay;
+                    while (!group_full()) {
+                        if (lock.wait_until(queue_cv_, group_deadline) == std::cv_status::timeout) break;
+                    }
                 }
-                continue;
+                last_group_size_ = queue_.size();
+                batch.swap(queue_);
+                queued_bytes_ = 0;
             }
-            // Gather a group: wait up to the max delay, but stop as soon as the group is
-            // as large as the previous one (the appenders that were waiting on the last
-            // fsync are all back) or max_bytes is reached.
-            auto full = [&] {
-                return queued_bytes_ >= opts_.group_commit_max_bytes || stopping_ ||
-                       (last_group_size_ > 1 && queue_.size() >= last_group_size_);
-            };
-            if (opts_.mode == durability::fsync && opts_.group_commit_max_delay.count() > 0 && !full()) {
-                queue_cv_.wait_until(lock, first_enqueue_ + opts_.group_commit_max_delay, full);
+        }
+        if (batch.empty()) {  // idle: the timers' work
+            if (async && unsynced_ && clock::now() >= last_sync_ + opts_.group_commit_max_delay) sync_active();
+            if (opts_.retention.count() > 0 && clock::now() - last_collect_ >= std::chrono::seconds(1)) {
+                last_collect_ = clock::now();
+                collect(std::nullopt);
             }
-            last_group_size_ = queue_.size();
-            batch.swap(queue_);
-            queued_bytes_ = 0;
+            continue;
         }
         process(batch);
         if (async && unsynced_ && clock::now() >= last_sync_ + opts_.group_commit_max_delay) sync_active();
@@ -130,7 +132,7 @@ bool partition::flush_chunk(bool sync) {
         unsynced_ = true;
     }
     {
-        std::lock_guard lock(state_mu_);
+        mutex_lock lock(state_mu_);
         auto& seg = segments_.back();
         seg.bytes = active_->size();
         seg.end_offset = staged_.back().offset + 1;
@@ -200,14 +202,14 @@ void partition::process(std::vector<pending>& batch) {
 }
 
 void partition::collect(std::optional<uint64_t> min_cursor) {
-    std::lock_guard guard(collect_mu_);
+    mutex_lock guard(collect_mu_);
     const int64_t cutoff =
         opts_.retention.count() > 0
             ? unix_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(opts_.retention).count()
             : INT64_MIN;
     std::vector<segment_info> doomed;
     {
-        std::lock_guard lock(state_mu_);
+        mutex_lock lock(state_mu_);
         size_t n = 0;
         while (n + 1 < segments_.size()) {
             const auto& s = segments_[n];
