@@ -380,6 +380,12 @@ TEST_F(broker_fixture, pause_policy_holds_publish_while_over_quota) {
     EXPECT_TRUE(pub.t->take().empty());
     EXPECT_FALSE(pub.t->closed);
     EXPECT_EQ(brk_->get_totals().ingest_paused, 1u);
+
+    // Held for longer than 1.5 x its keep-alive (60 s): the broker stopped reading, so the
+    // client's PINGREQs are unread, not missing; it must not be cut for a keep-alive timeout.
+    advance(200'000);
+    EXPECT_FALSE(pub.t->closed);
+    EXPECT_EQ(brk_->get_totals().keep_alive_timeouts, 0u);
 }
 
 // Issue 10: the backlog a session carries into a new connection does not count against
