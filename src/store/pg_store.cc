@@ -69,6 +69,7 @@ public:
         auto ts = schema::telemetry_uses_timescale(*admin_);
         if (!ts) return ts.error();
         timescale_.store(*ts);
+        if (*ts) return schema::ensure_retention_job(*admin_, options_.retention);
         return ok();
     }
 
@@ -146,17 +147,15 @@ public:
             days.push_back(today + d * day_us);
         if (auto r = ensure_partitions(conn, days); !r) return r;
 
-        // 2. Retention: whole partitions (chunks) past the cutoff, and old dead letters.
-        if (options_.retention.count() > 0) {
+        // 2. Retention: whole partitions past the cutoff, and old dead letters. On
+        // TimescaleDB a Timescale job does it (schema::ensure_retention_job).
+        if (options_.retention.count() > 0 && !timescale_.load()) {
             const int64_t cutoff =
                 now_us - std::chrono::duration_cast<std::chrono::microseconds>(options_.retention).count();
-            const std::string c = timestamp_literal(cutoff);
-            auto q = conn.query("SELECT sluice_telemetry.drop_partitions_before($1)", {c});
+            auto q = conn.query("SELECT sluice_telemetry.apply_retention($1)", {timestamp_literal(cutoff)});
             if (!q) return q.error();
             if (q->get(0, 0) != "0")
                 SLUICE_INFO("store", "retention dropped %s partitions", std::string(q->get(0, 0)).c_str());
-            if (auto d = conn.query("DELETE FROM sluice_telemetry.dead_letters WHERE received_at < $1", {c}); !d)
-                return d.error();
             mutex_lock lk2(mu_);
             known_days_.clear();
         }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -214,6 +215,65 @@ CROSS JOIN LATERAL (
 
 #undef SLUICE_UNPACK
 
+// v4: retention in one function, used by maintain() on native partitions and, on
+// TimescaleDB, by a Timescale job (retention_job, registered by ensure_retention_job):
+// one owner per layout.
+const char* const k_retention_v4 = R"sql(
+-- Drops raw partitions (chunks) that end at or before cutoff, after archiving their
+-- hourly rollups, and dead letters received before it; returns how many partitions.
+CREATE FUNCTION sluice_telemetry.apply_retention(cutoff timestamptz) RETURNS int4
+LANGUAGE plpgsql AS $fn$
+DECLARE dropped int4;
+BEGIN
+  dropped := sluice_telemetry.drop_partitions_before(cutoff);
+  DELETE FROM sluice_telemetry.dead_letters WHERE received_at < cutoff;
+  RETURN dropped;
+END
+$fn$;
+)sql";
+
+const char* const k_timescale_retention_v4 = R"sql(
+-- A TimescaleDB job (timescaledb_information.jobs): config {"drop_after": interval}.
+CREATE PROCEDURE sluice_telemetry.retention_job(job_id int4, config jsonb)
+LANGUAGE plpgsql AS $fn$
+DECLARE dropped int4;
+BEGIN
+  dropped := sluice_telemetry.apply_retention(now() - (config->>'drop_after')::interval);
+  IF dropped > 0 THEN
+    RAISE LOG 'sluice retention job %: dropped % chunks older than %', job_id, dropped, config->>'drop_after';
+  END IF;
+END
+$fn$;
+
+-- Makes the retention job match store.retention: one job running retention_job hourly
+-- with drop_after, or none when drop_after is NULL. Returns the job's id (NULL: none).
+-- The advisory lock serializes concurrent start-ups.
+CREATE FUNCTION sluice_telemetry.ensure_retention_job(drop_after interval) RETURNS int4
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  ids int4[];
+  keep int4;
+  config jsonb := jsonb_build_object('drop_after', drop_after);
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('sluice_telemetry.retention_job'));
+  SELECT array_agg(j.job_id ORDER BY j.job_id) INTO ids FROM timescaledb_information.jobs j
+  WHERE j.proc_schema = 'sluice_telemetry' AND j.proc_name = 'retention_job';
+  IF drop_after IS NOT NULL THEN
+    IF ids IS NULL THEN
+      -- First run an hour from now, like every later one: not in the middle of start-up.
+      keep := add_job('sluice_telemetry.retention_job', interval '1 hour', config => config,
+                      initial_start => now() + interval '1 hour', job_name => 'sluice retention');
+    ELSE
+      keep := ids[1];
+      PERFORM alter_job(keep, schedule_interval => interval '1 hour', config => config);
+    END IF;
+  END IF;
+  PERFORM delete_job(id) FROM unnest(ids) AS id WHERE keep IS NULL OR id <> keep;
+  RETURN keep;
+END
+$fn$;
+)sql";
+
 // Columns of the packed table; COMPRESSION lz4 on the arrays, which the storage
 // parameter toast_tuple_target = 128 (set per partition) makes PostgreSQL compress.
 const char* const k_packed_columns = R"sql(
@@ -286,7 +346,7 @@ $fn$;
 )sql";
 
 // TimescaleDB: the same packed rows in a hypertable on window_start (daily chunks,
-// retention by drop_chunks). UNTESTED here: the extension is not in Debian.
+// retention by drop_chunks, run by a Timescale job: k_timescale_retention_v4).
 const char* const k_timescale_v1 = R"sql(
 CREATE FUNCTION sluice_telemetry.ensure_partition(day timestamptz) RETURNS boolean
 LANGUAGE sql AS $fn$ SELECT false $fn$;
@@ -575,8 +635,27 @@ CREATE TABLE sluice_telemetry.device_sequences (
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 )sql";
-    if (auto r = run_migrations(conn, "sluice_telemetry", {v1, v2, k_readings_v3}, k_telemetry_version); !r) return r;
+    std::string v4 = k_retention_v4;
+    if (timescale) v4 += k_timescale_retention_v4;
+    if (auto r = run_migrations(conn, "sluice_telemetry", {v1, v2, k_readings_v3, v4}, k_telemetry_version); !r)
+        return r;
     (void)ensure_reader_role(conn, "sluice_telemetry");  // logged; never fails the migration
+    return ok();
+}
+
+result<void> ensure_retention_job(pg::connection& conn, std::chrono::hours retention) {
+    if (auto r = conn.ensure(); !r) return r;
+    std::optional<std::string> drop_after;
+    if (retention.count() > 0) {
+        const auto hours = retention.count();
+        drop_after = hours % 24 == 0 ? std::to_string(hours / 24) + " days" : std::to_string(hours) + " hours";
+    }
+    auto q = conn.query("SELECT sluice_telemetry.ensure_retention_job($1::interval)", {drop_after});
+    if (!q) return q.error();
+    if (drop_after) {
+        SLUICE_INFO("store", "retention: TimescaleDB job %s drops chunks older than %s (hourly)",
+                    std::string(q->get(0, 0)).c_str(), drop_after->c_str());
+    }
     return ok();
 }
 

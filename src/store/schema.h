@@ -7,6 +7,8 @@
 // store/packing.cc (the packed encoding) must change together; docs/storage.md explains both.
 #pragma once
 
+#include <chrono>
+
 #include "base/result.h"
 #include "store/pg.h"
 #include "store/store.h"
@@ -14,7 +16,7 @@
 namespace sluice::store::schema {
 
 // Highest versions this build knows.
-inline constexpr int k_telemetry_version = 3;
+inline constexpr int k_telemetry_version = 4;
 inline constexpr int k_app_version = 1;
 
 // Migrates sluice_telemetry; on a fresh database chooses the layout (store.h
@@ -39,6 +41,11 @@ inline constexpr const char* k_reader_role = "sluice_reader";
 // fully set up, else what is missing (also logged as one warning); an error only when
 // the statement could not run at all (e.g. the connection broke), also logged.
 result<std::string> ensure_reader_role(pg::connection& conn, const char* schema);
+
+// TimescaleDB layout: makes the Timescale job that applies retention (hourly, dropping
+// chunks older than `retention` after archiving their rollups, and older dead letters)
+// match `retention`, on every start; 0 removes it. maintain() leaves retention to it.
+result<void> ensure_retention_job(pg::connection& conn, std::chrono::hours retention);
 
 // True when the migrated telemetry schema uses TimescaleDB; schema_missing before migration.
 result<bool> telemetry_uses_timescale(pg::connection& conn);

@@ -75,11 +75,13 @@ enum class layout_choice { automatic, native, timescale };
 bool parse_layout(std::string_view text, layout_choice& out);
 
 struct store_options {
-    std::string telemetry_url;        // libpq URL or key=value string of the telemetry database
-    std::string app_url;              // libpq URL of the application database (devices, metrics)
-    int parallel_connections = 2;     // write_batch may run this many calls at once
-    std::chrono::hours retention{0};  // raw readings older than this are dropped; 0 = keep
-    int partitions_ahead_days = 3;    // maintain() creates daily partitions this far ahead
+    std::string telemetry_url;     // libpq URL or key=value string of the telemetry database
+    std::string app_url;           // libpq URL of the application database (devices, metrics)
+    int parallel_connections = 2;  // write_batch may run this many calls at once
+    // Raw readings older than this are dropped; 0 = keep. maintain() applies it on native
+    // partitions; on TimescaleDB migrate() makes a Timescale job (hourly) follow it.
+    std::chrono::hours retention{0};
+    int partitions_ahead_days = 3;  // maintain() creates daily partitions this far ahead
     layout_choice layout = layout_choice::automatic;
     std::chrono::seconds connect_timeout{10};
     // Tests only: called at each write_stage inside the open transaction; an error
@@ -132,7 +134,8 @@ public:
     // True when the database has TimescaleDB and the schema uses it.
     virtual bool timescale() const = 0;
 
-    // Creates partitions ahead of `now`, drops partitions past retention, merges
+    // Creates partitions ahead of `now`, drops partitions past retention (native; the
+    // Timescale job does it on TimescaleDB), merges
     // the fragments of closed time windows into one packed row each. Call every
     // minute or so; safe to run concurrently with write_batch.
     virtual result<void> maintain(std::chrono::system_clock::time_point now) = 0;

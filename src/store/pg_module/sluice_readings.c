@@ -9,21 +9,33 @@
 // `p.window_start + offset` with 0 <= offset < 10 minutes, so PostgreSQL cannot derive a
 // bound on window_start (the partition key and index column) from `WHERE time >= $from AND
 // time < $to` and reads every partition. This module's planner hook rewrites the query
-// before planning: for every top-level WHERE conjunct `time OP expr` on such a view (OP one
-// of < <= = >= > on timestamptz, expr free of this level's columns and of volatile
-// functions), it adds to the view's own WHERE the implied bound on window_start:
+// before planning: for every comparison `time OP expr` (OP one of < <= = >= >, expr a
+// timestamptz, date or timestamp free of this level's columns, volatile functions and
+// sublinks) that must be true for a view row to reach the result, it adds to the view's
+// own WHERE the implied bound on window_start:
 //
 //   time >= e, time > e   =>  window_start > e - 10 min
 //   time <= e             =>  window_start <= e
 //   time < e              =>  window_start < e
 //   time = e              =>  both
 //
+// (a date or timestamp e is converted as the cross-type comparison converts it, in the
+// session's TimeZone). Comparisons combine through AND and OR: `(A AND B) OR C` implies
+// `(bound(A) AND bound(B)) OR bound(C)` when every arm bounds the view, and nothing
+// otherwise. Where a condition must hold: the WHERE clause; the ON clause of an inner join;
+// the ON clause of a LEFT (RIGHT) join for views on its right (left), nullable side only
+// (the preserved side's rows appear whatever ON says; FULL joins push nothing). The view may
+// be referenced directly or through subqueries and single-use CTEs that only select and
+// join (no grouping, DISTINCT, LIMIT, window functions, set operations or set-returning
+// target lists), whose column is a plain reference to the view's time.
+//
 // The added conditions are implied by the user's, so results never change; partition
 // pruning (native), chunk exclusion (TimescaleDB) and the (device, metric, window_start)
 // btree then read only the windows in range. A view matches when the targeted column is
 // named "time" and its expression is `<window_start of sluice_telemetry.telemetry_packed>
 // + ...`. The window width here, store/packing.cc and the settings row window_us must
-// change together.
+// change together. `SET sluice_readings.enabled = off` turns the rewrite off (tests compare
+// results with and without it).
 // clang-format off
 #include "postgres.h"  // first, as in every PostgreSQL source file
 // clang-format on
@@ -38,7 +50,9 @@
 #include "optimizer/planner.h"
 #include "parser/parsetree.h"
 #include "rewrite/rewriteManip.h"
+#include "utils/date.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
@@ -48,7 +62,12 @@ void _PG_init(void);
 
 #define SLUICE_WINDOW_US INT64CONST(600000000)
 
+// date and timestamp bounds are converted only this far inside timestamptz's range, so that
+// neither the conversion (at any UTC offset) nor subtracting a window can overflow.
+#define SLUICE_MARGIN_DAYS 30
+
 static planner_hook_type prev_planner_hook = NULL;
+static bool enabled = true;
 
 typedef struct push_context {
     Oid packed_relid;  // sluice_telemetry.telemetry_packed, InvalidOid when absent
@@ -64,42 +83,51 @@ static Oid packed_relid(push_context* ctx) {
     return ctx->packed_relid;
 }
 
-// kind of comparison: -1 upper bound (<, <=), +1 lower bound (>, >=), 0 equality; `strict`
-// for < and >. Returns false when `fn` is not a timestamptz comparison.
-static bool comparison_kind(Oid fn, int* kind, bool* strict) {
-    switch (fn) {
-        case F_TIMESTAMPTZ_LT:
-            *kind = -1;
-            *strict = true;
-            return true;
-        case F_TIMESTAMPTZ_LE:
-            *kind = -1;
-            *strict = false;
-            return true;
-        case F_TIMESTAMPTZ_EQ:
-            *kind = 0;
-            *strict = false;
-            return true;
-        case F_TIMESTAMPTZ_GE:
-            *kind = 1;
-            *strict = false;
-            return true;
-        case F_TIMESTAMPTZ_GT:
-            *kind = 1;
-            *strict = true;
-            return true;
-        default:
-            return false;
+// Comparisons with a timestamptz on at least one side, as `left OP right`: kind -1 for < <=,
+// +1 for > >=, 0 for =; strict for < >.
+typedef struct comparison {
+    Oid fn;
+    int kind;
+    bool strict;
+} comparison;
+
+// The five comparisons of one pair of types, e.g. F_TIMESTAMPTZ_LT_DATE for (TIMESTAMPTZ, DATE).
+// clang-format off
+#define SLUICE_COMPARISONS(L, R)                                                            \
+    {F_##L##_LT_##R, -1, true}, {F_##L##_LE_##R, -1, false}, {F_##L##_EQ_##R, 0, false}, \
+    {F_##L##_GE_##R, 1, false}, {F_##L##_GT_##R, 1, true}
+// clang-format on
+
+static const comparison comparisons[] = {
+    {F_TIMESTAMPTZ_LT, -1, true},
+    {F_TIMESTAMPTZ_LE, -1, false},
+    {F_TIMESTAMPTZ_EQ, 0, false},
+    {F_TIMESTAMPTZ_GE, 1, false},
+    {F_TIMESTAMPTZ_GT, 1, true},
+    SLUICE_COMPARISONS(TIMESTAMPTZ, DATE),
+    SLUICE_COMPARISONS(TIMESTAMPTZ, TIMESTAMP),
+    SLUICE_COMPARISONS(DATE, TIMESTAMPTZ),
+    SLUICE_COMPARISONS(TIMESTAMP, TIMESTAMPTZ),
+};
+
+static const comparison* find_comparison(Oid fn) {
+    for (size_t i = 0; i < lengthof(comparisons); ++i) {
+        if (comparisons[i].fn == fn) return &comparisons[i];
     }
+    return NULL;
 }
 
 static Oid operator_oid(const char* name, Oid left, Oid right) {
     return OpernameGetOprid(list_make2(makeString("pg_catalog"), makeString(pstrdup(name))), left, right);
 }
 
-static Expr* make_ts_op(const char* name, Expr* l, Expr* r) {
-    Oid op = operator_oid(name, TIMESTAMPTZOID, TIMESTAMPTZOID);
-    return make_opclause(op, BOOLOID, false, l, r, InvalidOid, InvalidOid);
+static Expr* make_op(const char* name, Oid type, Expr* l, Expr* r) {
+    return make_opclause(operator_oid(name, type, type), BOOLOID, false, l, r, InvalidOid, InvalidOid);
+}
+
+static Const* timestamptz_const(TimestampTz t) {
+    return makeConst(TIMESTAMPTZOID, -1, InvalidOid, sizeof(TimestampTz), TimestampTzGetDatum(t), false,
+                     FLOAT8PASSBYVAL);
 }
 
 // e - 10 minutes: folded when e is a non-null constant, else an expression (stable:
@@ -107,116 +135,283 @@ static Expr* make_ts_op(const char* name, Expr* l, Expr* r) {
 static Expr* minus_window(Expr* e) {
     if (IsA(e, Const) && !((Const*)e)->constisnull) {
         TimestampTz t = DatumGetTimestampTz(((Const*)e)->constvalue);
-        if (TIMESTAMP_NOT_FINITE(t)) return (Expr*)copyObject(e);
-        return (Expr*)makeConst(TIMESTAMPTZOID, -1, InvalidOid, sizeof(TimestampTz),
-                                TimestampTzGetDatum(t - SLUICE_WINDOW_US), false, FLOAT8PASSBYVAL);
+        if (TIMESTAMP_NOT_FINITE(t) || !IS_VALID_TIMESTAMP(t - SLUICE_WINDOW_US)) return (Expr*)copyObject(e);
+        return (Expr*)timestamptz_const(t - SLUICE_WINDOW_US);
     }
     Interval* iv = (Interval*)palloc0(sizeof(Interval));
     iv->time = SLUICE_WINDOW_US;
     Const* c = makeConst(INTERVALOID, -1, InvalidOid, sizeof(Interval), PointerGetDatum(iv), false, false);
     Oid op = operator_oid("-", TIMESTAMPTZOID, INTERVALOID);
-    return make_opclause(op, TIMESTAMPTZOID, false, (Expr*)copyObject(e), (Expr*)c, InvalidOid, InvalidOid);
+    return make_opclause(op, TIMESTAMPTZOID, false, e, (Expr*)c, InvalidOid, InvalidOid);
 }
 
-// When `var` names the time column of a packed-readings view in q's range table, returns
-// the window_start Var inside that view's query (and the view's query in *sub).
-static Var* window_start_of(Query* q, Var* var, Query** sub, push_context* ctx) {
-    if (var->varlevelsup != 0 || var->varattno <= 0 || var->vartype != TIMESTAMPTZOID) return NULL;
-    RangeTblEntry* rte = rt_fetch(var->varno, q->rtable);
-    if (rte->rtekind != RTE_SUBQUERY || rte->subquery == NULL) return NULL;
-    Query* s = rte->subquery;
-    if (s->setOperations != NULL || s->groupClause != NIL || s->hasAggs || s->hasWindowFuncs || s->limitCount != NULL ||
-        s->limitOffset != NULL || s->hasTargetSRFs || s->jointree == NULL)
+// The timestamptz a cross-type comparison converts the date or timestamp `e` to (the
+// session's TimeZone decides, so it is never folded at plan time: a cached plan may run
+// under another TimeZone). Out of the safe range the conversion would fail where the
+// comparison does not: a constant there gives NULL (no bound), an expression the weakest
+// bound (-infinity for a lower bound, infinity for an upper one).
+static Expr* as_timestamptz(Expr* e, bool lower) {
+    Oid type = exprType((Node*)e);
+    if (type == TIMESTAMPTZOID) return e;
+    Const *lo, *hi;
+    Oid cast;
+    if (type == DATEOID) {
+        const DateADT first = DATETIME_MIN_JULIAN - POSTGRES_EPOCH_JDATE + SLUICE_MARGIN_DAYS;
+        const DateADT last = TIMESTAMP_END_JULIAN - POSTGRES_EPOCH_JDATE - SLUICE_MARGIN_DAYS;
+        lo = makeConst(DATEOID, -1, InvalidOid, sizeof(DateADT), DateADTGetDatum(first), false, true);
+        hi = makeConst(DATEOID, -1, InvalidOid, sizeof(DateADT), DateADTGetDatum(last), false, true);
+        cast = F_TIMESTAMPTZ_DATE;
+    } else if (type == TIMESTAMPOID) {
+        const Timestamp margin = SLUICE_MARGIN_DAYS * USECS_PER_DAY;
+        lo = makeConst(TIMESTAMPOID, -1, InvalidOid, sizeof(Timestamp), TimestampGetDatum(MIN_TIMESTAMP + margin),
+                       false, FLOAT8PASSBYVAL);
+        hi = makeConst(TIMESTAMPOID, -1, InvalidOid, sizeof(Timestamp), TimestampGetDatum(END_TIMESTAMP - margin),
+                       false, FLOAT8PASSBYVAL);
+        cast = F_TIMESTAMPTZ_TIMESTAMP;
+    } else {
         return NULL;
-    TargetEntry* tle = get_tle_by_resno(s->targetList, var->varattno);
-    if (tle == NULL || tle->resname == NULL || strcmp(tle->resname, "time") != 0) return NULL;
-    if (!IsA(tle->expr, OpExpr)) return NULL;
-    OpExpr* plus = (OpExpr*)tle->expr;
-    if (list_length(plus->args) != 2 || !IsA(linitial(plus->args), Var)) return NULL;
-    if (plus->opfuncid != F_TIMESTAMPTZ_PL_INTERVAL && get_opcode(plus->opno) != F_TIMESTAMPTZ_PL_INTERVAL) return NULL;
-    Var* ws = (Var*)linitial(plus->args);
-    if (ws->varlevelsup != 0 || ws->varattno <= 0) return NULL;
-    RangeTblEntry* prte = rt_fetch(ws->varno, s->rtable);
-    if (prte->rtekind != RTE_RELATION || !OidIsValid(packed_relid(ctx)) || prte->relid != packed_relid(ctx))
-        return NULL;
-    char* attname = get_attname(prte->relid, ws->varattno, true);
-    if (attname == NULL || strcmp(attname, "window_start") != 0) return NULL;
-    *sub = s;
-    return ws;
+    }
+    Expr* converted =
+        (Expr*)makeFuncExpr(cast, TIMESTAMPTZOID, list_make1(e), InvalidOid, InvalidOid, COERCE_EXPLICIT_CAST);
+    if (IsA(e, Const)) {
+        const Const* c = (const Const*)e;
+        if (c->constisnull) return NULL;
+        const int64 v = type == DATEOID ? (int64)DatumGetDateADT(c->constvalue) : DatumGetTimestamp(c->constvalue);
+        const int64 first =
+            type == DATEOID ? (int64)DatumGetDateADT(lo->constvalue) : DatumGetTimestamp(lo->constvalue);
+        const int64 last = type == DATEOID ? (int64)DatumGetDateADT(hi->constvalue) : DatumGetTimestamp(hi->constvalue);
+        return v >= first && v <= last ? converted : NULL;
+    }
+    CaseExpr* in_range = makeNode(CaseExpr);
+    in_range->casetype = TIMESTAMPTZOID;
+    CaseWhen* when = makeNode(CaseWhen);
+    when->expr = make_andclause(list_make2(make_op(">=", type, (Expr*)copyObject(e), (Expr*)lo),
+                                           make_op("<=", type, (Expr*)copyObject(e), (Expr*)hi)));
+    when->result = converted;
+    in_range->args = list_make1(when);
+    in_range->defresult = (Expr*)timestamptz_const(lower ? DT_NOBEGIN : DT_NOEND);
+    in_range->location = -1;
+    return (Expr*)in_range;
 }
 
-static void add_qual(Query* s, Expr* qual) {
-    s->jointree->quals = (Node*)make_and_qual(s->jointree->quals, (Node*)qual);
+// A query that only selects and joins: every row it returns carries the values of one row
+// of each relation it reads, so a bound on one of those relations that its output must
+// satisfy may be applied to that relation.
+static bool only_selects_and_joins(const Query* s) {
+    return s->commandType == CMD_SELECT && s->setOperations == NULL && s->groupClause == NIL &&
+           s->groupingSets == NIL && !s->hasAggs && !s->hasWindowFuncs && s->havingQual == NULL &&
+           s->distinctClause == NIL && s->limitCount == NULL && s->limitOffset == NULL && !s->hasTargetSRFs &&
+           s->jointree != NULL;
 }
 
-static void push_conjunct(Query* q, Node* clause, push_context* ctx) {
-    if (!IsA(clause, OpExpr)) return;
+// The query of a FROM item that is a subquery, or a CTE of this level used only there and
+// not materialized (so it is that reference's alone), else NULL.
+static Query* subquery_of(Query* q, RangeTblEntry* rte) {
+    if (rte->rtekind == RTE_SUBQUERY) return rte->subquery;
+    if (rte->rtekind != RTE_CTE || rte->ctelevelsup != 0 || rte->self_reference) return NULL;
+    ListCell* lc;
+    foreach (lc, q->cteList) {
+        CommonTableExpr* cte = (CommonTableExpr*)lfirst(lc);
+        if (strcmp(cte->ctename, rte->ctename) != 0) continue;
+        if (cte->cterefcount != 1 || cte->cterecursive || cte->ctematerialized == CTEMaterializeAlways ||
+            !IsA(cte->ctequery, Query))
+            return NULL;
+        return (Query*)cte->ctequery;
+    }
+    return NULL;
+}
+
+// Where `var` (a column of q's FROM item) is the time column of a packed-readings view,
+// directly or through subqueries and CTEs that pass it on unchanged: the view's
+// window_start Var, the view's query (*view) and how many levels below q it is (*depth).
+static Var* window_start_of(Query* q, Var* var, Query** view, int* depth, push_context* ctx) {
+    for (int levels = 1;; ++levels) {
+        if (var->varlevelsup != 0 || var->varattno <= 0 || var->vartype != TIMESTAMPTZOID) return NULL;
+        Query* s = subquery_of(q, rt_fetch(var->varno, q->rtable));
+        if (s == NULL || !only_selects_and_joins(s)) return NULL;
+        TargetEntry* tle = get_tle_by_resno(s->targetList, var->varattno);
+        if (tle == NULL || tle->resjunk) return NULL;
+        if (IsA(tle->expr, Var)) {
+            q = s;
+            var = (Var*)tle->expr;
+            continue;
+        }
+        if (tle->resname == NULL || strcmp(tle->resname, "time") != 0 || !IsA(tle->expr, OpExpr)) return NULL;
+        OpExpr* plus = (OpExpr*)tle->expr;
+        if (list_length(plus->args) != 2 || !IsA(linitial(plus->args), Var)) return NULL;
+        if (plus->opfuncid != F_TIMESTAMPTZ_PL_INTERVAL && get_opcode(plus->opno) != F_TIMESTAMPTZ_PL_INTERVAL)
+            return NULL;
+        Var* ws = (Var*)linitial(plus->args);
+        if (ws->varlevelsup != 0 || ws->varattno <= 0) return NULL;
+        RangeTblEntry* prte = rt_fetch(ws->varno, s->rtable);
+        if (prte->rtekind != RTE_RELATION || !OidIsValid(packed_relid(ctx)) || prte->relid != packed_relid(ctx))
+            return NULL;
+        char* attname = get_attname(prte->relid, ws->varattno, true);
+        if (attname == NULL || strcmp(attname, "window_start") != 0) return NULL;
+        *view = s;
+        *depth = levels;
+        return ws;
+    }
+}
+
+// A comparison of a view's time with a bound, resolved: the view, its window_start and the
+// bound as seen from the view's level.
+typedef struct time_comparison {
+    Query* view;
+    Var* ws;
+    const comparison* cmp;
+    bool var_on_right;
+    Expr* bound;  // copied, outer references adjusted to the view's level
+} time_comparison;
+
+static bool resolve_comparison(Query* q, Node* clause, const Bitmapset* allowed, time_comparison* out,
+                               push_context* ctx) {
+    if (!IsA(clause, OpExpr)) return false;
     OpExpr* op = (OpExpr*)clause;
-    if (list_length(op->args) != 2) return;
-    int kind;
-    bool strict;
-    if (!comparison_kind(get_opcode(op->opno), &kind, &strict)) return;
+    if (list_length(op->args) != 2) return false;
+    const comparison* cmp = find_comparison(get_opcode(op->opno));
+    if (cmp == NULL) return false;
     Node* l = (Node*)linitial(op->args);
     Node* r = (Node*)lsecond(op->args);
-    Var* var;
-    Expr* bound;
-    if (IsA(l, Var)) {
-        var = (Var*)l;
-        bound = (Expr*)r;
-    } else if (IsA(r, Var)) {
-        var = (Var*)r;
-        bound = (Expr*)l;
-        kind = -kind;  // e < time  <=>  time > e
-    } else {
-        return;
-    }
-    if (contain_vars_of_level((Node*)bound, 0) || contain_volatile_functions((Node*)bound) ||
-        checkExprHasSubLink((Node*)bound))
-        return;
-    Query* s = NULL;
-    Var* ws = window_start_of(q, var, &s, ctx);
-    if (ws == NULL) return;
-    // Moved one query level down: references to outer queries get one more level.
-    Expr* e = (Expr*)copyObject(bound);
-    IncrementVarSublevelsUp((Node*)e, 1, 0);
-    if (kind >= 0) add_qual(s, make_ts_op(">", (Expr*)copyObject(ws), minus_window(e)));
-    if (kind <= 0) add_qual(s, make_ts_op(kind < 0 && strict ? "<" : "<=", (Expr*)copyObject(ws), e));
+    const bool var_on_right = !IsA(l, Var);
+    if (var_on_right && !IsA(r, Var)) return false;
+    Var* var = (Var*)(var_on_right ? r : l);
+    Node* bound = var_on_right ? l : r;
+    if (var->varlevelsup != 0 || !bms_is_member((int)var->varno, allowed)) return false;
+    if (contain_vars_of_level(bound, 0) || contain_volatile_functions(bound) || checkExprHasSubLink(bound))
+        return false;
+    int depth = 0;
+    Var* ws = window_start_of(q, var, &out->view, &depth, ctx);
+    if (ws == NULL) return false;
+    out->ws = ws;
+    out->cmp = cmp;
+    out->var_on_right = var_on_right;
+    // Moved `depth` query levels down: references to outer queries get as many more levels.
+    out->bound = (Expr*)copyObject(bound);
+    IncrementVarSublevelsUp((Node*)out->bound, depth, 0);
+    return true;
 }
 
-static void push_query(Query* q, push_context* ctx) {
-    if (q->commandType != CMD_SELECT || q->jointree == NULL || q->jointree->quals == NULL) return;
-    List* conjuncts = make_ands_implicit((Expr*)q->jointree->quals);
-    ListCell* lc;
-    foreach (lc, conjuncts) {
-        Node* c = (Node*)lfirst(lc);
-        if (IsA(c, BoolExpr) && ((BoolExpr*)c)->boolop == AND_EXPR) {
-            ListCell* inner;
-            foreach (inner, ((BoolExpr*)c)->args)
-                push_conjunct(q, (Node*)lfirst(inner), ctx);
-        } else {
-            push_conjunct(q, c, ctx);
+// The bound on `view`'s window_start that `clause` being true implies, or NULL.
+static Expr* implied_bound(Query* q, Node* clause, Query* view, const Bitmapset* allowed, push_context* ctx) {
+    if (IsA(clause, BoolExpr) && ((BoolExpr*)clause)->boolop != NOT_EXPR) {
+        const bool is_and = ((BoolExpr*)clause)->boolop == AND_EXPR;
+        List* bounds = NIL;
+        ListCell* lc;
+        foreach (lc, ((BoolExpr*)clause)->args) {
+            Expr* b = implied_bound(q, (Node*)lfirst(lc), view, allowed, ctx);
+            if (b != NULL) {
+                bounds = lappend(bounds, b);
+            } else if (!is_and) {
+                return NULL;  // an arm of the OR that does not bound the view
+            }
         }
+        if (bounds == NIL) return NULL;
+        if (list_length(bounds) == 1) return (Expr*)linitial(bounds);
+        return is_and ? make_andclause(bounds) : make_orclause(bounds);
+    }
+    time_comparison tc;
+    if (!resolve_comparison(q, clause, allowed, &tc, ctx) || tc.view != view) return NULL;
+    const int kind = tc.var_on_right ? -tc.cmp->kind : tc.cmp->kind;  // e < time  <=>  time > e
+    List* bounds = NIL;
+    if (kind >= 0) {
+        Expr* e = as_timestamptz(tc.bound, true);
+        if (e != NULL)
+            bounds = lappend(bounds, make_op(">", TIMESTAMPTZOID, (Expr*)copyObject(tc.ws), minus_window(e)));
+    }
+    if (kind <= 0) {
+        Expr* e = as_timestamptz((Expr*)copyObject(tc.bound), false);
+        if (e != NULL) {
+            const char* op = kind < 0 && tc.cmp->strict ? "<" : "<=";
+            bounds = lappend(bounds, make_op(op, TIMESTAMPTZOID, (Expr*)copyObject(tc.ws), e));
+        }
+    }
+    if (bounds == NIL) return NULL;
+    return list_length(bounds) == 1 ? (Expr*)linitial(bounds) : make_andclause(bounds);
+}
+
+// The views that comparisons in `clause`'s AND/OR tree target.
+static List* targeted_views(Query* q, Node* clause, const Bitmapset* allowed, List* views, push_context* ctx) {
+    if (IsA(clause, BoolExpr) && ((BoolExpr*)clause)->boolop != NOT_EXPR) {
+        ListCell* lc;
+        foreach (lc, ((BoolExpr*)clause)->args)
+            views = targeted_views(q, (Node*)lfirst(lc), allowed, views, ctx);
+        return views;
+    }
+    time_comparison tc;
+    if (resolve_comparison(q, clause, allowed, &tc, ctx)) views = list_append_unique_ptr(views, tc.view);
+    return views;
+}
+
+// Adds to each view the bound that `quals` implies for it; `allowed` are the range table
+// indexes of the FROM items whose rows must satisfy quals to reach the result.
+static void push_quals(Query* q, Node* quals, const Bitmapset* allowed, push_context* ctx) {
+    if (quals == NULL || bms_is_empty(allowed)) return;
+    if (IsA(quals, List)) quals = (Node*)make_andclause((List*)quals);
+    ListCell* lc;
+    foreach (lc, targeted_views(q, quals, allowed, NIL, ctx)) {
+        Query* view = (Query*)lfirst(lc);
+        Expr* bound = implied_bound(q, quals, view, allowed, ctx);
+        if (bound != NULL) view->jointree->quals = make_and_qual(view->jointree->quals, (Node*)bound);
+    }
+}
+
+// Range table indexes of the FROM items in a join tree.
+static Bitmapset* items_of(Node* jt) {
+    if (IsA(jt, RangeTblRef)) return bms_make_singleton(((RangeTblRef*)jt)->rtindex);
+    if (IsA(jt, JoinExpr)) return bms_union(items_of(((JoinExpr*)jt)->larg), items_of(((JoinExpr*)jt)->rarg));
+    Bitmapset* all = NULL;
+    ListCell* lc;
+    foreach (lc, ((FromExpr*)jt)->fromlist)
+        all = bms_union(all, items_of((Node*)lfirst(lc)));
+    return all;
+}
+
+// WHERE applies to every row; an ON clause to the rows of both sides of an inner join and
+// to those of the nullable side of an outer join only.
+static void push_jointree(Query* q, Node* jt, push_context* ctx) {
+    if (IsA(jt, FromExpr)) {
+        push_quals(q, ((FromExpr*)jt)->quals, items_of(jt), ctx);
+        ListCell* lc;
+        foreach (lc, ((FromExpr*)jt)->fromlist)
+            push_jointree(q, (Node*)lfirst(lc), ctx);
+    } else if (IsA(jt, JoinExpr)) {
+        JoinExpr* j = (JoinExpr*)jt;
+        const Bitmapset* allowed = j->jointype == JOIN_INNER   ? items_of(jt)
+                                   : j->jointype == JOIN_LEFT  ? items_of(j->rarg)
+                                   : j->jointype == JOIN_RIGHT ? items_of(j->larg)
+                                                               : NULL;
+        push_quals(q, j->quals, allowed, ctx);
+        push_jointree(q, j->larg, ctx);
+        push_jointree(q, j->rarg, ctx);
     }
 }
 
 static bool push_walker(Node* node, void* context) {
     if (node == NULL) return false;
     if (IsA(node, Query)) {
-        push_query((Query*)node, (push_context*)context);
-        return query_tree_walker((Query*)node, push_walker, context, 0);
+        Query* q = (Query*)node;
+        if (q->commandType == CMD_SELECT && q->jointree != NULL) push_jointree(q, (Node*)q->jointree, context);
+        return query_tree_walker(q, push_walker, context, 0);
     }
     return expression_tree_walker(node, push_walker, context);
 }
 
 static PlannedStmt* sluice_planner(Query* parse, const char* query_string, int cursor_options,
                                    ParamListInfo bound_params) {
-    push_context ctx = {InvalidOid, false};
-    push_walker((Node*)parse, &ctx);
+    if (enabled) {
+        push_context ctx = {InvalidOid, false};
+        push_walker((Node*)parse, &ctx);
+    }
     if (prev_planner_hook) return prev_planner_hook(parse, query_string, cursor_options, bound_params);
     return standard_planner(parse, query_string, cursor_options, bound_params);
 }
 
 void _PG_init(void) {
+    DefineCustomBoolVariable(
+        "sluice_readings.enabled", "Adds window_start bounds implied by time predicates on Sluice's readings views.",
+        "Off only to compare plans and results without it.", &enabled, true, PGC_USERSET, 0, NULL, NULL, NULL);
+    MarkGUCPrefixReserved("sluice_readings");
     prev_planner_hook = planner_hook;
     planner_hook = sluice_planner;
 }

@@ -10,10 +10,12 @@
 #include <chrono>
 #include <regex>
 #include <set>
+#include <string_view>
 
 #include <gtest/gtest.h>
 
 #include "store/packing.h"
+#include "store/pg.h"
 #include "store/registry.h"
 #include "store/store.h"
 #include "tests/support/pg_instance.h"
@@ -26,14 +28,39 @@ using test::pg_instance;
 constexpr int64_t k_minute = 60'000'000;
 constexpr int64_t k_day = 24 * k_hour_us;
 
-// Timestamps as PostgreSQL literals (UTC).
-std::string ts(int64_t unix_us) {
+// A UTC time formatted by strftime's `format` (whole seconds).
+std::string utc(int64_t unix_us, const char* format) {
     const std::time_t t = static_cast<std::time_t>(unix_us / 1'000'000);
     std::tm tm{};
     gmtime_r(&t, &tm);
-    char buf[40];
-    std::strftime(buf, sizeof buf, "'%Y-%m-%d %H:%M:%S+00'", &tm);
+    char buf[48];
+    std::strftime(buf, sizeof buf, format, &tm);
     return buf;
+}
+
+// The parts of a statement, concatenated.
+std::string concat(std::initializer_list<std::string_view> parts) {
+    std::string out;
+    for (std::string_view p : parts)
+        out += p;
+    return out;
+}
+
+// Timestamps as PostgreSQL literals (UTC).
+std::string ts(int64_t unix_us) {
+    return utc(unix_us, "'%Y-%m-%d %H:%M:%S+00'");
+}
+
+// The same instant as a timestamp without time zone (read in the session's TimeZone), a
+// date, and as Grafana's macros write it ($__timeFilter, $__timeFrom: RFC 3339, quoted).
+std::string ts_naive(int64_t unix_us) {
+    return utc(unix_us, "'%Y-%m-%d %H:%M:%S'::timestamp");
+}
+std::string date(int64_t unix_us) {
+    return utc(unix_us, "'%Y-%m-%d'::date");
+}
+std::string rfc3339(int64_t unix_us) {
+    return utc(unix_us, "'%Y-%m-%dT%H:%M:%SZ'");
 }
 
 class readings_test : public ::testing::TestWithParam<layout_choice> {
@@ -98,9 +125,10 @@ protected:
     }
 
     // Names of the partitions (native) or chunks (TimescaleDB) that EXPLAIN ANALYZE shows
-    // as scanned: pruned ones (at plan time or executor start-up) are not listed.
-    std::set<std::string> scanned(const std::string& query) {
-        auto rows = pg_instance::query(url_, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + query);
+    // as scanned: pruned ones (at plan time or executor start-up) are not listed. `setup`:
+    // statements to run before, in the same session.
+    std::set<std::string> scanned(const std::string& query, const std::string& setup = "") {
+        auto rows = pg_instance::query(url_, setup + "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + query);
         EXPECT_TRUE(rows) << query;
         std::set<std::string> out;
         static const std::regex part(R"((telemetry_packed_p[0-9]{8}|_hyper_[0-9]+_[0-9]+_chunk))");
@@ -112,6 +140,16 @@ protected:
         }
         last_plan_ = plan;
         return out;
+    }
+
+    // Row count and digest of `query`'s rows.
+    static std::string rows_of(pg::connection& conn, const std::string& query) {
+        const std::string sql =
+            "SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM (" + query +
+            ") t";
+        auto r = conn.query(sql.c_str());
+        EXPECT_TRUE(r) << query;
+        return r ? std::string(r->get(0, 0)) : std::string();
     }
 
     std::unique_ptr<pg_instance> pg_;
@@ -163,11 +201,12 @@ TEST_P(readings_test, plain_time_predicate_reads_only_the_windows_in_range) {
     EXPECT_EQ(scanned("SELECT count(*) FROM sluice_telemetry.readings").size(), 5u) << last_plan_;
 
     // Constants (plan-time pruning), with and without names; BETWEEN (Grafana's $__timeFilter).
-    for (const std::string& where :
-         {"time >= " + from + " AND time < " + to, "time BETWEEN " + from + " AND " + to,
-          "device = 'press-1' AND metric = 'pressure' AND time >= " + from + " AND time < " + to,
-          from + " <= time AND " + to + " > time"}) {
-        const std::string q = "SELECT count(*) FROM sluice_telemetry.readings WHERE " + where;
+    const std::vector<std::string> constants = {
+        "time >= " + from + " AND time < " + to, "time BETWEEN " + from + " AND " + to,
+        "device = 'press-1' AND metric = 'pressure' AND time >= " + from + " AND time < " + to,
+        from + " <= time AND " + to + " > time"};
+    for (const std::string& where : constants) {
+        const std::string q = concat({"SELECT count(*) FROM sluice_telemetry.readings WHERE ", where});
         EXPECT_EQ(scanned(q).size(), 1u) << where << "\n" << last_plan_;
     }
     EXPECT_EQ(scalar("SELECT count(*) FROM sluice_telemetry.readings WHERE time >= " + from + " AND time < " + to),
@@ -201,24 +240,189 @@ TEST_P(readings_test, plain_time_predicate_reads_only_the_windows_in_range) {
               1u)
         << last_plan_;
     // A prepared statement with parameters (what drivers send).
-    auto rows = pg_instance::query(
-        url_,
-        "PREPARE q(timestamptz, timestamptz) AS SELECT count(*) FROM sluice_telemetry.readings WHERE time >= $1 "
-        "AND time < $2; EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE q(" +
-            from + ", " + to + ")");
-    ASSERT_TRUE(rows);
-    std::set<std::string> parts;
-    static const std::regex part(R"((telemetry_packed_p[0-9]{8}|_hyper_[0-9]+_[0-9]+_chunk))");
-    for (const auto& r : *rows) {
-        for (std::sregex_iterator it(r[0].begin(), r[0].end(), part), e; it != e; ++it)
-            parts.insert((*it)[1]);
-    }
-    EXPECT_EQ(parts.size(), 1u);
+    EXPECT_EQ(scanned("EXECUTE q(" + from + ", " + to + ")",
+                      "PREPARE q(timestamptz, timestamptz) AS SELECT count(*) FROM sluice_telemetry.readings "
+                      "WHERE time >= $1 AND time < $2; ")
+                  .size(),
+              1u)
+        << last_plan_;
     // The id-based view prunes the same way.
     EXPECT_EQ(
         scanned("SELECT count(*) FROM sluice_telemetry.telemetry WHERE time >= " + from + " AND time < " + to).size(),
         1u)
         << last_plan_;
+}
+
+const std::string k_count = "SELECT count(*) FROM sluice_telemetry.readings WHERE ";
+
+TEST_P(readings_test, date_timestamp_and_grafana_bounds_prune) {
+    start();
+    const int64_t end = today_midnight();
+    load(end, 5);
+    const int64_t day = end - 2 * k_day;
+    const int64_t from = day + 12 * k_hour_us;
+    const int64_t to = from + k_hour_us;
+    const std::vector<std::string> forms = {
+        // timestamp without time zone: PostgreSQL's cross-type operators (timestamptz_ge_timestamp, ...)
+        "time >= " + ts_naive(from) + " AND time < " + ts_naive(to),
+        ts_naive(from) + " <= time AND " + ts_naive(to) + " > time",
+        // date + interval is a timestamp
+        "time >= " + date(day) + " + interval '12 hours' AND time < " + date(day) + " + interval '13 hours'",
+        // Grafana's $__timeFilter(time), and $__timeFrom() / $__timeTo()
+        "time BETWEEN " + rfc3339(from) + " AND " + rfc3339(to),
+        "time >= " + rfc3339(from) + " AND time < " + rfc3339(to),
+    };
+    for (const std::string& where : forms) {
+        EXPECT_EQ(scanned(concat({k_count, where})).size(), 1u) << where << "\n" << last_plan_;
+    }
+    EXPECT_EQ(scalar(k_count + "time >= " + ts_naive(from) + " AND time < " + ts_naive(to)), std::to_string(120 * 6));
+    // A day by dates: that day, and the day before for its last window (the planner does
+    // not know that windows start at multiples of 10 minutes).
+    EXPECT_EQ(scanned(k_count + "time >= " + date(day) + " AND time < " + date(day + k_day)).size(), 2u) << last_plan_;
+    EXPECT_EQ(scanned(k_count + "time >= current_date - 1").size(), 2u) << last_plan_;
+    // A generic plan with timestamp parameters prunes at executor start-up.
+    EXPECT_EQ(scanned("EXECUTE q(" + ts_naive(from) + ", " + ts_naive(to) + ")",
+                      "SET plan_cache_mode = force_generic_plan; PREPARE q(timestamp, timestamp) AS " + k_count +
+                          "time >= $1 AND time < $2; ")
+                  .size(),
+              1u)
+        << last_plan_;
+}
+
+TEST_P(readings_test, or_of_time_ranges_reads_each_range) {
+    start();
+    const int64_t end = today_midnight();
+    load(end, 5);
+    const int64_t a = end - 4 * k_day + 6 * k_hour_us;
+    const int64_t b = end - k_day + 18 * k_hour_us;
+    const std::string a_range = "time >= " + ts(a) + " AND time < " + ts(a + k_hour_us);
+    const std::string b_range = "time >= " + ts(b) + " AND time < " + ts(b + k_hour_us);
+    const std::string both = "(" + a_range + ") OR (" + b_range + ")";
+    // Exactly the day of each range.
+    std::set<std::string> each = scanned(k_count + a_range);
+    each.merge(scanned(k_count + b_range));
+    ASSERT_EQ(each.size(), 2u);
+    EXPECT_EQ(scanned(k_count + both), each) << last_plan_;
+    EXPECT_EQ(scalar(k_count + both), std::to_string(2 * 120 * 6));
+    // With names, mixed bound types, nested in another conjunct.
+    EXPECT_EQ(scanned(k_count + "device = 'press-1' AND (" + a_range + " OR time BETWEEN " + rfc3339(b) + " AND " +
+                      rfc3339(b + k_hour_us) + ")")
+                  .size(),
+              2u)
+        << last_plan_;
+    // An arm that does not bound time bounds nothing.
+    EXPECT_EQ(scanned(k_count + "(" + a_range + ") OR device = 'press-1'").size(), 5u) << last_plan_;
+}
+
+TEST_P(readings_test, join_and_subquery_conditions_prune_where_sound) {
+    start();
+    const int64_t end = today_midnight();
+    load(end, 5);
+    const int64_t from = end - 2 * k_day + 12 * k_hour_us;
+    const std::string range = "r.time >= " + ts(from) + " AND r.time < " + ts(from + k_hour_us);
+    const std::string readings = "sluice_telemetry.readings r";
+    const std::string names = "sluice_telemetry.device_names d";
+    const std::string on = " ON d.key = r.device AND " + range;
+    const std::string count = "SELECT count(*) FROM ";
+    // Where a view row must satisfy the condition to reach the result: pruned.
+    const std::vector<std::string> pruned = {
+        count + readings + " JOIN " + names + on,
+        count + names + " LEFT JOIN " + readings + on,  // readings is the nullable side
+        count + readings + " RIGHT JOIN " + names + on,
+        count + "(SELECT r.time AS t, d.id FROM " + readings + " JOIN " + names +
+            " ON d.key = r.device) s WHERE t >= " + ts(from) + " AND t < " + ts(from + k_hour_us),
+        "WITH x AS (SELECT time, device, value FROM sluice_telemetry.readings) SELECT device, count(*) FROM x r "
+        "WHERE " +
+            range + " GROUP BY 1",
+    };
+    for (const std::string& q : pruned)
+        EXPECT_EQ(scanned(q).size(), 1u) << q << "\n" << last_plan_;
+    // Where it need not (the preserved side of an outer join), or where removing rows
+    // would change what the subquery returns: left alone.
+    const std::vector<std::string> unpruned = {
+        count + readings + " LEFT JOIN " + names + on,
+        count + names + " RIGHT JOIN " + readings + on,
+        count + readings + " FULL JOIN " + names + on,
+        "WITH x AS MATERIALIZED (SELECT * FROM sluice_telemetry.readings) " + count + "x r WHERE " + range,
+        "WITH x AS (SELECT * FROM sluice_telemetry.readings) " + count +
+            "x r JOIN x r2 ON r2.time = r.time AND r2.device = r.device AND r2.metric = r.metric WHERE " + range,
+        count + "(SELECT * FROM sluice_telemetry.readings LIMIT 100000) r WHERE " + range,
+        count + "(SELECT DISTINCT ON (device) * FROM sluice_telemetry.readings ORDER BY device, time) r WHERE " + range,
+    };
+    for (const std::string& q : unpruned)
+        EXPECT_EQ(scanned(q).size(), 5u) << q << "\n" << last_plan_;
+}
+
+// Every form the module bounds, at window and day edges (a reading lies exactly on each),
+// returns the same rows with the module on and off, in UTC and at a +05:30 offset (dates
+// and timestamps without time zone are read in the session's TimeZone).
+TEST_P(readings_test, added_bounds_never_change_results) {
+    start();
+    const int64_t end = today_midnight();
+    load(end, 2);
+    ASSERT_TRUE(registry_->ensure_device("idle-1", "", ""));  // no readings: outer joins null-extend it
+    const int64_t day = end - k_day;
+    const int64_t edge = day + 12 * k_hour_us + 10 * k_minute;  // a window's start
+    const int64_t next = edge + 10 * k_minute;
+    const std::string r = "SELECT time, device, metric, value, flags FROM sluice_telemetry.readings WHERE ";
+    std::vector<std::string> queries;
+    // Pairs of bounds in each type, exactly on window edges, 30 s off them, and on a day edge.
+    const std::vector<std::pair<std::string, std::string>> ranges = {
+        {ts(edge), ts(next)},
+        {ts(edge - 30'000'000), ts(next + 30'000'000)},
+        {ts_naive(edge), ts_naive(next)},
+        {rfc3339(edge), rfc3339(next)},
+        {ts(day - 10 * k_minute), ts(day)},
+        {ts_naive(day - 10 * k_minute), date(day)},
+        {date(day), ts(day + 10 * k_minute)},
+    };
+    for (const auto& [lo, hi] : ranges) {
+        for (const char* lower : {">=", ">"}) {
+            for (const char* upper : {"<", "<="})
+                queries.push_back(concat({r, "time ", lower, " ", lo, " AND time ", upper, " ", hi}));
+        }
+        queries.push_back(concat({r, "time BETWEEN ", lo, " AND ", hi}));
+        queries.push_back(concat({r, lo, " < time AND ", hi, " >= time"}));
+        queries.push_back(concat({r, "time = ", lo, " OR time = ", hi}));
+    }
+    for (const std::string& at : {ts(edge), ts(edge + 30'000'000), ts_naive(edge), date(day), rfc3339(next)})
+        queries.push_back(concat({r, "time = ", at}));
+    // ORs: adjacent ranges meeting at a window edge, and with an arm that bounds nothing.
+    queries.push_back(r + "(time >= " + ts(edge - 10 * k_minute) + " AND time < " + ts(edge) +
+                      ") OR (time >= " + ts_naive(edge) + " AND time <= " + ts(next) + ")");
+    queries.push_back(r + "(time > " + ts(edge) + " AND time < " + ts(next) + ") OR value < 2");
+    queries.push_back(r + "time >= " + date(day) + " AND (time < " + ts(edge) + " OR time > " + ts(next) + ")");
+    // Joins and subqueries, including the outer joins' null-extended rows.
+    const std::string on_clause = " ON d.key = r.device AND r.time >= " + ts(edge) + " AND r.time <= " + ts(next);
+    const std::string cols = "SELECT d.key, r.time, r.metric, r.value FROM ";
+    for (const char* join : {" JOIN ", " LEFT JOIN ", " RIGHT JOIN ", " FULL JOIN "}) {
+        queries.push_back(
+            concat({cols, "sluice_telemetry.device_names d", join, "sluice_telemetry.readings r", on_clause}));
+        queries.push_back(
+            concat({cols, "sluice_telemetry.readings r", join, "sluice_telemetry.device_names d", on_clause}));
+    }
+    queries.push_back(
+        "WITH x AS (SELECT time AS t, device, value FROM sluice_telemetry.readings) SELECT * FROM x "
+        "WHERE t > " +
+        ts_naive(edge) + " AND t < " + date(day + k_day));
+    queries.push_back(
+        "SELECT * FROM (SELECT r.time, d.id FROM sluice_telemetry.readings r JOIN "
+        "sluice_telemetry.device_names d ON d.key = r.device) s WHERE s.time = " +
+        ts(next));
+
+    for (const char* zone : {"UTC", "Asia/Kolkata"}) {
+        // One session with the module's rewrite, one without.
+        pg::connection on(url_, std::chrono::seconds(10), "test-on");
+        pg::connection off(url_, std::chrono::seconds(10), "test-off");
+        const std::string tz = std::string("SET TimeZone = '") + zone + "'";
+        ASSERT_TRUE(on.ensure() && on.exec(tz.c_str()));
+        ASSERT_TRUE(off.ensure() && off.exec((tz + "; SET sluice_readings.enabled = off").c_str()));
+        for (const std::string& q : queries) {
+            const std::string with = rows_of(on, q);
+            EXPECT_EQ(with, rows_of(off, q)) << zone << ": " << q;
+            EXPECT_NE(with.rfind("0 ", 0), 0u) << "no rows, nothing compared: " << zone << ": " << q;
+        }
+    }
 }
 
 TEST_P(readings_test, readings_between_prunes_without_the_planner_module) {

@@ -6,8 +6,8 @@
 // connections, dead letters, rollups vs recomputation, partitions and retention,
 // compaction, a database restart, and the HTTP API's read-only role (issue 12: SELECT on
 // every partition and chunk, no write, idempotent and race-tolerant set-up). Every test runs on both layouts (native
-// partitions, TimescaleDB hypertable); the TimescaleDB runs are skipped, with the reason, where TimescaleDB is not
-// installed.
+// partitions, TimescaleDB hypertable), and on TimescaleDB retention is a Timescale job that follows the setting; the
+// TimescaleDB runs are skipped, with the reason, where TimescaleDB is not installed.
 #include "store/store.h"
 
 #include <atomic>
@@ -100,21 +100,26 @@ std::vector<row> make_rows(int devices, int metrics, int per_series, int64_t sta
 }
 
 TEST_P(store_test, migrate_is_idempotent_and_concurrent_safe) {
-    auto s = open();
+    store_options o = options();
+    o.retention = std::chrono::hours(24 * 30);
+    auto s = open(o);
     EXPECT_EQ(s->timescale(), timescale());
     ASSERT_TRUE(s->migrate());
     // Two more stores migrating at the same time.
-    auto a = open_postgres(options());
-    auto b = open_postgres(options());
+    auto a = open_postgres(o);
+    auto b = open_postgres(o);
     ASSERT_TRUE(a && b);
     std::thread ta([&] { EXPECT_TRUE((*a)->migrate()); });
     std::thread tb([&] { EXPECT_TRUE((*b)->migrate()); });
     ta.join();
     tb.join();
     EXPECT_EQ(scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM sluice_telemetry.schema_version"),
-              "1,2,3");
+              "1,2,3,4");
     EXPECT_EQ(scalar("SELECT value FROM sluice_telemetry.settings WHERE key = 'layout'"),
               timescale() ? "timescale" : "native");
+    if (timescale()) {  // one retention job, however many start-ups registered it
+        EXPECT_EQ(scalar("SELECT count(*) FROM timescaledb_information.jobs WHERE proc_name = 'retention_job'"), "1");
+    }
     // The API's read-only role: created once, granted once, nothing left to do.
     EXPECT_EQ(scalar("SELECT count(*) FROM pg_roles WHERE rolname = 'sluice_reader' AND NOT rolcanlogin"), "1");
     EXPECT_EQ(scalar("SELECT count(*) FROM pg_auth_members WHERE roleid = 'sluice_reader'::regrole"), "1");
@@ -404,7 +409,8 @@ TEST_P(store_test, maintain_creates_partitions_ahead_and_drops_past_retention) {
     const int64_t now = k_t0 + 13 * k_hour_us;
     ASSERT_TRUE(s->maintain(at(now)));
     if (timescale()) {
-        // Chunks are created by TimescaleDB on insert; retention is drop_chunks.
+        // Chunks are created by TimescaleDB on insert; retention is a Timescale job
+        // (store_timescale.retention_is_a_timescale_job_that_follows_the_setting).
         ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, k_t0 - 10 * k_day, 1'000'000, 1), {}, {}));
         ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, k_t0 - 6 * k_day, 1'000'000, 2), {}, {}));
         ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, k_t0, 1'000'000, 3), {}, {}));
@@ -414,14 +420,8 @@ TEST_P(store_test, maintain_creates_partitions_ahead_and_drops_past_retention) {
                          "(SELECT min(c)::regclass::oid FROM show_chunks('sluice_telemetry.telemetry_packed') c)"),
                   "{toast_tuple_target=128}");
         ASSERT_TRUE(s->maintain(at(now)));
-        EXPECT_EQ(scalar(chunks), "2");
-        EXPECT_EQ(count("sluice_telemetry.telemetry"), 80);
-        EXPECT_EQ(count("sluice_telemetry.telemetry WHERE time < '2025-12-25'"), 0);
-        EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h"), "120");
-        EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h_state"), "40");
-        // Writing into a dropped day again works (the chunk is recreated).
-        ASSERT_TRUE(s->write_batch(make_rows(1, 1, 3, k_t0 - 10 * k_day, 1'000'000, 4), {}, {}));
-        EXPECT_EQ(count("sluice_telemetry.telemetry"), 83);
+        EXPECT_EQ(scalar(chunks), "3");  // one owner per task: the job, not maintain()
+        EXPECT_EQ(count("sluice_telemetry.telemetry"), 120);
         return;
     }
     const char* parts =
@@ -468,6 +468,97 @@ TEST_P(store_test, maintain_creates_partitions_ahead_and_drops_past_retention) {
     ASSERT_TRUE(s->write_batch(make_rows(1, 1, 4, k_t0 + k_hour_us, 1'000'000, 6), {}, off));
     EXPECT_EQ(count("sluice_telemetry.telemetry WHERE time >= '2026-01-01' AND time < '2026-01-02'"), 4);
     EXPECT_EQ(s->load_offset("p", 0).value(), std::optional<int64_t>(1));
+}
+
+// TimescaleDB layout: retention is a Timescale job (timescaledb_information.jobs) that runs
+// Sluice's apply_retention hourly and follows store.retention across restarts.
+TEST(store_timescale, retention_is_a_timescale_job_that_follows_the_setting) {
+    if (!test::timescale_installed()) GTEST_SKIP() << test::timescale_skip_reason();
+    test::pg_instance_options po;
+    po.timescale = true;
+    auto inst = pg_instance::start(po);
+    ASSERT_TRUE(inst) << inst.error().message();
+    auto db = (*inst)->create_database("jobs");
+    ASSERT_TRUE(db);
+    auto scalar = [&](const std::string& sql) {
+        auto r = pg_instance::scalar(*db, sql);
+        EXPECT_TRUE(r) << sql;
+        return r ? *r : std::string();
+    };
+    // A start-up with `days` of retention (0 = keep).
+    auto start = [&](int days) {
+        store_options o;
+        o.telemetry_url = o.app_url = *db;
+        o.layout = layout_choice::timescale;
+        o.retention = std::chrono::hours(24 * days);
+        auto s = open_postgres(o);
+        EXPECT_TRUE(s);
+        auto m = (*s)->migrate();
+        EXPECT_TRUE(m) << m.error().message();
+        return std::move(*s);
+    };
+    const std::string jobs =
+        "FROM timescaledb_information.jobs WHERE proc_schema = 'sluice_telemetry' AND proc_name = 'retention_job'";
+    auto s = start(0);
+    EXPECT_EQ(scalar("SELECT count(*) " + jobs), "0");
+
+    // The job runs with now(): data relative to the real clock.
+    const int64_t now_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    const int64_t today = now_us - now_us % k_day;
+    ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, today - 10 * k_day, 1'000'000, 1), {}, {}));
+    ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, today - 6 * k_day, 1'000'000, 2), {}, {}));
+    ASSERT_TRUE(s->write_batch(make_rows(2, 2, 10, today, 1'000'000, 3), {}, {}));
+    std::vector<dead_letter> dl = {{today - 9 * k_day, "t", "c", "p", "r"}, {today, "t", "c", "p", "r"}};
+    ASSERT_TRUE(s->write_batch({}, dl, {}));
+    const std::string chunks = "SELECT count(*) FROM show_chunks('sluice_telemetry.telemetry_packed')";
+    ASSERT_EQ(scalar(chunks), "3");
+
+    // Restarted with 7 days: one scheduled job, hourly, first run an hour away.
+    s = start(7);
+    EXPECT_EQ(scalar("SELECT count(*) " + jobs), "1");
+    EXPECT_EQ(scalar("SELECT config->>'drop_after' || ' every ' || schedule_interval || ' ' || scheduled " + jobs),
+              "7 days every 01:00:00 true");
+    EXPECT_EQ(scalar("SELECT next_start > now() + interval '50 minutes' " + jobs), "t");
+    const std::string id = scalar("SELECT job_id " + jobs);
+    // Sluice's own loop leaves retention to the job.
+    ASSERT_TRUE(s->maintain(std::chrono::system_clock::now()));
+    EXPECT_EQ(scalar(chunks), "3");
+    EXPECT_EQ(scalar("SELECT count(*) FROM sluice_telemetry.dead_letters"), "2");
+
+    // The job drops the 10-day-old chunk after archiving its rollups, and old dead letters.
+    ASSERT_TRUE(pg_instance::query(*db, "CALL run_job(" + id + ")"));
+    EXPECT_EQ(scalar(chunks), "2");
+    EXPECT_EQ(scalar("SELECT count(*) FROM sluice_telemetry.telemetry"), "80");
+    EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h"), "120");
+    EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h_state"), "40");
+    EXPECT_EQ(scalar("SELECT count(*) FROM sluice_telemetry.dead_letters"), "1");
+
+    // A changed setting on restart changes the same job; 0 removes it.
+    s = start(3);
+    EXPECT_EQ(scalar("SELECT job_id || ' ' || (config->>'drop_after') " + jobs), id + " 3 days");
+    // This time TimescaleDB's scheduler runs it, as it does every hour.
+    ASSERT_TRUE(pg_instance::query(*db, "SELECT alter_job(" + id + ", next_start => now())"));
+    const std::string status =
+        "SELECT coalesce((SELECT last_run_status FROM timescaledb_information.job_stats "
+        "WHERE job_id = " +
+        id + "), 'none')";
+    std::string last = scalar(status);
+    for (int i = 0; i < 600 && last != "Success" && last != "Failed"; ++i) {
+        std::this_thread::sleep_for(100ms);
+        last = scalar(status);
+    }
+    // TimescaleDB 2.28.3 on PostgreSQL 15.20 marks every scheduled job failed (its own too)
+    // with this error, raised when it tears the run down after the job's work committed.
+    if (last != "Success") {
+        EXPECT_EQ(last, "Failed");
+        EXPECT_EQ(scalar("SELECT err_message FROM timescaledb_information.job_errors WHERE job_id = " + id),
+                  "cannot drop portal \"\" while it is being set up");
+    }
+    EXPECT_EQ(scalar(chunks), "1") << "scheduled run: " << last;
+    s = start(0);
+    EXPECT_EQ(scalar("SELECT count(*) " + jobs), "0");
 }
 
 TEST_P(store_test, maintain_compacts_fragments_of_closed_windows) {
