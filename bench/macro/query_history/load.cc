@@ -14,14 +14,17 @@
 // Deterministic: the same arguments give the same readings.
 #include <array>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
+#include <exception>
 #include <map>
 #include <numbers>
 #include <random>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -48,9 +51,17 @@ constexpr std::array<sensor, 4> k_sensors{{
     {"vibration", 2.0, 0.5, 900.0, 0.2, 1000.0},
 }};
 
-[[noreturn]] void fail(const char* what, const std::error_code& ec) {
+int fail(const char* what, const std::error_code& ec) {
     std::fprintf(stderr, "query_history_load: %s: %s\n", what, ec.message().c_str());
-    std::exit(1);
+    return 1;
+}
+
+// A whole decimal number in [1, max], else 0.
+int64_t positive(const char* text, int64_t max) {
+    int64_t v = 0;
+    const std::string_view sv(text);
+    const auto [end, ec] = std::from_chars(sv.data(), sv.data() + sv.size(), v);
+    return ec == std::errc() && end == sv.data() + sv.size() && v >= 1 && v <= max ? v : 0;
 }
 
 // One series' generator state; seeded by its index so values do not depend on batching.
@@ -93,21 +104,22 @@ int run(int argc, char** argv) {
         std::fprintf(stderr, "query_history_load: layout must be native or timescale\n");
         return 2;
     }
-    const int devices = std::atoi(argv[3]);
-    const int64_t hours = std::atoll(argv[4]);
-    const int64_t end_s = std::atoll(argv[5]);
-    if (devices <= 0 || hours <= 0 || end_s % k_window_s != 0) {
-        std::fprintf(stderr, "query_history_load: DEVICES and HOURS must be > 0, END a multiple of 600\n");
+    const auto devices = static_cast<int>(positive(argv[3], 9999));
+    const int64_t hours = positive(argv[4], int64_t{24} * 366);
+    const int64_t end_s = positive(argv[5], int64_t{1} << 40);
+    if (devices == 0 || hours == 0 || end_s == 0 || end_s % k_window_s != 0) {
+        std::fprintf(stderr, "query_history_load: DEVICES (1-9999), HOURS > 0, END a multiple of 600\n");
         return 2;
     }
     const int64_t start_s = end_s - hours * 3600;
 
     auto store = open_postgres(options);
-    if (!store) fail("open", store.error());
-    if (auto r = (*store)->migrate(); !r) fail("migrate", r.error());
+    if (!store) return fail("open", store.error());
+    if (auto r = (*store)->migrate(); !r) return fail("migrate", r.error());
     auto reg = open_registry(options);
-    if (!reg) fail("registry", reg.error());
+    if (!reg) return fail("registry", reg.error());
     std::vector<registry::device_request> requests;
+    requests.reserve(static_cast<size_t>(devices));
     for (int d = 1; d <= devices; ++d) {
         char key[32];
         std::snprintf(key, sizeof key, "dev-%04d", d);
@@ -115,15 +127,16 @@ int run(int argc, char** argv) {
             {key, "site-" + std::to_string((d - 1) / 50 + 1), "line-" + std::to_string((d - 1) % 5 + 1)});
     }
     auto devs = (*reg)->ensure_devices(requests);
-    if (!devs) fail("ensure_devices", devs.error());
+    if (!devs) return fail("ensure_devices", devs.error());
     std::vector<std::string> metric_names;
+    metric_names.reserve(k_sensors.size());
     for (const sensor& s : k_sensors)
         metric_names.emplace_back(s.name);
     auto metrics = (*reg)->ensure_metrics(metric_names);
-    if (!metrics) fail("ensure_metrics", metrics.error());
+    if (!metrics) return fail("ensure_metrics", metrics.error());
     // ensure_metrics does not fill metric_names; load_metrics (the pipeline's start-up and
     // periodic reload) does.
-    if (auto r = (*reg)->load_metrics(); !r) fail("load_metrics", r.error());
+    if (auto r = (*reg)->load_metrics(); !r) return fail("load_metrics", r.error());
 
     std::map<std::string, int32_t> metric_id;  // ensure_metrics returns them in any order
     for (const auto& [name, id] : *metrics)
@@ -143,21 +156,29 @@ int run(int argc, char** argv) {
     const int64_t windows = hours * 3600 / k_window_s;
     std::atomic<int64_t> written{0};
     const auto t0 = std::chrono::steady_clock::now();
+    std::array<std::error_code, k_writers> errors;
     std::vector<std::thread> writers;
+    writers.reserve(k_writers);
     for (int i = 0; i < k_writers; ++i) {
         writers.emplace_back([&, i] {
             for (int64_t w = i; w < windows; w += k_writers) {
                 const std::vector<row> rows = window_rows(series[static_cast<size_t>(i)], start_s, w);
                 const offset_update off{"query_history", i, w + 1};
-                if (auto r = (*store)->write_batch(rows, {}, {&off, 1}); !r) fail("write_batch", r.error());
+                if (auto r = (*store)->write_batch(rows, {}, {&off, 1}); !r) {
+                    errors[static_cast<size_t>(i)] = r.error();
+                    return;
+                }
                 written += static_cast<int64_t>(rows.size());
             }
         });
     }
     for (auto& t : writers)
         t.join();
+    for (const std::error_code& ec : errors) {
+        if (ec) return fail("write_batch", ec);
+    }
     const double write_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (auto r = (*store)->maintain(std::chrono::system_clock::now()); !r) fail("maintain", r.error());
+    if (auto r = (*store)->maintain(std::chrono::system_clock::now()); !r) return fail("maintain", r.error());
     std::printf("%lld readings in %.1f s (%.0f readings/s) through write_batch\n",
                 static_cast<long long>(written.load()), write_s, static_cast<double>(written.load()) / write_s);
     return 0;
@@ -166,6 +187,8 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace sluice::store
 
-int main(int argc, char** argv) {
-    return sluice::store::run(argc, argv);
+// Nothing may escape main (an allocation failure would).
+int main(int argc, char** argv) try { return sluice::store::run(argc, argv); } catch (const std::exception& e) {
+    std::fprintf(stderr, "query_history_load: %s\n", e.what());
+    return 1;
 }
