@@ -167,11 +167,19 @@ public:
             "ON CONFLICT (name) DO NOTHING",
             {arr});
         if (!ins) return ins.error();
-        auto q = conn_.query("SELECT name, id FROM sluice_app.metrics WHERE name = ANY($1::text[])", {arr});
+        auto q = conn_.query("SELECT name, id, unit FROM sluice_app.metrics WHERE name = ANY($1::text[])", {arr});
         if (!q) return q.error();
+        std::vector<int32_t> ids;
+        std::vector<std::string> found, units;
         for (int i = 0; i < q->rows(); ++i) {
             out.emplace_back(std::string(q->get(i, 0)), static_cast<int32_t>(std::stol(std::string(q->get(i, 1)))));
+            ids.push_back(out.back().second);
+            found.push_back(out.back().first);
+            units.emplace_back(q->get(i, 2));
         }
+        // The telemetry database's dictionary, so that readings under a new name are in
+        // sluice_telemetry.readings at once (units come from the app database: never blanked).
+        if (auto s = sync_metric_names(ids, found, units); !s) return s.error();
         return out;
     }
 

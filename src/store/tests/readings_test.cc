@@ -509,6 +509,13 @@ TEST(readings_names, dictionary_follows_the_registry_in_another_database) {
               "a-1,a-2,press-9");
     EXPECT_EQ(pg_instance::scalar(*tel, "SELECT id FROM sluice_telemetry.metric_names WHERE name = 'rpm'").value(),
               std::to_string(*m));
+    // The batch form the pipeline uses for new names of a JSON burst, too (it used to
+    // leave them out of the dictionary until the next periodic reload).
+    auto burst = (*r)->ensure_metrics({"torque", "rpm"});
+    ASSERT_TRUE(burst);
+    EXPECT_EQ(pg_instance::scalar(*tel, "SELECT string_agg(name, ',' ORDER BY name) FROM sluice_telemetry.metric_names")
+                  .value(),
+              "rpm,torque");
     // Names are not in the telemetry database's sluice_app (it has none).
     EXPECT_EQ(pg_instance::scalar(*tel, "SELECT to_regclass('sluice_app.devices') IS NULL").value(), "t");
     // Written readings are visible by name.
