@@ -96,10 +96,10 @@ int status_command(const status_request& r) {
                      err.empty() ? "not HTTP" : err.c_str());
         return 1;
     }
-    const int code = raw.size() > 12 ? std::atoi(raw.c_str() + 9) : 0;
+    const long code = raw.size() > 12 ? std::strtol(raw.c_str() + 9, nullptr, 10) : 0;
     const std::string body = raw.substr(head_end + 4);
     if (code != 200) {
-        std::fprintf(stderr, "sluice status: %s answered %d%s%s", r.url.c_str(), code, body.empty() ? "\n" : ": ",
+        std::fprintf(stderr, "sluice status: %s answered %ld%s%s", r.url.c_str(), code, body.empty() ? "\n" : ": ",
                      body.c_str());
         if (code == 401) std::fprintf(stderr, "(give the node's API token with --token)\n");
         return 1;
