@@ -205,6 +205,11 @@ command_line parse_command_line(const std::vector<std::string>& args, std::ostre
         "passwd", "[-c|-D] [-b] FILE USER [PASSWORD]: manage a password file (mosquitto_passwd's format and verbs)");
     declare_passwd(*passwd, inv.passwd);
 
+    auto* status_cmd = app.add_subcommand(
+        "status", "The cluster's nodes, partitions, owners and lag, from a running node (GET /api/cluster)");
+    status_cmd->add_option("--http", inv.status.url, "The node's HTTP address")->capture_default_str();
+    status_cmd->add_option("--token", inv.status.token, "Its API token (--api-token), if it has one");
+
     // `sluice version` and `sluice help`: spellings sluice has always accepted.
     std::vector<std::string> line = args;
     if (line.size() == 1 && (line[0] == "version" || line[0] == "help")) line[0] = "--" + line[0];
@@ -215,13 +220,15 @@ command_line parse_command_line(const std::vector<std::string>& args, std::ostre
         return result;
     }
     if (app.get_subcommands().empty()) {
-        err << "sluice: a command is required: serve, broker, pipeline, passwd or wal dump\n"
+        err << "sluice: a command is required: serve, broker, pipeline, status, passwd or wal dump\n"
             << "Run 'sluice --help' for the options.\n";
         result.exit_status = cli::exit_usage;
         return result;
     }
     if (passwd->parsed()) {
         inv.what = command::passwd;
+    } else if (status_cmd->parsed()) {
+        inv.what = command::status;
     } else if (dump->parsed()) {
         inv.what = command::wal_dump;
         inv.wal_dump_args = dump->remaining();

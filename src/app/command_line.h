@@ -14,10 +14,11 @@
 #include "app/config.h"
 #include "app/node.h"
 #include "app/security.h"
+#include "app/status.h"
 
 namespace sluice::app {
 
-enum class command { node, passwd, wal_dump };
+enum class command { node, passwd, wal_dump, status };
 
 // What the command line asks for.
 struct invocation {
@@ -26,6 +27,7 @@ struct invocation {
     config cfg;                              // command::node: defaults, then each --config file, then the flags
     std::string web_root;                    // command::node: --web-root ("" = default_web_root())
     passwd_request passwd;                   // command::passwd
+    status_request status;                   // command::status
     std::vector<std::string> wal_dump_args;  // command::wal_dump: passed to sluice-wal-dump as they are
 };
 

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // The `sluice` command: reads the command line (command_line.h) and runs what it asks for:
-// a node (`sluice serve`, `broker`, `pipeline`: node.h), `sluice passwd` (security.h) or
-// `sluice wal dump`, which runs the offline WAL reader installed beside us.
+// a node (`sluice serve`, `broker`, `pipeline`: node.h), `sluice status` (status.h),
+// `sluice passwd` (security.h) or `sluice wal dump`, which runs the offline WAL reader installed beside us.
 #include <unistd.h>
 
 #include <cerrno>
@@ -46,6 +46,8 @@ int main(int argc, char** argv) try {
             return passwd_command(run.passwd);
         case command::wal_dump:
             return wal_dump(run.wal_dump_args);
+        case command::status:
+            return status_command(run.status);
     }
     return 1;
 } catch (const std::exception& e) {

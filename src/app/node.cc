@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -34,6 +35,7 @@
 #include "http/server.h"
 #include "net/event_loop.h"
 #include "net/tcp_server.h"
+#include "pipeline/runner.h"
 #include "pipeline/topic_rules.h"
 #include "store/query.h"
 
@@ -296,13 +298,45 @@ private:
         ro.anomalies.future_tolerance_ms = cfg_.future_tolerance_ms;
         ro.max_new_metrics_per_device = cfg_.max_new_metrics_per_device;
         ro.new_metrics_interval = std::chrono::seconds(cfg_.new_metrics_interval_s);
-        // Offsets in the database belong to the topic (not the group): renaming the group
-        // repeats nothing, and WAL offsets are never mistaken for Kafka's.
-        if (kafka_) ro.consumer = "kafka:" + cfg_.kafka.topic;
-        pipe_ = std::make_unique<pipeline_service>(*log_bus_, rules_, so, ro, kafka_ ? cfg_.kafka_group : ro.consumer,
+        ro.consumer = offsets_consumer();
+        pipe_ = std::make_unique<pipeline_service>(*log_bus_, rules_, so, ro, group_name(),
                                                    kafka_ ? cfg_.kafka.topic : std::string());
         pipe_->start();
         return 0;
+    }
+
+    // The pipeline's name in sluice_offsets. Offsets in the database belong to the topic
+    // (not the group): renaming the group repeats nothing, and WAL offsets are never
+    // mistaken for Kafka's.
+    std::string offsets_consumer() const {
+        return kafka_ ? "kafka:" + cfg_.kafka.topic : pipeline::runner_options{}.consumer;
+    }
+    std::string group_name() const { return kafka_ ? cfg_.kafka_group : offsets_consumer(); }
+
+    // GET /api/cluster: the group as the bus describes it. With the WAL there is no group
+    // beyond this process, whose pipeline (once running) owns every partition.
+    result<http::cluster_view> describe_cluster() {
+        http::cluster_view v;
+        v.bus = kafka_ ? "kafka" : "wal";
+        if (kafka_) v.topic = cfg_.kafka.topic;
+        v.group = group_name();
+        v.consumer = offsets_consumer();
+        auto d = log_bus_->describe_group(v.group);
+        if (!d) return d.error();
+        v.group_state = std::move(*d);
+        if (!kafka_ && pipe_ && pipe_->running()) {
+            bus::bus::group_member self;
+            char host[256] = {};
+            gethostname(host, sizeof host - 1);
+            self.host = host;
+            self.member_id = self.host + ":" + std::to_string(http_port_);
+            self.client_id = std::string("sluice-") + role_name(role_);
+            for (uint32_t p = 0; p < log_bus_->partitions(); ++p)
+                self.partitions.push_back(p);
+            v.group_state.source = "local";
+            v.group_state.members.push_back(std::move(self));
+        }
+        return v;
     }
 
     // Leaves the consumer group; runners stop after their current batch.
@@ -352,6 +386,7 @@ private:
         http::api_config api;
         if (!cfg_.telemetry_db_url.empty()) api.query = store::open_postgres_query({cfg_.telemetry_db_url});
         api.metrics = [this] { return collect_metrics(sources_); };
+        api.cluster = [this] { return describe_cluster(); };
         api.web_root = web_root_;
         http::register_api(web_, std::move(api));
         auto port = web_.start(cfg_.bind_address, cfg_.http_port);

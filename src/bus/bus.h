@@ -137,6 +137,34 @@ public:
         return std::unique_ptr<membership>(std::move(m));
     }
 
+    // Who owns what in a consumer group, as the cluster tells it (GET /api/cluster,
+    // `sluice status`). `source` says where the answer comes from: "describe-groups"
+    // (Kafka's group coordinator), "offset-metadata" (the owner each worker records with
+    // its committed-offset hints, for brokers that cannot describe groups: librdkafka's
+    // mock cluster), or "none" for backends without groups (the WAL: the process that
+    // joined owns every partition). `ends` holds each partition's end offset (Kafka: the
+    // high watermark, asked now).
+    struct group_member {
+        std::string member_id;
+        std::string client_id;
+        std::string host;
+        std::vector<uint32_t> partitions;
+        int64_t seen_ms = 0;  // "offset-metadata": when it last recorded its ownership (Unix ms)
+    };
+    struct group_description {
+        std::string source = "none";
+        std::string state;  // "describe-groups": Stable, PreparingRebalance, Empty, ...
+        std::vector<group_member> members;
+        std::vector<uint64_t> ends;
+    };
+    virtual result<group_description> describe_group(std::string_view group) {
+        (void)group;
+        group_description d;
+        for (uint32_t p = 0; p < partitions(); ++p)
+            d.ends.push_back(get_stats(p).durable_end);
+        return d;
+    }
+
     // For lag metrics and operations.
     struct stats {
         uint64_t durable_end = 0;            // next offset to be assigned; all below are acknowledged/readable

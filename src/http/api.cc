@@ -149,6 +149,29 @@ struct api_state {
         if (!d) return store_error(d.error());
         return json_response(200, dead_letters_json(*d, k_payload_preview));
     }
+
+    // The group as the bus describes it, with the offsets stored in the database (the
+    // answer stays useful while the database is down: those are then null).
+    response cluster(const request& req) {
+        auto format = query_param(req, "format").value_or("json");
+        if (format != "json" && format != "text") return bad_request("format must be json or text");
+        if (!cfg.cluster) return json_response(404, "{\"error\":\"no cluster view\"}");
+        auto v = cfg.cluster();
+        if (!v) {
+            SLUICE_WARN("http", "cluster view: %s", v.error().message().c_str());
+            return json_response(503, "{\"error\":\"the bus did not describe the group\"}");
+        }
+        if (cfg.query) {
+            auto stored = cfg.query->offsets(v->consumer);
+            if (stored) v->stored = std::move(*stored);
+        }
+        if (format == "text") {
+            response r{200, "text/plain; charset=utf-8", cluster_text(*v), {}};
+            r.headers.emplace_back("Cache-Control", "no-store");
+            return r;
+        }
+        return json_response(200, cluster_json(*v));
+    }
 };
 
 }  // namespace
@@ -160,6 +183,7 @@ void register_api(server& s, api_config cfg) {
     s.route("GET", "/api/metrics", [state](const request& r) { return state->metrics(r); });
     s.route("GET", "/api/telemetry", [state](const request& r) { return state->telemetry(r); });
     s.route("GET", "/api/dead-letters", [state](const request& r) { return state->dead_letters(r); });
+    s.route("GET", "/api/cluster", [state](const request& r) { return state->cluster(r); });
     if (!state->cfg.web_root.empty()) {
         s.route("GET", "/",
                 [state](const request&) { return static_file_response(state->cfg.web_root, "index.html"); });

@@ -291,6 +291,21 @@ public:
         return out;
     }
 
+    result<std::vector<stored_offset>> offsets(std::string_view consumer) override {
+        auto q = session_.query(
+            "SELECT partition, next_offset, " SLUICE_ISO(
+                "updated_at") " FROM sluice_telemetry.sluice_offsets WHERE consumer = $1 ORDER BY partition",
+            {std::string(consumer)});
+        if (!q) return q.error();
+        std::vector<stored_offset> out;
+        out.reserve(static_cast<size_t>(q->rows()));
+        for (int i = 0; i < q->rows(); ++i) {
+            out.push_back(stored_offset{static_cast<int32_t>(std::stol(std::string(q->get(i, 0)))),
+                                        std::stoll(std::string(q->get(i, 1))), q->get_opt(i, 2)});
+        }
+        return out;
+    }
+
 private:
     reader_session session_;
 };

@@ -87,6 +87,14 @@ struct dead_letter_info {
     std::string payload_head;  // its first preview_bytes bytes, verbatim
 };
 
+// One partition's position stored with the data (sluice_offsets, written in each batch's
+// transaction): the authoritative one, whatever the bus says.
+struct stored_offset {
+    int32_t partition;
+    int64_t next_offset;
+    std::optional<std::string> updated_at;
+};
+
 // Errors of every call: errc::connection_failed - no database (none configured, down,
 // or the connection broke twice in a row); errc::timeout - the statement ran past the
 // session's statement timeout; errc::invalid_data - the database refused a value while
@@ -109,6 +117,9 @@ public:
 
     // Dead letters, newest first, at most `limit`, payloads cut to `preview_bytes`.
     virtual result<std::vector<dead_letter_info>> dead_letters(int limit, int preview_bytes) = 0;
+
+    // The offsets `consumer` stored (the pipeline's: "sluice-pipeline" with the WAL, "kafka:<topic>"), by partition.
+    virtual result<std::vector<stored_offset>> offsets(std::string_view consumer) = 0;
 };
 
 struct query_options {

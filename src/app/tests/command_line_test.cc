@@ -292,7 +292,7 @@ TEST(app_command_line, help_lists_the_subcommands_on_stdout) {
         const auto r = parse({spelling});
         EXPECT_FALSE(r.line.run.has_value());
         EXPECT_EQ(r.line.exit_status, 0);
-        for (const char* sub : {"serve", "broker", "pipeline", "passwd", "wal"})
+        for (const char* sub : {"serve", "broker", "pipeline", "status", "passwd", "wal"})
             EXPECT_NE(r.out.find(sub), std::string::npos) << sub << " in\n" << r.out;
         EXPECT_EQ(r.err, "");
     }
@@ -331,6 +331,17 @@ TEST(app_command_line, passwd_takes_mosquitto_passwd_verbs) {
     expect_usage_error({"passwd", "pw.txt", "u", "p"}, "-b");
     expect_usage_error({"passwd", "pw.txt"}, "USER");
     expect_usage_error({"passwd", "-x", "pw.txt", "u"}, "-x");
+}
+
+TEST(app_command_line, status_asks_a_node_at_its_http_address) {
+    const invocation plain = parse_ok({"status"});
+    EXPECT_EQ(plain.what, command::status);
+    EXPECT_EQ(plain.status.url, "http://127.0.0.1:8080");
+    EXPECT_EQ(plain.status.token, "");
+    const invocation other = parse_ok({"status", "--http", "http://node-2:9000", "--token", "s3cret"});
+    EXPECT_EQ(other.status.url, "http://node-2:9000");
+    EXPECT_EQ(other.status.token, "s3cret");
+    expect_usage_error({"status", "--mqtt-port", "1"}, "--mqtt-port");
 }
 
 TEST(app_command_line, wal_dump_passes_its_arguments_on_untouched) {

@@ -3,18 +3,27 @@
 // librdkafka behind bus/bus.h. One producer handle (also used for metadata and watermark
 // queries), one consumer handle per reader (assign(), no group: the offset to read from
 // comes from the database), and one group consumer per join_group() that only tracks
-// partition ownership (its partitions stay paused) and carries the committed-offset hint.
+// partition ownership (its partitions stay paused) and carries the committed-offset hint,
+// whose metadata names the owner (describe_group's answer when the brokers cannot
+// describe groups).
 #include "bus/kafka/kafka.h"
 
+#include <unistd.h>
+
 #include <atomic>
+#include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <map>
+#include <sstream>
 #include <thread>
 #include <vector>
 
 #include <librdkafka/rdkafka.h>
 
+#include "base/clock.h"
 #include "base/endian.h"
 #include "base/log.h"
 #include "base/thread_annotations.h"
@@ -62,6 +71,56 @@ bool apply_settings(rd_kafka_conf_t* conf, const std::map<std::string, std::stri
     return true;
 }
 
+// How often a group member records its ownership again (commit metadata), and how old a
+// record may be before describe_group stops believing it: the worker died or left, and
+// no live member took the partition yet.
+constexpr auto k_owner_refresh = 2s;
+// Sluice's default session.timeout.ms for the pipeline's group.
+constexpr int64_t k_session_timeout_ms = 10'000;
+
+std::string host_name() {
+    char buf[256] = {};
+    if (gethostname(buf, sizeof buf - 1) != 0) return "?";
+    return buf;
+}
+
+// The ownership record in a committed offset's metadata: "sluice1", Unix ms, host, client
+// id, member id, tab-separated.
+std::string owner_record(int64_t now_ms, const std::string& host, const std::string& client_id,
+                         const std::string& member_id) {
+    return "sluice1\t" + std::to_string(now_ms) + "\t" + host + "\t" + client_id + "\t" + member_id;
+}
+
+// Parses owner_record's text into `m` (partitions untouched); false for anything else.
+bool parse_owner_record(std::string_view text, bus::group_member& m) {
+    std::vector<std::string> fields;
+    std::string field;
+    std::istringstream in{std::string(text)};
+    while (std::getline(in, field, '\t'))
+        fields.push_back(field);
+    if (fields.size() != 5 || fields[0] != "sluice1") return false;
+    char* end = nullptr;
+    m.seen_ms = std::strtoll(fields[1].c_str(), &end, 10);
+    if (end == fields[1].c_str() || *end != '\0') return false;
+    m.host = fields[2];
+    m.client_id = fields[3];
+    m.member_id = fields[4];
+    return !m.member_id.empty();
+}
+
+// Adds `offset` of topic/partition to `list`, with `metadata` (librdkafka frees it).
+void add_with_metadata(rd_kafka_topic_partition_list_t* list, const std::string& topic, uint32_t partition,
+                       int64_t offset, const std::string& metadata) {
+    rd_kafka_topic_partition_t* p =
+        rd_kafka_topic_partition_list_add(list, topic.c_str(), static_cast<int32_t>(partition));
+    p->offset = offset;
+    p->metadata = std::malloc(metadata.size());  // NOLINT(cppcoreguidelines-no-malloc): librdkafka free()s it
+    if (p->metadata != nullptr) {
+        std::memcpy(p->metadata, metadata.data(), metadata.size());
+        p->metadata_size = metadata.size();
+    }
+}
+
 void log_cb(const rd_kafka_t*, int level, const char* fac, const char* buf) {
     if (level <= 3) {
         SLUICE_ERROR("kafka", "%s: %s", fac, buf);
@@ -94,19 +153,40 @@ private:
 
 class kafka_group final : public bus::membership {
 public:
-    kafka_group(bus::partitions_callback assigned, bus::partitions_callback revoked, std::function<void()> forget)
-        : assigned_(std::move(assigned)), revoked_(std::move(revoked)), forget_(std::move(forget)) {}
+    kafka_group(std::string topic, std::string client_id, bus::partitions_callback assigned,
+                bus::partitions_callback revoked, std::function<void()> forget)
+        : topic_(std::move(topic)),
+          client_id_(std::move(client_id)),
+          host_(host_name()),
+          assigned_(std::move(assigned)),
+          revoked_(std::move(revoked)),
+          forget_(std::move(forget)) {}
     ~kafka_group() override;
     void start(rd_kafka_t* rk);
     void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
-    void commit_hint(const std::string& topic, uint32_t partition, uint64_t next_offset);
+    void commit_hint(uint32_t partition, uint64_t next_offset);
 
 private:
+    // On the poll thread: records this member as the owner of what it owns, with the
+    // offset hint last committed (or Kafka's committed offset, or the partition's start).
+    void record_ownership();
+    // Commits `offsets` (async) with this member's ownership record.
+    void commit_locked(const std::map<uint32_t, int64_t>& offsets) SLUICE_REQUIRES(hints_mutex_);
+
     rd_kafka_t* rk_ = nullptr;
+    const std::string topic_;
+    const std::string client_id_;
+    const std::string host_;
     bus::partitions_callback assigned_;
     bus::partitions_callback revoked_;
     std::function<void()> forget_;  // detaches the bus's commit hints from this group
     std::vector<uint32_t> owned_;   // touched by the poll thread only (and the destructor after it)
+    bool record_now_ = false;       // poll thread: an assignment came, record ownership at once
+    std::string member_id_;         // poll thread: as the coordinator named us
+    // Commits happen under it, so that the hints reach Kafka in the order they were made.
+    sluice::mutex hints_mutex_;
+    std::map<uint32_t, int64_t> hints_ SLUICE_GUARDED_BY(hints_mutex_);  // last hint per partition
+    std::string record_ SLUICE_GUARDED_BY(hints_mutex_);                 // this member's ownership record
     std::atomic<bool> stopping_{false};
     std::thread thread_;
 };
@@ -168,7 +248,7 @@ public:
     result<void> commit_cursor(std::string_view consumer, uint32_t partition, uint64_t next_offset) override {
         if (partition >= partitions() || consumer.empty()) return errc::invalid_argument;
         sluice::mutex_lock lock(group_mutex_);
-        if (group_ != nullptr) group_->commit_hint(opts_.topic, partition, next_offset);
+        if (group_ != nullptr) group_->commit_hint(partition, next_offset);
         return {};
     }
 
@@ -180,6 +260,15 @@ public:
 
     result<std::unique_ptr<membership>> join_group(std::string_view group, partitions_callback assigned,
                                                    partitions_callback revoked) override;
+
+    result<group_description> describe_group(std::string_view group) override;
+    // Whether the brokers answer DescribeGroups (asked until they answer).
+    bool coordinator_describes(const std::string& group);
+    // Members and assignments from the group coordinator (DescribeGroups); false when the
+    // brokers do not support it.
+    result<bool> members_from_coordinator(const std::string& group, group_description& d);
+    // The owners each member records with its offset hints (OffsetFetch).
+    result<void> members_from_offsets(const std::string& group, group_description& d);
 
     stats get_stats(uint32_t partition) const override {
         stats s;
@@ -230,6 +319,13 @@ public:
     }
     const std::string& topic() const {
         return opts_.topic;
+    }
+    // The group members' session timeout: how long a dead worker keeps its partitions.
+    int64_t session_timeout_ms() const {
+        int64_t ms = k_session_timeout_ms;
+        if (auto it = opts_.properties.find("session.timeout.ms"); it != opts_.properties.end())
+            std::from_chars(it->second.data(), it->second.data() + it->second.size(), ms);
+        return ms;
     }
 
 private:
@@ -290,6 +386,7 @@ private:
     std::thread poller_;
     sluice::mutex group_mutex_;
     kafka_group* group_ SLUICE_GUARDED_BY(group_mutex_) = nullptr;  // owned by the caller of join_group
+    std::atomic<int> describes_{-1};  // coordinator_describes(): -1 not known yet, 0 no, 1 yes
 };
 
 result<void> kafka_bus::open() {
@@ -494,12 +591,18 @@ void kafka_group::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
         rd_kafka_assign(rk_, parts);
         rd_kafka_pause_partitions(rk_, parts);  // ownership only: the runners read on their own
         owned_ = list;
+        record_now_ = true;
         SLUICE_INFO("kafka", "group: %zu partition(s) assigned", list.size());
         assigned_(list);
     } else {
         SLUICE_INFO("kafka", "group: %zu partition(s) revoked", list.size());
         revoked_(list);
         owned_.clear();
+        {
+            // Our hints for them go stale as the next owner commits.
+            sluice::mutex_lock lock(hints_mutex_);
+            hints_.clear();
+        }
         rd_kafka_assign(rk_, nullptr);
     }
 }
@@ -508,6 +611,7 @@ void kafka_group::start(rd_kafka_t* rk) {
     rk_ = rk;
     thread_ = std::thread([this] {
         pthread_setname_np(pthread_self(), "sluice-kgroup");
+        auto next_record = std::chrono::steady_clock::now();
         while (!stopping_.load()) {
             rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, 100);
             if (m != nullptr) {
@@ -516,16 +620,72 @@ void kafka_group::start(rd_kafka_t* rk) {
                 }
                 rd_kafka_message_destroy(m);
             }
+            if (!owned_.empty() && (record_now_ || std::chrono::steady_clock::now() >= next_record)) {
+                record_now_ = false;
+                record_ownership();
+                next_record = std::chrono::steady_clock::now() + k_owner_refresh;
+            }
         }
     });
 }
 
-void kafka_group::commit_hint(const std::string& topic, uint32_t partition, uint64_t next_offset) {
-    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), static_cast<int32_t>(partition))->offset =
-        static_cast<int64_t>(next_offset);
+void kafka_group::record_ownership() {
+    if (char* id = rd_kafka_memberid(rk_); id != nullptr) {
+        member_id_ = id;
+        rd_kafka_mem_free(rk_, id);
+    }
+    // Partitions without a hint of ours yet: Kafka's committed offset, else the start.
+    std::vector<uint32_t> unknown;
+    {
+        sluice::mutex_lock lock(hints_mutex_);
+        for (uint32_t p : owned_) {
+            if (hints_.count(p) == 0) unknown.push_back(p);
+        }
+    }
+    std::map<uint32_t, int64_t> found;
+    if (!unknown.empty()) {
+        rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(unknown.size()));
+        for (uint32_t p : unknown)
+            rd_kafka_topic_partition_list_add(list, topic_.c_str(), static_cast<int32_t>(p));
+        if (rd_kafka_committed(rk_, list, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            for (int i = 0; i < list->cnt; ++i) {
+                if (list->elems[i].offset >= 0)
+                    found[static_cast<uint32_t>(list->elems[i].partition)] = list->elems[i].offset;
+            }
+        }
+        rd_kafka_topic_partition_list_destroy(list);
+        for (uint32_t p : unknown) {
+            int64_t lo = 0, hi = 0;
+            if (found.count(p) == 0 && rd_kafka_query_watermark_offsets(rk_, topic_.c_str(), static_cast<int32_t>(p),
+                                                                        &lo, &hi, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                found[p] = lo;
+            }
+        }
+    }
+    sluice::mutex_lock lock(hints_mutex_);
+    record_ = owner_record(unix_ms(), host_, client_id_, member_id_);
+    for (auto [p, offset] : found)
+        hints_.emplace(p, offset);  // a runner's hint that came meanwhile wins
+    std::map<uint32_t, int64_t> offsets;
+    for (uint32_t p : owned_) {
+        if (auto it = hints_.find(p); it != hints_.end()) offsets[p] = it->second;
+    }
+    commit_locked(offsets);
+}
+
+void kafka_group::commit_locked(const std::map<uint32_t, int64_t>& offsets) {
+    if (offsets.empty()) return;
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
+    for (auto [p, offset] : offsets)
+        add_with_metadata(list, topic_, p, offset, record_);
     rd_kafka_commit(rk_, list, 1);  // async; a hint for lag tools, failures do not matter
     rd_kafka_topic_partition_list_destroy(list);
+}
+
+void kafka_group::commit_hint(uint32_t partition, uint64_t next_offset) {
+    sluice::mutex_lock lock(hints_mutex_);
+    hints_[partition] = static_cast<int64_t>(next_offset);
+    commit_locked({{partition, static_cast<int64_t>(next_offset)}});
 }
 
 kafka_group::~kafka_group() {
@@ -546,8 +706,12 @@ result<std::unique_ptr<bus::membership>> kafka_bus::join_group(std::string_view 
     if (group.empty()) return errc::invalid_argument;
     rd_kafka_conf_t* conf = base_conf();
     std::map<std::string, std::string> defaults{
-        {"group.id", std::string(group)}, {"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"},
-        {"auto.offset.reset", "latest"},  {"session.timeout.ms", "10000"}, {"heartbeat.interval.ms", "1000"},
+        {"group.id", std::string(group)},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "latest"},
+        {"session.timeout.ms", std::to_string(k_session_timeout_ms)},
+        {"heartbeat.interval.ms", "1000"},
     };
     std::map<std::string, std::string> props = opts_.properties;
     for (const char* k : {"acks", "enable.idempotence", "linger.ms", "message.timeout.ms", "batch.num.messages"}) {
@@ -557,10 +721,11 @@ result<std::unique_ptr<bus::membership>> kafka_bus::join_group(std::string_view 
         rd_kafka_conf_destroy(conf);
         return errc::invalid_argument;
     }
-    auto g = std::make_unique<kafka_group>(std::move(assigned), std::move(revoked), [this] {
-        sluice::mutex_lock lock(group_mutex_);
-        group_ = nullptr;
-    });
+    auto g =
+        std::make_unique<kafka_group>(opts_.topic, opts_.client_id, std::move(assigned), std::move(revoked), [this] {
+            sluice::mutex_lock lock(group_mutex_);
+            group_ = nullptr;
+        });
     rd_kafka_conf_set_opaque(conf, g.get());
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     char err[512];
@@ -587,6 +752,163 @@ result<std::unique_ptr<bus::membership>> kafka_bus::join_group(std::string_view 
         group_ = g.get();
     }
     return std::unique_ptr<membership>(std::move(g));
+}
+
+// ---- describing the group ----
+
+namespace {
+
+constexpr std::chrono::milliseconds k_admin_timeout = 5s;
+
+// One admin request's queue, options and answer.
+struct admin_call {
+    rd_kafka_queue_t* queue;
+    rd_kafka_AdminOptions_t* options;
+    rd_kafka_event_t* answer = nullptr;
+
+    explicit admin_call(rd_kafka_t* rk)
+        : queue(rd_kafka_queue_new(rk)), options(rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_ANY)) {
+        char err[256];
+        rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(k_admin_timeout.count()), err, sizeof err);
+    }
+    admin_call(const admin_call&) = delete;
+    admin_call& operator=(const admin_call&) = delete;
+    ~admin_call() {
+        if (answer != nullptr) rd_kafka_event_destroy(answer);
+        rd_kafka_AdminOptions_destroy(options);
+        rd_kafka_queue_destroy(queue);
+    }
+    // The answer, or null when none came in time.
+    rd_kafka_event_t* wait() {
+        answer = rd_kafka_queue_poll(queue, static_cast<int>((k_admin_timeout + 1s).count()));
+        return answer;
+    }
+};
+
+}  // namespace
+
+result<bool> kafka_bus::members_from_coordinator(const std::string& group, group_description& d) {
+    admin_call call(producer_);
+    const char* names[] = {group.c_str()};
+    rd_kafka_DescribeConsumerGroups(producer_, names, 1, call.options, call.queue);
+    rd_kafka_event_t* ev = call.wait();
+    if (ev != nullptr && rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE) return false;
+    if (ev == nullptr || rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        SLUICE_WARN("kafka", "describing group %s: %s", group.c_str(),
+                    ev != nullptr ? rd_kafka_event_error_string(ev) : "no answer");
+        return errc::io_error;
+    }
+    size_t n = 0;
+    const rd_kafka_ConsumerGroupDescription_t** groups =
+        rd_kafka_DescribeConsumerGroups_result_groups(rd_kafka_event_DescribeConsumerGroups_result(ev), &n);
+    if (n != 1) return errc::io_error;
+    if (const rd_kafka_error_t* e = rd_kafka_ConsumerGroupDescription_error(groups[0]); e != nullptr) {
+        if (rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE) return false;
+        SLUICE_WARN("kafka", "describing group %s: %s", group.c_str(), rd_kafka_error_string(e));
+        return errc::io_error;
+    }
+    d.source = "describe-groups";
+    d.state = rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupDescription_state(groups[0]));
+    for (size_t i = 0; i < rd_kafka_ConsumerGroupDescription_member_count(groups[0]); ++i) {
+        const rd_kafka_MemberDescription_t* md = rd_kafka_ConsumerGroupDescription_member(groups[0], i);
+        group_member m;
+        m.member_id = rd_kafka_MemberDescription_consumer_id(md);
+        m.client_id = rd_kafka_MemberDescription_client_id(md);
+        m.host = rd_kafka_MemberDescription_host(md);
+        const rd_kafka_topic_partition_list_t* a =
+            rd_kafka_MemberAssignment_partitions(rd_kafka_MemberDescription_assignment(md));
+        for (int j = 0; a != nullptr && j < a->cnt; ++j) {
+            if (opts_.topic == a->elems[j].topic) m.partitions.push_back(static_cast<uint32_t>(a->elems[j].partition));
+        }
+        d.members.push_back(std::move(m));
+    }
+    return true;
+}
+
+result<void> kafka_bus::members_from_offsets(const std::string& group, group_description& d) {
+    admin_call call(producer_);
+    rd_kafka_topic_partition_list_t* want = rd_kafka_topic_partition_list_new(static_cast<int>(partitions()));
+    for (uint32_t p = 0; p < partitions(); ++p)
+        rd_kafka_topic_partition_list_add(want, opts_.topic.c_str(), static_cast<int32_t>(p));
+    rd_kafka_ListConsumerGroupOffsets_t* req = rd_kafka_ListConsumerGroupOffsets_new(group.c_str(), want);
+    rd_kafka_topic_partition_list_destroy(want);
+    rd_kafka_ListConsumerGroupOffsets(producer_, &req, 1, call.options, call.queue);
+    rd_kafka_ListConsumerGroupOffsets_destroy(req);
+    rd_kafka_event_t* ev = call.wait();
+    size_t n = 0;
+    const rd_kafka_group_result_t** groups =
+        ev != nullptr && rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR
+            ? rd_kafka_ListConsumerGroupOffsets_result_groups(rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n)
+            : nullptr;
+    if (n != 1 || rd_kafka_group_result_error(groups[0]) != nullptr) {
+        SLUICE_WARN("kafka", "committed offsets of group %s: %s", group.c_str(),
+                    ev == nullptr ? "no answer" : "refused");
+        return errc::io_error;
+    }
+    d.source = "offset-metadata";
+    // A record older than this is no ownership: its worker died or left.
+    const int64_t stale_ms = session_timeout_ms() + 2 * std::chrono::milliseconds(k_owner_refresh).count();
+    const int64_t now = unix_ms();
+    std::map<std::string, group_member> members;
+    const rd_kafka_topic_partition_list_t* l = rd_kafka_group_result_partitions(groups[0]);
+    for (int i = 0; l != nullptr && i < l->cnt; ++i) {
+        const auto& e = l->elems[i];
+        group_member m;
+        if (e.metadata == nullptr || !parse_owner_record({static_cast<const char*>(e.metadata), e.metadata_size}, m) ||
+            now - m.seen_ms > stale_ms) {
+            continue;
+        }
+        auto it = members.emplace(m.member_id, m).first;
+        it->second.seen_ms = std::max(it->second.seen_ms, m.seen_ms);
+        it->second.partitions.push_back(static_cast<uint32_t>(e.partition));
+    }
+    for (auto& [id, m] : members)
+        d.members.push_back(std::move(m));
+    return {};
+}
+
+bool kafka_bus::coordinator_describes(const std::string& group) {
+    int known = describes_.load();
+    if (known >= 0) return known == 1;
+        // The legacy ListGroups/DescribeGroups call tells whether the brokers describe groups
+        // at all: librdkafka 2.0.2's DescribeConsumerGroups against brokers that cannot (its
+        // mock cluster) leaves the handle unable to be destroyed.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    const rd_kafka_group_list* list = nullptr;
+    rd_kafka_resp_err_t e = rd_kafka_list_groups(producer_, group.c_str(), &list, 5000);
+#pragma GCC diagnostic pop
+    if (list != nullptr) rd_kafka_group_list_destroy(list);
+    if (e == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE) {
+        SLUICE_INFO("kafka", "the brokers cannot describe groups: owners come from the offset hints' metadata");
+        describes_.store(0);
+    } else if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        describes_.store(1);
+    }
+    return e == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+result<bus::group_description> kafka_bus::describe_group(std::string_view group) {
+    if (group.empty()) return errc::invalid_argument;
+    if (stopped_.load()) return errc::closed;
+    group_description d;
+    for (uint32_t p = 0; p < partitions(); ++p) {
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_query_watermark_offsets(producer_, opts_.topic.c_str(), static_cast<int32_t>(p), &lo, &hi, 2000) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            parts_[p]->low.store(static_cast<uint64_t>(lo));
+            atomic_max(parts_[p]->high, static_cast<uint64_t>(hi));
+        }
+        d.ends.push_back(parts_[p]->high.load());
+    }
+    const std::string name(group);
+    if (coordinator_describes(name)) {
+        auto described = members_from_coordinator(name, d);
+        if (!described) return described.error();
+        if (*described) return d;
+    }
+    if (auto r = members_from_offsets(name, d); !r) return r.error();
+    return d;
 }
 
 }  // namespace

@@ -318,5 +318,64 @@ TEST(kafka_bus, group_members_split_partitions_and_take_over_on_leave) {
     EXPECT_TRUE(first.get().empty());
 }
 
+// Partition -> owners' member ids, from a description.
+std::map<uint32_t, std::vector<std::string>> owners(const bus::group_description& d) {
+    std::map<uint32_t, std::vector<std::string>> out;
+    for (const auto& m : d.members) {
+        for (uint32_t p : m.partitions)
+            out[p].push_back(m.member_id);
+    }
+    return out;
+}
+
+// The mock cluster cannot describe groups; the owners come from the records each member
+// commits with its offset hints, seen from a process that is not in the group.
+TEST(kafka_bus, describe_group_names_each_partitions_one_owner_as_members_come_and_go) {
+    mock_cluster mc(1, 4);
+    auto o = options_for(mc);
+    o.properties["session.timeout.ms"] = "3000";
+    o.properties["heartbeat.interval.ms"] = "300";
+    auto b = open_kafka(o);
+    auto b2 = open_kafka(o);
+    auto viewer = open_kafka(o);
+    ASSERT_TRUE(b.has_value() && b2.has_value() && viewer.has_value());
+    auto empty = (*viewer)->describe_group("g");
+    ASSERT_TRUE(empty.has_value()) << empty.error().message();
+    EXPECT_EQ(empty->source, "offset-metadata");
+    EXPECT_TRUE(empty->members.empty());
+    EXPECT_EQ(empty->ends.size(), 4u);
+
+    owner first, second;
+    auto m1 = (*b)->join_group("g", first.assigned(), first.revoked());
+    auto m2 = (*b2)->join_group("g", second.assigned(), second.revoked());
+    ASSERT_TRUE(m1.has_value() && m2.has_value());
+    auto split = [&](size_t members) {
+        auto d = (*viewer)->describe_group("g");
+        if (!d || d->members.size() != members) return false;
+        auto by_partition = owners(*d);
+        if (by_partition.size() != 4) return false;
+        for (const auto& [p, ids] : by_partition) {
+            if (ids.size() != 1) return false;
+        }
+        return true;
+    };
+    ASSERT_TRUE(eventually([&] { return split(2); }, 20s));
+    auto d = (*viewer)->describe_group("g");
+    ASSERT_TRUE(d.has_value());
+    for (const auto& m : d->members) {
+        EXPECT_EQ(m.client_id, "sluice");
+        EXPECT_FALSE(m.host.empty());
+        EXPECT_GT(m.seen_ms, 0);
+    }
+    // An offset hint carries its owner's record too.
+    ASSERT_TRUE((*b)->commit_cursor("c", *first.get().begin(), 0).has_value());
+    std::this_thread::sleep_for(500ms);
+    EXPECT_TRUE(split(2));
+    // The second member leaves: the first is the only owner.
+    m2->reset();
+    ASSERT_TRUE(eventually([&] { return split(1); }, 20s));
+    m1->reset();
+}
+
 }  // namespace
 }  // namespace sluice::bus

@@ -18,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include "bus/errc.h"
 #include "http/api.h"
 #include "http/json.h"
 #include "http/metric_names.h"
@@ -37,6 +38,7 @@ public:
     std::vector<store::metric_info> metric_rows;
     store::series series_answer;
     std::vector<store::dead_letter_info> dead_letter_rows;
+    std::vector<store::stored_offset> offset_rows;
     std::error_code fail;
 
     int calls = 0;
@@ -44,6 +46,7 @@ public:
     std::optional<std::string> last_device_key;
     store::series_request last_series;
     int last_preview = 0;
+    std::string last_consumer;
 
     result<std::vector<store::device_info>> devices(int limit) override {
         ++calls;
@@ -69,6 +72,12 @@ public:
         last_preview = preview_bytes;
         if (fail) return fail;
         return dead_letter_rows;
+    }
+    result<std::vector<store::stored_offset>> offsets(std::string_view consumer) override {
+        ++calls;
+        last_consumer = consumer;
+        if (fail) return fail;
+        return offset_rows;
     }
 };
 
@@ -295,6 +304,65 @@ TEST_F(api_routes_test, dead_letter_previews) {
     EXPECT_EQ(get("/api/dead-letters").first, 200);
     EXPECT_EQ(query_->last_limit, 50);
     EXPECT_EQ(get("/api/dead-letters?limit=501").first, 400);
+}
+
+// GET /api/cluster: the group the bus describes, with the stored offsets, per partition.
+TEST(api_routes, cluster_owners_lag_and_unowned_partitions) {
+    auto q = std::make_unique<memory_query>();
+    memory_query* query = q.get();
+    query->offset_rows = {{0, 90, "2026-11-22T00:00:00.000Z"}, {1, 200, std::nullopt}};
+    bool bus_answers = true;
+    server s;
+    api_config cfg;
+    cfg.query = std::move(q);
+    cfg.cluster = [&bus_answers]() -> result<cluster_view> {
+        if (!bus_answers) return make_error_code(bus::errc::io_error);
+        cluster_view v{"kafka", "t", "g", "kafka:t", {}, std::nullopt};
+        v.group_state.source = "describe-groups";
+        v.group_state.state = "Stable";
+        v.group_state.members = {{"m-1", "sluice-pipeline", "box", {0, 2}, 0}};
+        v.group_state.ends = {100, 200, 5};
+        return v;
+    };
+    register_api(s, std::move(cfg));
+    auto port = s.start("127.0.0.1", 0);
+    ASSERT_TRUE(port);
+
+    auto [status, body] = get_status_body(*port, "/api/cluster");
+    EXPECT_EQ(status, 200);
+    EXPECT_EQ(query->last_consumer, "kafka:t");
+    EXPECT_EQ(body,
+              "{\"bus\":\"kafka\",\"topic\":\"t\",\"group\":\"g\",\"consumer\":\"kafka:t\","
+              "\"source\":\"describe-groups\",\"state\":\"Stable\",\"database\":true,"
+              "\"members\":[{\"member_id\":\"m-1\",\"client_id\":\"sluice-pipeline\",\"host\":\"box\","
+              "\"partitions\":[0,2]}],\"partitions\":["
+              "{\"partition\":0,\"owner\":\"m-1\",\"owners\":1,\"end_offset\":100,\"stored_offset\":90,"
+              "\"stored_at\":\"2026-11-22T00:00:00.000Z\",\"lag\":10},"
+              "{\"partition\":1,\"owner\":null,\"owners\":0,\"end_offset\":200,\"stored_offset\":200,"
+              "\"stored_at\":null,\"lag\":0},"
+              "{\"partition\":2,\"owner\":\"m-1\",\"owners\":1,\"end_offset\":5,\"stored_offset\":null,"
+              "\"stored_at\":null,\"lag\":5}],\"unowned\":[1]}\n");
+
+    auto text = get_status_body(*port, "/api/cluster?format=text");
+    EXPECT_EQ(text.first, 200);
+    EXPECT_NE(text.second.find("bus kafka, topic t, group g (members from describe-groups, Stable)"), std::string::npos)
+        << text.second;
+    EXPECT_NE(text.second.find("NO OWNER"), std::string::npos) << text.second;
+    EXPECT_NE(text.second.find("1 partition(s) without an owner"), std::string::npos) << text.second;
+    EXPECT_EQ(get_status_body(*port, "/api/cluster?format=xml").first, 400);
+
+    // The database down: owners still shown, lag unknown.
+    query->fail = store::errc::connection_failed;
+    auto down = get_status_body(*port, "/api/cluster");
+    EXPECT_EQ(down.first, 200);
+    EXPECT_NE(down.second.find("\"database\":false"), std::string::npos) << down.second;
+    EXPECT_NE(down.second.find("\"lag\":null"), std::string::npos) << down.second;
+    EXPECT_NE(get_status_body(*port, "/api/cluster?format=text").second.find("database unavailable"),
+              std::string::npos);
+
+    bus_answers = false;
+    EXPECT_EQ(get_status_body(*port, "/api/cluster").first, 503);
+    s.stop();
 }
 
 }  // namespace
