@@ -273,6 +273,42 @@ async function refreshDeadLetters() {
   }
 }
 
+// Partitions, their owners and lag (GET /api/cluster): one node with the WAL, the consumer
+// group's workers with Kafka. A partition without an owner, or owned twice (a rebalance in
+// flight), is marked; its lag is coloured like the lag tile.
+async function refreshCluster() {
+  const tbody = $('#cluster tbody');
+  try {
+    const c = await getJson('/api/cluster');
+    const members = new Map(c.members.map((m) => [m.member_id, m]));
+    const parts = [c.bus, c.group, c.members.length + (c.members.length === 1 ? ' member' : ' members'),
+      c.source + (c.state ? ' (' + c.state + ')' : '')];
+    if (!c.database) parts.push('database down: stored offsets unknown');
+    if (c.unowned.length) parts.push('no owner: ' + c.unowned.join(', '));
+    $('#cluster-info').textContent = parts.filter(Boolean).join(' · ');
+    if (c.partitions.length === 0) {
+      emptyRow(tbody, 6, 'no partitions');
+      return;
+    }
+    tbody.replaceChildren(...c.partitions.map((p) => {
+      const tr = document.createElement('tr');
+      tr.dataset.partition = p.partition;
+      const m = p.owner !== null ? members.get(p.owner) : null;
+      cell(tr, String(p.partition));
+      cell(tr, p.owner === null ? 'no owner' : (m && m.client_id ? m.client_id + ' ' : '') + p.owner,
+        p.owner === null || p.owners > 1 ? 'bad' : '');
+      cell(tr, m ? m.host : '');
+      cell(tr, fmtInt(p.end_offset));
+      cell(tr, fmtInt(p.stored_offset));
+      const lag = cell(tr, fmtInt(p.lag), 'lag');
+      lag.dataset.level = p.lag === null ? 'unknown' : levelFor(p.lag, LAG_MESSAGES);
+      return tr;
+    }));
+  } catch (e) {
+    $('#cluster-info').textContent = e.message;
+  }
+}
+
 async function selectDevice(key) {
   selectedDevice = key;
   $('#chart-device').value = key;
@@ -416,4 +452,5 @@ showUser();
 pollOverview();
 every(TABLE_MS, refreshDevices);
 every(TABLE_MS, refreshDeadLetters);
+every(TABLE_MS, refreshCluster);
 every(CHART_MS, refreshChart);

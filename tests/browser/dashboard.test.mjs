@@ -3,8 +3,9 @@
 // The dashboard as a person sees it: a private PostgreSQL, the real sluice binary,
 // readings published with mosquitto_pub, and headless Chromium (Debian's, driven by
 // playwright-core) looking at the page. It checks that the tiles count the messages,
-// the device shows up and its chart draws, the dead letter is listed, and that stopping
-// the database makes the bus lag visible (amber) before it recovers to zero.
+// the device shows up and its chart draws, the dead letter is listed, the cluster panel
+// lists the partitions with their owner and lag, and that stopping the database makes the
+// bus lag visible (amber) before it recovers to zero.
 // Environment: SLUICE_BIN (default build/bin/sluice), CHROMIUM (default /usr/bin/chromium),
 // SCREENSHOT (default /tmp/dashboard.png). Run through tests/browser/run.sh.
 import { test, after } from 'node:test';
@@ -133,6 +134,26 @@ test('dashboard shows traffic, devices, a chart, dead letters and lag', { timeou
 
     // The undecodable payload is listed as a dead letter, with its text.
     await page.waitForFunction(() => document.querySelector('#dead-letters tbody').textContent.includes('this is not a payload'));
+    // The cluster panel, from /api/cluster: with the WAL this node owns every partition,
+    // and with everything stored each partition's lag is 0.
+    const cluster = await (await fetch(`http://127.0.0.1:${httpPort}/api/cluster`)).json();
+    assert.equal(cluster.bus, 'wal');
+    assert.ok(cluster.partitions.length >= 1, JSON.stringify(cluster));
+    await page.waitForFunction((n) => document.querySelectorAll('#cluster tbody tr[data-partition]').length === n,
+      cluster.partitions.length, { timeout: 10000 });
+    const clusterRows = await page.$$eval('#cluster tbody tr', (trs) => trs.map((tr) =>
+      Array.from(tr.children).map((td) => td.textContent)));
+    for (const [partition, owner, , end, stored, lag] of clusterRows) {
+      const p = cluster.partitions.find((x) => String(x.partition) === partition);
+      assert.ok(p, `row for partition ${partition}`);
+      assert.ok(owner.includes(p.owner), `owner of ${partition}: ${owner}`);
+      assert.equal(end, p.end_offset.toLocaleString('en-US'));
+      assert.equal(stored, p.stored_offset.toLocaleString('en-US'));
+      assert.equal(lag, '0');
+    }
+    assert.ok(cluster.partitions.some((p) => p.end_offset > 0), 'no partition has records');
+    assert.match(await page.textContent('#cluster-info'), /^wal · .*1 member/);
+
     // Rates need two overview samples; wait for them so the screenshot shows numbers.
     await page.waitForFunction(() => document.querySelector('#tile-messages-in .value').textContent !== '–');
     await page.screenshot({ path: screenshot, fullPage: true });
@@ -145,6 +166,8 @@ test('dashboard shows traffic, devices, a chart, dead letters and lag', { timeou
     assert.equal(await page.getAttribute('#tile-lag-messages', 'data-level'), 'warn');
     await page.waitForFunction(() => document.querySelector('#tile-database .value').textContent === 'down', null,
       { timeout: 20000 });
+    await page.waitForFunction(() => document.querySelector('#cluster-info').textContent.includes('database down'),
+      null, { timeout: 20000 });
     await page.screenshot({ path: screenshot.replace(/\.png$/, '-lag.png'), fullPage: true });
 
     // Database back: the backlog drains and the lag returns to zero.
@@ -153,6 +176,8 @@ test('dashboard shows traffic, devices, a chart, dead letters and lag', { timeou
       { timeout: 30000 });
     await page.waitForFunction(() => document.querySelector('#tile-rows .sub').textContent === 'total 13', null,
       { timeout: 10000 });
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('#cluster td.lag'))
+      .every((td) => td.textContent === '0' && td.dataset.level === 'ok'), null, { timeout: 15000 });
     assert.deepEqual(pageErrors, []);
   } catch (e) {
     console.error('--- sluice log (tail) ---\n' + sluiceLog());
