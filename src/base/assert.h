@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Invariants crash loudly (STYLE.md §4). SLUICE_CHECK is on in every build and is
+// Invariants crash loudly (docs/conventions.md, "Errors"). SLUICE_CHECK is on in every build and is
 // for states that would corrupt data if we went on; SLUICE_ASSERT is compiled out
 // in release builds and is for the cheap-to-state, expensive-to-check rest.
 #pragma once

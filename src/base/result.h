@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // result<T>: a value or the std::error_code that explains why there is none.
-// Errors caused by peers or the environment are values in Sluice (STYLE.md §4);
+// Errors caused by peers or the environment are values in Sluice (docs/conventions.md, "Errors");
 // exceptions are for the control plane only. We carry our own small type rather
 // than std::expected because clang-14 (the fuzz preset) cannot use libstdc++'s
 // <expected>.

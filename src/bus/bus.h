@@ -2,7 +2,7 @@
 //
 // The abstract bus between the broker (producer) and the pipeline (consumer). The
 // broker appends each ingest-matching PUBLISH and acknowledges it to the device only
-// when the bus says the record is durable (DESIGN.md promise 1); the pipeline reads
+// when the bus says the record is durable (docs/promises.md, promise 1); the pipeline reads
 // records from an offset and commits named cursors. Backends: the embedded WAL
 // (bus/wal/wal.h, the default) and Kafka (bus/kafka/kafka.h). Callers never see the
 // backend type.

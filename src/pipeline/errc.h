@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Error codes of the pipeline module. A decode or validation failure is caused by a
-// device, never by us, so it is a value (STYLE.md §4): the code says which kind of
+// device, never by us, so it is a value (docs/conventions.md, "Errors"): the code says which kind of
 // failure, and the decoder's reason string (payload_decoder::reason()) says exactly
 // what and where; that string is what lands in dead_letters.reason.
 #pragma once

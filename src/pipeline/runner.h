@@ -3,7 +3,7 @@
 // The pipeline runner: one thread per bus partition that reads records from the bus,
 // turns them into rows (rule -> decode -> device -> convert -> flag) and writes them to
 // the store in large batches, each batch committed in one transaction together with the
-// bus offset it reached (DESIGN.md promise 2: exactly once). On start it resumes from the
+// bus offset it reached (docs/promises.md, promise 2: exactly once). On start it resumes from the
 // offset stored in the database, so a crash anywhere repeats nothing and skips nothing.
 //
 // Failure handling:

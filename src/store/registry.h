@@ -2,7 +2,7 @@
 //
 // Application data the pipeline enriches readings with: devices and metrics. It lives
 // in the application database (store_options::app_url, schema sluice_app), written at
-// human speed, separate from the telemetry firehose (DESIGN.md "Data model").
+// human speed, separate from the telemetry firehose (docs/storage.md).
 #pragma once
 
 #include <cstdint>

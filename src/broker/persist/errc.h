@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Error codes of the broker's state store (persistent sessions and retained messages).
-// Storage keeps the kind of failure (STYLE.md §4): an I/O error is retried by the next
+// Storage keeps the kind of failure (docs/conventions.md, "Errors"): an I/O error is retried by the next
 // compaction, corruption stops recovery and needs an operator (or options::repair), and
 // a record written by a newer Sluice is refused rather than misread.
 #pragma once

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // The broker's durable state store: persistent sessions, their queued and in-flight
-// messages, and retained messages survive a restart (DESIGN.md promise 4). It is a
+// messages, and retained messages survive a restart (docs/promises.md, promise 4). It is a
 // log-structured key/value journal with snapshots, separate from the telemetry WAL
 // because its data is keyed, overwritten and compacted rather than appended and consumed.
 // Format and failure analysis: docs/decisions/0002-session-persistence.md.
