@@ -438,10 +438,12 @@ Datum sluice_unpack_window(PG_FUNCTION_ARGS) {
     ArrayType* vals = PG_GETARG_ARRAYTYPE_P(1);
     ArrayType* flags = PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2);
     const int n = array_length_of(deltas, "time_deltas");
-    if (array_length_of(vals, "vals") != n || (flags != NULL && array_length_of(flags, "flags") != n))
+    const int n_vals = array_length_of(vals, "vals");
+    const int n_flags = flags != NULL ? array_length_of(flags, "flags") : n;
+    if (n_vals != n || n_flags != n)
         ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
                         errmsg("unpack_window: time_deltas, vals and flags have different lengths (%d, %d, %d)", n,
-                               array_length_of(vals, "vals"), flags != NULL ? array_length_of(flags, "flags") : n)));
+                               n_vals, n_flags)));
     if (n == 0) return (Datum)0;
     const int32* d = (const int32*)ARR_DATA_PTR(deltas);
     const float8* v = (const float8*)ARR_DATA_PTR(vals);
