@@ -18,7 +18,7 @@ namespace {
 // Decoding of one packed row p into readings x(off, value, flags): the running sum of the
 // int4 deltas gives microseconds since window_start; a NULL flags array means all 0.
 // k_unpack_select is the SQL of it over the arrays @A@; v1 and v3 wrote it inline
-// (k_unpack_inline), v5 made it the function unpack_window (k_unpack_call), which
+// (unpack_inline()), v5 made it the function unpack_window (k_unpack_call), which
 // migrate_telemetry makes the C one of sluice_readings.so where it can.
 const char* const k_unpack_select =
     "SELECT sum(u.d) OVER (ORDER BY u.i ROWS UNBOUNDED PRECEDING) AS off, u.v AS value, "
@@ -35,7 +35,7 @@ RETURNS TABLE (off int8, value float8, flags int2)
 IMMUTABLE PARALLEL SAFE ROWS 600 @BODY@;
 )sql";
 
-// The view, function and procedure of v1 that decode packed rows; @UNPACK@ is the decoding.
+// The view and functions of v1 that decode packed rows; @UNPACK@ is the decoding.
 const char* const k_telemetry_decoders = R"sql(
 CREATE OR REPLACE VIEW sluice_telemetry.telemetry AS
 SELECT p.window_start + x.off * interval '1 microsecond' AS time, p.device_id, p.metric_id, x.value, x.flags
