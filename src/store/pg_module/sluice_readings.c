@@ -65,7 +65,7 @@
 
 PG_MODULE_MAGIC;
 
-void _PG_init(void);
+void _PG_init(void);  // NOLINT(bugprone-reserved-identifier): the name PostgreSQL calls
 
 #define SLUICE_WINDOW_US INT64CONST(600000000)
 
