@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// The SQL of every schema version. Append new versions; never edit a released one.
+// The SQL of every schema version. Append new versions; never change what a released one creates.
 #include "store/schema.h"
 
 #include <atomic>
@@ -15,37 +15,116 @@
 namespace sluice::store::schema {
 namespace {
 
-// Decoding of one packed row into readings: running sum of the int4 deltas gives
-// microseconds since window_start. Used by the view, telemetry_range and compaction.
-#define SLUICE_UNPACK                                                                           \
-    "CROSS JOIN LATERAL (SELECT sum(u.d) OVER (ORDER BY u.i ROWS UNBOUNDED PRECEDING) AS off, " \
-    "u.v AS value, coalesce(u.f, 0::int2) AS flags "                                            \
-    "FROM unnest(p.time_deltas, p.vals, p.flags) WITH ORDINALITY AS u(d, v, f, i)) x "
+// Decoding of one packed row p into readings x(off, value, flags): the running sum of the
+// int4 deltas gives microseconds since window_start; a NULL flags array means all 0.
+// k_unpack_select is the SQL of it over the arrays @A@; v1 and v3 wrote it inline
+// (unpack_inline()), v5 made it the function unpack_window (k_unpack_call), which
+// migrate_telemetry makes the C one of sluice_readings.so where it can.
+const char* const k_unpack_select =
+    "SELECT sum(u.d) OVER (ORDER BY u.i ROWS UNBOUNDED PRECEDING) AS off, u.v AS value, "
+    "coalesce(u.f, 0::int2) AS flags FROM unnest(@A@) WITH ORDINALITY AS u(d, v, f, i)";
+const char* const k_packed_arrays = "p.time_deltas, p.vals, p.flags";
+const char* const k_unpack_call =
+    "CROSS JOIN LATERAL sluice_telemetry.unpack_window(p.time_deltas, p.vals, p.flags) x ";
+
+// unpack_window's declaration; @BODY@ is the language and body. Not STRICT (flags may be
+// NULL), and a STRICT SQL function would not be inlined. ROWS: a window of 1 Hz readings.
+const char* const k_unpack_window_fn = R"sql(
+CREATE OR REPLACE FUNCTION sluice_telemetry.unpack_window(p_deltas int4[], p_vals float8[], p_flags int2[])
+RETURNS TABLE (off int8, value float8, flags int2)
+IMMUTABLE PARALLEL SAFE ROWS 600 @BODY@;
+)sql";
+
+// The view and functions of v1 that decode packed rows; @UNPACK@ is the decoding.
+const char* const k_telemetry_decoders = R"sql(
+CREATE OR REPLACE VIEW sluice_telemetry.telemetry AS
+SELECT p.window_start + x.off * interval '1 microsecond' AS time, p.device_id, p.metric_id, x.value, x.flags
+FROM sluice_telemetry.telemetry_packed p @UNPACK@;
+
+CREATE OR REPLACE FUNCTION sluice_telemetry.telemetry_range(p_device int4, p_metric int4, p_from timestamptz,
+                                                            p_to timestamptz)
+RETURNS TABLE ("time" timestamptz, device_id int4, metric_id int4, value float8, flags int2)
+LANGUAGE sql STABLE AS $fn$
+  SELECT r.t, r.d, r.m, r.value, r.flags FROM (
+    SELECT p.window_start + x.off * interval '1 microsecond' AS t, p.device_id AS d, p.metric_id AS m, x.value, x.flags
+    FROM sluice_telemetry.telemetry_packed p @UNPACK@
+    WHERE p.device_id = p_device AND p.metric_id = p_metric
+      AND p.window_start > p_from - interval '10 minutes' AND p.window_start < p_to) r
+  WHERE r.t >= p_from AND r.t < p_to
+  ORDER BY r.t
+$fn$;
+
+-- Merges the fragments (one packed row per batch) of each (device, metric, window)
+-- with window_start in [lo, hi) into one packed row. Readings are ordered by time;
+-- rows written concurrently stay as they are (a later call merges them).
+CREATE OR REPLACE FUNCTION sluice_telemetry.compact_windows(lo timestamptz, hi timestamptz) RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+DECLARE merged bigint;
+BEGIN
+  WITH frag AS (
+    SELECT device_id, metric_id, window_start FROM sluice_telemetry.telemetry_packed
+    WHERE window_start >= lo AND window_start < hi
+    GROUP BY 1, 2, 3 HAVING count(*) > 1),
+  moved AS (
+    DELETE FROM sluice_telemetry.telemetry_packed p USING frag f
+    WHERE p.window_start >= lo AND p.window_start < hi AND p.device_id = f.device_id
+      AND p.metric_id = f.metric_id AND p.window_start = f.window_start
+    RETURNING p.*),
+  readings AS (
+    SELECT p.device_id, p.metric_id, p.window_start, x.off, x.value, x.flags
+    FROM moved p @UNPACK@),
+  ordered AS (
+    SELECT r.*,
+      r.off - coalesce(lag(r.off) OVER w, 0) AS d,
+      row_number() OVER w AS rn
+    FROM readings r
+    WINDOW w AS (PARTITION BY r.device_id, r.metric_id, r.window_start ORDER BY r.off, r.value, r.flags))
+  INSERT INTO sluice_telemetry.telemetry_packed
+    (device_id, metric_id, window_start, n, sum, min, max, last_off, last_value, time_deltas, vals, flags)
+  SELECT device_id, metric_id, window_start, count(*)::int4, sum(value), min(value), max(value),
+         max(off)::int4, (array_agg(value ORDER BY rn DESC))[1],
+         array_agg(d::int4 ORDER BY rn), array_agg(value ORDER BY rn),
+         CASE WHEN bool_or(flags <> 0) THEN array_agg(flags ORDER BY rn) END
+  FROM ordered GROUP BY 1, 2, 3;
+  GET DIAGNOSTICS merged = ROW_COUNT;
+  RETURN merged;
+END
+$fn$;
+)sql";
+
+// The same of v3.
+const char* const k_readings_decoders = R"sql(
+CREATE OR REPLACE VIEW sluice_telemetry.readings AS
+SELECT p.window_start + x.off * interval '1 microsecond' AS time, d.key AS device, m.name AS metric,
+       x.value, m.unit, x.flags
+FROM sluice_telemetry.telemetry_packed p
+JOIN sluice_telemetry.device_names d ON d.id = p.device_id
+JOIN sluice_telemetry.metric_names m ON m.id = p.metric_id @UNPACK@;
+
+CREATE OR REPLACE FUNCTION sluice_telemetry.readings_between(p_from timestamptz, p_to timestamptz)
+RETURNS TABLE ("time" timestamptz, device text, metric text, value float8, unit text, flags int2)
+LANGUAGE sql STABLE AS $fn$
+  SELECT r.time, r.device, r.metric, r.value, r.unit, r.flags FROM (
+    SELECT p.window_start + x.off * interval '1 microsecond' AS time, d.key AS device, m.name AS metric,
+           x.value, m.unit, x.flags
+    FROM sluice_telemetry.telemetry_packed p
+    JOIN sluice_telemetry.device_names d ON d.id = p.device_id
+    JOIN sluice_telemetry.metric_names m ON m.id = p.metric_id @UNPACK@
+    WHERE p.window_start > p_from - interval '10 minutes' AND p.window_start < p_to) r
+  WHERE r.time >= p_from AND r.time < p_to
+$fn$;
+)sql";
 
 const char* const k_telemetry_common_v1 = R"sql(
 CREATE TABLE sluice_telemetry.settings (key text PRIMARY KEY, value text NOT NULL);
 
 CREATE INDEX telemetry_packed_series ON sluice_telemetry.telemetry_packed (device_id, metric_id, window_start);
 CREATE INDEX telemetry_packed_window ON sluice_telemetry.telemetry_packed USING brin (window_start);
+)sql";
 
-CREATE VIEW sluice_telemetry.telemetry AS
-SELECT p.window_start + x.off * interval '1 microsecond' AS time, p.device_id, p.metric_id, x.value, x.flags
-FROM sluice_telemetry.telemetry_packed p )sql" SLUICE_UNPACK R"sql(;
-
+const char* const k_telemetry_rest_v1 = R"sql(
 COMMENT ON VIEW sluice_telemetry.telemetry IS
   'One row per reading. Filter on device_id and metric_id (index); for time ranges prefer telemetry_range(), which also prunes by window.';
-
-CREATE FUNCTION sluice_telemetry.telemetry_range(p_device int4, p_metric int4, p_from timestamptz, p_to timestamptz)
-RETURNS TABLE ("time" timestamptz, device_id int4, metric_id int4, value float8, flags int2)
-LANGUAGE sql STABLE AS $fn$
-  SELECT r.t, r.d, r.m, r.value, r.flags FROM (
-    SELECT p.window_start + x.off * interval '1 microsecond' AS t, p.device_id AS d, p.metric_id AS m, x.value, x.flags
-    FROM sluice_telemetry.telemetry_packed p )sql" SLUICE_UNPACK R"sql(
-    WHERE p.device_id = p_device AND p.metric_id = p_metric
-      AND p.window_start > p_from - interval '10 minutes' AND p.window_start < p_to) r
-  WHERE r.t >= p_from AND r.t < p_to
-  ORDER BY r.t
-$fn$;
 
 -- Rollups. Every packed row carries the aggregates of its readings (sum, n, min, max,
 -- last), and windows nest in hours, so hourly and daily rollups are exact GROUP BYs
@@ -126,43 +205,6 @@ CREATE TABLE sluice_telemetry.sluice_offsets (
   consumer text NOT NULL, partition int4 NOT NULL, next_offset int8 NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (consumer, partition));
-
--- Merges the fragments (one packed row per batch) of each (device, metric, window)
--- with window_start in [lo, hi) into one packed row. Readings are ordered by time;
--- rows written concurrently stay as they are (a later call merges them).
-CREATE FUNCTION sluice_telemetry.compact_windows(lo timestamptz, hi timestamptz) RETURNS bigint
-LANGUAGE plpgsql AS $fn$
-DECLARE merged bigint;
-BEGIN
-  WITH frag AS (
-    SELECT device_id, metric_id, window_start FROM sluice_telemetry.telemetry_packed
-    WHERE window_start >= lo AND window_start < hi
-    GROUP BY 1, 2, 3 HAVING count(*) > 1),
-  moved AS (
-    DELETE FROM sluice_telemetry.telemetry_packed p USING frag f
-    WHERE p.window_start >= lo AND p.window_start < hi AND p.device_id = f.device_id
-      AND p.metric_id = f.metric_id AND p.window_start = f.window_start
-    RETURNING p.*),
-  readings AS (
-    SELECT p.device_id, p.metric_id, p.window_start, x.off, x.value, x.flags
-    FROM moved p )sql" SLUICE_UNPACK R"sql(),
-  ordered AS (
-    SELECT r.*,
-      r.off - coalesce(lag(r.off) OVER w, 0) AS d,
-      row_number() OVER w AS rn
-    FROM readings r
-    WINDOW w AS (PARTITION BY r.device_id, r.metric_id, r.window_start ORDER BY r.off, r.value, r.flags))
-  INSERT INTO sluice_telemetry.telemetry_packed
-    (device_id, metric_id, window_start, n, sum, min, max, last_off, last_value, time_deltas, vals, flags)
-  SELECT device_id, metric_id, window_start, count(*)::int4, sum(value), min(value), max(value),
-         max(off)::int4, (array_agg(value ORDER BY rn DESC))[1],
-         array_agg(d::int4 ORDER BY rn), array_agg(value ORDER BY rn),
-         CASE WHEN bool_or(flags <> 0) THEN array_agg(flags ORDER BY rn) END
-  FROM ordered GROUP BY 1, 2, 3;
-  GET DIAGNOSTICS merged = ROW_COUNT;
-  RETURN merged;
-END
-$fn$;
 )sql";
 
 // v3: names and the user-facing relation. device_names/metric_names are the telemetry
@@ -171,33 +213,15 @@ $fn$;
 // carrying that id is written. readings is the relation users and Grafana query; the
 // planner module sluice_readings.so (store/pg_module) turns `time` predicates on it into
 // window_start bounds, and readings_between() prunes without the module.
-const char* const k_readings_v3 = R"sql(
+const char* const k_names_v3 = R"sql(
 CREATE TABLE sluice_telemetry.device_names (id int4 PRIMARY KEY, key text NOT NULL UNIQUE);
 CREATE TABLE sluice_telemetry.metric_names (id int4 PRIMARY KEY, name text NOT NULL UNIQUE,
                                             unit text NOT NULL DEFAULT '');
+)sql";
 
-CREATE VIEW sluice_telemetry.readings AS
-SELECT p.window_start + x.off * interval '1 microsecond' AS time, d.key AS device, m.name AS metric,
-       x.value, m.unit, x.flags
-FROM sluice_telemetry.telemetry_packed p
-JOIN sluice_telemetry.device_names d ON d.id = p.device_id
-JOIN sluice_telemetry.metric_names m ON m.id = p.metric_id )sql" SLUICE_UNPACK R"sql(;
-
+const char* const k_readings_rest_v3 = R"sql(
 COMMENT ON VIEW sluice_telemetry.readings IS
   'One row per reading, by name. WHERE time >= .. AND time < .. reads only the windows in range when sluice_readings is in shared_preload_libraries; readings_between(from, to) prunes in any case.';
-
-CREATE FUNCTION sluice_telemetry.readings_between(p_from timestamptz, p_to timestamptz)
-RETURNS TABLE ("time" timestamptz, device text, metric text, value float8, unit text, flags int2)
-LANGUAGE sql STABLE AS $fn$
-  SELECT r.time, r.device, r.metric, r.value, r.unit, r.flags FROM (
-    SELECT p.window_start + x.off * interval '1 microsecond' AS time, d.key AS device, m.name AS metric,
-           x.value, m.unit, x.flags
-    FROM sluice_telemetry.telemetry_packed p
-    JOIN sluice_telemetry.device_names d ON d.id = p.device_id
-    JOIN sluice_telemetry.metric_names m ON m.id = p.metric_id )sql" SLUICE_UNPACK R"sql(
-    WHERE p.window_start > p_from - interval '10 minutes' AND p.window_start < p_to) r
-  WHERE r.time >= p_from AND r.time < p_to
-$fn$;
 
 -- Latest reading of every (device, metric) by name: one index probe per pair, from the
 -- packed rows' last_off/last_value (no array is read).
@@ -212,8 +236,6 @@ CROSS JOIN LATERAL (
   ORDER BY p.window_start DESC, p.last_off DESC
   LIMIT 1) l;
 )sql";
-
-#undef SLUICE_UNPACK
 
 // v4: retention in one function, used by maintain() on native partitions and, on
 // TimescaleDB, by a Timescale job (retention_job, registered by ensure_retention_job):
@@ -500,6 +522,79 @@ std::string replace_all(std::string text, std::string_view from, std::string_vie
     return text;
 }
 
+// The decoding inline (v1, v3) or through unpack_window (v5).
+std::string unpack_inline() {
+    return "CROSS JOIN LATERAL (" + replace_all(k_unpack_select, "@A@", k_packed_arrays) + ") x ";
+}
+
+std::string unpack_window_sql() {
+    return replace_all(
+        k_unpack_window_fn, "@BODY@",
+        "LANGUAGE sql AS $fn$ " + replace_all(k_unpack_select, "@A@", "p_deltas, p_vals, p_flags") + " $fn$");
+}
+
+// Makes unpack_window the C function of sluice_readings.so when the server preloads it and
+// we may create it (superusers only: C is untrusted), else (again) the SQL one, on every
+// start: a server restarted without the module, or with a module of its own path, gets a
+// working function. A module of an older Sluice, without the function, leaves the SQL one.
+const char* const k_choose_unpack = R"sql(
+DO $do$
+DECLARE
+  lib text;
+  cur text;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('sluice_telemetry.unpack_window'));
+  SELECT CASE WHEN l.lanname = 'c' THEN p.probin END INTO cur
+  FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+  WHERE p.oid = 'sluice_telemetry.unpack_window(int4[], float8[], int2[])'::regprocedure;
+  BEGIN
+    FOR lib IN SELECT trim(both ' "' FROM e)
+               FROM regexp_split_to_table(current_setting('shared_preload_libraries'), ',') e
+               WHERE e ~ 'sluice_readings' LOOP
+      IF lib = cur THEN RETURN; END IF;
+      BEGIN
+        EXECUTE format($c$@C@$c$, lib);
+        RETURN;
+      EXCEPTION WHEN OTHERS THEN
+        PERFORM set_config('sluice.unpack_problem', SQLERRM, true);
+      END;
+    END LOOP;
+  EXCEPTION WHEN insufficient_privilege THEN
+    PERFORM set_config('sluice.unpack_problem', SQLERRM, true);
+  END;
+  IF cur IS NOT NULL THEN @SQL@ END IF;
+END
+$do$
+)sql";
+
+void choose_unpack(pg::connection& conn) {
+    const std::string c_fn = replace_all(k_unpack_window_fn, "@BODY@", "LANGUAGE C AS %L, 'sluice_unpack_window'");
+    const std::string sql = replace_all(replace_all(k_choose_unpack, "@C@", c_fn), "@SQL@", unpack_window_sql());
+    auto fail = [&](std::error_code ec) {
+        conn.abort_transaction();
+        SLUICE_WARN("store", "could not choose sluice_telemetry.unpack_window's implementation (%s)",
+                    ec.message().c_str());
+    };
+    if (auto r = conn.exec("BEGIN"); !r) return fail(r.error());
+    if (auto r = conn.exec(sql.c_str()); !r) return fail(r.error());
+    auto q = conn.query(
+        "SELECT l.lanname = 'c', coalesce(p.probin, ''), coalesce(current_setting('sluice.unpack_problem', true), '') "
+        "FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang "
+        "WHERE p.oid = 'sluice_telemetry.unpack_window(int4[], float8[], int2[])'::regprocedure");
+    if (!q) return fail(q.error());
+    if (auto r = conn.exec("COMMIT"); !r) return fail(r.error());
+    if (q->get(0, 0) == "t") {
+        SLUICE_INFO("store", "readings are decoded in C (sluice_telemetry.unpack_window from %s)",
+                    std::string(q->get(0, 1)).c_str());
+    } else {
+        const std::string problem(q->get(0, 2));
+        SLUICE_INFO("store",
+                    "readings are decoded in SQL (sluice_telemetry.unpack_window), %s: preload sluice_readings.so "
+                    "(docs/storage.md) and migrate as a superuser to decode in C",
+                    problem.empty() ? "sluice_readings.so is not preloaded" : problem.c_str());
+    }
+}
+
 const char* layout_name(bool timescale) {
     return timescale ? "timescale" : "native";
 }
@@ -623,7 +718,7 @@ result<void> migrate_telemetry(pg::connection& conn, layout_choice layout) {
         v1 = std::string("CREATE TABLE sluice_telemetry.telemetry_packed (") + k_packed_columns +
              ") PARTITION BY RANGE (window_start);\n" + k_native_v1;
     }
-    v1 += k_telemetry_common_v1;
+    v1 += k_telemetry_common_v1 + replace_all(k_telemetry_decoders, "@UNPACK@", unpack_inline()) + k_telemetry_rest_v1;
     v1 += std::string("INSERT INTO sluice_telemetry.settings VALUES ('layout', '") + layout_name(timescale) +
           "'), ('window_us', '600000000');\n";
     // v2: per-device last payload sequence numbers, written with each batch (deduplication
@@ -637,8 +732,13 @@ CREATE TABLE sluice_telemetry.device_sequences (
 )sql";
     std::string v4 = k_retention_v4;
     if (timescale) v4 += k_timescale_retention_v4;
-    if (auto r = run_migrations(conn, "sluice_telemetry", {v1, v2, k_readings_v3, v4}, k_telemetry_version); !r)
-        return r;
+    const std::string v3 =
+        k_names_v3 + replace_all(k_readings_decoders, "@UNPACK@", unpack_inline()) + k_readings_rest_v3;
+    // v5: decoding through unpack_window (SQL here; choose_unpack makes it C where it can).
+    const std::string v5 = unpack_window_sql() + replace_all(std::string(k_telemetry_decoders) + k_readings_decoders,
+                                                             "@UNPACK@", k_unpack_call);
+    if (auto r = run_migrations(conn, "sluice_telemetry", {v1, v2, v3, v4, v5}, k_telemetry_version); !r) return r;
+    choose_unpack(conn);
     (void)ensure_reader_role(conn, "sluice_telemetry");  // logged; never fails the migration
     return ok();
 }

@@ -36,6 +36,10 @@
 // + ...`. The window width here, store/packing.cc and the settings row window_us must
 // change together. `SET sluice_readings.enabled = off` turns the rewrite off (tests compare
 // results with and without it).
+//
+// It also provides sluice_unpack_window, the C body of sluice_telemetry.unpack_window (the
+// decoding of one packed row into readings, schema.cc), which the schema uses instead of
+// the SQL body when it can create it.
 // clang-format off
 #include "postgres.h"  // first, as in every PostgreSQL source file
 // clang-format on
@@ -43,6 +47,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type_d.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/pg_list.h"
@@ -50,15 +55,17 @@
 #include "optimizer/planner.h"
 #include "parser/parsetree.h"
 #include "rewrite/rewriteManip.h"
+#include "utils/array.h"
 #include "utils/date.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 PG_MODULE_MAGIC;
 
-void _PG_init(void);
+void _PG_init(void);  // NOLINT(bugprone-reserved-identifier): the name PostgreSQL calls
 
 #define SLUICE_WINDOW_US INT64CONST(600000000)
 
@@ -405,6 +412,54 @@ static PlannedStmt* sluice_planner(Query* parse, const char* query_string, int c
     }
     if (prev_planner_hook) return prev_planner_hook(parse, query_string, cursor_options, bound_params);
     return standard_planner(parse, query_string, cursor_options, bound_params);
+}
+
+// The elements of a packed row's array: one dimension (or empty), no NULLs.
+static int array_length_of(ArrayType* a, const char* what) {
+    if (ARR_NDIM(a) == 0) return 0;
+    if (ARR_NDIM(a) != 1)
+        ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+                        errmsg("unpack_window: %s has %d dimensions, expected 1", what, ARR_NDIM(a))));
+    if (ARR_HASNULL(a) && array_contains_nulls(a))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("unpack_window: %s contains NULL", what)));
+    return ARR_DIMS(a)[0];
+}
+
+// unpack_window(time_deltas int4[], vals float8[], flags int2[]) RETURNS TABLE (off int8,
+// value float8, flags int2): one row per reading, in array order, off the running sum of the
+// deltas, a NULL flags array all 0. NULL deltas or values: no rows (as unnest gives).
+PG_FUNCTION_INFO_V1(sluice_unpack_window);
+Datum sluice_unpack_window(PG_FUNCTION_ARGS);
+
+Datum sluice_unpack_window(PG_FUNCTION_ARGS) {
+    InitMaterializedSRF(fcinfo, 0);
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) return (Datum)0;
+    ArrayType* deltas = PG_GETARG_ARRAYTYPE_P(0);
+    ArrayType* vals = PG_GETARG_ARRAYTYPE_P(1);
+    ArrayType* flags = PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2);
+    const int n = array_length_of(deltas, "time_deltas");
+    const int n_vals = array_length_of(vals, "vals");
+    const int n_flags = flags != NULL ? array_length_of(flags, "flags") : n;
+    if (n_vals != n || n_flags != n)
+        ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+                        errmsg("unpack_window: time_deltas, vals and flags have different lengths (%d, %d, %d)", n,
+                               n_vals, n_flags)));
+    if (n == 0) return (Datum)0;
+    const int32* d = (const int32*)ARR_DATA_PTR(deltas);
+    const float8* v = (const float8*)ARR_DATA_PTR(vals);
+    const int16* f = flags != NULL ? (const int16*)ARR_DATA_PTR(flags) : NULL;
+    ReturnSetInfo* rsinfo = (ReturnSetInfo*)fcinfo->resultinfo;
+    Datum values[3];
+    bool nulls[3] = {false, false, false};
+    int64 off = 0;
+    for (int i = 0; i < n; ++i) {
+        off += d[i];
+        values[0] = Int64GetDatum(off);
+        values[1] = Float8GetDatum(v[i]);
+        values[2] = Int16GetDatum(f != NULL ? f[i] : 0);
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum)0;
 }
 
 void _PG_init(void) {

@@ -5,7 +5,8 @@
 // not installed): readings by name equal what was written; a plain time predicate reads
 // only the windows in range, asserted from EXPLAIN ANALYZE (which lists only the partitions
 // or chunks that were not pruned); readings_between() prunes without the planner module;
-// latest answers the last value of every series; the name dictionary follows the registry
+// latest answers the last value of every series; unpack_window, in C with the module and in
+// SQL without, decodes packed rows as the SQL did; the name dictionary follows the registry
 // across two databases; store.layout is honoured, recorded and checked.
 #include <chrono>
 #include <regex>
@@ -449,6 +450,91 @@ TEST_P(readings_test, readings_between_prunes_without_the_planner_module) {
     EXPECT_EQ(scalar("SELECT count(*) FROM sluice_telemetry.readings_between(" + from + ", " + to +
                      ") WHERE device = 'oven-7' AND metric = 'temperature'"),
               "120");
+}
+
+// Packed rows of every shape, for unpack_window: NULL and non-NULL flags, one reading,
+// more than a window's 600, zero deltas, offsets beyond int4, empty arrays.
+const char* const k_windows = R"sql(
+CREATE TABLE public.windows (id int4, d int4[], v float8[], f int2[]);
+INSERT INTO public.windows VALUES
+  (1, '{5,10,20}', '{1.5,-2.25,1e300}', NULL),
+  (2, '{0,1,1,3}', '{0.1,0.2,0.3,0.4}', '{0,4,-1,32767}'),
+  (3, '{599999999}', '{42}', '{7}'),
+  (4, '{0,0,0}', '{3,2,1}', NULL),
+  (5, '{2000000000,2000000000,2000000000}', '{1,2,3}', '{1,0,1}'),
+  (6, '{}', '{}', NULL);
+INSERT INTO public.windows
+  SELECT 7, array_agg((i * 7919) % 1000003 ORDER BY i), array_agg(sin(i) * 1e3 ORDER BY i),
+         array_agg((i % 3)::int2 ORDER BY i)
+  FROM generate_series(1, 700) i;
+)sql";
+
+// unpack_window's rows (in its order) over k_windows equal the SQL decoding's.
+void expect_unpack_is_the_sql_decoding(const std::string& url) {
+    const char* by_fn =
+        "SELECT count(*) || ' ' || md5(string_agg(concat_ws(':', w.id, x.i, x.off, x.value, x.flags), ',' "
+        "ORDER BY w.id, x.i)) FROM public.windows w "
+        "CROSS JOIN LATERAL sluice_telemetry.unpack_window(w.d, w.v, w.f) WITH ORDINALITY x(off, value, flags, i)";
+    const char* by_sql =
+        "SELECT count(*) || ' ' || md5(string_agg(concat_ws(':', x.id, x.i, x.off, x.value, x.flags), ',' "
+        "ORDER BY x.id, x.i)) FROM (SELECT w.id, u.i, sum(u.d) OVER (PARTITION BY w.id ORDER BY u.i) AS off, "
+        "u.v AS value, coalesce(u.f, 0::int2) AS flags "
+        "FROM public.windows w, unnest(w.d, w.v, w.f) WITH ORDINALITY u(d, v, f, i)) x";
+    auto fn = pg_instance::scalar(url, by_fn);
+    auto sql = pg_instance::scalar(url, by_sql);
+    ASSERT_TRUE(fn && sql);
+    EXPECT_EQ(fn->substr(0, fn->find(' ')), "714");
+    EXPECT_EQ(*fn, *sql);
+    auto far = pg_instance::scalar(
+        url, "SELECT max(off) FROM public.windows w, sluice_telemetry.unpack_window(w.d, w.v, w.f) WHERE w.id = 5");
+    ASSERT_TRUE(far);
+    EXPECT_EQ(*far, "6000000000");  // offsets beyond int4
+}
+
+// The language unpack_window is defined in.
+std::string unpack_language(const std::string& url) {
+    auto r =
+        pg_instance::scalar(url,
+                            "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = "
+                            "'sluice_telemetry.unpack_window(int4[], float8[], int2[])'::regprocedure");
+    return r ? *r : std::string();
+}
+
+TEST_P(readings_test, unpack_window_in_c_returns_what_the_sql_decoding_does) {
+    start();
+    EXPECT_EQ(unpack_language(url_), "c");
+    ASSERT_TRUE(pg_instance::query(url_, k_windows));
+    expect_unpack_is_the_sql_decoding(url_);
+    // Malformed rows are refused with what is wrong.
+    pg::connection conn(url_, std::chrono::seconds(10), "test");
+    ASSERT_TRUE(conn.ensure());
+    ASSERT_TRUE(
+        conn.exec("CREATE FUNCTION pg_temp.failure(q text) RETURNS text LANGUAGE plpgsql AS $$ "
+                  "BEGIN EXECUTE q; RETURN 'no error'; EXCEPTION WHEN OTHERS THEN RETURN SQLERRM; END $$"));
+    auto failure = [&](const std::string& args) {
+        const std::string sql =
+            "SELECT pg_temp.failure('SELECT count(*) FROM sluice_telemetry.unpack_window(" + args + ")')";
+        auto r = conn.query(sql.c_str());
+        EXPECT_TRUE(r) << args;
+        return r ? std::string(r->get(0, 0)) : std::string();
+    };
+    EXPECT_EQ(failure("''{1,2}'', ''{1}'', NULL"),
+              "unpack_window: time_deltas, vals and flags have different lengths (2, 1, 2)");
+    EXPECT_EQ(failure("''{1,2}'', ''{1,2}'', ''{0}''"),
+              "unpack_window: time_deltas, vals and flags have different lengths (2, 2, 1)");
+    EXPECT_EQ(failure("''{1,NULL}'', ''{1,2}'', NULL"), "unpack_window: time_deltas contains NULL");
+    EXPECT_EQ(failure("''{1,2}'', ''{NULL,2}'', NULL"), "unpack_window: vals contains NULL");
+    EXPECT_EQ(failure("''{1,2}'', ''{1,2}'', ''{0,NULL}''"), "unpack_window: flags contains NULL");
+    EXPECT_EQ(failure("''{{1,2},{3,4}}'', ''{1,2,3,4}'', NULL"),
+              "unpack_window: time_deltas has 2 dimensions, expected 1");
+    EXPECT_EQ(failure("NULL, ''{1}'', NULL"), "no error");  // no rows, as unnest of NULL
+}
+
+TEST_P(readings_test, unpack_window_without_the_module_is_the_sql_decoding) {
+    start(/*readings_module=*/false);
+    EXPECT_EQ(unpack_language(url_), "sql");
+    ASSERT_TRUE(pg_instance::query(url_, k_windows));
+    expect_unpack_is_the_sql_decoding(url_);
 }
 
 TEST_P(readings_test, latest_is_the_last_reading_of_every_series) {
