@@ -32,6 +32,7 @@ http::metrics_snapshot collect_metrics(const metric_sources& sources) {
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_subscriber_queue),
                   {{"reason", "subscriber_queue"}});
         w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_global_quota), {{"reason", "global_quota"}});
+        w.counter("mqtt_messages_dropped_total", help_dropped, d(t.dropped_spool_error), {{"reason", "spool_error"}});
         w.gauge("mqtt_queued_bytes",
                 "Bytes of QoS 1/2 messages queued for all sessions (bounded by mqtt.max_queued_bytes_total).",
                 d(t.queued_bytes));

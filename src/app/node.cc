@@ -29,6 +29,7 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/persist/state_store.h"
+#include "broker/session_spool.h"
 #include "bus/kafka/kafka.h"
 #include "bus/wal/wal.h"
 #include "http/api.h"
@@ -182,16 +183,26 @@ private:
         return 0;
     }
 
-    // Persistent sessions and retained messages (their own journal, not the telemetry WAL).
+    // Persistent sessions and retained messages (their own journal, not the telemetry WAL);
+    // what persistent sessions queue, in their spool files beside it.
     int open_session_state() {
-        auto state = broker::persist::state_store::open(cfg_.data_dir + "/state");
+        auto spool = broker::spool_directory::open(cfg_.data_dir + "/spool");
+        if (!spool) {
+            SLUICE_ERROR("app", "cannot open the session spool directory %s/spool: %s", cfg_.data_dir.c_str(),
+                         spool.error().message().c_str());
+            return 1;
+        }
+        spool_ = std::move(spool).value();
+        broker::persist::options state_opts;
+        state_opts.before_sync = [spool = spool_.get()] { return spool->sync_written(); };
+        auto state = broker::persist::state_store::open(cfg_.data_dir + "/state", std::move(state_opts));
         if (!state) {
             SLUICE_ERROR("app", "cannot open the session state in %s/state: %s", cfg_.data_dir.c_str(),
                          state.error().message().c_str());
             return 1;
         }
         state_store_ = std::move(state).value();
-        auto [sessions_restored, retained_restored] = brk_->restore_from(*state_store_);
+        auto [sessions_restored, retained_restored] = brk_->restore_from(*state_store_, spool_.get());
         if (sessions_restored || retained_restored) {
             SLUICE_INFO("app", "restored %zu persistent sessions and %zu retained messages", sessions_restored,
                         retained_restored);
@@ -464,6 +475,7 @@ private:
     pipeline::rule_set rules_;
     std::unique_ptr<auth::authority> authority_;
     std::unique_ptr<broker::broker> brk_;
+    std::unique_ptr<broker::spool_directory> spool_;  // outlives the state store, whose writer syncs it
     std::unique_ptr<broker::persist::state_store> state_store_;
     std::unique_ptr<net::tcp_server> server_;
     std::shared_ptr<net::tls_config> tls_;

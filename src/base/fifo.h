@@ -37,6 +37,13 @@ public:
         }
     }
 
+    // REQUIRES: !empty().
+    T& back() { return items_.back(); }
+    void pop_back() {
+        items_.pop_back();
+        if (head_ == items_.size()) clear();
+    }
+
     void clear() {
         items_.clear();
         head_ = 0;

@@ -9,10 +9,12 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <unordered_set>
 
 #include "base/log.h"
 #include "broker/persist/state_store.h"
 #include "broker/resend_window.h"
+#include "broker/session_spool.h"
 #include "broker/shard.h"
 #include "bus/bus.h"
 
@@ -69,14 +71,16 @@ void broker::store_retained(const message_ptr& msg, const ack_barrier_ptr& barri
     }
 }
 
-std::pair<size_t, size_t> broker::restore_from(persist::state_store& store) {
+std::pair<size_t, size_t> broker::restore_from(persist::state_store& store, spool_directory* spool) {
     persistence_ = persistence(&store);
+    spool_ = spool;
     int64_t now = monotonic_ms();
     std::vector<persist::session_record> sessions;
     std::map<std::string, std::vector<persist::session_message_record>> messages;
     size_t retained = 0;
     resend_entries resend;
     std::map<uint32_t, uint64_t> resend_checkpoints;
+    std::map<std::string, persist::spool_record, std::less<>> spools;
     store.load([&](persist::kind k, std::string_view key, std::string_view value) {
         switch (k) {
             case persist::kind::resend_entry: {
@@ -114,6 +118,16 @@ std::pair<size_t, size_t> broker::restore_from(persist::state_store& store) {
                 }
                 break;
             }
+            case persist::kind::spool: {
+                auto r = persist::decode_spool_record(value);
+                if (r) {
+                    spools.emplace(std::string(key), *r);
+                } else {
+                    SLUICE_ERROR("broker", "ignoring undecodable spool record of %.*s", static_cast<int>(key.size()),
+                                 key.data());
+                }
+                break;
+            }
             case persist::kind::retained: {
                 auto r = persist::decode_message_record(value);
                 if (!r) {
@@ -132,11 +146,21 @@ std::pair<size_t, size_t> broker::restore_from(persist::state_store& store) {
                 break;  // a kind from a newer Sluice: ignore
         }
     });
+    std::unordered_set<uint64_t> live_spools;
     for (auto& s : sessions) {
         auto& msgs = messages[s.client_id];
         unsigned target = shard_of_client(s.client_id);
-        shards_[target]->restore(std::move(s), std::move(msgs), now);
+        const persist::spool_record* sp = nullptr;
+        if (auto it = spools.find(s.client_id); it != spools.end()) {
+            sp = &it->second;
+            live_spools.insert(sp->file_id);
+        }
+        shards_[target]->restore(std::move(s), std::move(msgs), spool_ != nullptr ? sp : nullptr, now);
     }
+    for (const auto& [client, r] : spools) {
+        if (!live_spools.contains(r.file_id)) persistence_.erase_spool(client);  // its session is gone
+    }
+    if (spool_ != nullptr) spool_->remove_all_but(live_spools);
     restore_resend_windows(std::move(resend), std::move(resend_checkpoints));
     return {sessions.size(), retained};
 }
@@ -295,6 +319,7 @@ broker::totals broker::get_totals() const {
         t.dropped_queue_full += v(st.dropped_queue_full);
         t.dropped_subscriber_queue += v(st.dropped_subscriber_queue);
         t.dropped_global_quota += v(st.dropped_global_quota);
+        t.dropped_spool_error += v(st.dropped_spool_error);
         t.slow_subscriber_disconnects += v(st.slow_subscriber_disconnects);
         t.partial_packet_timeouts += v(st.partial_packet_timeouts);
         t.input_budget_closes += v(st.input_budget_closes);

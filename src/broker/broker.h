@@ -41,6 +41,7 @@ class authority;
 namespace sluice::broker {
 
 class shard;
+class spool_directory;
 
 // Where ingest-matching PUBLISHes go before they are acknowledged.
 struct ingest_hook {
@@ -86,8 +87,12 @@ public:
     // and retained messages restored.
     // The log tail since the resend checkpoints is replayed into the sessions' resend
     // windows (resend_window.h).
-    std::pair<size_t, size_t> restore_from(persist::state_store& store);
+    // `spool`, when given, holds the queues of persistent sessions on disk
+    // (session_spool.h; its sync_written must be `store`'s before_sync) and outlives the
+    // broker; without it they are queued in memory and in `store`.
+    std::pair<size_t, size_t> restore_from(persist::state_store& store, spool_directory* spool = nullptr);
     persistence& durable() { return persistence_; }
+    spool_directory* spool() const { return spool_; }
 
     // Retained messages (thread-safe). An empty payload clears the topic. `barrier` is held
     // until the change is durable.
@@ -128,11 +133,11 @@ public:
     struct totals {
         uint64_t connections_current, connections_total, sessions_current, messages_received, messages_sent,
             bytes_received, dropped_qos0_slow_subscriber, dropped_qos0_offline, dropped_queue_full,
-            dropped_subscriber_queue, dropped_global_quota, queued_bytes, slow_subscriber_disconnects,
-            partial_packet_timeouts, input_budget_closes, topic_limit_refusals, dropped_too_large, dropped_expired,
-            publish_rate_limited, malformed_packets, protocol_errors, ingest_appended, ingest_failed,
-            ingest_quota_refused, ingest_paused, wills_published, sessions_expired, keep_alive_timeouts, takeovers,
-            retained_messages, subscriptions, resends_acknowledged;
+            dropped_subscriber_queue, dropped_global_quota, dropped_spool_error, queued_bytes,
+            slow_subscriber_disconnects, partial_packet_timeouts, input_budget_closes, topic_limit_refusals,
+            dropped_too_large, dropped_expired, publish_rate_limited, malformed_packets, protocol_errors,
+            ingest_appended, ingest_failed, ingest_quota_refused, ingest_paused, wills_published, sessions_expired,
+            keep_alive_timeouts, takeovers, retained_messages, subscriptions, resends_acknowledged;
     };
     totals get_totals() const;
 
@@ -161,6 +166,7 @@ private:
     std::string id_prefix_;
 
     persistence persistence_{nullptr};
+    spool_directory* spool_ = nullptr;
     std::vector<std::unique_ptr<resend_checkpoint>> resend_checkpoints_;  // per bus partition
     sluice::shared_mutex resend_store_mutex_;  // note_appended (shared) vs detach_resend_store
     bool resend_store_detached_ SLUICE_GUARDED_BY(resend_store_mutex_) = false;

@@ -89,6 +89,7 @@ void persistence::erase_session(const std::string& client_id) {
     store_->erase(persist::kind::session, client_id);
     store_->erase_prefix(persist::kind::session_message, persist::session_message_prefix(client_id));
     store_->erase_prefix(persist::kind::resend_entry, persist::session_message_prefix(client_id));
+    store_->erase(persist::kind::spool, client_id);
 }
 
 void persistence::save_resend_entry(std::string_view client_id, uint16_t slot, uint16_t packet_id,
@@ -127,6 +128,27 @@ void persistence::save_message(const session& s, const outgoing& out, uint16_t p
 void persistence::erase_message(const session& s, uint64_t order) {
     if (!store_) return;
     store_->erase(persist::kind::session_message, persist::session_message_key(s.client_id(), order));
+}
+
+void persistence::save_spool(const session& s) {
+    if (!store_) return;
+    const spool_state& sp = s.spool;
+    store_->put(persist::kind::spool, s.client_id(),
+                persist::encode(persist::spool_record{sp.file_id, sp.read_offset, sp.end_offset, sp.count, sp.bytes,
+                                                      sp.last_order}));
+}
+
+void persistence::erase_spool(std::string_view client_id) {
+    if (!store_) return;
+    store_->erase(persist::kind::spool, client_id);
+}
+
+void persistence::after_durable(std::function<void()> fn) {
+    if (!store_) {
+        fn();
+        return;
+    }
+    store_->when_durable([fn = std::move(fn)](std::error_code) { fn(); });
 }
 
 void persistence::save_retained(const message& m, int64_t now_mono) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -38,6 +39,12 @@ public:
     void save_message(const session& s, const outgoing& out, uint16_t packet_id,
                       persist::session_message_record::state st, int64_t now_mono);
     void erase_message(const session& s, uint64_t order);
+    // Where the session's spooled queue is (session_spool.h).
+    void save_spool(const session& s);
+    void erase_spool(std::string_view client_id);
+    // Runs `fn` on the store's writer thread once everything queued so far is durable
+    // (whether or not it succeeded: `fn` only tidies up). Runs it now without a store.
+    void after_durable(std::function<void()> fn);
     void save_retained(const message& m, int64_t now_mono);
     void erase_retained(const std::string& topic);
     // The resend rule's durable entries (resend_window.h). Unlike the others, these may be

@@ -35,6 +35,26 @@ struct outgoing {
     bool retain = false;  // the RETAIN flag as sent to this subscriber
     std::vector<uint32_t> subscription_ids;
     uint64_t order = 0;  // position in the session's send order (0: not yet queued)
+    // Read from the session's spool: where its record ends there (0: not from a spool).
+    uint64_t spool_end = 0;
+};
+
+// Where a session's spooled messages are (session_spool.h). The records in
+// [read_offset, end_offset) of the file are queued: those before loaded_offset are also
+// in session::queue (its last `loaded` entries), the rest only on disk.
+struct spool_state {
+    std::shared_ptr<class spool_file> file;  // null until used since the start
+    uint64_t file_id = 0;                    // 0: the session has no spool file
+    uint64_t read_offset = 0;
+    uint64_t loaded_offset = 0;
+    uint64_t end_offset = 0;
+    uint64_t count = 0;  // records in [read_offset, end_offset)
+    uint64_t bytes = 0;  // their topic + payload bytes
+    size_t loaded = 0;
+    uint64_t last_order = 0;
+    // Records up to this order were handed to the client before a restart (their inflight
+    // records are durable, the spool's advance past them may not be): skipped when read.
+    uint64_t skip_through = 0;
 };
 
 struct inflight_entry {
@@ -61,7 +81,11 @@ public:
 
     std::map<uint16_t, inflight_entry> inflight;  // outbound, by packet id
     fifo<outgoing> queue;                         // outbound, waiting for window or connection
-    uint64_t queued_bytes = 0;
+    uint64_t queued_bytes = 0;                    // of the queue's entries not from the spool
+    spool_state spool;
+    // Everything waiting for the window or the connection, in memory and spooled.
+    size_t backlog_messages() const { return queue.size() - spool.loaded + spool.count; }
+    uint64_t backlog_bytes() const { return queued_bytes + spool.bytes; }
     // The backlog this session carried into its current connection (queued while offline),
     // shrinking as it drains: the online subscriber bound (subscriber_queue.h) counts only
     // what piles up on top of it. Unknown (max) until pump() runs for a new connection.

@@ -130,6 +130,10 @@ void shard::persist_session(session& s) {
     if (!p.enabled()) return;
     if (persistence::persistent(s)) {
         p.save_session(s, now_ms_);
+        if (!s.persisted && s.spool.file_id != 0) {
+            s.persisted = true;
+            spool_save(s);  // a spool kept while the session was not persistent
+        }
         s.persisted = true;
     } else if (s.persisted) {
         p.erase_session(s.client_id());
@@ -151,7 +155,7 @@ void shard::forget_message(session& s, uint64_t order) {
 }
 
 void shard::restore(persist::session_record&& r, std::vector<persist::session_message_record>&& messages,
-                    int64_t now_mono) {
+                    const persist::spool_record* spool, int64_t now_mono) {
     now_ms_ = now_mono;
     session_key key = (static_cast<uint64_t>(index_) << k_shard_shift) | ++next_session_serial_;
     auto owned = std::make_unique<session>(r.client_id, key);
@@ -213,6 +217,7 @@ void shard::restore(persist::session_record&& r, std::vector<persist::session_me
         e.out = std::move(out);
         s.inflight.emplace(m.packet_id, std::move(e));
     }
+    if (spool != nullptr) spool_restore(s, *spool);
 }
 
 void shard::session_disconnected(session& s, bool will_due, const mqtt::will* will, uint32_t will_delay) {
@@ -233,6 +238,7 @@ void shard::session_disconnected(session& s, bool will_due, const mqtt::will* wi
         end_session(s);
     } else {
         queue_retained_offline(s);
+        spool_unload(s);  // on disk already: memory is for connected clients
         persist_session(s);
     }
 }
@@ -244,9 +250,10 @@ void shard::end_session(session& s) {
         publish_will(s.client_id(), s.key(), std::move(w));
     }
     session_key key = s.key();
-    broker_.sub_queued_bytes(s.queued_bytes);
+    broker_.sub_queued_bytes(s.backlog_bytes());
     broker_.note_released(s.queued_bytes, now_ms_);
     if (s.persisted) broker_.durable().erase_session(s.client_id());
+    spool_release(s);
     for (const auto& [filter, opts] : s.subscriptions)
         index_replica_.unsubscribe(filter, key);
     stats_.sub(stats_.subscriptions, s.subscriptions.size());
@@ -337,7 +344,8 @@ void shard::deliver_outgoing(session& s, outgoing&& out, const ack_barrier_ptr& 
     }
     // A connection with too much unsent output gets no more: the message queues (and
     // marks the subscriber as past its bound).
-    if (s.conn != nullptr && s.queue.empty() && s.inflight.size() < s.send_window && !s.conn->output_congested()) {
+    if (s.conn != nullptr && s.backlog_messages() == 0 && s.inflight.size() < s.send_window &&
+        !s.conn->output_congested()) {
         send_now(s, std::move(out), barrier);
         return;
     }
@@ -350,9 +358,12 @@ void shard::enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier) 
     // An online subscriber past its queue bound is disconnected at the end of this
     // iteration (subscriber_queue.h); publishers never wait for it. Until then, and once
     // it is offline, its messages queue up to the session's own quota below.
-    if (s.conn != nullptr && subscriber_over_bound(opts, s.queue.size() - std::min(s.carried_messages, s.queue.size()),
-                                                   s.queued_bytes - std::min(s.carried_bytes, s.queued_bytes), bytes,
-                                                   s.conn->output_congested())) {
+    const size_t backlog_messages = s.backlog_messages();
+    const uint64_t backlog_bytes = s.backlog_bytes();
+    if (s.conn != nullptr &&
+        subscriber_over_bound(opts, backlog_messages - std::min(s.carried_messages, backlog_messages),
+                              backlog_bytes - std::min(s.carried_bytes, backlog_bytes), bytes,
+                              s.conn->output_congested())) {
         if (s.expiry_interval == 0 && opts.clean_subscriber_overflow == broker_options::clean_overflow_policy::drop) {
             // Its session ends with the connection: a disconnect would lose this queue and
             // its subscriptions too. Keep it connected and drop what it cannot take.
@@ -367,11 +378,11 @@ void shard::enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier) 
         }
         slow_.mark(s.conn->serial());
     }
-    if (s.queue.size() >= opts.max_queued_messages || s.queued_bytes + bytes > opts.max_queued_bytes) {
+    if (backlog_messages >= opts.max_queued_messages || backlog_bytes + bytes > opts.max_queued_bytes) {
         const uint64_t dropped = shard_stats::count(stats_.dropped_queue_full);
         if (shard_stats::log_worthy(dropped)) {
             SLUICE_WARN("broker", "queue of %s is full (%zu messages): dropping QoS %u messages (%llu so far)",
-                        s.client_id().c_str(), s.queue.size(), out.qos, static_cast<unsigned long long>(dropped));
+                        s.client_id().c_str(), backlog_messages, out.qos, static_cast<unsigned long long>(dropped));
         }
         return;
     }
@@ -387,9 +398,13 @@ void shard::enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier) 
         }
         return;
     }
+    out.order = s.next_order();
+    if (uses_spool(s)) {
+        spool_append(s, std::move(out), bytes, barrier);
+        return;
+    }
     s.queued_bytes += bytes;
     broker_.add_queued_bytes(bytes);
-    out.order = s.next_order();
     if (s.persisted) {
         broker_.durable().save_message(s, out, 0, persist::session_message_record::state::queued, now_ms_);
         hold_until_durable(barrier);
@@ -429,26 +444,36 @@ void shard::send_now(session& s, outgoing&& out, const ack_barrier_ptr& barrier)
 }
 
 void shard::pump(session& s) {
-    while (s.conn != nullptr && !s.queue.empty() && s.inflight.size() < s.send_window) {
+    const uint64_t spool_read = s.spool.read_offset;
+    while (s.conn != nullptr && s.inflight.size() < s.send_window) {
+        if (s.queue.empty() && !spool_load(s)) break;
         outgoing out = std::move(s.queue.front());
         s.queue.pop_front();
         const uint64_t bytes = out.msg->payload.size() + out.msg->topic.size();
-        s.queued_bytes -= bytes;
-        broker_.sub_queued_bytes(bytes);
+        if (out.spool_end != 0) {
+            spool_taken(s, out.spool_end, bytes);
+        } else {
+            s.queued_bytes -= bytes;
+            broker_.sub_queued_bytes(bytes);
+        }
+        // Spooled entries have no record of their own to forget: the spool's advance is it.
         if (out.msg->expires_at_ms != 0 && now_ms_ >= out.msg->expires_at_ms) {
             stats_.add(stats_.dropped_expired);
-            forget_message(s, out.order);
+            if (out.spool_end == 0) forget_message(s, out.order);
             continue;
         }
         if (!s.conn->may(out.msg->topic, auth::operation::receive)) {
-            forget_message(s, out.order);
+            if (out.spool_end == 0) forget_message(s, out.order);
             continue;
         }
         send_now(s, std::move(out));
     }
+    // After the inflight records of what was taken: a crash between them is undone by
+    // skip_through at the next start, never by losing a message.
+    if (s.spool.read_offset != spool_read) spool_save(s);
     // On (re)connect this records the backlog carried in; later it only shrinks with it.
-    s.carried_messages = std::min(s.carried_messages, s.queue.size());
-    s.carried_bytes = std::min(s.carried_bytes, s.queued_bytes);
+    s.carried_messages = std::min(s.carried_messages, s.backlog_messages());
+    s.carried_bytes = std::min(s.carried_bytes, s.backlog_bytes());
 }
 
 std::vector<mqtt::reason_code> shard::subscribe(session& s, const mqtt::subscribe& pkt, const ack_barrier_ptr& applied,
@@ -559,7 +584,7 @@ size_t shard::drain_retained(session& s, size_t budget) {
         const message_ptr& m = batch.messages[batch.next];
         const sub_options& o = sub->second;
         uint8_t qos = std::min(m->qos, o.qos);
-        if (qos > 0 && (!s.queue.empty() || s.inflight.size() >= s.send_window)) break;  // the window is full
+        if (qos > 0 && (s.backlog_messages() > 0 || s.inflight.size() >= s.send_window)) break;  // the window is full
         ++batch.next;
         if (!broker_.retained_is_current(m)) continue;  // replaced or cleared: the newer one went live
         deliver_outgoing(s, retained_delivery(m, o));

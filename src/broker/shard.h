@@ -96,7 +96,7 @@ public:
     void forget_message(session& s, uint64_t order);
     // Rebuilds a session from its records (start-up, before the loops run).
     void restore(persist::session_record&& r, std::vector<persist::session_message_record>&& messages,
-                 int64_t now_mono);
+                 const persist::spool_record* spool, int64_t now_mono);
 
 private:
     struct remote_delivery {
@@ -114,6 +114,28 @@ private:
     size_t drain_retained(session& s, size_t budget);
     void queue_retained_offline(session& s);
     void send_now(session& s, outgoing&& out, const ack_barrier_ptr& barrier = nullptr);
+
+    // The session's spool (shard_spool.cc, session_spool.h).
+    // True when what `s` queues goes to its spool file: it is persistent (or kept a spool
+    // from when it was) and the broker has a spool directory.
+    bool uses_spool(const session& s) const;
+    // Appends `out` (`bytes` of topic and payload) to the spool; `barrier` is held until
+    // the record is durable, or failed when it cannot be written (the message is dropped).
+    void spool_append(session& s, outgoing&& out, uint64_t bytes, const ack_barrier_ptr& barrier);
+    // Reads the next chunk of the spool into the queue; false when nothing more is there.
+    bool spool_load(session& s);
+    // The queue's front entry, read from the spool and ending at `end`, was taken.
+    void spool_taken(session& s, uint64_t end, uint64_t bytes);
+    // Puts the spool's range in the state store (when `s` is persisted).
+    void spool_save(session& s);
+    // Drops the spooled entries from the queue (they stay on disk).
+    void spool_unload(session& s);
+    // The session ends: its spool file goes once that is durable.
+    void spool_release(session& s);
+    // Start-up: the spool of a restored session, without reading it.
+    void spool_restore(session& s, const persist::spool_record& r);
+    // Leaves the current file (once empty, or unreadable) for a new one at the next append.
+    void spool_retire(session& s);
     void apply_remote(std::vector<remote_delivery>& batch);
     void end_session(session& s);
     void publish_will(const std::string& client_id, session_key key, mqtt::will&& w);
@@ -138,6 +160,7 @@ private:
     std::vector<std::vector<remote_delivery>> outbox_;  // per target shard
     slow_subscribers slow_;                             // to disconnect at the end of the iteration
     std::deque<session_key> retained_sessions_;         // sessions with a retained backlog, in turn
+    std::string spool_scratch_;                         // one spool record being encoded
 };
 
 }  // namespace sluice::broker

@@ -21,6 +21,7 @@ struct shard_stats {
     std::atomic<uint64_t> dropped_queue_full{0};            // QoS 1/2 beyond max_queued_messages/bytes
     std::atomic<uint64_t> dropped_subscriber_queue{0};      // QoS 1/2 past a clean subscriber's online bound
     std::atomic<uint64_t> dropped_global_quota{0};          // QoS 1/2 for offline sessions past max_queued_bytes_total
+    std::atomic<uint64_t> dropped_spool_error{0};           // QoS 1/2 a session's spool could not write or read back
     std::atomic<uint64_t> slow_subscriber_disconnects{0};   // online subscribers past their queue (0x97)
     std::atomic<uint64_t> partial_packet_timeouts{0};       // closed: a packet not complete in time
     std::atomic<uint64_t> input_budget_closes{0};           // closed: partial input past the global budget

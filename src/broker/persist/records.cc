@@ -336,6 +336,36 @@ result<resend_checkpoint_record> decode_resend_checkpoint_record(std::string_vie
     return c;
 }
 
+std::string encode(const spool_record& s) {
+    SLUICE_CHECK(s.read_offset <= s.end_offset, "spool range [%llu, %llu)",
+                 static_cast<unsigned long long>(s.read_offset), static_cast<unsigned long long>(s.end_offset));
+    std::string out;
+    writer w(out);
+    w.u8(k_record_version);
+    w.u64(s.file_id);
+    w.u64(s.read_offset);
+    w.u64(s.end_offset);
+    w.u64(s.count);
+    w.u64(s.bytes);
+    w.u64(s.last_order);
+    return out;
+}
+
+result<spool_record> decode_spool_record(std::string_view bytes) {
+    reader r(bytes);
+    if (auto ec = read_version(r)) return ec;
+    spool_record s;
+    s.file_id = r.u64();
+    s.read_offset = r.u64();
+    s.end_offset = r.u64();
+    s.count = r.u64();
+    s.bytes = r.u64();
+    s.last_order = r.u64();
+    if (!r.at_end() || s.read_offset > s.end_offset || (s.count == 0) != (s.read_offset == s.end_offset))
+        return errc::corruption;
+    return s;
+}
+
 std::string session_message_prefix(std::string_view client_id) {
     SLUICE_CHECK(client_id.size() <= 0xFFFF, "client id of %zu bytes", client_id.size());
     std::string key;

@@ -109,6 +109,20 @@ struct resend_checkpoint_record {
     friend bool operator==(const resend_checkpoint_record&, const resend_checkpoint_record&) = default;
 };
 
+// Where a persistent session's queued messages are on disk (kind::spool, key = client
+// id): the records of spool file `file_id` in [read_offset, end_offset) are queued, not
+// yet handed to the client (broker/session_spool.h). `count`/`bytes` describe that range
+// so that a restart need not read it; `last_order` is the send order of its last record.
+struct spool_record {
+    uint64_t file_id = 0;
+    uint64_t read_offset = 0;
+    uint64_t end_offset = 0;
+    uint64_t count = 0;
+    uint64_t bytes = 0;  // topic + payload bytes, as the broker's queue quotas count them
+    uint64_t last_order = 0;
+    friend bool operator==(const spool_record&, const spool_record&) = default;
+};
+
 // Encoders never fail: every field fits by construction (REQUIRES: enum-like fields in
 // range; checked with SLUICE_CHECK).
 std::string encode(const message_record& m);
@@ -116,6 +130,7 @@ std::string encode(const session_record& s);
 std::string encode(const session_message_record& m);
 std::string encode(const resend_entry_record& e);
 std::string encode(const resend_checkpoint_record& c);
+std::string encode(const spool_record& s);
 
 // Decoders check every length and range. Returns errc::corruption for malformed bytes and
 // errc::unsupported_version for a record version this build does not know.
@@ -124,6 +139,7 @@ result<session_record> decode_session_record(std::string_view bytes);
 result<session_message_record> decode_session_message_record(std::string_view bytes);
 result<resend_entry_record> decode_resend_entry_record(std::string_view bytes);
 result<resend_checkpoint_record> decode_resend_checkpoint_record(std::string_view bytes);
+result<spool_record> decode_spool_record(std::string_view bytes);
 
 // Keys of session messages: u16 big-endian length of the client id, the client id, u64
 // big-endian order. Keys of one session share the prefix session_message_prefix(client_id)

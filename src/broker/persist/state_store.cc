@@ -108,6 +108,8 @@ private:
     // Applies the group to the live map, moving the values in when `take_values`.
     void apply_batch(std::vector<pending_op>& batch, bool take_values);
     std::error_code write_snapshot_and_journal();
+    // opts_.before_sync, mapped to errc::io_error.
+    result<void> sync_referenced_files();
     bool should_compact() const {
         const auto journal = journal_bytes_.load();
         return journal > opts_.compact_min_bytes &&
@@ -591,6 +593,7 @@ std::error_code state_store::impl::append_batch(const std::vector<pending_op>& b
         }
     }
     if (buf_.capacity() > 4 * k_write_chunk) std::string().swap(buf_);
+    if (r) r = sync_referenced_files();
     if (r) r = journal_->sync();
     if (!r) {
         // After a failed write or fsync the journal's content is unknown (and a retried
@@ -642,6 +645,15 @@ std::error_code state_store::impl::process(std::vector<pending_op>& batch, bool 
     return append_batch(batch);
 }
 
+result<void> state_store::impl::sync_referenced_files() {
+    if (!opts_.before_sync) return ok();
+    if (auto ec = opts_.before_sync()) {
+        SLUICE_ERROR(k_log, "syncing the files the journal refers to: %s", ec.message().c_str());
+        return make_error_code(errc::io_error);
+    }
+    return ok();
+}
+
 std::error_code state_store::impl::write_snapshot_and_journal() {
     const uint64_t generation = next_generation_++;
     const std::string temp = path(format::k_snapshot_temp_name);
@@ -664,6 +676,7 @@ std::error_code state_store::impl::write_snapshot_and_journal() {
     append_le64(end, count);
     format::encode_record(chunk, format::op::snapshot_end, 0, {}, end);
     if (auto r = out->append(chunk); !r) return to_persist_error(r.error());
+    if (auto r = sync_referenced_files(); !r) return r.error();
     if (auto r = out->sync(); !r) return to_persist_error(r.error());
     out.reset();
     if (auto r = fs_->rename(temp, path(format::k_snapshot_name)); !r) return to_persist_error(r.error());

@@ -29,6 +29,7 @@ enum class kind : uint8_t {
     session_message = 3,    // key: session_message_key(); value: encode(session_message_record)
     resend_entry = 4,       // key: resend_entry_key(); value: encode(resend_entry_record)
     resend_checkpoint = 5,  // key: resend_checkpoint_key(partition); value: encode(resend_checkpoint_record)
+    spool = 6,              // key: client id; value: encode(spool_record)
 };
 
 struct options {
@@ -44,6 +45,10 @@ struct options {
     // `repair`: then the journal is copied to <journal>.corrupt, cut at the damage, and
     // the store opens with the state before it (logged as an error).
     bool repair = false;
+    // Called by the writer before it syncs the journal (or a snapshot) that makes a group
+    // durable: files whose contents the group's records refer to (the broker's session
+    // spools) are synced here first. An error fails the group as a journal error would.
+    std::function<std::error_code()> before_sync;
 };
 
 // Lifecycle: open() replays the files and starts one writer thread; close() (or the

@@ -10,13 +10,16 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <numeric>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "broker/broker.h"
 #include "broker/persist/records.h"
 #include "broker/persist/state_store.h"
+#include "broker/session_spool.h"
 #include "broker/shard.h"
 #include "bus/wal/wal.h"
 #include "mqtt/codec.h"
@@ -121,15 +124,21 @@ protected:
         ASSERT_TRUE(w) << w.error().message();
         wal_ = std::move(*w);
     }
-    // The session state store under dir_/state, opened (again) and restored into brk_.
+    // The session state store under dir_/state, with the sessions' spool files under
+    // dir_/spool, opened (again) and restored into brk_.
     void open_store() {
         if (store_) {
             ASSERT_TRUE(store_->close());
         }
-        auto st = persist::state_store::open((dir_ / "state").string());
+        auto sp = spool_directory::open((dir_ / "spool").string());
+        ASSERT_TRUE(sp) << sp.error().message();
+        spool_ = std::move(*sp);
+        persist::options o;
+        o.before_sync = [spool = spool_.get()] { return spool->sync_written(); };
+        auto st = persist::state_store::open((dir_ / "state").string(), std::move(o));
         ASSERT_TRUE(st) << st.error().message();
         store_ = std::move(*st);
-        brk_->restore_from(*store_);
+        brk_->restore_from(*store_, spool_.get());
     }
 
     shard& shard_() { return brk_->get_shard(0); }
@@ -197,7 +206,8 @@ protected:
 
     std::filesystem::path dir_;
     std::unique_ptr<bus::bus> wal_;
-    broker_options options_;  // for make_broker()
+    broker_options options_;                  // for make_broker()
+    std::unique_ptr<spool_directory> spool_;  // outlives store_, whose writer syncs it
     std::unique_ptr<persist::state_store> store_;
     std::unique_ptr<broker> brk_;
     std::mutex mu_;
@@ -746,6 +756,143 @@ TEST_F(resend_rule, appends_completing_after_the_store_closed_leave_it_alone) {
     ASSERT_TRUE(store_->close());
     wal_->stop();  // completes the pending append (and runs its completion) after the close
     EXPECT_EQ(logged(), 1u);
+}
+
+// Issue 10: what a persistent session queues is in its spool file (session_spool.h), not
+// in memory or in the state journal, and a restart reads neither.
+class session_spool_test : public broker_fixture {
+protected:
+    static constexpr int k_messages = 200;
+    const std::string payload_ = std::string(1000, 'p');
+
+    // A persistent subscriber "s" to q/# (QoS 1) that goes offline, then k_messages QoS 1
+    // messages for it, durable when this returns.
+    void queue_offline() {
+        open_store();
+        auto& sub = connect("s", false, 600);
+        mqtt::subscribe s;
+        s.packet_id = 1;
+        s.entries.push_back(mqtt::subscription{"q/#", 1, false, false, 0});
+        sub.c->on_data(bytes(s));
+        sub.t->take();
+        sub.c->on_transport_closed();
+        auto& pub = connect("pub");
+        for (int i = 1; i <= k_messages; ++i) {
+            std::string body = std::to_string(i) + ":" + payload_;
+            pub.c->on_data(bytes(make_publish("q/t", body, 1, static_cast<uint16_t>(i))));
+        }
+        ASSERT_TRUE(store_->flush());
+    }
+    uint64_t spool_bytes_on_disk() const {
+        uint64_t total = 0;
+        for (const auto& e : std::filesystem::directory_iterator(dir_ / "spool"))
+            total += e.file_size();
+        return total;
+    }
+    static int sequence_of(const mqtt::publish& p) {
+        return std::stoi(std::string(p.payload.substr(0, p.payload.find(':'))));
+    }
+    // Connects "s" again and takes everything it is owed, acknowledging as it goes;
+    // returns the sequence numbers in the order received (DUP retransmissions included).
+    std::vector<int> drain(bool* dup_seen = nullptr) {
+        auto& c = connect("s", false, 600, std::nullopt, 16);
+        std::vector<mqtt::packet> got = std::move(c.after_connack);
+        std::vector<int> seqs;
+        for (int rounds = 0; rounds < 10 * k_messages && !got.empty(); ++rounds) {
+            std::vector<mqtt::packet> next;
+            for (auto& p : got) {
+                auto* pub = std::get_if<mqtt::publish>(&p);
+                if (pub == nullptr) continue;
+                seqs.push_back(sequence_of(*pub));
+                if (pub->dup && dup_seen) *dup_seen = true;
+                c.c->on_data(bytes(mqtt::puback{pub->packet_id, mqtt::reason_code::success, {}}));
+                for (auto& x : c.t->take())
+                    next.push_back(std::move(x));
+            }
+            got = std::move(next);
+        }
+        return seqs;
+    }
+};
+
+TEST_F(session_spool_test, an_offline_queue_is_on_disk_not_in_memory_or_the_journal) {
+    queue_offline();
+    session* s = shard_().find_session("s");
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->queue.size(), 0u) << "held in memory";
+    EXPECT_EQ(s->backlog_messages(), static_cast<size_t>(k_messages));
+    EXPECT_GT(spool_bytes_on_disk(), k_messages * payload_.size());
+    EXPECT_LT(store_->get_stats().live_bytes, 4096u) << "the journal holds the payloads";
+    EXPECT_EQ(brk_->get_totals().queued_bytes, s->backlog_bytes());
+}
+
+TEST_F(session_spool_test, a_restart_does_not_read_the_queue_and_delivers_it_in_order) {
+    queue_offline();
+    const uint64_t queued = brk_->get_totals().queued_bytes;
+    make_broker();  // restart on the same state and spool
+    open_store();
+    session* s = shard_().find_session("s");
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->queue.size(), 0u) << "read at start";
+    EXPECT_EQ(s->backlog_messages(), static_cast<size_t>(k_messages));
+    EXPECT_EQ(brk_->get_totals().queued_bytes, queued);
+
+    std::vector<int> seqs = drain();
+    std::vector<int> expected(k_messages);
+    std::iota(expected.begin(), expected.end(), 1);
+    EXPECT_EQ(seqs, expected);
+    EXPECT_EQ(brk_->get_totals().queued_bytes, 0u);
+    EXPECT_EQ(s->backlog_messages(), 0u);
+}
+
+TEST_F(session_spool_test, a_crash_before_the_spool_advance_was_durable_sends_nothing_twice) {
+    queue_offline();
+    // The spool's range as it was before the client took anything.
+    std::string stale;
+    store_->load([&](persist::kind k, std::string_view key, std::string_view value) {
+        if (k == persist::kind::spool && key == "s") stale = value;
+    });
+    ASSERT_FALSE(stale.empty());
+    // The client takes a window (16 in flight) without acknowledging, then goes.
+    {
+        auto& c = connect("s", false, 600, std::nullopt, 16);
+        EXPECT_EQ(c.after_connack.size(), 16u);
+        c.c->on_transport_closed();
+    }
+    // As if the crash lost the advance but kept the inflight records before it.
+    store_->put(persist::kind::spool, "s", stale);
+    ASSERT_TRUE(store_->flush());
+    make_broker();
+    open_store();
+    bool dup_seen = false;
+    std::vector<int> seqs = drain(&dup_seen);
+    std::vector<int> expected(k_messages);
+    std::iota(expected.begin(), expected.end(), 1);
+    EXPECT_EQ(seqs, expected) << "the 16 retransmitted once (DUP), then the rest";
+    EXPECT_TRUE(dup_seen);
+}
+
+TEST_F(session_spool_test, the_quota_of_a_session_counts_its_spool) {
+    options_.max_queued_messages = 50;
+    make_broker();
+    queue_offline();
+    EXPECT_EQ(shard_().find_session("s")->backlog_messages(), 50u);
+    EXPECT_EQ(brk_->get_totals().dropped_queue_full, static_cast<uint64_t>(k_messages - 50));
+}
+
+TEST_F(session_spool_test, an_ended_session_leaves_no_spool_file) {
+    queue_offline();
+    ASSERT_GT(spool_bytes_on_disk(), 0u);
+    connect("s", true);  // clean start: the old session and its queue end
+    ASSERT_TRUE(store_->flush());
+    // The file goes on the store's writer thread once the session's end is durable.
+    for (int i = 0; i < 200 && spool_bytes_on_disk() > 0; ++i)
+        std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(spool_bytes_on_disk(), 0u);
+    EXPECT_EQ(brk_->get_totals().queued_bytes, 0u);
+    make_broker();  // and a restart finds nothing of it
+    open_store();
+    EXPECT_EQ(shard_().find_session("s"), nullptr);
 }
 
 }  // namespace

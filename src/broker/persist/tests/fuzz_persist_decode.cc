@@ -45,7 +45,7 @@ void fuzz_value(std::string_view in, Decode decode) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size == 0) return 0;
     const std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
-    switch (data[0] % 6) {
+    switch (data[0] % 7) {
         case 0:
             fuzz_scan(in);
             break;
@@ -61,8 +61,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         case 4:
             fuzz_value(in, decode_resend_entry_record);
             break;
-        default:
+        case 5:
             fuzz_value(in, decode_resend_checkpoint_record);
+            break;
+        default:
+            fuzz_value(in, decode_spool_record);
             break;
     }
     return 0;

@@ -137,6 +137,20 @@ TEST(persist_records, truncated_and_trailing_bytes_are_corruption) {
     check_truncations(encode(full_session_message()), decode_session_message_record);
     check_truncations(encode(resend_entry_record{7, 0x0102030405060708ull}), decode_resend_entry_record);
     check_truncations(encode(resend_checkpoint_record{42}), decode_resend_checkpoint_record);
+    check_truncations(encode(spool_record{3, 16, 1016, 2, 900, 77}), decode_spool_record);
+}
+
+TEST(persist_records, spool_records_round_trip_and_keep_their_range_consistent) {
+    const spool_record r{0x0102030405060708ull, 16, 4096, 10, 3000, 99};
+    auto d = decode_spool_record(encode(r));
+    ASSERT_TRUE(d);
+    EXPECT_EQ(*d, r);
+    auto empty = decode_spool_record(encode(spool_record{1, 500, 500, 0, 0, 12}));
+    ASSERT_TRUE(empty);
+    EXPECT_EQ(empty->count, 0u);
+    // A range with messages but no bytes, or bytes but no messages, is damage.
+    EXPECT_EQ(decode_spool_record(encode(spool_record{1, 500, 500, 3, 0, 12})).error(), errc::corruption);
+    EXPECT_EQ(decode_spool_record(encode(spool_record{1, 16, 500, 0, 0, 12})).error(), errc::corruption);
 }
 
 TEST(persist_records, resend_records_round_trip_and_keys) {
