@@ -312,6 +312,10 @@ public:
             if (written < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK) break;
                 if (errno == EINTR) continue;
+                // Typically a reset: a client that closes with our output unread gets one
+                // from its kernel. What it sent before still counts (a DISCONNECT means no
+                // will, MQTT-3.14.4-3), so read that before the connection is gone.
+                read_some();
                 fail();
                 return false;
             }
