@@ -108,6 +108,19 @@ TEST_F(spool_files, ids_are_not_reused_and_unreferenced_files_are_swept) {
     EXPECT_FALSE((*again)->open_file((*c)->id()));
 }
 
+TEST_F(spool_files, many_written_files_are_synced_together_and_once) {
+    std::vector<std::shared_ptr<spool_file>> files;
+    for (int i = 0; i < 40; ++i) {
+        auto f = spools_->create();
+        ASSERT_TRUE(f);
+        append(**f, {{1, 100}});
+        spools_->written(*f);  // twice: synced once
+        files.push_back(std::move(*f));
+    }
+    EXPECT_FALSE(spools_->sync_written());
+    EXPECT_FALSE(spools_->sync_written()) << "nothing left to sync";
+}
+
 TEST_F(spool_files, a_file_of_another_format_is_refused) {
     auto f = spools_->create();
     ASSERT_TRUE(f);
