@@ -69,6 +69,9 @@ void shard::spool_append(session& s, outgoing&& out, uint64_t bytes, const ack_b
     sp.bytes += bytes;
     sp.last_order = out.order;
     broker_.add_queued_bytes(bytes);
+    // An offline session holds no descriptor: thousands of them may queue (the directory's
+    // list of files to sync keeps this one open until then).
+    if (s.conn == nullptr) sp.file.reset();
     if (spool_scratch_.capacity() > 4 * k_spool_chunk_bytes) std::string().swap(spool_scratch_);
     if (s.persisted) {
         spool_save(s);
@@ -156,6 +159,7 @@ void shard::spool_unload(session& s) {
         s.queue.pop_back();
     }
     sp.loaded_offset = sp.read_offset;
+    if (s.conn == nullptr) sp.file.reset();  // see spool_append
 }
 
 void shard::spool_retire(session& s) {

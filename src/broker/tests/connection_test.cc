@@ -824,6 +824,7 @@ TEST_F(session_spool_test, an_offline_queue_is_on_disk_not_in_memory_or_the_jour
     EXPECT_GT(spool_bytes_on_disk(), k_messages * payload_.size());
     EXPECT_LT(store_->get_stats().live_bytes, 4096u) << "the journal holds the payloads";
     EXPECT_EQ(brk_->get_totals().queued_bytes, s->backlog_bytes());
+    EXPECT_EQ(s->spool.file, nullptr) << "an offline session keeps its spool file open";
 }
 
 TEST_F(session_spool_test, a_restart_does_not_read_the_queue_and_delivers_it_in_order) {
