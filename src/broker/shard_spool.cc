@@ -16,7 +16,7 @@ namespace {
 
 // Read back this much at a time: enough for a full window of small messages, little
 // memory per connected session.
-constexpr size_t k_spool_chunk_bytes = 256 * 1024;
+constexpr size_t k_spool_chunk_bytes = size_t{256} * 1024;
 // An emptied file is reused while smaller than this, else replaced by a new one, so that
 // a busy session's file does not grow without end and an idle one causes no file churn.
 constexpr uint64_t k_spool_reuse_bytes = 16ull * 1024 * 1024;
