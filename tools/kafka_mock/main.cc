@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -75,6 +76,15 @@ std::string run(rd_kafka_mock_cluster_t* mc, const std::string& line) {
     return err == RD_KAFKA_RESP_ERR_NO_ERROR ? "ok" : std::string("error: ") + rd_kafka_err2str(err);
 }
 
+// A positive count from the command line, or -1 when `s` is not one.
+int count_arg(const char* s) {
+    char* end = nullptr;
+    errno = 0;
+    const long v = std::strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 1'000'000) return -1;
+    return static_cast<int>(v);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -83,9 +93,9 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--brokers" && i + 1 < argc) {
-            brokers = std::atoi(argv[++i]);
+            brokers = count_arg(argv[++i]);
         } else if (a == "--partitions" && i + 1 < argc) {
-            partitions = std::atoi(argv[++i]);
+            partitions = count_arg(argv[++i]);
         } else if (a == "--topic" && i + 1 < argc) {
             topic = argv[++i];
         } else {
