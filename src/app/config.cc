@@ -195,6 +195,9 @@ std::string load_config_file(const std::string& path, config& cfg) {
         if (!read_string(*k, "brokers", o.brokers, err, "kafka") || !read_string(*k, "topic", o.topic, err, "kafka") ||
             !read_string(*k, "client_id", o.client_id, err, "kafka") ||
             !read_string(*k, "group", cfg.kafka_group, err, "kafka") ||
+            !read_bool(*k, "relay", cfg.kafka_relay, err, "kafka") ||
+            !read_string(*k, "mqtt_topic", cfg.kafka_mqtt_topic, err, "kafka") ||
+            !read_string(*k, "retained_topic", cfg.kafka_retained_topic, err, "kafka") ||
             !read_int(*k, "max_in_flight", o.max_in_flight, err, "kafka") ||
             !read_int(*k, "max_in_flight_bytes", o.max_in_flight_bytes, err, "kafka") ||
             !read_int(*k, "delivery_timeout_ms", delivery_ms, err, "kafka") ||

@@ -35,6 +35,11 @@ struct config {
     // [kafka], [kafka.properties]
     bus::kafka_options kafka;
     std::string kafka_group = "sluice-pipeline";  // consumer group of the pipeline workers
+    // MQTT across the broker nodes (docs/cluster.md): on unless relay = false; the topics
+    // default to <topic>-mqtt and <topic>-retained.
+    bool kafka_relay = true;
+    std::string kafka_mqtt_topic;
+    std::string kafka_retained_topic;
     // [ingest]
     struct ingest_rule {
         std::string pattern;

@@ -32,6 +32,7 @@
 #include "broker/session_spool.h"
 #include "bus/kafka/kafka.h"
 #include "bus/wal/wal.h"
+#include "cluster/kafka_relay.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "net/event_loop.h"
@@ -94,6 +95,8 @@ private:
             list.push_back({"broker", [this] { return create_broker(); }, {}});
             list.push_back(
                 {"session state", [this] { return open_session_state(); }, [this] { close_session_state(); }});
+            if (kafka_)
+                list.push_back({"MQTT across nodes", [this] { return start_relay(); }, [this] { stop_relay(); }});
             list.push_back(
                 {"access control", [this] { return start_access_control(); }, [this] { stop_access_control(); }});
             list.push_back(
@@ -214,6 +217,37 @@ private:
         brk_->detach_resend_store();  // appends still completing must not reach a closed store
         if (auto closed = state_store_->close(); !closed)
             SLUICE_ERROR("app", "closing the session state: %s", closed.error().message().c_str());
+    }
+
+    // MQTT across the broker nodes, through Kafka (docs/cluster.md): before the listeners, so
+    // that every message a client publishes reaches the other nodes.
+    int start_relay() {
+        if (!cfg_.kafka_relay) {
+            SLUICE_INFO("app",
+                        "MQTT across nodes is off (kafka.relay = false): subscribers see this node's messages only");
+            return 0;
+        }
+        cluster::kafka_relay_options o;
+        o.kafka = cfg_.kafka;
+        o.kafka.client_id = std::string("sluice-") + role_name(role_);
+        o.messages_topic = cfg_.kafka_mqtt_topic.empty() ? cfg_.kafka.topic + "-mqtt" : cfg_.kafka_mqtt_topic;
+        o.retained_topic =
+            cfg_.kafka_retained_topic.empty() ? cfg_.kafka.topic + "-retained" : cfg_.kafka_retained_topic;
+        auto r = cluster::kafka_relay::start(*brk_, o);
+        if (!r) {
+            SLUICE_ERROR("app",
+                         "MQTT across nodes needs the Kafka topics %s and %s (docs/cluster.md says how to create "
+                         "them; kafka.relay = false runs without): %s",
+                         o.messages_topic.c_str(), o.retained_topic.c_str(), r.error().message().c_str());
+            return 1;
+        }
+        relay_ = std::move(r).value();
+        brk_->set_relay(relay_.get());
+        return 0;
+    }
+
+    void stop_relay() {
+        if (relay_) relay_->stop();
     }
 
     // Before the listeners, so that no client is ever served without it.
@@ -363,6 +397,20 @@ private:
         if (authority_)
             sources_.extra.push_back([this](http::metrics_snapshot& w) { write_auth_metrics(*authority_, w); });
         if (tls_) sources_.extra.push_back([this](http::metrics_snapshot& w) { write_tls_metrics(*tls_, w); });
+        if (relay_) {
+            sources_.extra.push_back([this](http::metrics_snapshot& w) {
+                const auto s = relay_->get_stats();
+                const char* help = "MQTT messages relayed between the broker nodes through Kafka (docs/cluster.md)";
+                w.counter("cluster_relay_messages_total", help, static_cast<double>(s.forwarded),
+                          {{"direction", "out"}});
+                w.counter("cluster_relay_messages_total", help, static_cast<double>(s.received), {{"direction", "in"}});
+                w.counter("cluster_relay_failures_total",
+                          "Messages of this node's clients Kafka did not take (their publishers got no success ack)",
+                          static_cast<double>(s.forward_failures));
+                w.gauge("cluster_relay_retained_loaded", "Retained messages read from the retained topic at start",
+                        static_cast<double>(s.retained_loaded));
+            });
+        }
         if (server_) {
             sources_.extra.push_back(
                 [this](http::metrics_snapshot& w) { write_connection_limit_metrics(*server_, w); });
@@ -475,6 +523,7 @@ private:
     pipeline::rule_set rules_;
     std::unique_ptr<auth::authority> authority_;
     std::unique_ptr<broker::broker> brk_;
+    std::unique_ptr<cluster::kafka_relay> relay_;     // set as brk_'s relay; stopped after the loops
     std::unique_ptr<broker::spool_directory> spool_;  // outlives the state store, whose writer syncs it
     std::unique_ptr<broker::persist::state_store> state_store_;
     std::unique_ptr<net::tcp_server> server_;

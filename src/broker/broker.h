@@ -42,6 +42,7 @@ namespace sluice::broker {
 
 class shard;
 class spool_directory;
+class relay;
 
 // Where ingest-matching PUBLISHes go before they are acknowledged.
 struct ingest_hook {
@@ -73,6 +74,11 @@ public:
     bool assign_client_id(mqtt::connect& c);
 
     const ingest_hook& ingest() const { return ingest_; }
+
+    // The cluster's relay (relay.h), or nullptr on a single node. REQUIRES: set before the
+    // event loops run; `r` outlives them.
+    void set_relay(relay* r) { relay_ = r; }
+    relay* get_relay() const { return relay_; }
     // Bytes of ingest in flight to the bus (all shards).
     ingest_budget& budget() { return budget_; }
 
@@ -167,6 +173,7 @@ private:
 
     persistence persistence_{nullptr};
     spool_directory* spool_ = nullptr;
+    relay* relay_ = nullptr;
     std::vector<std::unique_ptr<resend_checkpoint>> resend_checkpoints_;  // per bus partition
     sluice::shared_mutex resend_store_mutex_;  // note_appended (shared) vs detach_resend_store
     bool resend_store_detached_ SLUICE_GUARDED_BY(resend_store_mutex_) = false;

@@ -31,6 +31,9 @@ struct message {
     int64_t expires_at_ms = 0;
     uint32_t expiry_interval_s = 0;
     session_key publisher = 0;
+    // Published on another node of the cluster and relayed here (relay.h): routed to this
+    // node's subscribers, never relayed back.
+    bool from_other_node = false;
 };
 
 using message_ptr = std::shared_ptr<const message>;

@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/connection.h"
+#include "broker/relay.h"
 #include "broker/topic_limits.h"
 #include "mqtt/codec.h"
 #include "mqtt/topic.h"
@@ -286,6 +287,9 @@ void shard::publish_will(const std::string& client_id, session_key key, mqtt::wi
 }
 
 void shard::publish(const message_ptr& msg, const ack_barrier_ptr& barrier) {
+    if (!msg->from_other_node) {
+        if (relay* r = broker_.get_relay()) r->forward(msg, barrier);
+    }
     if (msg->retain && broker_.options().retain_available) broker_.store_retained(msg, barrier);
     match_scratch_.clear();
     index_replica_.match(msg->topic, msg->publisher, match_scratch_,

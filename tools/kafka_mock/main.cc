@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // sluice-kafka-mock: librdkafka's own mock Kafka cluster (rdkafka_mock.h) in a process of
-// its own, so that several sluice processes and a test share one cluster. Prints the
+// its own, so that several sluice processes and a test share one cluster. It creates the
+// topic and the two that MQTT across nodes uses next to it (NAME-mqtt with the same
+// partitions, NAME-retained with one), as an operator would (docs/cluster.md). Prints the
 // bootstrap servers on its first line and runs until SIGTERM/SIGINT. Fault injection on
 // standard input, one command a line, each answered "ok" or "error: ..." on stdout:
 //
@@ -16,6 +18,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -23,6 +26,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -72,6 +76,15 @@ std::string run(rd_kafka_mock_cluster_t* mc, const std::string& line) {
     return err == RD_KAFKA_RESP_ERR_NO_ERROR ? "ok" : std::string("error: ") + rd_kafka_err2str(err);
 }
 
+// A positive count from the command line, or -1 when `s` is not one.
+int count_arg(const char* s) {
+    char* end = nullptr;
+    errno = 0;
+    const long v = std::strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 1'000'000) return -1;
+    return static_cast<int>(v);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -80,9 +93,9 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--brokers" && i + 1 < argc) {
-            brokers = std::atoi(argv[++i]);
+            brokers = count_arg(argv[++i]);
         } else if (a == "--partitions" && i + 1 < argc) {
-            partitions = std::atoi(argv[++i]);
+            partitions = count_arg(argv[++i]);
         } else if (a == "--topic" && i + 1 < argc) {
             topic = argv[++i];
         } else {
@@ -114,9 +127,12 @@ int main(int argc, char** argv) {
         return 1;
     }
     int replicas = brokers < 3 ? brokers : 3;
-    if (rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, topic.c_str(), partitions, replicas); e) {
-        std::fprintf(stderr, "sluice-kafka-mock: topic %s: %s\n", topic.c_str(), rd_kafka_err2str(e));
-        return 1;
+    for (const auto& [name, count] :
+         {std::pair{topic, partitions}, std::pair{topic + "-mqtt", partitions}, std::pair{topic + "-retained", 1}}) {
+        if (rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, name.c_str(), count, replicas); e) {
+            std::fprintf(stderr, "sluice-kafka-mock: topic %s: %s\n", name.c_str(), rd_kafka_err2str(e));
+            return 1;
+        }
     }
     std::printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
     std::fflush(stdout);

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cluster/kafka_relay.h"
+
+#include <map>
+#include <random>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/persistence.h"
+#include "broker/shard.h"
+#include "bus/bus.h"
+#include "bus/errc.h"
+#include "cluster/relay_record.h"
+
+namespace sluice::cluster {
+namespace {
+
+constexpr const char* k_log = "cluster";
+
+uint64_t random_node_id() {
+    std::random_device rd;
+    uint64_t id = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(unix_ms());
+    return id == 0 ? 1 : id;
+}
+
+// A plain consumer (assign only: never joins a group, never commits).
+rd_kafka_t* make_consumer(const kafka_relay_options& o, uint64_t node, bool partition_eof) {
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    char err[512];
+    std::map<std::string, std::string> settings{
+        {"bootstrap.servers", o.kafka.brokers},
+        {"client.id", o.kafka.client_id + "-relay"},
+        {"group.id", "sluice-relay-" + std::to_string(node)},  // needed by assign(); never joined
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"enable.partition.eof", partition_eof ? "true" : "false"},
+        {"fetch.wait.max.ms", "20"},
+    };
+    for (const auto& [k, v] : o.kafka.properties) {
+        // Producer-only and group settings would make a plain consumer refuse to start.
+        static const char* const skip[] = {"acks",
+                                           "enable.idempotence",
+                                           "linger.ms",
+                                           "message.timeout.ms",
+                                           "batch.num.messages",
+                                           "session.timeout.ms",
+                                           "heartbeat.interval.ms",
+                                           "group.id",
+                                           "partition.assignment.strategy"};
+        bool skipped = false;
+        for (const char* s : skip)
+            skipped = skipped || k == s;
+        if (!skipped) settings[k] = v;
+    }
+    for (const auto& [k, v] : settings) {
+        if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+            SLUICE_ERROR(k_log, "kafka setting %s: %s", k.c_str(), err);
+            rd_kafka_conf_destroy(conf);
+            return nullptr;
+        }
+    }
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (rk == nullptr) {
+        SLUICE_ERROR(k_log, "cannot create a consumer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return nullptr;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+// Assigns every partition of `topic`, each at `offset` or, for RD_KAFKA_OFFSET_END, at its
+// high watermark now (so nothing produced after this call is missed).
+result<void> assign_all(rd_kafka_t* rk, const std::string& topic, uint32_t partitions, int64_t offset) {
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(partitions));
+    for (uint32_t p = 0; p < partitions; ++p) {
+        int64_t at = offset;
+        if (offset == RD_KAFKA_OFFSET_END) {
+            int64_t lo = 0, hi = 0;
+            rd_kafka_resp_err_t e =
+                rd_kafka_query_watermark_offsets(rk, topic.c_str(), static_cast<int32_t>(p), &lo, &hi, 10000);
+            if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                SLUICE_ERROR(k_log, "end of %s/%u: %s", topic.c_str(), p, rd_kafka_err2str(e));
+                rd_kafka_topic_partition_list_destroy(list);
+                return make_error_code(bus::errc::io_error);
+            }
+            at = hi;
+        }
+        rd_kafka_topic_partition_list_add(list, topic.c_str(), static_cast<int32_t>(p))->offset = at;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_assign(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        SLUICE_ERROR(k_log, "cannot assign %s: %s", topic.c_str(), rd_kafka_err2str(e));
+        return make_error_code(bus::errc::io_error);
+    }
+    return ok();
+}
+
+}  // namespace
+
+kafka_relay::kafka_relay(broker::broker& b, kafka_relay_options o, uint64_t node)
+    : broker_(b), opts_(std::move(o)), node_(node) {}
+
+kafka_relay::~kafka_relay() {
+    stop();
+}
+
+result<std::unique_ptr<kafka_relay>> kafka_relay::start(broker::broker& b, const kafka_relay_options& o) {
+    std::unique_ptr<kafka_relay> r(new kafka_relay(b, o, random_node_id()));
+    if (auto opened = r->open(); !opened) return opened.error();
+    return r;
+}
+
+result<void> kafka_relay::open() {
+    for (auto [topic, out] :
+         {std::pair{&opts_.messages_topic, &messages_}, std::pair{&opts_.retained_topic, &retained_}}) {
+        bus::kafka_options ko = opts_.kafka;
+        ko.topic = *topic;
+        ko.client_id = opts_.kafka.client_id + "-relay";
+        auto bus = bus::open_kafka(ko);
+        if (!bus) {
+            SLUICE_ERROR(k_log, "cannot produce to Kafka topic %s: %s", topic->c_str(), bus.error().message().c_str());
+            return bus.error();
+        }
+        *out = std::move(bus).value();
+    }
+    if (auto loaded = load_retained(); !loaded) return loaded.error();
+    consumer_ = make_consumer(opts_, node_, false);
+    if (consumer_ == nullptr) return make_error_code(bus::errc::invalid_argument);
+    if (auto a = assign_all(consumer_, opts_.messages_topic, messages_->partitions(), RD_KAFKA_OFFSET_END); !a)
+        return a.error();
+    consumer_thread_ = std::thread([this] { consume(); });
+    SLUICE_INFO(k_log, "MQTT across nodes through Kafka topics %s (%u partitions) and %s: node %016llx",
+                opts_.messages_topic.c_str(), messages_->partitions(), opts_.retained_topic.c_str(),
+                static_cast<unsigned long long>(node_));
+    return ok();
+}
+
+result<void> kafka_relay::load_retained() {
+    rd_kafka_t* rk = make_consumer(opts_, node_, true);
+    if (rk == nullptr) return make_error_code(bus::errc::invalid_argument);
+    const uint32_t partitions = retained_->partitions();
+    if (auto a = assign_all(rk, opts_.retained_topic, partitions, RD_KAFKA_OFFSET_BEGINNING); !a) {
+        rd_kafka_destroy(rk);
+        return a.error();
+    }
+    // The latest record of each MQTT topic wins; an empty value clears it.
+    std::map<std::string, std::string> latest;
+    uint32_t at_end = 0;
+    const auto deadline = std::chrono::steady_clock::now() + opts_.retained_load_timeout;
+    while (at_end < partitions && std::chrono::steady_clock::now() < deadline) {
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
+        if (m == nullptr) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            ++at_end;
+        } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->key != nullptr) {
+            std::string topic(static_cast<const char*>(m->key), m->key_len);
+            if (m->len == 0) {
+                latest.erase(topic);
+            } else {
+                latest[topic].assign(static_cast<const char*>(m->payload), m->len);
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    if (at_end < partitions) {
+        SLUICE_WARN(k_log,
+                    "read only %u of %u partitions of %s in %lld ms: some retained messages of other nodes "
+                    "are missing here until they are published again",
+                    at_end, partitions, opts_.retained_topic.c_str(),
+                    static_cast<long long>(opts_.retained_load_timeout.count()));
+    }
+    const int64_t now = broker::broker::monotonic_ms();
+    for (auto& [topic, value] : latest) {
+        auto r = decode_relayed(value);
+        if (!r) {
+            SLUICE_WARN(k_log, "ignoring an undecodable retained message of %s in %s", topic.c_str(),
+                        opts_.retained_topic.c_str());
+            continue;
+        }
+        auto msg =
+            std::const_pointer_cast<broker::message>(broker::persistence::to_message(std::move(r->message), now));
+        if (msg->expires_at_ms != 0 && msg->expires_at_ms <= now) continue;
+        msg->retain = true;
+        msg->from_other_node = true;
+        broker_.store_retained(msg);
+        ++retained_loaded_;
+    }
+    if (retained_loaded_ > 0) {
+        SLUICE_INFO(k_log, "loaded %llu retained messages from %s",
+                    static_cast<unsigned long long>(retained_loaded_.load()), opts_.retained_topic.c_str());
+    }
+    return ok();
+}
+
+void kafka_relay::consume() {
+    const unsigned shards = broker_.shard_count();
+    while (!stopping_.load()) {
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, 100);
+        if (m == nullptr) continue;
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            // Transport errors (a broker down, a leader moving): librdkafka retries by itself.
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                SLUICE_DEBUG(k_log, "consumer of %s: %s", opts_.messages_topic.c_str(), rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        auto r = decode_relayed(std::string_view(static_cast<const char*>(m->payload), m->len));
+        rd_kafka_message_destroy(m);
+        if (!r) {
+            SLUICE_WARN(k_log, "ignoring an undecodable record in %s", opts_.messages_topic.c_str());
+            continue;
+        }
+        if (r->node == node_) continue;  // our own, routed here when it was published
+        auto msg = std::const_pointer_cast<broker::message>(
+            broker::persistence::to_message(std::move(r->message), broker::broker::monotonic_ms()));
+        msg->from_other_node = true;
+        ++received_;
+        // One shard per MQTT topic keeps a topic's messages in order here too.
+        const unsigned shard = partition_of(msg->topic, shards);
+        broker::broker& b = broker_;
+        b.post(shard, [&b, shard, msg = broker::message_ptr(std::move(msg))] { b.get_shard(shard).publish(msg); });
+    }
+}
+
+void kafka_relay::forward(const broker::message_ptr& msg, const broker::ack_barrier_ptr& barrier) {
+    if (stopping_.load()) {
+        if (barrier) barrier->fail();
+        return;
+    }
+    std::string value =
+        encode(relayed_message{node_, broker::persistence::to_record(*msg, broker::broker::monotonic_ms())});
+    auto done = [this, barrier](result<uint64_t> r) {
+        if (r) {
+            ++forwarded_;
+        } else {
+            ++forward_failures_;
+            if (barrier) barrier->fail();
+        }
+    };
+    auto kept_done = [this, barrier](result<uint64_t> r) {
+        if (r) return;
+        ++forward_failures_;
+        if (barrier) barrier->fail();
+    };
+    bus::message m;
+    m.receive_time_ms = unix_ms();
+    m.client_id = msg->topic;  // the record's key
+    m.topic = msg->topic;
+    m.qos = msg->qos;
+    if (msg->retain) {
+        bus::message kept = m;
+        if (!msg->payload.empty()) kept.payload = value;  // empty: clears the topic
+        retained_->append(partition_of(msg->topic, retained_->partitions()), std::move(kept), kept_done);
+    }
+    m.payload = std::move(value);
+    messages_->append(partition_of(msg->topic, messages_->partitions()), std::move(m), done);
+}
+
+void kafka_relay::stop() {
+    if (stopping_.exchange(true)) return;
+    if (consumer_thread_.joinable()) consumer_thread_.join();
+    if (consumer_ != nullptr) {
+        rd_kafka_consumer_close(consumer_);
+        rd_kafka_destroy(consumer_);
+        consumer_ = nullptr;
+    }
+    if (messages_) messages_->stop();
+    if (retained_) retained_->stop();
+}
+
+kafka_relay::stats kafka_relay::get_stats() const {
+    return stats{forwarded_.load(), forward_failures_.load(), received_.load(), retained_loaded_.load()};
+}
+
+}  // namespace sluice::cluster

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// MQTT across the broker nodes of a cluster, through Kafka (docs/cluster.md, "MQTT
+// across nodes"). Every message a client of this node publishes is produced to the
+// messages topic (key: the MQTT topic), a retained one also to the retained topic
+// (compacted: the latest per MQTT topic); a QoS 1/2 publisher is acknowledged only after
+// Kafka's delivery report. One consumer per node reads every partition of the messages
+// topic from where it was when the node started and routes what the other nodes published
+// to this node's subscribers; at start the node reads the whole retained topic into its
+// retained store. No protocol of our own: Kafka is the fan-out.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "base/result.h"
+#include "broker/relay.h"
+#include "bus/kafka/kafka.h"
+
+struct rd_kafka_s;
+
+namespace sluice::broker {
+class broker;
+}
+namespace sluice::bus {
+class bus;
+}
+
+namespace sluice::cluster {
+
+struct kafka_relay_options {
+    bus::kafka_options kafka;    // brokers, client id, properties (its topic is not used)
+    std::string messages_topic;  // every message a node's clients publish
+    std::string retained_topic;  // retained messages, cleanup.policy=compact
+    std::chrono::milliseconds retained_load_timeout{15'000};
+};
+
+class kafka_relay final : public broker::relay {
+public:
+    // Connects, reads the retained topic into `b`'s retained store and starts routing the
+    // other nodes' messages into `b` (posted to its shards). `b` must outlive the relay.
+    // Errors: bus::errc::not_found when a topic does not exist (create them as
+    // docs/cluster.md says), invalid_argument for a bad setting, io_error.
+    static result<std::unique_ptr<kafka_relay>> start(broker::broker& b, const kafka_relay_options& o);
+    ~kafka_relay() override;
+    kafka_relay(const kafka_relay&) = delete;
+    kafka_relay& operator=(const kafka_relay&) = delete;
+
+    void forward(const broker::message_ptr& msg, const broker::ack_barrier_ptr& barrier) override;
+    // Stops routing and producing: forwards still pending fail. Idempotent.
+    void stop();
+
+    uint64_t node_id() const { return node_; }
+    struct stats {
+        uint64_t forwarded = 0;         // messages Kafka acknowledged (the messages topic)
+        uint64_t forward_failures = 0;  // records Kafka did not take (their publishers were told)
+        uint64_t received = 0;          // other nodes' messages routed here
+        uint64_t retained_loaded = 0;   // retained messages read at start
+    };
+    stats get_stats() const;
+
+private:
+    kafka_relay(broker::broker& b, kafka_relay_options o, uint64_t node);
+    result<void> open();
+    result<void> load_retained();
+    void consume();
+
+    broker::broker& broker_;
+    const kafka_relay_options opts_;
+    const uint64_t node_;
+    std::unique_ptr<bus::bus> messages_;  // producer of the messages topic
+    std::unique_ptr<bus::bus> retained_;  // producer of the retained topic
+    rd_kafka_s* consumer_ = nullptr;
+    std::thread consumer_thread_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<uint64_t> forwarded_{0}, forward_failures_{0}, received_{0}, retained_loaded_{0};
+};
+
+}  // namespace sluice::cluster
