@@ -243,6 +243,12 @@ private:
     // The connection to the telemetry database's dictionary.
     pg::connection& names_conn() SLUICE_REQUIRES(mu_) { return names_conn_ ? *names_conn_ : conn_; }
 
+    // The dictionary upserts insert with a bare ON CONFLICT DO NOTHING, which arbitrates on
+    // both unique indexes (id and name/key), then correct what changed: with ON CONFLICT (id)
+    // two workers adding the same rows at once could collide on the name index (23505), since
+    // only the arbiter index waits for the other transaction. Rows added by a concurrent
+    // worker are not visible to this statement's UPDATE; they carry the same names.
+    //
     // Runs a dictionary upsert; a telemetry schema that has no dictionary yet (not migrated
     // to v3, or a registry used without a telemetry store) is not an error.
     result<void> upsert_names(const char* sql, std::initializer_list<pg::param> params) SLUICE_REQUIRES(mu_) {
@@ -264,9 +270,10 @@ private:
             keys.push_back(d.key);
         }
         return upsert_names(
-            "INSERT INTO sluice_telemetry.device_names AS n (id, key) "
-            "SELECT * FROM unnest($1::int4[], $2::text[]) "
-            "ON CONFLICT (id) DO UPDATE SET key = excluded.key WHERE n.key <> excluded.key",
+            "WITH s AS (SELECT * FROM unnest($1::int4[], $2::text[]) AS s(id, key)), "
+            "added AS (INSERT INTO sluice_telemetry.device_names (id, key) SELECT id, key FROM s "
+            "ON CONFLICT DO NOTHING) "
+            "UPDATE sluice_telemetry.device_names n SET key = s.key FROM s WHERE n.id = s.id AND n.key <> s.key",
             {int_array(ids), text_array(keys)});
     }
 
@@ -274,10 +281,11 @@ private:
                                    const std::vector<std::string>& units) SLUICE_REQUIRES(mu_) {
         if (ids.empty()) return ok();
         return upsert_names(
-            "INSERT INTO sluice_telemetry.metric_names AS n (id, name, unit) "
-            "SELECT * FROM unnest($1::int4[], $2::text[], $3::text[]) "
-            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, unit = excluded.unit "
-            "WHERE (n.name, n.unit) IS DISTINCT FROM (excluded.name, excluded.unit)",
+            "WITH s AS (SELECT * FROM unnest($1::int4[], $2::text[], $3::text[]) AS s(id, name, unit)), "
+            "added AS (INSERT INTO sluice_telemetry.metric_names (id, name, unit) SELECT id, name, unit FROM s "
+            "ON CONFLICT DO NOTHING) "
+            "UPDATE sluice_telemetry.metric_names n SET name = s.name, unit = s.unit FROM s "
+            "WHERE n.id = s.id AND (n.name, n.unit) IS DISTINCT FROM (s.name, s.unit)",
             {int_array(ids), text_array(names), text_array(units)});
     }
 

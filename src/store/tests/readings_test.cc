@@ -9,9 +9,11 @@
 // SQL without, decodes packed rows as the SQL did; the name dictionary follows the registry
 // across two databases; store.layout is honoured, recorded and checked.
 #include <chrono>
+#include <latch>
 #include <regex>
 #include <set>
 #include <string_view>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -610,6 +612,57 @@ TEST(readings_names, dictionary_follows_the_registry_in_another_database) {
     EXPECT_EQ(pg_instance::scalar(*tel, "SELECT device || '/' || metric || '/' || value FROM sluice_telemetry.readings")
                   .value(),
               "press-9/rpm/1500");
+}
+
+// Pipeline workers starting together on a fresh database load the dictionary at once: each
+// copies the same names into it, and none may fail on the name's unique index (23505 with
+// the former ON CONFLICT (id): it only waited for the other transaction on the id index).
+TEST(readings_names, workers_loading_the_dictionary_at_once_do_not_collide) {
+    auto inst = pg_instance::start();
+    ASSERT_TRUE(inst);
+    auto db = (*inst)->create_database("names_race");
+    ASSERT_TRUE(db);
+    store_options o;
+    o.telemetry_url = o.app_url = *db;
+    auto s = open_postgres(o);
+    ASSERT_TRUE(s && (*s)->migrate());
+    auto first = open_registry(o);
+    ASSERT_TRUE(first);
+    std::vector<std::string> metrics;
+    std::vector<registry::device_request> devices;
+    for (int i = 0; i < 300; ++i) {
+        metrics.push_back("metric_" + std::to_string(i));
+        devices.push_back({"dev-" + std::to_string(i), "", ""});
+    }
+    ASSERT_TRUE((*first)->ensure_metrics(metrics));
+    ASSERT_TRUE((*first)->ensure_devices(devices));
+    constexpr int k_workers = 4;
+    std::vector<std::unique_ptr<registry>> workers;
+    for (int w = 0; w < k_workers; ++w) {
+        auto r = open_registry(o);
+        ASSERT_TRUE(r);
+        workers.push_back(std::move(*r));
+    }
+    for (int round = 0; round < 15; ++round) {
+        ASSERT_TRUE(pg_instance::scalar(*db, "WITH a AS (DELETE FROM sluice_telemetry.metric_names), "
+                                             "b AS (DELETE FROM sluice_telemetry.device_names) SELECT 1"));
+        std::latch go(k_workers);
+        std::vector<std::string> failures(k_workers);
+        std::vector<std::thread> threads;
+        for (int w = 0; w < k_workers; ++w)
+            threads.emplace_back([&, w] {
+                go.arrive_and_wait();
+                if (auto m = workers[w]->load_metrics(); !m) failures[w] += "metrics: " + m.error().message() + "; ";
+                if (auto d = workers[w]->load_devices(); !d) failures[w] += "devices: " + d.error().message();
+            });
+        for (auto& t : threads)
+            t.join();
+        for (int w = 0; w < k_workers; ++w)
+            EXPECT_EQ(failures[w], "") << "round " << round << ", worker " << w;
+        EXPECT_EQ(pg_instance::scalar(*db, "SELECT count(*) FROM sluice_telemetry.metric_names").value(), "300");
+        EXPECT_EQ(pg_instance::scalar(*db, "SELECT count(*) FROM sluice_telemetry.device_names").value(), "300");
+        if (HasFailure()) break;
+    }
 }
 
 // store.layout: auto falls back, timescale refuses, the record is checked on later starts.
