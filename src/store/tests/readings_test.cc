@@ -644,8 +644,9 @@ TEST(readings_names, workers_loading_the_dictionary_at_once_do_not_collide) {
         workers.push_back(std::move(*r));
     }
     for (int round = 0; round < 15; ++round) {
-        ASSERT_TRUE(pg_instance::scalar(*db, "WITH a AS (DELETE FROM sluice_telemetry.metric_names), "
-                                             "b AS (DELETE FROM sluice_telemetry.device_names) SELECT 1"));
+        ASSERT_TRUE(pg_instance::scalar(*db,
+                                        "WITH a AS (DELETE FROM sluice_telemetry.metric_names), "
+                                        "b AS (DELETE FROM sluice_telemetry.device_names) SELECT 1"));
         std::latch go(k_workers);
         std::vector<std::string> failures(k_workers);
         std::vector<std::thread> threads;
