@@ -40,6 +40,9 @@ struct config {
     bool kafka_relay = true;
     std::string kafka_mqtt_topic;
     std::string kafka_retained_topic;
+    // Shared subscriptions balanced across the nodes through Kafka consumer groups (true), or
+    // among each node's own members (false).
+    bool kafka_shared_across_nodes = true;
     // [ingest]
     struct ingest_rule {
         std::string pattern;

@@ -233,6 +233,7 @@ private:
         o.messages_topic = cfg_.kafka_mqtt_topic.empty() ? cfg_.kafka.topic + "-mqtt" : cfg_.kafka_mqtt_topic;
         o.retained_topic =
             cfg_.kafka_retained_topic.empty() ? cfg_.kafka.topic + "-retained" : cfg_.kafka_retained_topic;
+        o.shared_groups_across_nodes = cfg_.kafka_shared_across_nodes;
         auto r = cluster::kafka_relay::start(*brk_, o);
         if (!r) {
             SLUICE_ERROR("app",
@@ -409,6 +410,14 @@ private:
                           static_cast<double>(s.forward_failures));
                 w.gauge("cluster_relay_retained_loaded", "Retained messages read from the retained topic at start",
                         static_cast<double>(s.retained_loaded));
+                w.counter("cluster_shared_messages_total",
+                          "Messages of shared subscriptions ($share) this node took from their Kafka consumer groups",
+                          static_cast<double>(s.shared_routed));
+                w.gauge("cluster_shared_groups", "Shared subscription groups with members on this node",
+                        static_cast<double>(s.shared_groups));
+                w.gauge("cluster_shared_partitions",
+                        "Partitions of the messages topic this node holds for its shared groups, summed",
+                        static_cast<double>(s.shared_partitions));
             });
         }
         if (server_) {

@@ -13,10 +13,12 @@
 
 #include "base/log.h"
 #include "broker/persist/state_store.h"
+#include "broker/relay.h"
 #include "broker/resend_window.h"
 #include "broker/session_spool.h"
 #include "broker/shard.h"
 #include "bus/bus.h"
+#include "mqtt/topic.h"
 
 namespace sluice::broker {
 
@@ -55,6 +57,28 @@ bool broker::assign_client_id(mqtt::connect& c) {
     if (!allowed) return false;
     c.client_id = id_prefix_ + std::to_string(next_assigned_id_.fetch_add(1, std::memory_order_relaxed));
     return true;
+}
+
+void broker::set_relay(relay* r) {
+    sluice::mutex_lock lock(shared_groups_mutex_);
+    relay_ = r;
+    if (r == nullptr) return;
+    for (const auto& [filter, members] : shared_group_members_)
+        r->shared_group_added(filter, nullptr);
+}
+
+void broker::note_shared_member(const std::string& filter, int delta, const ack_barrier_ptr& applied) {
+    if (!mqtt::parse_shared(filter)) return;
+    sluice::mutex_lock lock(shared_groups_mutex_);
+    if (delta > 0) {
+        if (shared_group_members_[filter]++ == 0 && relay_ != nullptr) relay_->shared_group_added(filter, applied);
+        return;
+    }
+    auto it = shared_group_members_.find(filter);
+    if (it == shared_group_members_.end()) return;
+    if (--it->second > 0) return;
+    shared_group_members_.erase(it);
+    if (relay_ != nullptr) relay_->shared_group_removed(filter);
 }
 
 void broker::store_retained(const message_ptr& msg, const ack_barrier_ptr& barrier) {

@@ -77,8 +77,13 @@ public:
 
     // The cluster's relay (relay.h), or nullptr on a single node. REQUIRES: set before the
     // event loops run; `r` outlives them.
-    void set_relay(relay* r) { relay_ = r; }
+    // Also tells `r` of the shared groups that sessions restored before it already hold.
+    void set_relay(relay* r);
     relay* get_relay() const { return relay_; }
+    // A session subscribed to (+1) or left (-1) a shared filter ("$share/..."; any other
+    // filter is ignored). The relay hears when a group appears on or leaves this node.
+    // Any thread.
+    void note_shared_member(const std::string& filter, int delta, const ack_barrier_ptr& applied = nullptr);
     // Bytes of ingest in flight to the bus (all shards).
     ingest_budget& budget() { return budget_; }
 
@@ -174,6 +179,8 @@ private:
     persistence persistence_{nullptr};
     spool_directory* spool_ = nullptr;
     relay* relay_ = nullptr;
+    sluice::mutex shared_groups_mutex_;
+    std::map<std::string, uint64_t> shared_group_members_ SLUICE_GUARDED_BY(shared_groups_mutex_);
     std::vector<std::unique_ptr<resend_checkpoint>> resend_checkpoints_;  // per bus partition
     sluice::shared_mutex resend_store_mutex_;  // note_appended (shared) vs detach_resend_store
     bool resend_store_detached_ SLUICE_GUARDED_BY(resend_store_mutex_) = false;

@@ -34,6 +34,10 @@ struct message {
     // Published on another node of the cluster and relayed here (relay.h): routed to this
     // node's subscribers, never relayed back.
     bool from_other_node = false;
+    // In a cluster that balances shared subscriptions across nodes: this copy is for one
+    // shared group only ("$share/{group}/{filter}"), taken from that group's Kafka consumer
+    // group (relay.h); empty for the usual routing.
+    std::string shared_group;
 };
 
 using message_ptr = std::shared_ptr<const message>;

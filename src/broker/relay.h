@@ -19,6 +19,21 @@ public:
     // held until the other nodes can get the message, or failed when they cannot, so the
     // publisher's acknowledgement means the cluster has it.
     virtual void forward(const message_ptr& msg, const ack_barrier_ptr& barrier) = 0;
+
+    // Shared subscriptions across nodes. When true, this node routes what its clients
+    // publish and what other nodes relay to non-shared subscriptions only; each shared
+    // group present here gets its messages from the relay instead (message::shared_group
+    // set), which hands every message to one node of the cluster that has the group.
+    virtual bool balances_shared_groups() const { return false; }
+    // The first member of `filter` ("$share/{group}/{filter}") subscribed on this node, or
+    // the last one left. Called on any shard's loop, under the broker's group lock; must
+    // not block. `applied` (may be null) is held until the group takes this node's
+    // messages from now on, so that a SUBACK means the subscription is in force.
+    virtual void shared_group_added(const std::string& filter, const ack_barrier_ptr& applied) {
+        (void)filter;
+        (void)applied;
+    }
+    virtual void shared_group_removed(const std::string& filter) { (void)filter; }
 };
 
 }  // namespace sluice::broker

@@ -175,6 +175,7 @@ void shard::restore(persist::session_record&& r, std::vector<persist::session_me
         sub_options o{sub.qos, sub.no_local, sub.retain_as_published, sub.retain_handling, sub.subscription_id, true};
         for (unsigned t = 0; t < broker_.shard_count(); ++t)
             (void)broker_.get_shard(t).index_replica_.subscribe(sub.filter, key, o);
+        broker_.note_shared_member(sub.filter, +1);
         s.subscriptions[sub.filter] = o;
         stats_.add(stats_.subscriptions);
     }
@@ -255,8 +256,10 @@ void shard::end_session(session& s) {
     broker_.note_released(s.queued_bytes, now_ms_);
     if (s.persisted) broker_.durable().erase_session(s.client_id());
     spool_release(s);
-    for (const auto& [filter, opts] : s.subscriptions)
+    for (const auto& [filter, opts] : s.subscriptions) {
         index_replica_.unsubscribe(filter, key);
+        broker_.note_shared_member(filter, -1);
+    }
     stats_.sub(stats_.subscriptions, s.subscriptions.size());
     replicate_remove(key);
     sessions_by_key_.erase(key);
@@ -287,14 +290,30 @@ void shard::publish_will(const std::string& client_id, session_key key, mqtt::wi
 }
 
 void shard::publish(const message_ptr& msg, const ack_barrier_ptr& barrier) {
-    if (!msg->from_other_node) {
-        if (relay* r = broker_.get_relay()) r->forward(msg, barrier);
+    if (!msg->shared_group.empty()) {
+        (void)publish_to_group(msg);
+        return;
     }
+    relay* r = broker_.get_relay();
+    if (r != nullptr && !msg->from_other_node) r->forward(msg, barrier);
     if (msg->retain && broker_.options().retain_available) broker_.store_retained(msg, barrier);
+    shared_scope scope;
+    if (r != nullptr && r->balances_shared_groups()) scope.which = shared_scope::kind::no_group;
+    route(msg, barrier, scope);
+}
+
+bool shard::publish_to_group(const message_ptr& msg) {
+    auto group = mqtt::parse_shared(msg->shared_group);
+    if (!group) return false;
+    return route(msg, nullptr, {shared_scope::kind::one_group, group->group, group->filter}) > 0;
+}
+
+size_t shard::route(const message_ptr& msg, const ack_barrier_ptr& barrier, const shared_scope& scope) {
     match_scratch_.clear();
-    index_replica_.match(msg->topic, msg->publisher, match_scratch_,
-                         [this](session_key k) { return local_session_available(k); });
-    if (match_scratch_.empty()) return;
+    index_replica_.match(
+        msg->topic, msg->publisher, match_scratch_, [this](session_key k) { return local_session_available(k); },
+        scope);
+    if (match_scratch_.empty()) return 0;
     if (outbox_.size() != broker_.shard_count()) outbox_.resize(broker_.shard_count());
     for (const auto& d : match_scratch_) {
         unsigned target = shard_of_key(d.session);
@@ -305,6 +324,7 @@ void shard::publish(const message_ptr& msg, const ack_barrier_ptr& barrier) {
             outbox_[target].push_back(remote_delivery{msg, d, d.durable && msg->qos > 0 ? barrier : nullptr});
         }
     }
+    return match_scratch_.size();
 }
 
 bool shard::local_session_available(session_key key) const {
@@ -523,7 +543,10 @@ std::vector<mqtt::reason_code> shard::subscribe(session& s, const mqtt::subscrib
         bool existed = index_replica_.subscribe(e.filter, s.key(), o);
         replicate_subscribe(e.filter, s.key(), o, applied);
         s.subscriptions[e.filter] = o;
-        if (!existed) stats_.add(stats_.subscriptions);
+        if (!existed) {
+            stats_.add(stats_.subscriptions);
+            if (shared) broker_.note_shared_member(e.filter, +1, applied);
+        }
         codes.push_back(static_cast<mqtt::reason_code>(o.qos));
         bool send_retained = o.retain_handling == 0 || (o.retain_handling == 1 && !existed);
         if (!shared && opts.retain_available && send_retained) retained_filters.push_back(e.filter);
@@ -625,6 +648,7 @@ std::vector<mqtt::reason_code> shard::unsubscribe(session& s, const mqtt::unsubs
             continue;
         }
         s.subscriptions.erase(it);
+        broker_.note_shared_member(f, -1);
         index_replica_.unsubscribe(f, s.key());
         replicate_unsubscribe(f, s.key(), applied);
         stats_.sub(stats_.subscriptions);

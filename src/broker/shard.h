@@ -65,6 +65,9 @@ public:
     // held by every durable effect (persistent-session queues, the retained slot) until it
     // is on disk.
     void publish(const message_ptr& msg, const ack_barrier_ptr& barrier = nullptr);
+    // One shared group's copy (message::shared_group, relay.h) to one of its members here;
+    // false when the group has no member on this node (any more).
+    bool publish_to_group(const message_ptr& msg);
 
     // SUBSCRIBE: decides a reason code per entry and applies the granted ones here; every
     // other shard's index applies them from a posted task that holds `applied`, so the
@@ -106,6 +109,9 @@ private:
     };
 
     void deliver(session& s, const message_ptr& msg, const delivery& d, const ack_barrier_ptr& barrier = nullptr);
+    // Matches `msg` within `scope` and delivers to each session found (here or through the
+    // outbox). Returns how many.
+    size_t route(const message_ptr& msg, const ack_barrier_ptr& barrier, const shared_scope& scope);
     void deliver_outgoing(session& s, outgoing&& out, const ack_barrier_ptr& barrier = nullptr);
     void enqueue(session& s, outgoing&& out, const ack_barrier_ptr& barrier);
     void hold_until_durable(const ack_barrier_ptr& barrier);

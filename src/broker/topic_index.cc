@@ -305,11 +305,19 @@ void topic_index::collect(std::string_view topic) {
 }
 
 void topic_index::match_impl(std::string_view topic, session_key publisher, std::vector<delivery>& out,
-                             availability avail) {
+                             availability avail, const shared_scope& scope) {
     SLUICE_ASSERT(mqtt::valid_topic_name(topic), "match on an invalid topic name");
     out.clear();
     hits_.clear();
     groups_hit_.clear();
+    if (scope.which == shared_scope::kind::one_group) {
+        node* n = find_node(scope.filter);
+        if (n == nullptr) return;
+        auto it = std::find_if(n->groups.begin(), n->groups.end(),
+                               [&](const auto& grp) { return grp->name == scope.share_name; });
+        if (it != n->groups.end()) pick_member(**it, publisher, out, avail);
+        return;
+    }
     dollar_topic_ = !topic.empty() && topic.front() == '$';
     publisher_ = publisher;
     collect(topic);
@@ -331,33 +339,37 @@ void topic_index::match_impl(std::string_view topic, session_key publisher, std:
         if (h.options->subscription_id != 0) out.back().subscription_ids.push_back(h.options->subscription_id);
     }
 
-    for (shared_group* g : groups_hit_) {
-        const size_t n = g->members.size();
-        SLUICE_ASSERT(n > 0, "empty shared group left in the trie");
-        size_t pick = npos;
-        size_t fallback = npos;
-        for (size_t k = 0; k < n; ++k) {
-            const size_t i = (g->next + k) % n;
-            const subscriber& m = g->members[i];
-            if (m.options.no_local && m.session == publisher) continue;
-            if (avail.call(avail.ctx, m.session)) {
-                pick = i;
-                break;
-            }
-            if (fallback == npos) fallback = i;
+    if (scope.which == shared_scope::kind::no_group) return;
+    for (shared_group* g : groups_hit_)
+        pick_member(*g, publisher, out, avail);
+}
+
+void topic_index::pick_member(shared_group& g, session_key publisher, std::vector<delivery>& out, availability avail) {
+    const size_t n = g.members.size();
+    SLUICE_ASSERT(n > 0, "empty shared group left in the trie");
+    size_t pick = npos;
+    size_t fallback = npos;
+    for (size_t k = 0; k < n; ++k) {
+        const size_t i = (g.next + k) % n;
+        const subscriber& m = g.members[i];
+        if (m.options.no_local && m.session == publisher) continue;
+        if (avail.call(avail.ctx, m.session)) {
+            pick = i;
+            break;
         }
-        if (pick == npos) pick = fallback;
-        if (pick == npos) continue;
-        g->next = (pick + 1) % n;
-        const subscriber& m = g->members[pick];
-        delivery& d = out.emplace_back();
-        d.session = m.session;
-        d.qos = m.options.qos;
-        d.retain_as_published = m.options.retain_as_published;
-        d.durable = m.options.durable;
-        d.shared = true;
-        if (m.options.subscription_id != 0) d.subscription_ids.push_back(m.options.subscription_id);
+        if (fallback == npos) fallback = i;
     }
+    if (pick == npos) pick = fallback;
+    if (pick == npos) return;
+    g.next = (pick + 1) % n;
+    const subscriber& m = g.members[pick];
+    delivery& d = out.emplace_back();
+    d.session = m.session;
+    d.qos = m.options.qos;
+    d.retain_as_published = m.options.retain_as_published;
+    d.durable = m.options.durable;
+    d.shared = true;
+    if (m.options.subscription_id != 0) d.subscription_ids.push_back(m.options.subscription_id);
 }
 
 }  // namespace sluice::broker

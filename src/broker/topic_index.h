@@ -82,6 +82,17 @@ struct delivery {
     sub_id_list subscription_ids;      // all matching non-zero identifiers
 };
 
+// Which shared groups a match considers. On one node, every group that matches. In a
+// cluster that balances shared subscriptions across nodes (docs/cluster.md), a message is
+// first routed to the non-shared subscriptions only, and each group gets it once more,
+// through that group's Kafka consumer group, addressed to it alone.
+struct shared_scope {
+    enum class kind : uint8_t { every_group, no_group, one_group };
+    kind which = kind::every_group;
+    std::string_view share_name;  // one_group: the group's name ({group} of $share/{group}/{filter})
+    std::string_view filter;      // one_group: its topic filter
+};
+
 // Lifecycle and threading: one instance per event loop (each loop owns a private
 // replica and applies the same subscribe/unsubscribe operations to it); no locks
 // inside, every call runs on the owning loop's thread. Nothing here is durable: the
@@ -122,17 +133,21 @@ public:
     // chosen; MQTT forbids that combination anyway.) Shared deliveries are not merged
     // with non-shared ones of the same session. Non-shared deliveries come first,
     // ordered by session key.
+    // `scope` narrows the shared part: no group at all, or only one (then the non-shared
+    // subscriptions are not matched either: the caller knows the topic matches its filter).
     // REQUIRES: mqtt::valid_topic_name(topic). `is_available` must not touch this index.
     template <typename Available>
-    void match(std::string_view topic, session_key publisher, std::vector<delivery>& out, Available&& is_available) {
+    void match(std::string_view topic, session_key publisher, std::vector<delivery>& out, Available&& is_available,
+               const shared_scope& scope = {}) {
         using fn = std::remove_reference_t<Available>;
         if constexpr (std::is_function_v<fn>) {  // a plain function: wrap its pointer
             fn* f = &is_available;
-            match(topic, publisher, out, [f](session_key s) { return f(s); });
+            match(
+                topic, publisher, out, [f](session_key s) { return f(s); }, scope);
         } else {
             availability avail{const_cast<void*>(static_cast<const void*>(std::addressof(is_available))),
                                [](void* ctx, session_key s) -> bool { return (*static_cast<fn*>(ctx))(s); }};
-            match_impl(topic, publisher, out, avail);
+            match_impl(topic, publisher, out, avail, scope);
         }
     }
     // As above with every session available.
@@ -176,7 +191,10 @@ private:
         size_t operator()(const slot_key& k) const noexcept;
     };
 
-    void match_impl(std::string_view topic, session_key publisher, std::vector<delivery>& out, availability avail);
+    void match_impl(std::string_view topic, session_key publisher, std::vector<delivery>& out, availability avail,
+                    const shared_scope& scope);
+    // Adds one delivery to a member of `g`, chosen round robin (see match()).
+    void pick_member(shared_group& g, session_key publisher, std::vector<delivery>& out, availability avail);
     struct walk_frame {
         node* n;
         size_t pos;  // start of the next topic level; npos once all levels are consumed

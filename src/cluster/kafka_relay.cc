@@ -14,7 +14,9 @@
 #include "broker/shard.h"
 #include "bus/bus.h"
 #include "bus/errc.h"
+#include "cluster/kafka_consumer.h"
 #include "cluster/relay_record.h"
+#include "cluster/shared_group_consumer.h"
 
 namespace sluice::cluster {
 namespace {
@@ -28,49 +30,16 @@ uint64_t random_node_id() {
 }
 
 // A plain consumer (assign only: never joins a group, never commits).
-rd_kafka_t* make_consumer(const kafka_relay_options& o, uint64_t node, bool partition_eof) {
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    char err[512];
-    std::map<std::string, std::string> settings{
-        {"bootstrap.servers", o.kafka.brokers},
-        {"client.id", o.kafka.client_id + "-relay"},
-        {"group.id", "sluice-relay-" + std::to_string(node)},  // needed by assign(); never joined
-        {"enable.auto.commit", "false"},
-        {"enable.auto.offset.store", "false"},
-        {"enable.partition.eof", partition_eof ? "true" : "false"},
-        {"fetch.wait.max.ms", "20"},
-    };
-    for (const auto& [k, v] : o.kafka.properties) {
-        // Producer-only and group settings would make a plain consumer refuse to start.
-        static const char* const skip[] = {"acks",
-                                           "enable.idempotence",
-                                           "linger.ms",
-                                           "message.timeout.ms",
-                                           "batch.num.messages",
-                                           "session.timeout.ms",
-                                           "heartbeat.interval.ms",
-                                           "group.id",
-                                           "partition.assignment.strategy"};
-        bool skipped = false;
-        for (const char* s : skip)
-            skipped = skipped || k == s;
-        if (!skipped) settings[k] = v;
-    }
-    for (const auto& [k, v] : settings) {
-        if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-            SLUICE_ERROR(k_log, "kafka setting %s: %s", k.c_str(), err);
-            rd_kafka_conf_destroy(conf);
-            return nullptr;
-        }
-    }
-    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    if (rk == nullptr) {
-        SLUICE_ERROR(k_log, "cannot create a consumer: %s", err);
-        rd_kafka_conf_destroy(conf);
-        return nullptr;
-    }
-    rd_kafka_poll_set_consumer(rk);
-    return rk;
+rd_kafka_t* make_plain_consumer(const kafka_relay_options& o, uint64_t node, bool partition_eof) {
+    return make_consumer(o,
+                         {
+                             {"client.id", o.kafka.client_id + "-relay"},
+                             {"group.id", "sluice-relay-" + std::to_string(node)},  // needed by assign(); never joined
+                             {"enable.auto.commit", "false"},
+                             {"enable.auto.offset.store", "false"},
+                             {"enable.partition.eof", partition_eof ? "true" : "false"},
+                             {"fetch.wait.max.ms", "20"},
+                         });
 }
 
 // Assigns every partition of `topic`, each at `offset` or, for RD_KAFKA_OFFSET_END, at its
@@ -130,11 +99,12 @@ result<void> kafka_relay::open() {
         *out = std::move(bus).value();
     }
     if (auto loaded = load_retained(); !loaded) return loaded.error();
-    consumer_ = make_consumer(opts_, node_, false);
+    consumer_ = make_plain_consumer(opts_, node_, false);
     if (consumer_ == nullptr) return make_error_code(bus::errc::invalid_argument);
     if (auto a = assign_all(consumer_, opts_.messages_topic, messages_->partitions(), RD_KAFKA_OFFSET_END); !a)
         return a.error();
     consumer_thread_ = std::thread([this] { consume(); });
+    if (opts_.shared_groups_across_nodes) groups_thread_ = std::thread([this] { manage_shared_groups(); });
     SLUICE_INFO(k_log, "MQTT across nodes through Kafka topics %s (%u partitions) and %s: node %016llx",
                 opts_.messages_topic.c_str(), messages_->partitions(), opts_.retained_topic.c_str(),
                 static_cast<unsigned long long>(node_));
@@ -142,7 +112,7 @@ result<void> kafka_relay::open() {
 }
 
 result<void> kafka_relay::load_retained() {
-    rd_kafka_t* rk = make_consumer(opts_, node_, true);
+    rd_kafka_t* rk = make_plain_consumer(opts_, node_, true);
     if (rk == nullptr) return make_error_code(bus::errc::invalid_argument);
     const uint32_t partitions = retained_->partitions();
     if (auto a = assign_all(rk, opts_.retained_topic, partitions, RD_KAFKA_OFFSET_BEGINNING); !a) {
@@ -264,8 +234,85 @@ void kafka_relay::forward(const broker::message_ptr& msg, const broker::ack_barr
     messages_->append(partition_of(msg->topic, messages_->partitions()), std::move(m), done);
 }
 
+void kafka_relay::shared_group_added(const std::string& filter, const broker::ack_barrier_ptr& applied) {
+    sluice::mutex_lock lock(groups_mu_);
+    auto& waiting = wanted_groups_[filter];
+    if (applied) waiting.push_back(applied);
+    groups_cv_.notify_all();
+}
+
+void kafka_relay::shared_group_removed(const std::string& filter) {
+    sluice::mutex_lock lock(groups_mu_);
+    wanted_groups_.erase(filter);
+    groups_cv_.notify_all();
+}
+
+// Starts and stops the shared groups' consumers as the broker's groups come and go, off the
+// event loops (joining and leaving a Kafka group blocks). A SUBACK waiting for a group is
+// released once its consumer has started (or failed to: the subscription then stays
+// balanced among this node's members only until the next attempt, logged).
+void kafka_relay::manage_shared_groups() {
+    sluice::mutex_lock lock(groups_mu_);
+    while (!stopping_.load()) {
+        std::string to_start;
+        std::string to_stop;
+        for (auto& [filter, waiting] : wanted_groups_) {
+            if (running_groups_.count(filter) == 0) {
+                to_start = filter;
+                break;
+            }
+        }
+        for (auto& [filter, consumer] : running_groups_) {
+            if (wanted_groups_.count(filter) == 0) {
+                to_stop = filter;
+                break;
+            }
+        }
+        if (!to_stop.empty()) {
+            std::unique_ptr<shared_group_consumer> gone = std::move(running_groups_[to_stop]);
+            running_groups_.erase(to_stop);
+            lock.unlock();
+            shared_routed_gone_ += gone->routed();
+            gone.reset();  // leaves the Kafka group
+            SLUICE_INFO(k_log, "shared group %s: no member on this node any more", to_stop.c_str());
+            lock.lock();
+            continue;
+        }
+        if (!to_start.empty()) {
+            lock.unlock();
+            auto started = shared_group_consumer::start(broker_, opts_, to_start, messages_->partitions());
+            lock.lock();
+            auto it = wanted_groups_.find(to_start);
+            if (it != wanted_groups_.end()) it->second.clear();  // release the SUBACKs
+            if (started) {
+                running_groups_[to_start] = std::move(started).value();
+                continue;
+            }
+            SLUICE_ERROR(k_log, "shared group %s cannot join Kafka (%s); retrying in 1 s", to_start.c_str(),
+                         started.error().message().c_str());
+            lock.wait_until(groups_cv_, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+            continue;
+        }
+        lock.wait_until(groups_cv_, std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
+    }
+}
+
 void kafka_relay::stop() {
     if (stopping_.exchange(true)) return;
+    {
+        sluice::mutex_lock lock(groups_mu_);
+        groups_cv_.notify_all();
+    }
+    if (groups_thread_.joinable()) groups_thread_.join();
+    {
+        std::map<std::string, std::unique_ptr<shared_group_consumer>> running;
+        {
+            sluice::mutex_lock lock(groups_mu_);
+            running.swap(running_groups_);
+            wanted_groups_.clear();
+        }
+        running.clear();  // each leaves its Kafka group
+    }
     if (consumer_thread_.joinable()) consumer_thread_.join();
     if (consumer_ != nullptr) {
         rd_kafka_consumer_close(consumer_);
@@ -277,7 +324,15 @@ void kafka_relay::stop() {
 }
 
 kafka_relay::stats kafka_relay::get_stats() const {
-    return stats{forwarded_.load(), forward_failures_.load(), received_.load(), retained_loaded_.load()};
+    stats s{forwarded_.load(), forward_failures_.load(), received_.load(), retained_loaded_.load()};
+    s.shared_routed = shared_routed_gone_.load();
+    sluice::mutex_lock lock(groups_mu_);
+    for (const auto& [filter, consumer] : running_groups_) {
+        s.shared_routed += consumer->routed();
+        s.shared_partitions += consumer->partitions_owned();
+        ++s.shared_groups;
+    }
+    return s;
 }
 
 }  // namespace sluice::cluster

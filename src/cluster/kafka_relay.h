@@ -12,12 +12,16 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/result.h"
+#include "base/thread_annotations.h"
 #include "broker/relay.h"
 #include "bus/kafka/kafka.h"
 
@@ -32,11 +36,16 @@ class bus;
 
 namespace sluice::cluster {
 
+class shared_group_consumer;
+
 struct kafka_relay_options {
     bus::kafka_options kafka;    // brokers, client id, properties (its topic is not used)
     std::string messages_topic;  // every message a node's clients publish
     std::string retained_topic;  // retained messages, cleanup.policy=compact
     std::chrono::milliseconds retained_load_timeout{15'000};
+    // Balance each shared group across the nodes through a Kafka consumer group
+    // (shared_group_consumer.h); false: balanced among each node's members, as on one node.
+    bool shared_groups_across_nodes = true;
 };
 
 class kafka_relay final : public broker::relay {
@@ -51,15 +60,21 @@ public:
     kafka_relay& operator=(const kafka_relay&) = delete;
 
     void forward(const broker::message_ptr& msg, const broker::ack_barrier_ptr& barrier) override;
+    bool balances_shared_groups() const override { return opts_.shared_groups_across_nodes; }
+    void shared_group_added(const std::string& filter, const broker::ack_barrier_ptr& applied) override;
+    void shared_group_removed(const std::string& filter) override;
     // Stops routing and producing: forwards still pending fail. Idempotent.
     void stop();
 
     uint64_t node_id() const { return node_; }
     struct stats {
-        uint64_t forwarded = 0;         // messages Kafka acknowledged (the messages topic)
-        uint64_t forward_failures = 0;  // records Kafka did not take (their publishers were told)
-        uint64_t received = 0;          // other nodes' messages routed here
-        uint64_t retained_loaded = 0;   // retained messages read at start
+        uint64_t forwarded = 0;          // messages Kafka acknowledged (the messages topic)
+        uint64_t forward_failures = 0;   // records Kafka did not take (their publishers were told)
+        uint64_t received = 0;           // other nodes' messages routed here
+        uint64_t retained_loaded = 0;    // retained messages read at start
+        uint64_t shared_routed = 0;      // messages of shared groups routed to this node's members
+        uint64_t shared_groups = 0;      // shared groups this node takes part in
+        uint64_t shared_partitions = 0;  // partitions it holds for them, summed
     };
     stats get_stats() const;
 
@@ -68,6 +83,16 @@ private:
     result<void> open();
     result<void> load_retained();
     void consume();
+    void manage_shared_groups();
+
+    // Shared groups: what the broker has (wanted_) and what runs; applied barriers of
+    // SUBACKs are held until their group's consumer started.
+    mutable sluice::mutex groups_mu_;
+    std::condition_variable groups_cv_;
+    std::map<std::string, std::vector<broker::ack_barrier_ptr>> wanted_groups_ SLUICE_GUARDED_BY(groups_mu_);
+    std::map<std::string, std::unique_ptr<shared_group_consumer>> running_groups_ SLUICE_GUARDED_BY(groups_mu_);
+    std::thread groups_thread_;
+    std::atomic<uint64_t> shared_routed_gone_{0};  // routed by consumers already closed
 
     broker::broker& broker_;
     const kafka_relay_options opts_;

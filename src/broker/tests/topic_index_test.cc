@@ -297,6 +297,40 @@ TEST(shared_subscriptions, prefers_available_members) {
     EXPECT_EQ(std::set<session_key>(got.begin(), got.end()), (std::set<session_key>{10, 20, 30}));
 }
 
+// In a cluster (docs/cluster.md) a message is routed once without the groups, and once
+// per group with only that group's members.
+TEST(shared_subscriptions, scope_leaves_out_the_groups_or_keeps_only_one) {
+    topic_index idx;
+    (void)idx.subscribe("jobs/#", 1, {.qos = 1});
+    for (session_key s : {10, 20})
+        (void)idx.subscribe("$share/workers/jobs/#", s, {.qos = 1});
+    (void)idx.subscribe("$share/audit/jobs/#", 30, {});
+    (void)idx.subscribe("$share/workers/jobs/+", 40, {});  // same group name, another filter
+    auto all = [](session_key) { return true; };
+    std::vector<delivery> out;
+    idx.match("jobs/x", no_session, out, all, {shared_scope::kind::no_group, {}, {}});
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].session, 1u);
+    EXPECT_FALSE(out[0].shared);
+    std::vector<session_key> got;
+    for (int i = 0; i < 4; ++i) {
+        idx.match("jobs/x", no_session, out, all, {shared_scope::kind::one_group, "workers", "jobs/#"});
+        ASSERT_EQ(out.size(), 1u);
+        EXPECT_TRUE(out[0].shared);
+        got.push_back(out[0].session);
+    }
+    EXPECT_EQ(got, (std::vector<session_key>{10, 20, 10, 20}));
+    idx.match("jobs/x", no_session, out, all, {shared_scope::kind::one_group, "audit", "jobs/#"});
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].session, 30u);
+    idx.match("jobs/x", no_session, out, all, {shared_scope::kind::one_group, "nobody", "jobs/#"});
+    EXPECT_TRUE(out.empty());
+    idx.match("jobs/x", no_session, out, all, {shared_scope::kind::one_group, "workers", "other/#"});
+    EXPECT_TRUE(out.empty());
+    idx.match("jobs/x", no_session, out, all);  // the default: every group, as on one node
+    EXPECT_EQ(out.size(), 4u);
+}
+
 TEST(shared_subscriptions, one_delivery_per_matching_group_and_filter) {
     topic_index idx;
     (void)idx.subscribe("$share/g1/s/+", 1, {.qos = 1, .subscription_id = 3});

@@ -135,5 +135,51 @@ TEST(kafka_relay, retained_messages_reach_running_nodes_and_nodes_that_start_lat
     EXPECT_EQ(late.retained("cfg/y"), "");
 }
 
+// Shared subscriptions across nodes: the nodes that have members of a group share the
+// partitions of the messages topic through a Kafka consumer group, so each message reaches
+// exactly one of them (counted by the relays: the members are the broker's business); when
+// one node's last member leaves, the other takes every message.
+TEST(kafka_relay, a_shared_group_on_two_nodes_gets_each_message_once) {
+    mock_cluster mc(1);
+    node a(mc), b(mc), publisher(mc);
+    ASSERT_TRUE(a.relay && b.relay && publisher.relay);
+    EXPECT_TRUE(a.relay->balances_shared_groups());
+    const std::string group = "$share/workers/plant/#";
+    a.brk->note_shared_member(group, +1);
+    b.brk->note_shared_member(group, +1);
+    b.brk->note_shared_member(group, +1);  // a second member on b: still one consumer
+    auto settled = [&] {
+        const auto sa = a.relay->get_stats(), sb = b.relay->get_stats();
+        return sa.shared_groups == 1 && sb.shared_groups == 1 && sa.shared_partitions > 0 && sb.shared_partitions > 0 &&
+               sa.shared_partitions + sb.shared_partitions == 4;
+    };
+    ASSERT_TRUE(a.run_until(settled, 30s))
+        << "a holds " << a.relay->get_stats().shared_partitions << ", b " << b.relay->get_stats().shared_partitions;
+    EXPECT_EQ(publisher.relay->get_stats().shared_groups, 0u);
+    constexpr int k_messages = 80;
+    for (int i = 0; i < k_messages; ++i)
+        publisher.publish("plant/" + std::to_string(i), "m" + std::to_string(i), false);
+    publisher.publish("other/1", "not for the group", false);
+    auto routed = [&] { return a.relay->get_stats().shared_routed + b.relay->get_stats().shared_routed; };
+    ASSERT_TRUE(a.run_until([&] { return routed() == k_messages; }, 20s)) << routed();
+    a.run_until([] { return false; }, 500ms);
+    EXPECT_EQ(routed(), static_cast<uint64_t>(k_messages)) << "each message once across the nodes";
+    EXPECT_GT(a.relay->get_stats().shared_routed, 0u);
+    EXPECT_GT(b.relay->get_stats().shared_routed, 0u);
+
+    // b's members leave: its consumer leaves the group and a takes every partition.
+    b.brk->note_shared_member(group, -1);
+    EXPECT_EQ(b.relay->get_stats().shared_groups, 1u) << "one member is left on b";
+    b.brk->note_shared_member(group, -1);
+    ASSERT_TRUE(a.run_until(
+        [&] { return b.relay->get_stats().shared_groups == 0 && a.relay->get_stats().shared_partitions == 4; }, 30s));
+    const uint64_t a_before = a.relay->get_stats().shared_routed;
+    const uint64_t b_before = b.relay->get_stats().shared_routed;
+    for (int i = 0; i < 20; ++i)
+        publisher.publish("plant/late/" + std::to_string(i), "x", false);
+    ASSERT_TRUE(a.run_until([&] { return a.relay->get_stats().shared_routed == a_before + 20; }, 20s));
+    EXPECT_EQ(b.relay->get_stats().shared_routed, b_before);
+}
+
 }  // namespace
 }  // namespace sluice::cluster
