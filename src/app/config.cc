@@ -198,6 +198,7 @@ std::string load_config_file(const std::string& path, config& cfg) {
             !read_bool(*k, "relay", cfg.kafka_relay, err, "kafka") ||
             !read_string(*k, "mqtt_topic", cfg.kafka_mqtt_topic, err, "kafka") ||
             !read_string(*k, "retained_topic", cfg.kafka_retained_topic, err, "kafka") ||
+            !read_string(*k, "sessions_topic", cfg.kafka_sessions_topic, err, "kafka") ||
             !read_bool(*k, "shared_across_nodes", cfg.kafka_shared_across_nodes, err, "kafka") ||
             !read_int(*k, "max_in_flight", o.max_in_flight, err, "kafka") ||
             !read_int(*k, "max_in_flight_bytes", o.max_in_flight_bytes, err, "kafka") ||

@@ -40,6 +40,7 @@ struct config {
     bool kafka_relay = true;
     std::string kafka_mqtt_topic;
     std::string kafka_retained_topic;
+    std::string kafka_sessions_topic;  // default <topic>-sessions
     // Shared subscriptions balanced across the nodes through Kafka consumer groups (true), or
     // among each node's own members (false).
     bool kafka_shared_across_nodes = true;

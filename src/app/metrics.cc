@@ -58,6 +58,14 @@ http::metrics_snapshot collect_metrics(const metric_sources& sources) {
         w.counter("mqtt_keep_alive_timeouts_total", "Connections closed by keep-alive.", d(t.keep_alive_timeouts));
         w.counter("mqtt_session_takeovers_total", "Connections taken over by the same client id.", d(t.takeovers));
         w.counter("mqtt_sessions_expired_total", "Sessions ended by expiry.", d(t.sessions_expired));
+        w.counter("cluster_sessions_resumed_total",
+                  "Persistent sessions another broker node held, resumed here (docs/cluster.md).",
+                  d(t.sessions_resumed_from_cluster));
+        w.counter("cluster_sessions_handed_over_total", "Sessions of this node resumed by another broker node.",
+                  d(t.sessions_claimed_elsewhere));
+        w.counter("cluster_session_messages_replayed_total",
+                  "Messages replayed from Kafka to sessions resumed here from another node.",
+                  d(t.messages_replayed_from_cluster));
         w.counter("mqtt_wills_published_total", "Will messages published.", d(t.wills_published));
         w.counter(m::ingest_appended, "Ingest messages made durable in the bus.", d(t.ingest_appended));
         w.counter("ingest_failed_total", "Ingest appends that failed (not acknowledged).", d(t.ingest_failed));

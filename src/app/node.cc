@@ -13,8 +13,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +28,7 @@
 #include "app/security.h"
 #include "app/steps.h"
 #include "auth/authority.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/persist/state_store.h"
@@ -221,6 +224,33 @@ private:
 
     // MQTT across the broker nodes, through Kafka (docs/cluster.md): before the listeners, so
     // that every message a client publishes reaches the other nodes.
+    // This node's id in the cluster, kept in DATA_DIR/cluster-node-id so that the node knows
+    // its own sessions in the sessions topic after a restart. 0 (logged) when it cannot be
+    // read or written.
+    uint64_t cluster_node_id() {
+        const std::string path = cfg_.data_dir + "/cluster-node-id";
+        if (FILE* f = std::fopen(path.c_str(), "r")) {
+            char text[64] = {};
+            const bool read = std::fgets(text, sizeof text, f) != nullptr;
+            std::fclose(f);
+            char* end = nullptr;
+            const unsigned long long id = read ? std::strtoull(text, &end, 16) : 0;
+            if (id != 0 && end != text) return id;
+            SLUICE_ERROR("app", "%s does not hold a node id (16 hex digits); remove it to get a new one", path.c_str());
+            return 0;
+        }
+        std::random_device rd;
+        uint64_t id = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(unix_ms());
+        if (id == 0) id = 1;
+        FILE* f = std::fopen(path.c_str(), "w");
+        if (f == nullptr || std::fprintf(f, "%016llx\n", static_cast<unsigned long long>(id)) < 0 ||
+            std::fclose(f) != 0) {
+            SLUICE_ERROR("app", "cannot write %s", path.c_str());
+            return 0;
+        }
+        return id;
+    }
+
     int start_relay() {
         if (!cfg_.kafka_relay) {
             SLUICE_INFO("app",
@@ -233,13 +263,18 @@ private:
         o.messages_topic = cfg_.kafka_mqtt_topic.empty() ? cfg_.kafka.topic + "-mqtt" : cfg_.kafka_mqtt_topic;
         o.retained_topic =
             cfg_.kafka_retained_topic.empty() ? cfg_.kafka.topic + "-retained" : cfg_.kafka_retained_topic;
+        o.sessions_topic =
+            cfg_.kafka_sessions_topic.empty() ? cfg_.kafka.topic + "-sessions" : cfg_.kafka_sessions_topic;
         o.shared_groups_across_nodes = cfg_.kafka_shared_across_nodes;
+        o.node_id = cluster_node_id();
+        if (o.node_id == 0) return 1;
         auto r = cluster::kafka_relay::start(*brk_, o);
         if (!r) {
             SLUICE_ERROR("app",
-                         "MQTT across nodes needs the Kafka topics %s and %s (docs/cluster.md says how to create "
-                         "them; kafka.relay = false runs without): %s",
-                         o.messages_topic.c_str(), o.retained_topic.c_str(), r.error().message().c_str());
+                         "MQTT across nodes needs the Kafka topics %s, %s and %s (docs/cluster.md says how to "
+                         "create them; kafka.relay = false runs without): %s",
+                         o.messages_topic.c_str(), o.retained_topic.c_str(), o.sessions_topic.c_str(),
+                         r.error().message().c_str());
             return 1;
         }
         relay_ = std::move(r).value();
@@ -415,6 +450,10 @@ private:
                           static_cast<double>(s.shared_routed));
                 w.gauge("cluster_shared_groups", "Shared subscription groups with members on this node",
                         static_cast<double>(s.shared_groups));
+                w.gauge("cluster_sessions_known", "Persistent sessions in the sessions topic (every node's)",
+                        static_cast<double>(s.sessions_known));
+                w.gauge("cluster_sessions_held", "Persistent sessions this node holds in the sessions topic",
+                        static_cast<double>(s.sessions_held));
                 w.gauge("cluster_shared_partitions",
                         "Partitions of the messages topic this node holds for its shared groups, summed",
                         static_cast<double>(s.shared_partitions));

@@ -363,6 +363,9 @@ broker::totals broker::get_totals() const {
         t.takeovers += v(st.takeovers);
         t.subscriptions += v(st.subscriptions);
         t.resends_acknowledged += v(st.resends_acknowledged);
+        t.sessions_resumed_from_cluster += v(st.sessions_resumed_from_cluster);
+        t.sessions_claimed_elsewhere += v(st.sessions_claimed_elsewhere);
+        t.messages_replayed_from_cluster += v(st.messages_replayed_from_cluster);
     }
     t.retained_messages = retained_count();
     t.queued_bytes = queued_bytes();

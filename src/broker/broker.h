@@ -148,7 +148,8 @@ public:
             slow_subscriber_disconnects, partial_packet_timeouts, input_budget_closes, topic_limit_refusals,
             dropped_too_large, dropped_expired, publish_rate_limited, malformed_packets, protocol_errors,
             ingest_appended, ingest_failed, ingest_quota_refused, ingest_paused, wills_published, sessions_expired,
-            keep_alive_timeouts, takeovers, retained_messages, subscriptions, resends_acknowledged;
+            keep_alive_timeouts, takeovers, retained_messages, subscriptions, resends_acknowledged,
+            sessions_resumed_from_cluster, sessions_claimed_elsewhere, messages_replayed_from_cluster;
     };
     totals get_totals() const;
 

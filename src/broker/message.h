@@ -38,6 +38,11 @@ struct message {
     // shared group only ("$share/{group}/{filter}"), taken from that group's Kafka consumer
     // group (relay.h); empty for the usual routing.
     std::string shared_group;
+    // Where the relay read it in the messages topic (relay.h); -1 when it did not (this
+    // node's own clients, shared group copies). A session resumed from another node skips
+    // what its replay already brought (shard::replay_done).
+    int32_t relay_partition = -1;
+    int64_t relay_offset = -1;
 };
 
 using message_ptr = std::shared_ptr<const message>;

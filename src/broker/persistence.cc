@@ -59,6 +59,10 @@ message_ptr persistence::to_message(persist::message_record&& r, int64_t now_mon
 
 void persistence::save_session(const session& s, int64_t now_mono) {
     if (!store_) return;
+    store_->put(persist::kind::session, s.client_id(), persist::encode(to_record(s, now_mono)));
+}
+
+persist::session_record persistence::to_record(const session& s, int64_t now_mono) {
     persist::session_record r;
     r.client_id = s.client_id();
     r.protocol_version = static_cast<uint8_t>(s.protocol);
@@ -81,7 +85,7 @@ void persistence::save_session(const session& s, int64_t now_mono) {
         wr.due_at_ms = to_wall(s.will_due_ms, now_mono);
         r.will = std::move(wr);
     }
-    store_->put(persist::kind::session, s.client_id(), persist::encode(r));
+    return r;
 }
 
 void persistence::erase_session(const std::string& client_id) {

@@ -34,6 +34,8 @@ public:
 
     // Writes the session record (not its messages). `now_mono` is the loop clock.
     void save_session(const session& s, int64_t now_mono);
+    // That record.
+    static persist::session_record to_record(const session& s, int64_t now_mono);
     // Removes the session and all its messages.
     void erase_session(const std::string& client_id);
     void save_message(const session& s, const outgoing& out, uint16_t packet_id,

@@ -7,8 +7,12 @@
 // again. The Kafka implementation is cluster/kafka_relay.h; a single node has none.
 #pragma once
 
+#include <optional>
+#include <string>
+
 #include "broker/ack_barrier.h"
 #include "broker/message.h"
+#include "broker/persist/records.h"
 
 namespace sluice::broker {
 
@@ -34,6 +38,29 @@ public:
         (void)applied;
     }
     virtual void shared_group_removed(const std::string& filter) { (void)filter; }
+
+    // Sessions across nodes. A persistent session of this node was saved (`record`: its
+    // subscriptions and expiry); `caught_up` when nothing routed to it waits here (no queue,
+    // nothing in flight), so that another node resuming it needs only what is routed from
+    // now on. Called on the session's shard loop; must not block.
+    virtual void session_saved(const persist::session_record& record, bool caught_up) {
+        (void)record;
+        (void)caught_up;
+    }
+    // The session ended here (clean start, expiry, no longer persistent).
+    virtual void session_ended(const std::string& client_id) { (void)client_id; }
+    // Nothing routed to it waits here any more (periodically, for sessions it may resume).
+    virtual void session_caught_up(const std::string& client_id) { (void)client_id; }
+    // A client resumes a session this node does not hold: the session another node held,
+    // if any (that node then ends its copy). The relay then replays to this node's shard
+    // `shard`, through shard::deliver_replayed, what was routed to the session there and
+    // may not have reached its client, and ends with shard::replay_done (always, once per
+    // claim). Must not block.
+    virtual std::optional<persist::session_record> claim_session(const std::string& client_id, unsigned shard) {
+        (void)client_id;
+        (void)shard;
+        return std::nullopt;
+    }
 };
 
 }  // namespace sluice::broker

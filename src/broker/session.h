@@ -98,6 +98,13 @@ public:
     // Its latest logged QoS 1/2 packet ids (persistent sessions with ingest only; made on
     // first use): the resend rule, resend_window.h.
     std::unique_ptr<resend_window> resend;
+    // Resumed from another node and its replay still running (relay.h): live deliveries wait
+    // here, so that the client gets the older replayed messages first.
+    struct stashed {
+        message_ptr msg;
+        delivery d;
+    };
+    std::unique_ptr<std::vector<stashed>> replay_stash;
 
     // Will of the last connection, pending publication after will delay (or session end).
     std::unique_ptr<mqtt::will> pending_will;  // heap: ~1 KB, rarely set

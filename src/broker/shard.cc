@@ -16,6 +16,8 @@ namespace sluice::broker {
 namespace {
 
 constexpr unsigned k_shard_shift = 48;
+// How often a shard tells the relay which persistent sessions have nothing waiting (tick).
+constexpr int64_t k_cluster_session_refresh_ms = 5000;
 
 unsigned shard_of_key(session_key k) {
     return static_cast<unsigned>(k >> k_shard_shift);
@@ -91,6 +93,11 @@ session& shard::open_session(connection& c, const mqtt::connect& pkt, bool& sess
             s->pending_will.reset();  // resumed before the will delay ran out: no will
         }
     }
+    std::optional<persist::session_record> claimed;
+    if (s == nullptr && !pkt.clean_start) {
+        // Not here: another node of the cluster may hold it (relay.h).
+        if (relay* r = broker_.get_relay()) claimed = r->claim_session(pkt.client_id, index_);
+    }
     if (s == nullptr) {
         session_key key = (static_cast<uint64_t>(index_) << k_shard_shift) | ++next_session_serial_;
         auto owned = std::make_unique<session>(pkt.client_id, key);
@@ -98,6 +105,12 @@ session& shard::open_session(connection& c, const mqtt::connect& pkt, bool& sess
         sessions_by_key_[key] = s;
         sessions_[pkt.client_id] = std::move(owned);
         stats_.add(stats_.sessions_current);
+        if (claimed) {
+            s->replay_stash = std::make_unique<std::vector<session::stashed>>();  // until replay_done
+            adopt_subscriptions(*s, *claimed);
+            session_present = true;
+            stats_.add(stats_.sessions_resumed_from_cluster);
+        }
     }
     s->conn = &c;
     s->protocol = pkt.protocol;
@@ -126,7 +139,18 @@ session& shard::open_session(connection& c, const mqtt::connect& pkt, bool& sess
     return *s;
 }
 
+bool shard::caught_up(const session& s) {
+    return s.inflight.empty() && s.backlog_messages() == 0 && !s.retained;
+}
+
 void shard::persist_session(session& s) {
+    if (relay* r = broker_.get_relay()) {
+        if (persistence::persistent(s)) {
+            r->session_saved(persistence::to_record(s, now_ms_), caught_up(s));
+        } else {
+            r->session_ended(s.client_id());
+        }
+    }
     persistence& p = broker_.durable();
     if (!p.enabled()) return;
     if (persistence::persistent(s)) {
@@ -171,7 +195,7 @@ void shard::restore(persist::session_record&& r, std::vector<persist::session_me
     s.persisted = true;
     // A session whose connection was open when the broker stopped counts as disconnected now.
     s.disconnected_at_ms = r.disconnected_at_ms != 0 ? persistence::to_mono(r.disconnected_at_ms, now_mono) : now_mono;
-    for (auto& sub : r.subscriptions) {
+    for (auto& sub : r.subscriptions) {  // the loops do not run yet: every replica directly
         sub_options o{sub.qos, sub.no_local, sub.retain_as_published, sub.retain_handling, sub.subscription_id, true};
         for (unsigned t = 0; t < broker_.shard_count(); ++t)
             (void)broker_.get_shard(t).index_replica_.subscribe(sub.filter, key, o);
@@ -245,7 +269,23 @@ void shard::session_disconnected(session& s, bool will_due, const mqtt::will* wi
     }
 }
 
-void shard::end_session(session& s) {
+void shard::adopt_subscriptions(session& s, const persist::session_record& r) {
+    for (const auto& sub : r.subscriptions) {
+        sub_options o{sub.qos, sub.no_local, sub.retain_as_published, sub.retain_handling, sub.subscription_id, true};
+        (void)index_replica_.subscribe(sub.filter, s.key(), o);
+        replicate_subscribe(sub.filter, s.key(), o);
+        broker_.note_shared_member(sub.filter, +1);
+        s.subscriptions[sub.filter] = o;
+        stats_.add(stats_.subscriptions);
+    }
+}
+
+void shard::end_session(session& s, bool claimed_elsewhere) {
+    if (claimed_elsewhere) {
+        s.pending_will.reset();  // the session lives on at the node that resumed it
+    } else if (relay* r = broker_.get_relay()) {
+        r->session_ended(s.client_id());
+    }
     if (s.pending_will) {
         mqtt::will w = std::move(*s.pending_will);
         s.pending_will.reset();
@@ -334,6 +374,16 @@ bool shard::local_session_available(session_key key) const {
 }
 
 void shard::deliver(session& s, const message_ptr& msg, const delivery& d, const ack_barrier_ptr& barrier) {
+    if (s.replay_stash) {
+        // Waits for the replay (the publisher's ack does not: the message is in Kafka, and
+        // the session's positions there do not move while it replays).
+        s.replay_stash->push_back(session::stashed{msg, d});
+        return;
+    }
+    deliver_now(s, msg, d, barrier);
+}
+
+void shard::deliver_now(session& s, const message_ptr& msg, const delivery& d, const ack_barrier_ptr& barrier) {
     outgoing out;
     out.msg = msg;
     out.qos = std::min(msg->qos, d.qos);
@@ -727,6 +777,58 @@ void shard::tick(int64_t now_ms) {
         stats_.add(stats_.sessions_expired);
         end_session(*s);
     }
+    // Sessions another node may resume: tell the relay which ones have nothing waiting here,
+    // so what it would replay there starts later (relay.h).
+    relay* r = broker_.get_relay();
+    if (r != nullptr && now_ms - sessions_refreshed_ms_ >= k_cluster_session_refresh_ms) {
+        sessions_refreshed_ms_ = now_ms;
+        for (auto& [id, s] : sessions_) {
+            if (persistence::persistent(*s) && caught_up(*s)) r->session_caught_up(id);
+        }
+    }
+}
+
+void shard::deliver_replayed(const std::string& client_id, const message_ptr& msg) {
+    session* s = find_session(client_id);
+    if (s == nullptr) return;
+    delivery d;
+    d.session = s->key();
+    bool matched = false;
+    for (const auto& [filter, o] : s->subscriptions) {
+        if (mqtt::parse_shared(filter) || !mqtt::topic_matches(filter, msg->topic)) continue;
+        d.qos = matched ? std::max(d.qos, o.qos) : o.qos;
+        d.retain_as_published = d.retain_as_published || o.retain_as_published;
+        d.durable = true;
+        if (o.subscription_id != 0) d.subscription_ids.push_back(o.subscription_id);
+        matched = true;
+    }
+    if (!matched || std::min(msg->qos, d.qos) == 0) return;
+    stats_.add(stats_.messages_replayed_from_cluster);
+    deliver_now(*s, msg, d);
+}
+
+void shard::replay_done(const std::string& client_id, const std::vector<int64_t>& replayed_to) {
+    session* s = find_session(client_id);
+    if (s == nullptr || !s->replay_stash) return;
+    std::unique_ptr<std::vector<session::stashed>> stash = std::move(s->replay_stash);
+    for (auto& st : *stash) {
+        const int32_t p = st.msg->relay_partition;
+        const bool replayed = p >= 0 && static_cast<size_t>(p) < replayed_to.size() &&
+                              st.msg->relay_offset < replayed_to[static_cast<size_t>(p)];
+        if (!replayed) deliver_now(*s, st.msg, st.d);
+    }
+}
+
+void shard::session_claimed_elsewhere(const std::string& client_id) {
+    session* s = find_session(client_id);
+    if (s == nullptr) return;
+    if (s->conn != nullptr) {
+        connection* old = s->conn;
+        s->conn = nullptr;
+        (void)old->taken_over();  // its will goes with the session, to the node that resumed it
+    }
+    stats_.add(stats_.sessions_claimed_elsewhere);
+    end_session(*s, true);
 }
 
 void shard::shutdown() {

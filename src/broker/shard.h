@@ -97,6 +97,16 @@ public:
     void persist_session(session& s);
     void persist_message(session& s, uint16_t packet_id, const inflight_entry& e);
     void forget_message(session& s, uint64_t order);
+    // Sessions across nodes (relay.h). A message routed to client `client_id`'s session
+    // on another node that may not have reached it: delivered to this node's session of
+    // that client by its own subscriptions (QoS 1/2 only: what an offline session keeps).
+    void deliver_replayed(const std::string& client_id, const message_ptr& msg);
+    // The replay reached `replayed_to` (per partition of the messages topic): what was
+    // routed to the session meanwhile goes out now, less what the replay brought.
+    void replay_done(const std::string& client_id, const std::vector<int64_t>& replayed_to);
+    // Another node resumed the session of `client_id`: this node's copy ends without its
+    // will (the session lives on there); a connection of it is closed (0x8E in 5.0).
+    void session_claimed_elsewhere(const std::string& client_id);
     // Rebuilds a session from its records (start-up, before the loops run).
     void restore(persist::session_record&& r, std::vector<persist::session_message_record>&& messages,
                  const persist::spool_record* spool, int64_t now_mono);
@@ -109,6 +119,8 @@ private:
     };
 
     void deliver(session& s, const message_ptr& msg, const delivery& d, const ack_barrier_ptr& barrier = nullptr);
+    // deliver() past a replay's stash.
+    void deliver_now(session& s, const message_ptr& msg, const delivery& d, const ack_barrier_ptr& barrier = nullptr);
     // Matches `msg` within `scope` and delivers to each session found (here or through the
     // outbox). Returns how many.
     size_t route(const message_ptr& msg, const ack_barrier_ptr& barrier, const shared_scope& scope);
@@ -143,7 +155,13 @@ private:
     // Leaves the current file (once empty, or unreadable) for a new one at the next append.
     void spool_retire(session& s);
     void apply_remote(std::vector<remote_delivery>& batch);
-    void end_session(session& s);
+    // `claimed_elsewhere`: another node resumed it (no will, the cluster is not told).
+    void end_session(session& s, bool claimed_elsewhere = false);
+    // Nothing routed to `s` waits here (relay.h session_saved).
+    static bool caught_up(const session& s);
+    // Subscribes `s` to the subscriptions of `r` on every shard (a session resumed from
+    // another node; the loops run).
+    void adopt_subscriptions(session& s, const persist::session_record& r);
     void publish_will(const std::string& client_id, session_key key, mqtt::will&& w);
     void replicate_subscribe(const std::string& filter, session_key key, const sub_options& o,
                              const ack_barrier_ptr& applied = nullptr);
@@ -154,6 +172,7 @@ private:
     broker& broker_;
     unsigned index_;
     int64_t now_ms_ = 0;
+    int64_t sessions_refreshed_ms_ = 0;  // the last session_caught_up round (tick)
     shard_stats stats_;
     topic_index index_replica_;
     uint64_t next_session_serial_ = 0;

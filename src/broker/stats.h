@@ -39,6 +39,11 @@ struct shard_stats {
     std::atomic<uint64_t> sessions_expired{0};
     std::atomic<uint64_t> keep_alive_timeouts{0};
     std::atomic<uint64_t> takeovers{0};
+    // Sessions across nodes (relay.h): resumed here from another node, handed to another
+    // node, and messages replayed to resumed sessions.
+    std::atomic<uint64_t> sessions_resumed_from_cluster{0};
+    std::atomic<uint64_t> sessions_claimed_elsewhere{0};
+    std::atomic<uint64_t> messages_replayed_from_cluster{0};
     std::atomic<uint64_t> subscriptions{0};  // of this shard's sessions
     // DUP=1 resends of logged messages, acknowledged without logging (resend_window.h).
     std::atomic<uint64_t> resends_acknowledged{0};

@@ -4,6 +4,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "base/log.h"
+#include "bus/errc.h"
 
 namespace sluice::cluster {
 
@@ -47,6 +48,37 @@ rd_kafka_t* make_consumer(const kafka_relay_options& o, std::map<std::string, st
     }
     rd_kafka_poll_set_consumer(rk);
     return rk;
+}
+
+// Assigns every partition of `topic`, each at `offset` or, for RD_KAFKA_OFFSET_END, at its
+// high watermark now (so nothing produced after this call is missed).
+result<void> assign_all(rd_kafka_t* rk, const std::string& topic, uint32_t partitions, int64_t offset,
+                        std::vector<int64_t>* ends) {
+    if (ends != nullptr) ends->clear();
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(partitions));
+    for (uint32_t p = 0; p < partitions; ++p) {
+        int64_t at = offset;
+        if (offset == RD_KAFKA_OFFSET_END) {
+            int64_t lo = 0, hi = 0;
+            rd_kafka_resp_err_t e =
+                rd_kafka_query_watermark_offsets(rk, topic.c_str(), static_cast<int32_t>(p), &lo, &hi, 10000);
+            if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                SLUICE_ERROR("cluster", "end of %s/%u: %s", topic.c_str(), p, rd_kafka_err2str(e));
+                rd_kafka_topic_partition_list_destroy(list);
+                return make_error_code(bus::errc::io_error);
+            }
+            at = hi;
+        }
+        if (ends != nullptr) ends->push_back(at);
+        rd_kafka_topic_partition_list_add(list, topic.c_str(), static_cast<int32_t>(p))->offset = at;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_assign(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        SLUICE_ERROR("cluster", "cannot assign %s: %s", topic.c_str(), rd_kafka_err2str(e));
+        return make_error_code(bus::errc::io_error);
+    }
+    return ok();
 }
 
 }  // namespace sluice::cluster

@@ -8,7 +8,9 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
+#include "base/result.h"
 #include "cluster/kafka_relay.h"
 
 struct rd_kafka_s;
@@ -21,5 +23,11 @@ namespace sluice::cluster {
 // the configuration before the client is made. nullptr (logged) on a bad setting.
 rd_kafka_s* make_consumer(const kafka_relay_options& o, std::map<std::string, std::string> settings,
                           void (*prepare)(rd_kafka_conf_s*, void*) = nullptr, void* opaque = nullptr);
+
+// Assigns every partition of `topic`, each at `offset` or, for RD_KAFKA_OFFSET_END, at its
+// high watermark now (so nothing produced after this call is missed); `ends`, when given,
+// receives the offsets assigned. Blocks on Kafka.
+result<void> assign_all(rd_kafka_s* rk, const std::string& topic, uint32_t partitions, int64_t offset,
+                        std::vector<int64_t>* ends = nullptr);
 
 }  // namespace sluice::cluster

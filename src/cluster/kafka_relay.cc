@@ -16,6 +16,7 @@
 #include "bus/errc.h"
 #include "cluster/kafka_consumer.h"
 #include "cluster/relay_record.h"
+#include "cluster/session_directory.h"
 #include "cluster/shared_group_consumer.h"
 
 namespace sluice::cluster {
@@ -42,34 +43,6 @@ rd_kafka_t* make_plain_consumer(const kafka_relay_options& o, uint64_t node, boo
                          });
 }
 
-// Assigns every partition of `topic`, each at `offset` or, for RD_KAFKA_OFFSET_END, at its
-// high watermark now (so nothing produced after this call is missed).
-result<void> assign_all(rd_kafka_t* rk, const std::string& topic, uint32_t partitions, int64_t offset) {
-    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(partitions));
-    for (uint32_t p = 0; p < partitions; ++p) {
-        int64_t at = offset;
-        if (offset == RD_KAFKA_OFFSET_END) {
-            int64_t lo = 0, hi = 0;
-            rd_kafka_resp_err_t e =
-                rd_kafka_query_watermark_offsets(rk, topic.c_str(), static_cast<int32_t>(p), &lo, &hi, 10000);
-            if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                SLUICE_ERROR(k_log, "end of %s/%u: %s", topic.c_str(), p, rd_kafka_err2str(e));
-                rd_kafka_topic_partition_list_destroy(list);
-                return make_error_code(bus::errc::io_error);
-            }
-            at = hi;
-        }
-        rd_kafka_topic_partition_list_add(list, topic.c_str(), static_cast<int32_t>(p))->offset = at;
-    }
-    rd_kafka_resp_err_t e = rd_kafka_assign(rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        SLUICE_ERROR(k_log, "cannot assign %s: %s", topic.c_str(), rd_kafka_err2str(e));
-        return make_error_code(bus::errc::io_error);
-    }
-    return ok();
-}
-
 }  // namespace
 
 kafka_relay::kafka_relay(broker::broker& b, kafka_relay_options o, uint64_t node)
@@ -80,7 +53,7 @@ kafka_relay::~kafka_relay() {
 }
 
 result<std::unique_ptr<kafka_relay>> kafka_relay::start(broker::broker& b, const kafka_relay_options& o) {
-    std::unique_ptr<kafka_relay> r(new kafka_relay(b, o, random_node_id()));
+    std::unique_ptr<kafka_relay> r(new kafka_relay(b, o, o.node_id != 0 ? o.node_id : random_node_id()));
     if (auto opened = r->open(); !opened) return opened.error();
     return r;
 }
@@ -101,8 +74,17 @@ result<void> kafka_relay::open() {
     if (auto loaded = load_retained(); !loaded) return loaded.error();
     consumer_ = make_plain_consumer(opts_, node_, false);
     if (consumer_ == nullptr) return make_error_code(bus::errc::invalid_argument);
-    if (auto a = assign_all(consumer_, opts_.messages_topic, messages_->partitions(), RD_KAFKA_OFFSET_END); !a)
+    if (auto a = assign_all(consumer_, opts_.messages_topic, messages_->partitions(), RD_KAFKA_OFFSET_END,
+                            &start_positions_);
+        !a)
         return a.error();
+    note_positions(start_positions_);
+    if (!opts_.sessions_topic.empty()) {
+        auto dir = session_directory::start(broker_, opts_, node_, messages_->partitions(),
+                                            [this] { return settled_positions(); });
+        if (!dir) return dir.error();
+        sessions_ = std::move(dir).value();
+    }
     consumer_thread_ = std::thread([this] { consume(); });
     if (opts_.shared_groups_across_nodes) groups_thread_ = std::thread([this] { manage_shared_groups(); });
     SLUICE_INFO(k_log, "MQTT across nodes through Kafka topics %s (%u partitions) and %s: node %016llx",
@@ -170,11 +152,42 @@ result<void> kafka_relay::load_retained() {
     return ok();
 }
 
+void kafka_relay::note_positions(const std::vector<int64_t>& positions) {
+    const auto now = std::chrono::steady_clock::now();
+    sluice::mutex_lock lock(positions_mu_);
+    position_history_.emplace_back(now, positions);
+    // Keep one entry older than a second (what settled_positions() answers) and what is newer.
+    while (position_history_.size() > 1 && now - position_history_[1].first >= std::chrono::seconds(1))
+        position_history_.pop_front();
+}
+
+std::vector<int64_t> kafka_relay::settled_positions() const {
+    // A second back: what the consumer had read by then was posted to the shards and has
+    // reached the sessions' queues since, so a session with nothing queued had it all.
+    const auto now = std::chrono::steady_clock::now();
+    sluice::mutex_lock lock(positions_mu_);
+    const std::vector<int64_t>* settled = &start_positions_;
+    for (const auto& [at, positions] : position_history_) {
+        if (now - at < std::chrono::seconds(1)) break;
+        settled = &positions;
+    }
+    return *settled;
+}
+
 void kafka_relay::consume() {
     const unsigned shards = broker_.shard_count();
+    std::vector<int64_t> positions = start_positions_;
+    auto next_note = std::chrono::steady_clock::now();
     while (!stopping_.load()) {
+        if (std::chrono::steady_clock::now() >= next_note) {
+            note_positions(positions);
+            next_note = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
+        }
         rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, 100);
         if (m == nullptr) continue;
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->partition >= 0 &&
+            static_cast<size_t>(m->partition) < positions.size())
+            positions[static_cast<size_t>(m->partition)] = m->offset + 1;
         if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             // Transport errors (a broker down, a leader moving): librdkafka retries by itself.
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -183,6 +196,8 @@ void kafka_relay::consume() {
             continue;
         }
         auto r = decode_relayed(std::string_view(static_cast<const char*>(m->payload), m->len));
+        const int32_t partition = m->partition;
+        const int64_t offset = m->offset;
         rd_kafka_message_destroy(m);
         if (!r) {
             SLUICE_WARN(k_log, "ignoring an undecodable record in %s", opts_.messages_topic.c_str());
@@ -192,6 +207,8 @@ void kafka_relay::consume() {
         auto msg = std::const_pointer_cast<broker::message>(
             broker::persistence::to_message(std::move(r->message), broker::broker::monotonic_ms()));
         msg->from_other_node = true;
+        msg->relay_partition = partition;
+        msg->relay_offset = offset;
         ++received_;
         // One shard per MQTT topic keeps a topic's messages in order here too.
         const unsigned shard = partition_of(msg->topic, shards);
@@ -297,8 +314,26 @@ void kafka_relay::manage_shared_groups() {
     }
 }
 
+void kafka_relay::session_saved(const broker::persist::session_record& record, bool caught_up) {
+    if (sessions_) sessions_->saved(record, caught_up);
+}
+
+void kafka_relay::session_ended(const std::string& client_id) {
+    if (sessions_) sessions_->ended(client_id);
+}
+
+void kafka_relay::session_caught_up(const std::string& client_id) {
+    if (sessions_) sessions_->caught_up(client_id);
+}
+
+std::optional<broker::persist::session_record> kafka_relay::claim_session(const std::string& client_id,
+                                                                          unsigned shard) {
+    return sessions_ ? sessions_->claim(client_id, shard) : std::nullopt;
+}
+
 void kafka_relay::stop() {
     if (stopping_.exchange(true)) return;
+    if (sessions_) sessions_->stop();
     {
         sluice::mutex_lock lock(groups_mu_);
         groups_cv_.notify_all();
@@ -326,6 +361,11 @@ void kafka_relay::stop() {
 kafka_relay::stats kafka_relay::get_stats() const {
     stats s{forwarded_.load(), forward_failures_.load(), received_.load(), retained_loaded_.load()};
     s.shared_routed = shared_routed_gone_.load();
+    if (sessions_) {
+        const auto d = sessions_->get_stats();
+        s.sessions_known = d.known;
+        s.sessions_held = d.held;
+    }
     sluice::mutex_lock lock(groups_mu_);
     for (const auto& [filter, consumer] : running_groups_) {
         s.shared_routed += consumer->routed();

@@ -18,17 +18,19 @@
 #     it serves), and relays both ways from its first moment;
 #  5. 200 numbered QoS 1 messages from each of two Paho publishers (16 in flight) and
 #     mosquitto_pub -l on B: every acknowledged one reaches A and C, once, in order.
-# Relay topics: TOPIC-mqtt (every PUBLISH) and TOPIC-retained (keyed by MQTT topic), made
-# here as well in case the mock does not make them itself.
-#
 #  6. a shared subscription ($share/team/shared/#) with members on A (MQTT 5 and 3.1.1) and B
 #     gets each of 300 QoS 1 messages published on C exactly once across its members,
 #     members on both nodes get some (Kafka balances the group's partitions between the
 #     nodes), a plain subscriber gets all; when B's member leaves, A's members get all;
 #  7. a node E holding part of a shared group is killed (-9): every message published after
 #     it died reaches the group's member on A (Kafka moves E's partitions to A).
-# Not covered, because the feature does not do it yet: a persistent session is not
-# resumed on another node (it lives in the --data-dir of the node that holds it).
+#  8. a device's persistent session on node F (5.0, expiry 1 h) goes offline, messages are
+#     queued for it, F is killed (-9), more are published; the device reconnects to A
+#     without subscribing: session present, every message it missed, in order, then live
+#     ones; it moves on to B while A runs: B resumes it and A hands it over.
+# Relay topics: TOPIC-mqtt (every PUBLISH), TOPIC-retained (keyed by MQTT topic) and
+# TOPIC-sessions (keyed by client id), made here as well in case the mock does not make
+# them itself.
 #
 #   SLUICE_BIN=/path/to/build/bin/sluice /usr/bin/python3 -m pytest -q test_kafka_mqtt_across_nodes.py
 # SLUICE_KAFKA_MOCK picks the mock (default: next to SLUICE_BIN, else this checkout's
@@ -89,7 +91,7 @@ class RelayMock(KafkaMock):
                                      stderr=subprocess.DEVNULL, text=True, preexec_fn=die_with_parent)
         self.bootstraps = self.proc.stdout.readline().strip()
         assert self.bootstraps, "sluice-kafka-mock did not start"
-        for name, n in ((MQTT_TOPIC, 4), (RETAINED_TOPIC, 1)):
+        for name, n in ((MQTT_TOPIC, 4), (RETAINED_TOPIC, 1), (TOPIC + "-sessions", 1)):
             answer = self.ask("topic %s %d" % (name, n))
             assert answer == "ok" or "already exists" in answer.lower(), "topic %s: %s" % (name, answer)
 
@@ -788,3 +790,150 @@ def test_shared_subscription_survives_kill_9_of_a_member_node(cluster):
                     c.close()
                 except Exception:  # E's connection died with it
                     pass
+
+
+class Device:
+    """A Paho 5.0 client with a persistent session (expiry 1 h) that keeps what it gets."""
+
+    def __init__(self, name):
+        self.name = name
+        self.id = client_id(name)  # the same on every connection: one session
+        self.lock = threading.Lock()
+        self.messages = []
+        self.client = None
+        self.session_present = None
+
+    def connect(self, port, clean_start=False, expiry=3600):
+        connected = threading.Event()
+        result = {}
+        client = paho.Client(client_id=self.id, protocol=paho.MQTTv5)
+
+        def on_connect(c, userdata, flags, rc, properties=None):
+            result["rc"] = rc
+            result["present"] = flags.get("session present")
+            connected.set()
+
+        def on_message(c, userdata, msg):
+            with self.lock:
+                self.messages.append((msg.topic, msg.payload.decode()))
+
+        client.on_connect = on_connect
+        client.on_message = on_message
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = expiry
+        client.connect("127.0.0.1", port, keepalive=30, clean_start=clean_start, properties=props)
+        client.loop_start()
+        assert connected.wait(10) and result.get("rc") == 0, "%s: no CONNACK 0 (%s)" % (self.name, result)
+        self.client = client
+        self.session_present = result["present"]
+        return self.session_present
+
+    def subscribe(self, filt):
+        done = threading.Event()
+        self.client.on_subscribe = lambda c, u, mid, granted, properties=None: done.set()
+        self.client.subscribe(filt, 1)
+        assert done.wait(10), "%s: no SUBACK" % self.name
+
+    def got(self):
+        with self.lock:
+            return list(self.messages)
+
+    def disconnect(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def drop(self):
+        """The connection is gone without a DISCONNECT (its node died)."""
+        self.client.loop_stop()
+        try:
+            self.client.socket().close()
+        except Exception:
+            pass
+
+
+def publish_numbered(port, name, topic, prefix, count):
+    p = Publisher(port, name, inflight=20)
+    try:
+        for i in range(count):
+            p.publish(topic, "%s%02d" % (prefix, i), 1)
+        assert p.wait_acked() == count, "%s: not every publish was acknowledged" % name
+    finally:
+        p.close()
+    return ["%s%02d" % (prefix, i) for i in range(count)]
+
+
+def wait_for(device, payloads, timeout=WAIT):
+    deadline = time.time() + timeout
+    while time.time() < deadline and not set(payloads) <= {p for _, p in device.got()}:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    return [p for _, p in device.got()]
+
+
+@with_logs
+def test_persistent_session_resumes_on_another_node_after_kill_9(cluster):
+    """A device's persistent session on node F (subscription resume/#, QoS 1): it goes
+    offline, messages are queued for it on F, F is killed (-9), more are published; the
+    device reconnects to A without subscribing again: session present, every message it
+    missed arrives (at least once, in order), and live ones too. Then it moves to B while
+    A runs: B resumes it, A hands it over."""
+    c = cluster.port("C")
+    dev = Device("resume-dev")
+    cluster.start("F")
+    assert dev.connect(cluster.port("F")) is not None
+    dev.subscribe("resume/#")
+    live = publish_numbered(c, "resume-pub-1", "resume/a", "live", 10)
+    got = wait_for(dev, live)
+    assert got == live, "live on F: %s" % got
+    dev.disconnect()
+    time.sleep(1.5)  # F records the session as caught up when it disconnects
+    offline = publish_numbered(c, "resume-pub-2", "resume/a", "off", 20)
+    time.sleep(1.0)  # queued on F (its spool)
+    cluster.nodes.pop("F").kill()
+    dead = publish_numbered(c, "resume-pub-3", "resume/a", "dead", 20)
+
+    present = dev.connect(cluster.port("A"))
+    assert present == 1, "A did not resume the session (session present %s)" % present
+    after = publish_numbered(c, "resume-pub-4", "resume/a", "after", 10)
+    expected = offline + dead + after
+    got = wait_for(dev, expected, timeout=30)
+    missing = [p for p in expected if p not in got]
+    assert not missing, "after the resume on A, %d of %d missing: %s (got %s)" % (
+        len(missing), len(expected), missing[:10], got[-40:])
+    resumed = [p for p in got if p in set(expected)]
+    firsts = []
+    for p in resumed:
+        if p not in firsts:
+            firsts.append(p)
+    assert firsts == expected, "out of order: %s\nall received: %s" % (firsts, got)
+    dups = len(resumed) - len(set(resumed))
+    print("resumed on A: %d messages missed while offline or with F dead, all delivered (%d duplicates)" % (
+        len(offline) + len(dead), dups))
+
+    # A alive: the device moves to B, which resumes the session; A hands it over.
+    dev.disconnect()
+    time.sleep(1.5)
+    moved = publish_numbered(c, "resume-pub-5", "resume/a", "moved", 10)
+    present = dev.connect(cluster.port("B"))
+    assert present == 1, "B did not resume the session"
+    got = wait_for(dev, moved, timeout=30)
+    assert set(moved) <= set(got), "after moving to B: missing %s" % sorted(set(moved) - set(got))
+    deadline = time.time() + 10
+    while time.time() < deadline and metric(cluster.nodes["A"].http, "cluster_sessions_handed_over_total") < 1:
+        time.sleep(0.2)
+    assert metric(cluster.nodes["A"].http, "cluster_sessions_handed_over_total") >= 1, "A kept its copy"
+    dev.disconnect()
+
+    # A clean start (session expiry 0) on C ends the session on every node: B drops its
+    # copy, and a later resume on A finds nothing.
+    handed_before = metric(cluster.nodes["B"].http, "cluster_sessions_handed_over_total")
+    assert dev.connect(cluster.port("C"), clean_start=True, expiry=0) == 0
+    dev.disconnect()
+    deadline = time.time() + 10
+    while time.time() < deadline and metric(cluster.nodes["B"].http,
+                                            "cluster_sessions_handed_over_total") <= handed_before:
+        time.sleep(0.2)
+    assert metric(cluster.nodes["B"].http, "cluster_sessions_handed_over_total") > handed_before, "B kept it"
+    time.sleep(1.0)
+    assert dev.connect(cluster.port("A")) == 0, "the session ended by the clean start came back on A"
+    dev.disconnect()

@@ -2,8 +2,9 @@
 //
 // sluice-kafka-mock: librdkafka's own mock Kafka cluster (rdkafka_mock.h) in a process of
 // its own, so that several sluice processes and a test share one cluster. It creates the
-// topic and the two that MQTT across nodes uses next to it (NAME-mqtt with the same
-// partitions, NAME-retained with one), as an operator would (docs/cluster.md). Prints the
+// topic and the three that MQTT across nodes uses next to it (NAME-mqtt with the same
+// partitions, NAME-retained and NAME-sessions with one), as an operator would
+// (docs/cluster.md). Prints the
 // bootstrap servers on its first line and runs until SIGTERM/SIGINT. Fault injection on
 // standard input, one command a line, each answered "ok" or "error: ..." on stdout:
 //
@@ -127,8 +128,8 @@ int main(int argc, char** argv) {
         return 1;
     }
     int replicas = brokers < 3 ? brokers : 3;
-    for (const auto& [name, count] :
-         {std::pair{topic, partitions}, std::pair{topic + "-mqtt", partitions}, std::pair{topic + "-retained", 1}}) {
+    for (const auto& [name, count] : {std::pair{topic, partitions}, std::pair{topic + "-mqtt", partitions},
+                                      std::pair{topic + "-retained", 1}, std::pair{topic + "-sessions", 1}}) {
         if (rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, name.c_str(), count, replicas); e) {
             std::fprintf(stderr, "sluice-kafka-mock: topic %s: %s\n", name.c_str(), rd_kafka_err2str(e));
             return 1;

@@ -650,6 +650,7 @@ TEST(readings_names, workers_loading_the_dictionary_at_once_do_not_collide) {
         std::latch go(k_workers);
         std::vector<std::string> failures(k_workers);
         std::vector<std::thread> threads;
+        threads.reserve(k_workers);
         for (int w = 0; w < k_workers; ++w)
             threads.emplace_back([&, w] {
                 go.arrive_and_wait();
