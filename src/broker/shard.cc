@@ -16,8 +16,9 @@ namespace sluice::broker {
 namespace {
 
 constexpr unsigned k_shard_shift = 48;
-// How often a shard tells the relay which persistent sessions have nothing waiting (tick).
-constexpr int64_t k_cluster_session_refresh_ms = 5000;
+// How often a shard tells the relay which connected persistent sessions have nothing
+// waiting (tick): each one costs a record in the sessions topic when its position moved.
+constexpr int64_t k_cluster_session_refresh_ms = 10'000;
 
 unsigned shard_of_key(session_key k) {
     return static_cast<unsigned>(k >> k_shard_shift);
@@ -777,13 +778,14 @@ void shard::tick(int64_t now_ms) {
         stats_.add(stats_.sessions_expired);
         end_session(*s);
     }
-    // Sessions another node may resume: tell the relay which ones have nothing waiting here,
-    // so what it would replay there starts later (relay.h).
+    // Sessions another node may resume: tell the relay which connected ones have nothing
+    // waiting here, so what it would replay there starts later (relay.h). An offline one
+    // was recorded when it disconnected; whatever reached it since is still queued.
     relay* r = broker_.get_relay();
     if (r != nullptr && now_ms - sessions_refreshed_ms_ >= k_cluster_session_refresh_ms) {
         sessions_refreshed_ms_ = now_ms;
         for (auto& [id, s] : sessions_) {
-            if (persistence::persistent(*s) && caught_up(*s)) r->session_caught_up(id);
+            if (s->conn != nullptr && persistence::persistent(*s) && caught_up(*s)) r->session_caught_up(id);
         }
     }
 }
