@@ -404,7 +404,15 @@ result<void> kafka_bus::open() {
         {"message.timeout.ms", std::to_string(opts_.delivery_timeout.count())},
     };
     std::map<std::string, std::string> forced{{"enable.idempotence", "true"}, {"acks", "all"}};
-    if (!apply_settings(conf, defaults) || !apply_settings(conf, opts_.properties) || !apply_settings(conf, forced)) {
+    // [kafka.properties] reach every client; the consumer-group ones mean nothing to a
+    // producer (librdkafka would log a CONFWARN for each).
+    std::map<std::string, std::string> props = opts_.properties;
+    for (const char* k : {"session.timeout.ms", "heartbeat.interval.ms", "group.id", "partition.assignment.strategy",
+                          "auto.offset.reset", "enable.auto.commit", "enable.auto.offset.store", "fetch.wait.max.ms",
+                          "max.poll.interval.ms", "group.instance.id"}) {
+        props.erase(k);
+    }
+    if (!apply_settings(conf, defaults) || !apply_settings(conf, props) || !apply_settings(conf, forced)) {
         rd_kafka_conf_destroy(conf);
         return errc::invalid_argument;
     }
