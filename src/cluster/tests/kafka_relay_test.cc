@@ -35,6 +35,7 @@ public:
         mc_ = rd_kafka_mock_cluster_new(rk_, brokers);
         rd_kafka_mock_topic_create(mc_, "m", 4, brokers);
         rd_kafka_mock_topic_create(mc_, "r", 1, brokers);
+        rd_kafka_mock_topic_create(mc_, "s", 1, brokers);
     }
     ~mock_cluster() {
         rd_kafka_mock_cluster_destroy(mc_);
@@ -55,7 +56,7 @@ struct node {
     std::unique_ptr<broker::broker> brk;
     std::unique_ptr<kafka_relay> relay;
 
-    explicit node(const mock_cluster& mc) {
+    explicit node(const mock_cluster& mc, bool sessions = false) {
         brk = std::make_unique<broker::broker>(broker::broker_options{}, 1, [this](unsigned, std::function<void()> fn) {
             std::lock_guard<std::mutex> lock(mu);
             posted.push_back(std::move(fn));
@@ -66,6 +67,7 @@ struct node {
         o.kafka.properties["log_level"] = "0";
         o.messages_topic = "m";
         o.retained_topic = "r";
+        if (sessions) o.sessions_topic = "s";
         auto r = kafka_relay::start(*brk, o);
         EXPECT_TRUE(r) << r.error().message();
         if (r) relay = std::move(*r);
@@ -182,6 +184,47 @@ TEST(kafka_relay, a_shared_group_on_two_nodes_gets_each_message_once) {
     ASSERT_TRUE(a.run_until([&] { return a.relay->get_stats().shared_routed >= a_before + 20; }, 20s))
         << a.relay->get_stats().shared_routed - a_before;
     EXPECT_EQ(b.relay->get_stats().shared_routed, b_before);
+}
+
+// Sessions across nodes through the sessions topic: a node that starts later knows the
+// sessions of the others; claiming one gives its record and takes it from its holder (which
+// stops holding it when it reads the claim); an ended or expired session is not claimed.
+TEST(kafka_relay, a_session_saved_on_one_node_is_claimed_by_another) {
+    mock_cluster mc(1);
+    node a(mc, true);
+    ASSERT_TRUE(a.relay);
+    broker::persist::session_record r;
+    r.client_id = "dev-7";
+    r.protocol_version = 5;
+    r.expiry_interval = 3600;
+    r.subscriptions.push_back({"plant/#", 1, false, false, 0, 0});
+    a.relay->session_saved(r, true);
+    broker::persist::session_record gone = r;
+    gone.client_id = "dev-gone";
+    a.relay->session_saved(gone, true);
+    a.relay->session_ended("dev-gone");
+    broker::persist::session_record old = r;
+    old.client_id = "dev-old";
+    old.expiry_interval = 1;
+    old.disconnected_at_ms = 1'000;  // 1970: long expired
+    a.relay->session_saved(old, true);
+    EXPECT_EQ(a.relay->get_stats().sessions_held, 2u);
+    a.run_until([] { return false; }, 500ms);  // let the records reach Kafka
+
+    node b(mc, true);  // reads the topic at start
+    ASSERT_TRUE(b.relay);
+    EXPECT_EQ(b.relay->get_stats().sessions_known, 2u) << "dev-7 and dev-old (dev-gone ended)";
+    EXPECT_FALSE(b.relay->claim_session("dev-gone", 0));
+    EXPECT_FALSE(b.relay->claim_session("dev-old", 0)) << "expired";
+    EXPECT_FALSE(b.relay->claim_session("nobody", 0));
+    auto claimed = b.relay->claim_session("dev-7", 0);
+    ASSERT_TRUE(claimed);
+    EXPECT_EQ(*claimed, r);
+    EXPECT_EQ(b.relay->get_stats().sessions_held, 1u);
+    ASSERT_TRUE(a.run_until([&] { return a.relay->get_stats().sessions_held == 1; }, 10s))
+        << "a still holds " << a.relay->get_stats().sessions_held;  // dev-old stays a's
+    // b's replay ends with replay_done on its shard (no session there: nothing to do).
+    b.run_until([] { return false; }, 300ms);
 }
 
 }  // namespace
