@@ -690,6 +690,12 @@ TEST_F(resend_rule, clean_session_resend_is_logged_again) {
 }
 
 TEST_F(resend_rule, resend_before_the_first_append_is_durable_waits_for_it) {
+    // A group commit that waits 100 ms for company: with the fixture's 200 us, a loaded
+    // machine could make the first append durable before the resend arrives (seen under TSan).
+    bus::wal_options slow;
+    slow.group_commit_max_delay = 100ms;
+    reopen_wal(slow);
+    make_broker();
     auto& pub = connect("dev", false, 600);
     auto p = make_publish("devices/d1/telemetry", "{\"v\":1}", 1, 9);
     pub.c->on_data(bytes(p));
