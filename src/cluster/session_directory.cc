@@ -303,8 +303,14 @@ void session_directory::replay_loop() {
 // Reads the messages topic from the session's positions to where it ends now and hands the
 // matching QoS 1/2 messages to the session's shard, in each partition's order.
 void session_directory::replay(const replay_job& job) {
+    broker::broker& b = broker_;
     rd_kafka_t* rk = plain_consumer(opts_, node_, "replay", false);
-    if (rk == nullptr) return;
+    if (rk == nullptr) {  // logged; the session must not wait for a replay that never comes
+        b.post(job.shard, [&b, shard = job.shard, id = job.client_id, from = job.from] {
+            b.get_shard(shard).replay_done(id, from);
+        });
+        return;
+    }
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(partitions_));
     std::map<int32_t, int64_t> end;  // partitions still to read -> their end
     for (uint32_t p = 0; p < partitions_; ++p) {
@@ -353,7 +359,6 @@ void session_directory::replay(const replay_job& job) {
                                         [&](const std::string& f) { return mqtt::topic_matches(f, r->message.topic); });
         if (!wanted) continue;
         auto msg = broker::persistence::to_message(std::move(r->message), broker::broker::monotonic_ms());
-        broker::broker& b = broker_;
         b.post(job.shard,
                [&b, shard = job.shard, id = job.client_id, msg] { b.get_shard(shard).deliver_replayed(id, msg); });
         ++handed;
@@ -362,7 +367,6 @@ void session_directory::replay(const replay_job& job) {
         SLUICE_WARN(k_log, "replay for %s stopped before the end of %zu partitions", job.client_id.c_str(), end.size());
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    broker::broker& b = broker_;
     b.post(job.shard, [&b, shard = job.shard, id = job.client_id, replayed_to = std::move(replayed_to)] {
         b.get_shard(shard).replay_done(id, replayed_to);
     });
