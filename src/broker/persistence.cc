@@ -57,9 +57,9 @@ message_ptr persistence::to_message(persist::message_record&& r, int64_t now_mon
     return m;
 }
 
-void persistence::save_session(const session& s, int64_t now_mono) {
+void persistence::save_record(const persist::session_record& r) {
     if (!store_) return;
-    store_->put(persist::kind::session, s.client_id(), persist::encode(to_record(s, now_mono)));
+    store_->put(persist::kind::session, r.client_id, persist::encode(r));
 }
 
 persist::session_record persistence::to_record(const session& s, int64_t now_mono) {

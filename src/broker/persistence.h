@@ -32,10 +32,9 @@ public:
     bool enabled() const { return store_ != nullptr; }
     static bool persistent(const session& s) { return s.expiry_interval > 0; }
 
-    // Writes the session record (not its messages). `now_mono` is the loop clock.
-    void save_session(const session& s, int64_t now_mono);
-    // That record.
+    // The session's record (not its messages; `now_mono` is the loop clock), and writing it.
     static persist::session_record to_record(const session& s, int64_t now_mono);
+    void save_record(const persist::session_record& r);
     // Removes the session and all its messages.
     void erase_session(const std::string& client_id);
     void save_message(const session& s, const outgoing& out, uint16_t packet_id,

@@ -145,17 +145,17 @@ bool shard::caught_up(const session& s) {
 }
 
 void shard::persist_session(session& s) {
-    if (relay* r = broker_.get_relay()) {
-        if (persistence::persistent(s)) {
-            r->session_saved(persistence::to_record(s, now_ms_), caught_up(s));
-        } else {
-            r->session_ended(s.client_id());
-        }
-    }
+    relay* r = broker_.get_relay();
     persistence& p = broker_.durable();
+    if (persistence::persistent(s) && (r != nullptr || p.enabled())) {
+        const persist::session_record record = persistence::to_record(s, now_ms_);  // once, for both
+        if (r != nullptr) r->session_saved(record, caught_up(s));
+        if (p.enabled()) p.save_record(record);
+    } else if (r != nullptr && !persistence::persistent(s)) {
+        r->session_ended(s.client_id());
+    }
     if (!p.enabled()) return;
     if (persistence::persistent(s)) {
-        p.save_session(s, now_ms_);
         if (!s.persisted && s.spool.file_id != 0) {
             s.persisted = true;
             spool_save(s);  // a spool kept while the session was not persistent

@@ -81,4 +81,46 @@ result<void> assign_all(rd_kafka_t* rk, const std::string& topic, uint32_t parti
     return ok();
 }
 
+uint32_t read_to_end(rd_kafka_t* rk, uint32_t partitions, std::chrono::milliseconds timeout,
+                     const std::function<void(std::string key, std::string_view value)>& fn) {
+    uint32_t at_end = 0;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (at_end < partitions && std::chrono::steady_clock::now() < deadline) {
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
+        if (m == nullptr) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            ++at_end;
+        } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->key != nullptr) {
+            fn(std::string(static_cast<const char*>(m->key), m->key_len),
+               std::string_view(static_cast<const char*>(m->payload), m->len));
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return at_end;
+}
+
+std::optional<relayed_record> poll_relayed(rd_kafka_t* rk, const std::string& topic, const char* what,
+                                           const std::function<void(int32_t, int64_t)>& read) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
+    if (m == nullptr) return std::nullopt;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            SLUICE_DEBUG("cluster", "%s of %s: %s", what, topic.c_str(), rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return std::nullopt;
+    }
+    if (read) read(m->partition, m->offset);
+    relayed_record out;
+    out.partition = m->partition;
+    out.offset = m->offset;
+    auto r = decode_relayed(std::string_view(static_cast<const char*>(m->payload), m->len));
+    rd_kafka_message_destroy(m);
+    if (!r) {
+        SLUICE_WARN("cluster", "ignoring an undecodable record in %s", topic.c_str());
+        return std::nullopt;
+    }
+    out.relayed = std::move(r).value();
+    return out;
+}
+
 }  // namespace sluice::cluster

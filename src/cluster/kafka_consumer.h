@@ -6,12 +6,17 @@
 // of another kind may take.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
 #include "cluster/kafka_relay.h"
+#include "cluster/relay_record.h"
 
 struct rd_kafka_s;
 struct rd_kafka_conf_s;
@@ -29,5 +34,24 @@ rd_kafka_s* make_consumer(const kafka_relay_options& o, std::map<std::string, st
 // receives the offsets assigned. Blocks on Kafka.
 result<void> assign_all(rd_kafka_s* rk, const std::string& topic, uint32_t partitions, int64_t offset,
                         std::vector<int64_t>* ends = nullptr);
+
+// Reads every partition of an assigned consumer (enable.partition.eof on) to its end, or
+// until `timeout`, handing each keyed record to `fn(key, value)`. Returns how many
+// partitions reached their end (fewer: the caller warns).
+uint32_t read_to_end(rd_kafka_s* rk, uint32_t partitions, std::chrono::milliseconds timeout,
+                     const std::function<void(std::string key, std::string_view value)>& fn);
+
+// A record of the messages topic, decoded (relay_record.h), with where it was read.
+struct relayed_record {
+    relayed_message relayed;
+    int32_t partition = -1;
+    int64_t offset = -1;
+};
+// Polls `rk` once (100 ms): the next record, decoded; std::nullopt for nothing, a transport
+// error (librdkafka retries by itself; logged at debug as `what`) or an undecodable record
+// (warned). `read`, when given, hears the partition and offset of every record read,
+// decodable or not.
+std::optional<relayed_record> poll_relayed(rd_kafka_s* rk, const std::string& topic, const char* what,
+                                           const std::function<void(int32_t, int64_t)>& read = nullptr);
 
 }  // namespace sluice::cluster

@@ -103,23 +103,14 @@ result<void> kafka_relay::load_retained() {
     }
     // The latest record of each MQTT topic wins; an empty value clears it.
     std::map<std::string, std::string> latest;
-    uint32_t at_end = 0;
-    const auto deadline = std::chrono::steady_clock::now() + opts_.retained_load_timeout;
-    while (at_end < partitions && std::chrono::steady_clock::now() < deadline) {
-        rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
-        if (m == nullptr) continue;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            ++at_end;
-        } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->key != nullptr) {
-            std::string topic(static_cast<const char*>(m->key), m->key_len);
-            if (m->len == 0) {
+    const uint32_t at_end =
+        read_to_end(rk, partitions, opts_.retained_load_timeout, [&](std::string topic, std::string_view value) {
+            if (value.empty()) {
                 latest.erase(topic);
             } else {
-                latest[topic].assign(static_cast<const char*>(m->payload), m->len);
+                latest[std::move(topic)].assign(value);
             }
-        }
-        rd_kafka_message_destroy(m);
-    }
+        });
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     if (at_end < partitions) {
@@ -183,32 +174,17 @@ void kafka_relay::consume() {
             note_positions(positions);
             next_note = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
         }
-        rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, 100);
-        if (m == nullptr) continue;
-        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->partition >= 0 &&
-            static_cast<size_t>(m->partition) < positions.size())
-            positions[static_cast<size_t>(m->partition)] = m->offset + 1;
-        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            // Transport errors (a broker down, a leader moving): librdkafka retries by itself.
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                SLUICE_DEBUG(k_log, "consumer of %s: %s", opts_.messages_topic.c_str(), rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        auto r = decode_relayed(std::string_view(static_cast<const char*>(m->payload), m->len));
-        const int32_t partition = m->partition;
-        const int64_t offset = m->offset;
-        rd_kafka_message_destroy(m);
-        if (!r) {
-            SLUICE_WARN(k_log, "ignoring an undecodable record in %s", opts_.messages_topic.c_str());
-            continue;
-        }
-        if (r->node == node_) continue;  // our own, routed here when it was published
+        auto r = poll_relayed(consumer_, opts_.messages_topic, "consumer", [&](int32_t partition, int64_t offset) {
+            if (partition >= 0 && static_cast<size_t>(partition) < positions.size())
+                positions[static_cast<size_t>(partition)] = offset + 1;
+        });
+        if (!r) continue;
+        if (r->relayed.node == node_) continue;  // our own, routed here when it was published
         auto msg = std::const_pointer_cast<broker::message>(
-            broker::persistence::to_message(std::move(r->message), broker::broker::monotonic_ms()));
+            broker::persistence::to_message(std::move(r->relayed.message), broker::broker::monotonic_ms()));
         msg->from_other_node = true;
-        msg->relay_partition = partition;
-        msg->relay_offset = offset;
+        msg->relay_partition = r->partition;
+        msg->relay_offset = r->offset;
         ++received_;
         // One shard per MQTT topic keeps a topic's messages in order here too.
         const unsigned shard = partition_of(msg->topic, shards);

@@ -78,19 +78,9 @@ result<void> session_directory::open() {
     if (auto a = assign_all(follower_, opts_.sessions_topic, partitions, RD_KAFKA_OFFSET_BEGINNING); !a)
         return a.error();
     // The whole topic first, so that a client resuming right after the start is known.
-    uint32_t at_end = 0;
-    const auto deadline = std::chrono::steady_clock::now() + opts_.retained_load_timeout;
-    while (at_end < partitions && std::chrono::steady_clock::now() < deadline) {
-        rd_kafka_message_t* m = rd_kafka_consumer_poll(follower_, 100);
-        if (m == nullptr) continue;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            ++at_end;
-        } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->key != nullptr) {
-            apply(std::string(static_cast<const char*>(m->key), m->key_len),
-                  std::string_view(static_cast<const char*>(m->payload), m->len), true);
-        }
-        rd_kafka_message_destroy(m);
-    }
+    const uint32_t at_end =
+        read_to_end(follower_, partitions, opts_.retained_load_timeout,
+                    [this](const std::string& id, std::string_view value) { apply(id, value, true); });
     if (at_end < partitions) {
         SLUICE_WARN(k_log,
                     "read only %u of %u partitions of %s in %lld ms: sessions held by other nodes may not "

@@ -198,26 +198,14 @@ void shared_group_consumer::consume() {
             commit_positions(rk_, false);
             next_commit = std::chrono::steady_clock::now() + std::chrono::seconds(1);
         }
-        rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, 100);
-        if (m == nullptr) continue;
-        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) next_[m->partition] = m->offset + 1;
-        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                SLUICE_DEBUG(k_log, "%s: %s", shared_filter_.c_str(), rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        auto r = decode_relayed(std::string_view(static_cast<const char*>(m->payload), m->len));
-        const int32_t partition = m->partition;
-        const int64_t offset = m->offset;
-        rd_kafka_message_destroy(m);
-        if (!r) {
-            SLUICE_WARN(k_log, "ignoring an undecodable record in %s", opts_.messages_topic.c_str());
-            continue;
-        }
-        if (!mqtt::topic_matches(filter_, r->message.topic)) continue;
+        auto r = poll_relayed(rk_, opts_.messages_topic, shared_filter_.c_str(),
+                              [this](int32_t partition, int64_t offset) { next_[partition] = offset + 1; });
+        if (!r) continue;
+        const int32_t partition = r->partition;
+        const int64_t offset = r->offset;
+        if (!mqtt::topic_matches(filter_, r->relayed.message.topic)) continue;
         auto msg = std::const_pointer_cast<broker::message>(
-            broker::persistence::to_message(std::move(r->message), broker::broker::monotonic_ms()));
+            broker::persistence::to_message(std::move(r->relayed.message), broker::broker::monotonic_ms()));
         msg->from_other_node = true;
         msg->shared_group = shared_filter_;
         ++routed_;
