@@ -37,12 +37,17 @@
 // change together. `SET sluice_readings.enabled = off` turns the rewrite off (tests compare
 // results with and without it).
 //
+// After adding the bounds, the hook lets grouped aggregates over such a view read per-bucket
+// partials instead of a row per reading (bucket_partials.c, sluice_bucket_window).
+//
 // It also provides sluice_unpack_window, the C body of sluice_telemetry.unpack_window (the
 // decoding of one packed row into readings, schema.cc), which the schema uses instead of
 // the SQL body when it can create it.
 // clang-format off
 #include "postgres.h"  // first, as in every PostgreSQL source file
 // clang-format on
+
+#include "sluice_readings.h"
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type_d.h"
@@ -53,6 +58,7 @@
 #include "nodes/pg_list.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/planner.h"
+#include "parser/parse_func.h"
 #include "parser/parsetree.h"
 #include "rewrite/rewriteManip.h"
 #include "utils/array.h"
@@ -67,8 +73,6 @@ PG_MODULE_MAGIC;
 
 void _PG_init(void);  // NOLINT(bugprone-reserved-identifier): the name PostgreSQL calls
 
-#define SLUICE_WINDOW_US INT64CONST(600000000)
-
 // date and timestamp bounds are converted only this far inside timestamptz's range, so that
 // neither the conversion (at any UTC offset) nor subtracting a window can overflow.
 #define SLUICE_MARGIN_DAYS 30
@@ -76,27 +80,21 @@ void _PG_init(void);  // NOLINT(bugprone-reserved-identifier): the name PostgreS
 static planner_hook_type prev_planner_hook = NULL;
 static bool enabled = true;
 
-typedef struct push_context {
-    Oid packed_relid;  // sluice_telemetry.telemetry_packed, InvalidOid when absent
-    bool looked_up;
-} push_context;
-
-static Oid packed_relid(push_context* ctx) {
-    if (!ctx->looked_up) {
-        Oid ns = get_namespace_oid("sluice_telemetry", true);
-        ctx->packed_relid = OidIsValid(ns) ? get_relname_relid("telemetry_packed", ns) : InvalidOid;
-        ctx->looked_up = true;
-    }
-    return ctx->packed_relid;
+void sluice_look_up(module_context* ctx) {
+    if (ctx->looked_up) return;
+    ctx->looked_up = true;
+    Oid ns = get_namespace_oid("sluice_telemetry", true);
+    ctx->packed_relid = OidIsValid(ns) ? get_relname_relid("telemetry_packed", ns) : InvalidOid;
+    ctx->unpack_fn = ctx->bucket_fn = InvalidOid;
+    if (!OidIsValid(ns)) return;
+    const Oid unpack_args[] = {INT4ARRAYOID, FLOAT8ARRAYOID, INT2ARRAYOID};
+    ctx->unpack_fn = LookupFuncName(list_make2(makeString("sluice_telemetry"), makeString("unpack_window")), 3,
+                                    unpack_args, true);
+    const Oid bucket_args[] = {TIMESTAMPTZOID, INT4ARRAYOID,   FLOAT8ARRAYOID, INT8OID,       TIMESTAMPTZOID,
+                               TIMESTAMPTZOID, BOOLOID,        TIMESTAMPTZOID, BOOLOID};
+    ctx->bucket_fn = LookupFuncName(list_make2(makeString("sluice_telemetry"), makeString("bucket_window")),
+                                    lengthof(bucket_args), bucket_args, true);
 }
-
-// Comparisons with a timestamptz on at least one side, as `left OP right`: kind -1 for < <=,
-// +1 for > >=, 0 for =; strict for < >.
-typedef struct comparison {
-    Oid fn;
-    int kind;
-    bool strict;
-} comparison;
 
 // The five comparisons of one pair of types, e.g. F_TIMESTAMPTZ_LT_DATE for (TIMESTAMPTZ, DATE).
 // clang-format off
@@ -117,19 +115,19 @@ static const comparison comparisons[] = {
     SLUICE_COMPARISONS(TIMESTAMP, TIMESTAMPTZ),
 };
 
-static const comparison* find_comparison(Oid fn) {
+const comparison* sluice_find_comparison(Oid fn) {
     for (size_t i = 0; i < lengthof(comparisons); ++i) {
         if (comparisons[i].fn == fn) return &comparisons[i];
     }
     return NULL;
 }
 
-static Oid operator_oid(const char* name, Oid left, Oid right) {
+Oid sluice_operator_oid(const char* name, Oid left, Oid right) {
     return OpernameGetOprid(list_make2(makeString("pg_catalog"), makeString(pstrdup(name))), left, right);
 }
 
 static Expr* make_op(const char* name, Oid type, Expr* l, Expr* r) {
-    return make_opclause(operator_oid(name, type, type), BOOLOID, false, l, r, InvalidOid, InvalidOid);
+    return make_opclause(sluice_operator_oid(name, type, type), BOOLOID, false, l, r, InvalidOid, InvalidOid);
 }
 
 static Const* timestamptz_const(TimestampTz t) {
@@ -148,7 +146,7 @@ static Expr* minus_window(Expr* e) {
     Interval* iv = (Interval*)palloc0(sizeof(Interval));
     iv->time = SLUICE_WINDOW_US;
     Const* c = makeConst(INTERVALOID, -1, InvalidOid, sizeof(Interval), PointerGetDatum(iv), false, false);
-    Oid op = operator_oid("-", TIMESTAMPTZOID, INTERVALOID);
+    Oid op = sluice_operator_oid("-", TIMESTAMPTZOID, INTERVALOID);
     return make_opclause(op, TIMESTAMPTZOID, false, e, (Expr*)c, InvalidOid, InvalidOid);
 }
 
@@ -201,10 +199,9 @@ static Expr* as_timestamptz(Expr* e, bool lower) {
     return (Expr*)in_range;
 }
 
-// A query that only selects and joins: every row it returns carries the values of one row
-// of each relation it reads, so a bound on one of those relations that its output must
-// satisfy may be applied to that relation.
-static bool only_selects_and_joins(const Query* s) {
+// A bound on one of the relations such a query reads that its output must satisfy may be
+// applied to that relation.
+bool sluice_only_selects_and_joins(const Query* s) {
     return s->commandType == CMD_SELECT && s->setOperations == NULL && s->groupClause == NIL &&
            s->groupingSets == NIL && !s->hasAggs && !s->hasWindowFuncs && s->havingQual == NULL &&
            s->distinctClause == NIL && s->limitCount == NULL && s->limitOffset == NULL && !s->hasTargetSRFs &&
@@ -231,11 +228,11 @@ static Query* subquery_of(Query* q, RangeTblEntry* rte) {
 // Where `var` (a column of q's FROM item) is the time column of a packed-readings view,
 // directly or through subqueries and CTEs that pass it on unchanged: the view's
 // window_start Var, the view's query (*view) and how many levels below q it is (*depth).
-static Var* window_start_of(Query* q, Var* var, Query** view, int* depth, push_context* ctx) {
+static Var* window_start_of(Query* q, Var* var, Query** view, int* depth, module_context* ctx) {
     for (int levels = 1;; ++levels) {
         if (var->varlevelsup != 0 || var->varattno <= 0 || var->vartype != TIMESTAMPTZOID) return NULL;
         Query* s = subquery_of(q, rt_fetch(var->varno, q->rtable));
-        if (s == NULL || !only_selects_and_joins(s)) return NULL;
+        if (s == NULL || !sluice_only_selects_and_joins(s)) return NULL;
         TargetEntry* tle = get_tle_by_resno(s->targetList, var->varattno);
         if (tle == NULL || tle->resjunk) return NULL;
         if (IsA(tle->expr, Var)) {
@@ -249,16 +246,21 @@ static Var* window_start_of(Query* q, Var* var, Query** view, int* depth, push_c
         if (plus->opfuncid != F_TIMESTAMPTZ_PL_INTERVAL && get_opcode(plus->opno) != F_TIMESTAMPTZ_PL_INTERVAL)
             return NULL;
         Var* ws = (Var*)linitial(plus->args);
-        if (ws->varlevelsup != 0 || ws->varattno <= 0) return NULL;
-        RangeTblEntry* prte = rt_fetch(ws->varno, s->rtable);
-        if (prte->rtekind != RTE_RELATION || !OidIsValid(packed_relid(ctx)) || prte->relid != packed_relid(ctx))
-            return NULL;
-        char* attname = get_attname(prte->relid, ws->varattno, true);
-        if (attname == NULL || strcmp(attname, "window_start") != 0) return NULL;
+        if (!sluice_is_window_start(s, ws, ctx)) return NULL;
         *view = s;
         *depth = levels;
         return ws;
     }
+}
+
+bool sluice_is_window_start(const Query* s, const Var* ws, module_context* ctx) {
+    if (ws->varlevelsup != 0 || ws->varattno <= 0) return false;
+    const RangeTblEntry* prte = rt_fetch(ws->varno, s->rtable);
+    sluice_look_up(ctx);
+    if (prte->rtekind != RTE_RELATION || !OidIsValid(ctx->packed_relid) || prte->relid != ctx->packed_relid)
+        return false;
+    const char* attname = get_attname(prte->relid, ws->varattno, true);
+    return attname != NULL && strcmp(attname, "window_start") == 0;
 }
 
 // A comparison of a view's time with a bound, resolved: the view, its window_start and the
@@ -272,11 +274,11 @@ typedef struct time_comparison {
 } time_comparison;
 
 static bool resolve_comparison(Query* q, Node* clause, const Bitmapset* allowed, time_comparison* out,
-                               push_context* ctx) {
+                               module_context* ctx) {
     if (!IsA(clause, OpExpr)) return false;
     OpExpr* op = (OpExpr*)clause;
     if (list_length(op->args) != 2) return false;
-    const comparison* cmp = find_comparison(get_opcode(op->opno));
+    const comparison* cmp = sluice_find_comparison(get_opcode(op->opno));
     if (cmp == NULL) return false;
     Node* l = (Node*)linitial(op->args);
     Node* r = (Node*)lsecond(op->args);
@@ -300,7 +302,7 @@ static bool resolve_comparison(Query* q, Node* clause, const Bitmapset* allowed,
 }
 
 // The bound on `view`'s window_start that `clause` being true implies, or NULL.
-static Expr* implied_bound(Query* q, Node* clause, Query* view, const Bitmapset* allowed, push_context* ctx) {
+static Expr* implied_bound(Query* q, Node* clause, Query* view, const Bitmapset* allowed, module_context* ctx) {
     if (IsA(clause, BoolExpr) && ((BoolExpr*)clause)->boolop != NOT_EXPR) {
         const bool is_and = ((BoolExpr*)clause)->boolop == AND_EXPR;
         List* bounds = NIL;
@@ -338,7 +340,7 @@ static Expr* implied_bound(Query* q, Node* clause, Query* view, const Bitmapset*
 }
 
 // The views that comparisons in `clause`'s AND/OR tree target.
-static List* targeted_views(Query* q, Node* clause, const Bitmapset* allowed, List* views, push_context* ctx) {
+static List* targeted_views(Query* q, Node* clause, const Bitmapset* allowed, List* views, module_context* ctx) {
     if (IsA(clause, BoolExpr) && ((BoolExpr*)clause)->boolop != NOT_EXPR) {
         ListCell* lc;
         foreach (lc, ((BoolExpr*)clause)->args)
@@ -352,7 +354,7 @@ static List* targeted_views(Query* q, Node* clause, const Bitmapset* allowed, Li
 
 // Adds to each view the bound that `quals` implies for it; `allowed` are the range table
 // indexes of the FROM items whose rows must satisfy quals to reach the result.
-static void push_quals(Query* q, Node* quals, const Bitmapset* allowed, push_context* ctx) {
+static void push_quals(Query* q, Node* quals, const Bitmapset* allowed, module_context* ctx) {
     if (quals == NULL || bms_is_empty(allowed)) return;
     if (IsA(quals, List)) quals = (Node*)make_andclause((List*)quals);
     ListCell* lc;
@@ -376,7 +378,7 @@ static Bitmapset* items_of(Node* jt) {
 
 // WHERE applies to every row; an ON clause to the rows of both sides of an inner join and
 // to those of the nullable side of an outer join only.
-static void push_jointree(Query* q, Node* jt, push_context* ctx) {
+static void push_jointree(Query* q, Node* jt, module_context* ctx) {
     if (IsA(jt, FromExpr)) {
         push_quals(q, ((FromExpr*)jt)->quals, items_of(jt), ctx);
         ListCell* lc;
@@ -404,24 +406,36 @@ static bool push_walker(Node* node, void* context) {
     return expression_tree_walker(node, push_walker, context);
 }
 
+// Every grouped query that reads a readings view, after the bounds were added.
+static bool partials_walker(Node* node, void* context) {
+    if (node == NULL) return false;
+    if (IsA(node, Query)) {
+        Query* q = (Query*)node;
+        bool r = query_tree_walker(q, partials_walker, context, 0);
+        sluice_use_bucket_partials(q, context);
+        return r;
+    }
+    return expression_tree_walker(node, partials_walker, context);
+}
+
 static PlannedStmt* sluice_planner(Query* parse, const char* query_string, int cursor_options,
                                    ParamListInfo bound_params) {
     if (enabled) {
-        push_context ctx = {InvalidOid, false};
+        module_context ctx = {InvalidOid, InvalidOid, InvalidOid, false};
         push_walker((Node*)parse, &ctx);
+        partials_walker((Node*)parse, &ctx);
     }
     if (prev_planner_hook) return prev_planner_hook(parse, query_string, cursor_options, bound_params);
     return standard_planner(parse, query_string, cursor_options, bound_params);
 }
 
-// The elements of a packed row's array: one dimension (or empty), no NULLs.
-static int array_length_of(ArrayType* a, const char* what) {
+int sluice_array_length(ArrayType* a, const char* fn, const char* what) {
     if (ARR_NDIM(a) == 0) return 0;
     if (ARR_NDIM(a) != 1)
         ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-                        errmsg("unpack_window: %s has %d dimensions, expected 1", what, ARR_NDIM(a))));
+                        errmsg("%s: %s has %d dimensions, expected 1", fn, what, ARR_NDIM(a))));
     if (ARR_HASNULL(a) && array_contains_nulls(a))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("unpack_window: %s contains NULL", what)));
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s: %s contains NULL", fn, what)));
     return ARR_DIMS(a)[0];
 }
 
@@ -437,9 +451,9 @@ Datum sluice_unpack_window(PG_FUNCTION_ARGS) {
     ArrayType* deltas = PG_GETARG_ARRAYTYPE_P(0);
     ArrayType* vals = PG_GETARG_ARRAYTYPE_P(1);
     ArrayType* flags = PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2);
-    const int n = array_length_of(deltas, "time_deltas");
-    const int n_vals = array_length_of(vals, "vals");
-    const int n_flags = flags != NULL ? array_length_of(flags, "flags") : n;
+    const int n = sluice_array_length(deltas, "unpack_window", "time_deltas");
+    const int n_vals = sluice_array_length(vals, "unpack_window", "vals");
+    const int n_flags = flags != NULL ? sluice_array_length(flags, "unpack_window", "flags") : n;
     if (n_vals != n || n_flags != n)
         ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
                         errmsg("unpack_window: time_deltas, vals and flags have different lengths (%d, %d, %d)", n,

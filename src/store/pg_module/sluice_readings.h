@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// What the two parts of the sluice_readings module share: sluice_readings.c (the planner
+// hook that adds window_start bounds, and unpack_window) and bucket_partials.c (grouped
+// aggregates answered from per-bucket partials of each packed window).
+#ifndef SLUICE_READINGS_H
+#define SLUICE_READINGS_H
+
+#include "nodes/parsenodes.h"
+#include "postgres.h"
+#include "utils/array.h"
+
+// The width of a packed window (store/packing.cc; the settings row window_us).
+#define SLUICE_WINDOW_US INT64CONST(600000000)
+
+// Catalog objects the rewrites look for, looked up once per planned statement.
+typedef struct module_context {
+    Oid packed_relid;  // sluice_telemetry.telemetry_packed, InvalidOid when absent
+    Oid unpack_fn;     // sluice_telemetry.unpack_window(int4[], float8[], int2[])
+    Oid bucket_fn;     // sluice_telemetry.bucket_window(...), InvalidOid when absent
+    bool looked_up;
+} module_context;
+
+void sluice_look_up(module_context* ctx);
+
+// Comparisons with a timestamptz on at least one side, as `left OP right`: kind -1 for < <=,
+// +1 for > >=, 0 for =; strict for < >.
+typedef struct comparison {
+    Oid fn;
+    int kind;
+    bool strict;
+} comparison;
+
+const comparison* sluice_find_comparison(Oid fn);
+
+Oid sluice_operator_oid(const char* name, Oid left, Oid right);
+
+// A query that only selects and joins: every row it returns carries the values of one row
+// of each relation it reads.
+bool sluice_only_selects_and_joins(const Query* s);
+
+// Whether `ws`, a Var of `s`, is window_start of sluice_telemetry.telemetry_packed.
+bool sluice_is_window_start(const Query* s, const Var* ws, module_context* ctx);
+
+// The elements of a packed row's array (one dimension or empty, no NULLs); errors name
+// `fn` and `what`.
+int sluice_array_length(ArrayType* a, const char* fn, const char* what);
+
+// Rewrites q, a grouped aggregate over one readings view, to aggregate per-bucket partials
+// (bucket_partials.c); leaves it as it is where that could change its result.
+void sluice_use_bucket_partials(Query* q, module_context* ctx);
+
+#endif
