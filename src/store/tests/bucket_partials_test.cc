@@ -112,18 +112,8 @@ TEST_P(bucket_partials_test, grouped_aggregates_equal_decoding_every_reading) {
     };
 
     for (const char* zone : {"UTC", "America/St_Johns"}) {
-        pg::connection on(url_, std::chrono::seconds(10), "test-on");
-        pg::connection off(url_, std::chrono::seconds(10), "test-off");
-        const std::string tz = std::string("SET TimeZone = '") + zone + "'";
-        ASSERT_TRUE(on.ensure() && on.exec(tz.c_str()));
-        ASSERT_TRUE(off.ensure() && off.exec((tz + "; SET sluice_readings.enabled = off").c_str()));
-        for (const std::vector<std::string>* set : {&taken, &left}) {
-            for (const std::string& q : *set) {
-                const std::string with = rows_of(on, q);
-                EXPECT_EQ(with, rows_of(off, q)) << zone << ": " << q;
-                EXPECT_NE(with.rfind("0 ", 0), 0u) << "no rows, nothing compared: " << q;
-            }
-        }
+        expect_same_rows_with_module_on_and_off(zone, taken);
+        expect_same_rows_with_module_on_and_off(zone, left);
     }
     for (const std::string& q : taken) {
         const std::string plan = plan_of(q);

@@ -157,6 +157,21 @@ protected:
         return r ? std::string(r->get(0, 0)) : std::string();
     }
 
+    // Runs every query in `zone` in one session with the module's rewrites and one without;
+    // the two must return the same, non-empty rows.
+    void expect_same_rows_with_module_on_and_off(const char* zone, const std::vector<std::string>& queries) {
+        pg::connection on(url_, std::chrono::seconds(10), "test-on");
+        pg::connection off(url_, std::chrono::seconds(10), "test-off");
+        const std::string tz = std::string("SET TimeZone = '") + zone + "'";
+        ASSERT_TRUE(on.ensure() && on.exec(tz.c_str()));
+        ASSERT_TRUE(off.ensure() && off.exec((tz + "; SET sluice_readings.enabled = off").c_str()));
+        for (const std::string& q : queries) {
+            const std::string with = rows_of(on, q);
+            EXPECT_EQ(with, rows_of(off, q)) << zone << ": " << q;
+            EXPECT_NE(with.rfind("0 ", 0), 0u) << "no rows, nothing compared: " << zone << ": " << q;
+        }
+    }
+
     std::unique_ptr<pg_instance> pg_;
     std::string url_;
     std::unique_ptr<telemetry_store> store_;

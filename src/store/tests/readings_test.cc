@@ -264,17 +264,7 @@ TEST_P(readings_test, added_bounds_never_change_results) {
         ts(next));
 
     for (const char* zone : {"UTC", "Asia/Kolkata"}) {
-        // One session with the module's rewrite, one without.
-        pg::connection on(url_, std::chrono::seconds(10), "test-on");
-        pg::connection off(url_, std::chrono::seconds(10), "test-off");
-        const std::string tz = std::string("SET TimeZone = '") + zone + "'";
-        ASSERT_TRUE(on.ensure() && on.exec(tz.c_str()));
-        ASSERT_TRUE(off.ensure() && off.exec((tz + "; SET sluice_readings.enabled = off").c_str()));
-        for (const std::string& q : queries) {
-            const std::string with = rows_of(on, q);
-            EXPECT_EQ(with, rows_of(off, q)) << zone << ": " << q;
-            EXPECT_NE(with.rfind("0 ", 0), 0u) << "no rows, nothing compared: " << zone << ": " << q;
-        }
+        expect_same_rows_with_module_on_and_off(zone, queries);
     }
 }
 
