@@ -161,7 +161,10 @@ public:
         }
 
         // 3. Compaction of closed windows, an hour of windows per transaction.
-        return compact(conn, now_us);
+        if (auto r = compact(conn, now_us); !r) return r;
+
+        // 4. Hourly rollups of the compacted hours, materialised.
+        return roll(conn);
     }
 
 private:
@@ -228,7 +231,10 @@ private:
             return ec;
         };
         stage_start_ = std::chrono::steady_clock::now();
-        if (auto r = conn.exec("BEGIN"); !r) return fail(r.error());
+        // The shared side of the rollups lock (schema.cc k_rollups_v6), before any table lock:
+        // while this batch is open, the rollup watermark does not move.
+        if (auto r = conn.exec("BEGIN; SELECT pg_advisory_xact_lock_shared(hashtext('sluice_telemetry.rollups'))"); !r)
+            return fail(r.error());
         copy_encoder enc;
 
         if (!batch.series.empty()) {
@@ -264,6 +270,7 @@ private:
             enc.trailer();
             if (auto r = conn.put(enc); !r) return fail(r.error());
             if (auto r = conn.end_copy(); !r) return fail(r.error());
+            if (auto r = add_late_rollups(conn, batch); !r) return fail(r.error());
         }
         if (auto r = probe(write_stage::after_rows_copied); !r) return fail(r.error());
 
@@ -343,6 +350,82 @@ private:
             // A failed COMMIT on a broken connection leaves the outcome unknown to us;
             // the caller reloads the offset (load_offset) before retrying, which resolves it.
             return fail(r.error());
+        }
+        return ok();
+    }
+
+    // Windows of this batch behind the rollup watermark (late readings) are not counted from
+    // the packed rows any more: their aggregates go into telemetry_1h_state, in this
+    // transaction, one state row per window (readers sum the rows of an hour).
+    result<void> add_late_rollups(pg::connection& conn, const prepared_batch& batch) {
+        auto w = conn.query("SELECT sluice_telemetry.writer_rolled_until()");
+        if (!w) return w.error();
+        if (w->is_null(0, 0)) return ok();  // nothing rolled yet
+        const int64_t rolled_until = std::stoll(std::string(w->get(0, 0)));
+        std::string devices = "{", metrics = "{", windows = "{", sums = "{", counts = "{", mins = "{", maxs = "{",
+                    last_offsets = "{", last_values = "{";
+        int late = 0;
+        char num[32];
+        auto add = [&](std::string& list, const char* text) {
+            if (late > 0) list += ',';
+            list += text;
+        };
+        for (const packed_series& s : batch.series) {
+            if (s.window_start_us >= rolled_until) continue;
+            add(devices, std::to_string(s.device_id).c_str());
+            add(metrics, std::to_string(s.metric_id).c_str());
+            add(windows, std::to_string(s.window_start_us).c_str());
+            std::snprintf(num, sizeof num, "%.17g", s.sum);
+            add(sums, num);
+            add(counts, std::to_string(s.values.size()).c_str());
+            std::snprintf(num, sizeof num, "%.17g", s.min);
+            add(mins, num);
+            std::snprintf(num, sizeof num, "%.17g", s.max);
+            add(maxs, num);
+            add(last_offsets, std::to_string(s.last_offset_us).c_str());
+            std::snprintf(num, sizeof num, "%.17g", s.last_value);
+            add(last_values, num);
+            ++late;
+        }
+        if (late == 0) return ok();
+        for (std::string* list :
+             {&devices, &metrics, &windows, &sums, &counts, &mins, &maxs, &last_offsets, &last_values})
+            *list += '}';
+        auto q = conn.query(
+            "INSERT INTO sluice_telemetry.telemetry_1h_state "
+            "(bucket, device_id, metric_id, sum, count, min, max, last_time, last_value) "
+            "SELECT date_bin('1 hour', w.ws, timestamptz '2000-01-01 00:00:00+00'), w.d, w.m, w.s, w.n, w.mn, w.mx, "
+            "w.ws + w.lo * interval '1 microsecond', w.lv FROM (SELECT timestamptz 'epoch' + u.us * interval "
+            "'1 microsecond' AS ws, u.* FROM unnest($1::int4[], $2::int4[], $3::int8[], $4::float8[], $5::int8[], "
+            "$6::float8[], $7::float8[], $8::int4[], $9::float8[]) AS u(d, m, us, s, n, mn, mx, lo, lv)) w",
+            {devices, metrics, windows, sums, counts, mins, maxs, last_offsets, last_values});
+        if (!q) return q.error();
+        SLUICE_DEBUG("store", "%d windows behind the rollup watermark added to telemetry_1h_state", late);
+        return ok();
+    }
+
+    // Hours whose windows are all compacted are materialised into telemetry_1h_state
+    // (roll_hours), an hour per transaction: writers wait for each, so each stays short.
+    result<void> roll(pg::connection& conn) {
+        auto q = conn.query(
+            "SELECT (SELECT value FROM sluice_telemetry.settings WHERE key = 'rolled_until'), "
+            "(SELECT value FROM sluice_telemetry.settings WHERE key = 'compacted_until'), "
+            "(extract(epoch FROM sluice_telemetry.first_window()) * 1000000)::int8");
+        if (!q) return q.error();
+        if (q->is_null(0, 1)) return ok();  // nothing compacted yet
+        const int64_t limit = floor_to(std::stoll(std::string(q->get(0, 1))), k_hour_us);
+        int64_t from = 0;
+        if (!q->is_null(0, 0)) {
+            from = std::stoll(std::string(q->get(0, 0)));
+        } else if (!q->is_null(0, 2)) {
+            from = floor_to(std::stoll(std::string(q->get(0, 2))), k_hour_us);
+        } else {
+            return ok();  // no partitions
+        }
+        for (int step = 0; step < k_compaction_hours_per_call && from < limit; ++step) {
+            from += k_hour_us;
+            auto r = conn.query("SELECT sluice_telemetry.roll_hours($1)", {timestamp_literal(from)});
+            if (!r) return r.error();
         }
         return ok();
     }

@@ -296,6 +296,119 @@ END
 $fn$;
 )sql";
 
+// v6: hourly rollups materialised behind a watermark. maintain() (roll_hours) moves the
+// aggregates of closed hours into telemetry_1h_state and advances settings.rolled_until;
+// readers count packed rows only from the watermark on, so a rollup over many days reads one
+// state row per hour instead of six packed rows (each on its own heap page). A batch that
+// lands behind the watermark (late readings) adds its windows' aggregates to the state in
+// its own transaction (pg_store.cc, add_late_rollups). The advisory lock orders the two:
+// roll_hours holds it exclusively while it aggregates and moves the watermark, writers hold
+// it shared from the moment they read the watermark (writer_rolled_until) to their commit,
+// so a packed row is counted either by the roll or by its writer, never both or neither.
+const char* const k_rollups_v6 = R"sql(
+-- The watermark: hours before it are in telemetry_1h_state; -infinity before the first roll.
+CREATE FUNCTION sluice_telemetry.rolled_until() RETURNS timestamptz
+LANGUAGE sql STABLE AS $fn$
+  SELECT coalesce((SELECT timestamptz 'epoch' + value::int8 * interval '1 microsecond'
+                   FROM sluice_telemetry.settings WHERE key = 'rolled_until'), '-infinity')
+$fn$;
+
+-- For writers, after their rows are written: takes the shared side of the rollups lock
+-- (held to commit), then reads the watermark in a snapshot taken after the lock (VOLATILE:
+-- a fresh snapshot inside). Microseconds since the Unix epoch; NULL: never rolled.
+CREATE FUNCTION sluice_telemetry.writer_rolled_until() RETURNS int8
+LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+  PERFORM pg_advisory_xact_lock_shared(hashtext('sluice_telemetry.rollups'));
+  RETURN (SELECT value::int8 FROM sluice_telemetry.settings WHERE key = 'rolled_until');
+END
+$fn$;
+
+-- Materialises the hours from the watermark up to hi (exclusive, a whole UTC hour) into
+-- telemetry_1h_state and moves the watermark to hi; returns the state rows added (0 when
+-- the watermark is already at or past hi).
+CREATE FUNCTION sluice_telemetry.roll_hours(hi timestamptz) RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  lo timestamptz;
+  rolled bigint;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('sluice_telemetry.rollups'));
+  lo := sluice_telemetry.rolled_until();
+  IF hi <= lo THEN RETURN 0; END IF;
+  INSERT INTO sluice_telemetry.telemetry_1h_state
+    (bucket, device_id, metric_id, sum, count, min, max, last_time, last_value)
+  SELECT date_bin('1 hour', window_start, timestamptz '2000-01-01 00:00:00+00'), device_id, metric_id,
+         sum(sum), sum(n), min(min), max(max), max(window_start + last_off * interval '1 microsecond'),
+         (array_agg(last_value ORDER BY window_start + last_off * interval '1 microsecond' DESC))[1]
+  FROM sluice_telemetry.telemetry_packed
+  WHERE window_start >= lo AND window_start < hi
+  GROUP BY 1, 2, 3;
+  GET DIAGNOSTICS rolled = ROW_COUNT;
+  INSERT INTO sluice_telemetry.settings
+  VALUES ('rolled_until', ((extract(epoch FROM hi) * 1000000)::int8)::text)
+  ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+  RETURN rolled;
+END
+$fn$;
+
+CREATE OR REPLACE VIEW sluice_telemetry.telemetry_1h_parts AS
+SELECT date_bin('1 hour', window_start, timestamptz '2000-01-01 00:00:00+00') AS bucket, device_id, metric_id,
+       sum, n::int8 AS count, min, max, window_start + last_off * interval '1 microsecond' AS last_time, last_value
+FROM sluice_telemetry.telemetry_packed
+WHERE window_start >= sluice_telemetry.rolled_until()
+UNION ALL
+SELECT bucket, device_id, metric_id, sum, count, min, max, last_time, last_value
+FROM sluice_telemetry.telemetry_1h_state;
+
+CREATE OR REPLACE FUNCTION sluice_telemetry.telemetry_rollup(p_device int4, p_metric int4, p_from timestamptz,
+                                                             p_to timestamptz, p_bucket interval)
+RETURNS TABLE (bucket timestamptz, avg float8, min float8, max float8, count int8, last float8)
+LANGUAGE sql STABLE AS $fn$
+  SELECT date_bin(p_bucket, r.b, timestamptz '2000-01-01 00:00:00+00') AS bk,
+         sum(r.s) / sum(r.c), min(r.mn), max(r.mx), sum(r.c)::int8,
+         (array_agg(r.lv ORDER BY r.lt DESC))[1]
+  FROM (
+    SELECT p.window_start AS b, p.sum AS s, p.n::int8 AS c, p.min AS mn, p.max AS mx,
+           p.window_start + p.last_off * interval '1 microsecond' AS lt, p.last_value AS lv
+    FROM sluice_telemetry.telemetry_packed p
+    WHERE p.device_id = p_device AND p.metric_id = p_metric AND p.window_start >= p_from AND p.window_start < p_to
+      AND p.window_start >= sluice_telemetry.rolled_until()
+    UNION ALL
+    SELECT a.bucket, a.sum, a.count, a.min, a.max, a.last_time, a.last_value
+    FROM sluice_telemetry.telemetry_1h_state a
+    WHERE a.device_id = p_device AND a.metric_id = p_metric AND a.bucket >= p_from AND a.bucket < p_to) r
+  GROUP BY 1
+  ORDER BY 1
+$fn$;
+
+-- Retention takes the rollups lock before any table lock (as writers do), so that rolling
+-- and archiving never count the same rows twice and never wait for each other in a cycle.
+CREATE OR REPLACE FUNCTION sluice_telemetry.apply_retention(cutoff timestamptz) RETURNS int4
+LANGUAGE plpgsql AS $fn$
+DECLARE dropped int4;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('sluice_telemetry.rollups'));
+  dropped := sluice_telemetry.drop_partitions_before(cutoff);
+  DELETE FROM sluice_telemetry.dead_letters WHERE received_at < cutoff;
+  RETURN dropped;
+END
+$fn$;
+
+-- Hours already rolled are in the state: a dropped partition archives only the rest.
+CREATE OR REPLACE FUNCTION sluice_telemetry.archive_rollups(rel regclass) RETURNS void
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  EXECUTE format('INSERT INTO sluice_telemetry.telemetry_1h_state '
+    '(bucket, device_id, metric_id, sum, count, min, max, last_time, last_value) '
+    'SELECT date_bin(''1 hour'', window_start, timestamptz ''2000-01-01 00:00:00+00''), device_id, metric_id, '
+    'sum(sum), sum(n), min(min), max(max), max(window_start + last_off * interval ''1 microsecond''), '
+    '(array_agg(last_value ORDER BY window_start + last_off * interval ''1 microsecond'' DESC))[1] '
+    'FROM %s WHERE window_start >= sluice_telemetry.rolled_until() GROUP BY 1, 2, 3', rel);
+END
+$fn$;
+)sql";
+
 // Columns of the packed table; COMPRESSION lz4 on the arrays, which the storage
 // parameter toast_tuple_target = 128 (set per partition) makes PostgreSQL compress.
 const char* const k_packed_columns = R"sql(
@@ -774,7 +887,8 @@ CREATE TABLE sluice_telemetry.device_sequences (
     // v5: decoding through unpack_window (SQL here; choose_unpack makes it C where it can).
     const std::string v5 = unpack_window_sql() + replace_all(std::string(k_telemetry_decoders) + k_readings_decoders,
                                                              "@UNPACK@", k_unpack_call);
-    if (auto r = run_migrations(conn, "sluice_telemetry", {v1, v2, v3, v4, v5}, k_telemetry_version); !r) return r;
+    if (auto r = run_migrations(conn, "sluice_telemetry", {v1, v2, v3, v4, v5, k_rollups_v6}, k_telemetry_version); !r)
+        return r;
     choose_unpack(conn);
     (void)ensure_reader_role(conn, "sluice_telemetry");  // logged; never fails the migration
     return ok();

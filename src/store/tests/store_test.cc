@@ -114,7 +114,7 @@ TEST_P(store_test, migrate_is_idempotent_and_concurrent_safe) {
     ta.join();
     tb.join();
     EXPECT_EQ(scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM sluice_telemetry.schema_version"),
-              "1,2,3,4,5");
+              "1,2,3,4,5,6");
     EXPECT_EQ(scalar("SELECT value FROM sluice_telemetry.settings WHERE key = 'layout'"),
               timescale() ? "timescale" : "native");
     if (timescale()) {  // one retention job, however many start-ups registered it
@@ -339,6 +339,25 @@ TEST_P(store_test, dead_letters_are_stored_verbatim_or_sanitized) {
     EXPECT_EQ((*rows)[1][3], "");
 }
 
+// Buckets of telemetry_1h ("hour") or telemetry_1d ("day") that differ from the aggregates
+// recomputed from the raw readings (or exist on one side only).
+std::string rollup_mismatches(const std::string& unit) {
+    const std::string view = unit == "hour" ? "telemetry_1h" : "telemetry_1d";
+    return "WITH raw AS ("
+           "  SELECT date_trunc('" +
+           unit +
+           "', time) AS bucket, device_id, metric_id, avg(value) AS avg, min(value) AS min,"
+           "         max(value) AS max, count(*) AS count, (array_agg(value ORDER BY time DESC))[1] AS last"
+           "  FROM sluice_telemetry.telemetry GROUP BY 1, 2, 3) "
+           "SELECT count(*) FROM raw FULL JOIN sluice_telemetry." +
+           view +
+           " r USING (bucket, device_id, metric_id) "
+           "WHERE r.count IS DISTINCT FROM raw.count OR r.min IS DISTINCT FROM raw.min OR r.max IS DISTINCT FROM "
+           "raw.max"
+           "   OR r.last IS DISTINCT FROM raw.last OR abs(r.avg - raw.avg) > 1e-9 * (1 + abs(raw.avg)) OR r.avg IS "
+           "NULL";
+}
+
 TEST_P(store_test, rollups_equal_aggregates_recomputed_from_raw_rows) {
     store_options o = options();
     o.parallel_connections = 3;
@@ -363,26 +382,9 @@ TEST_P(store_test, rollups_equal_aggregates_recomputed_from_raw_rows) {
     for (int w = 0; w < 4; ++w)
         EXPECT_EQ(s->load_offset("p", w).value(), std::optional<int64_t>(12));
 
-    const char* mismatches_1h = R"sql(
-      WITH raw AS (
-        SELECT date_trunc('hour', time) AS bucket, device_id, metric_id, avg(value) AS avg, min(value) AS min,
-               max(value) AS max, count(*) AS count,
-               (array_agg(value ORDER BY time DESC))[1] AS last
-        FROM sluice_telemetry.telemetry GROUP BY 1, 2, 3)
-      SELECT count(*) FROM raw FULL JOIN sluice_telemetry.telemetry_1h r USING (bucket, device_id, metric_id)
-      WHERE r.count IS DISTINCT FROM raw.count OR r.min IS DISTINCT FROM raw.min OR r.max IS DISTINCT FROM raw.max
-         OR r.last IS DISTINCT FROM raw.last OR abs(r.avg - raw.avg) > 1e-9 * (1 + abs(raw.avg)) OR r.avg IS NULL)sql";
-    EXPECT_EQ(scalar(mismatches_1h), "0");
+    EXPECT_EQ(scalar(rollup_mismatches("hour")), "0");
     EXPECT_GE(count("sluice_telemetry.telemetry_1h"), 12 * 12);
-    const char* mismatches_1d = R"sql(
-      WITH raw AS (
-        SELECT date_trunc('day', time) AS bucket, device_id, metric_id, avg(value) AS avg, min(value) AS min,
-               max(value) AS max, count(*) AS count, (array_agg(value ORDER BY time DESC))[1] AS last
-        FROM sluice_telemetry.telemetry GROUP BY 1, 2, 3)
-      SELECT count(*) FROM raw FULL JOIN sluice_telemetry.telemetry_1d r USING (bucket, device_id, metric_id)
-      WHERE r.count IS DISTINCT FROM raw.count OR r.min IS DISTINCT FROM raw.min OR r.max IS DISTINCT FROM raw.max
-         OR r.last IS DISTINCT FROM raw.last OR abs(r.avg - raw.avg) > 1e-9 * (1 + abs(raw.avg)) OR r.avg IS NULL)sql";
-    EXPECT_EQ(scalar(mismatches_1d), "0");
+    EXPECT_EQ(scalar(rollup_mismatches("day")), "0");
     // telemetry_rollup (pruned by window) equals the views for one series and range.
     const char* rollup_vs_view = R"sql(
       WITH f AS (SELECT * FROM sluice_telemetry.telemetry_rollup(2, 3, '2026-01-01 03:00+00', '2026-01-02 06:00+00', '1 hour')),
@@ -399,6 +401,51 @@ TEST_P(store_test, rollups_equal_aggregates_recomputed_from_raw_rows) {
         scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_rollup(1, 1, '2026-01-01', '2026-01-03', '1 day')"),
         scalar("SELECT count(*) FROM sluice_telemetry.telemetry WHERE device_id = 1 AND metric_id = 1"));
     EXPECT_EQ(count("sluice_telemetry.telemetry_1d"), 2 * 4 * 3);  // 2026-01-01 and 2026-01-02
+}
+
+// maintain() materialises closed hours into telemetry_1h_state while writers keep adding
+// readings to those hours (late data): every reading is counted once, by the roll or by
+// the batch that arrived behind the watermark.
+TEST_P(store_test, rolling_hours_concurrent_with_late_writers_counts_every_reading_once) {
+    store_options o = options();
+    o.parallel_connections = 3;
+    auto s = open(o);
+    std::atomic<int> writing{3};
+    std::vector<std::thread> writers;
+    writers.reserve(3);
+    for (int w = 0; w < 3; ++w) {
+        writers.emplace_back([&, w] {
+            // Batches spread over a day in an order that keeps landing behind the watermark.
+            for (int b = 0; b < 40; ++b) {
+                const int64_t hour = (b * 7 + w * 5) % 24;
+                auto rows = make_rows(3, 2, 4, k_t0 + hour * k_hour_us + int64_t{b} * 11'000'000, 90'000'000,
+                                      static_cast<uint64_t>(w) * 1000 + static_cast<uint64_t>(b));
+                auto r = s->write_batch(rows, {}, {});
+                EXPECT_TRUE(r) << r.error().message();
+            }
+            --writing;
+        });
+    }
+    // The clock maintain sees sweeps the day, an hour per call, while they write.
+    int rolls = 0;
+    for (int64_t h = 1; writing.load() > 0; h = std::min<int64_t>(h + 1, 26)) {
+        auto r = s->maintain(at(k_t0 + h * k_hour_us));
+        EXPECT_TRUE(r) << r.error().message();
+        ++rolls;
+    }
+    for (auto& t : writers)
+        t.join();
+    ASSERT_TRUE(s->maintain(at(k_t0 + 27 * k_hour_us)));
+    EXPECT_GT(rolls, 1);
+    EXPECT_EQ(scalar("SELECT sluice_telemetry.rolled_until()"), "2026-01-02 02:00:00+00");
+    EXPECT_EQ(count("sluice_telemetry.telemetry"), 3 * 40 * 3 * 2 * 4);
+    // Everything is behind the watermark now: the rollups are read from the state alone.
+    EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h_state"), std::to_string(3 * 40 * 3 * 2 * 4));
+    EXPECT_EQ(scalar(rollup_mismatches("hour")), "0");
+    EXPECT_EQ(scalar(rollup_mismatches("day")), "0");
+    EXPECT_EQ(
+        scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_rollup(2, 1, '2026-01-01', '2026-01-02', '1 hour')"),
+        scalar("SELECT count(*) FROM sluice_telemetry.telemetry WHERE device_id = 2 AND metric_id = 1"));
 }
 
 TEST_P(store_test, maintain_creates_partitions_ahead_and_drops_past_retention) {
@@ -450,9 +497,11 @@ TEST_P(store_test, maintain_creates_partitions_ahead_and_drops_past_retention) {
     EXPECT_EQ(count("sluice_telemetry.telemetry"), 80);
     EXPECT_EQ(count("sluice_telemetry.telemetry WHERE time < '2025-12-25'"), 0);
     EXPECT_EQ(count("sluice_telemetry.dead_letters"), 1);
-    // Rollups outlive the dropped raw readings (archived into telemetry_1h_state).
+    // Rollups outlive the dropped raw readings: the dropped day's hours were archived into
+    // telemetry_1h_state (40), then maintain rolled the remaining closed hours there (80).
     EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h"), "120");
-    EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h_state"), "40");
+    EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h_state"), "120");
+    EXPECT_EQ(scalar("SELECT sluice_telemetry.rolled_until()"), "2026-01-01 12:00:00+00");
     EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1d WHERE bucket = '2025-12-22'"), "40");
     EXPECT_EQ(scalar("SELECT count || '/' || bucket FROM sluice_telemetry.telemetry_rollup(1, 1, '2025-12-22', "
                      "'2025-12-23', '1 day')"),
@@ -460,6 +509,9 @@ TEST_P(store_test, maintain_creates_partitions_ahead_and_drops_past_retention) {
     // Writing into a dropped day again works (the partition is recreated).
     ASSERT_TRUE(s->write_batch(make_rows(1, 1, 3, k_t0 - 10 * k_day, 1'000'000, 4), {}, {}));
     EXPECT_EQ(count("sluice_telemetry.telemetry"), 83);
+    // Behind the rollup watermark: the batch added its aggregates to the state itself.
+    EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h"), "123");
+    EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h_state"), "123");
     // A partition dropped behind this store's back (another node's retention) is
     // recreated: the COPY fails with "no partition", the store forgets and retries once.
     ASSERT_TRUE(s->write_batch(make_rows(1, 1, 4, k_t0 + k_hour_us, 1'000'000, 5), {}, {}));  // day cached
@@ -531,8 +583,12 @@ TEST(store_timescale, retention_is_a_timescale_job_that_follows_the_setting) {
     ASSERT_TRUE(pg_instance::query(*db, "CALL run_job(" + id + ")"));
     EXPECT_EQ(scalar(chunks), "2");
     EXPECT_EQ(scalar("SELECT count(*) FROM sluice_telemetry.telemetry"), "80");
+    // Every reading counted once: the dropped day's hours are in telemetry_1h_state, rolled
+    // by maintain or archived by the job (maintain rolls at most a week of hours per call).
     EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h"), "120");
-    EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1h_state"), "40");
+    EXPECT_EQ(scalar("SELECT sum(count) FROM sluice_telemetry.telemetry_1d WHERE bucket = to_timestamp(" +
+                     std::to_string((today - 10 * k_day) / 1'000'000) + ")"),
+              "40");
     EXPECT_EQ(scalar("SELECT count(*) FROM sluice_telemetry.dead_letters"), "1");
 
     // A changed setting on restart changes the same job; 0 removes it.
