@@ -361,10 +361,18 @@ UNION ALL
 SELECT bucket, device_id, metric_id, sum, count, min, max, last_time, last_value
 FROM sluice_telemetry.telemetry_1h_state;
 
+-- PL/pgSQL with a generic plan, planned once per session: planning the UNION ALL over the
+-- partitions on every call (the inlined SQL function of v1) cost 3-4x reading the rows.
+-- The watermark and the rows come from the caller's snapshot (STABLE): a roll is seen
+-- whole or not at all.
 CREATE OR REPLACE FUNCTION sluice_telemetry.telemetry_rollup(p_device int4, p_metric int4, p_from timestamptz,
                                                              p_to timestamptz, p_bucket interval)
 RETURNS TABLE (bucket timestamptz, avg float8, min float8, max float8, count int8, last float8)
-LANGUAGE sql STABLE AS $fn$
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $fn$
+DECLARE
+  rolled timestamptz := sluice_telemetry.rolled_until();
+BEGIN
+  RETURN QUERY
   SELECT date_bin(p_bucket, r.b, timestamptz '2000-01-01 00:00:00+00') AS bk,
          sum(r.s) / sum(r.c), min(r.mn), max(r.mx), sum(r.c)::int8,
          (array_agg(r.lv ORDER BY r.lt DESC))[1]
@@ -372,14 +380,15 @@ LANGUAGE sql STABLE AS $fn$
     SELECT p.window_start AS b, p.sum AS s, p.n::int8 AS c, p.min AS mn, p.max AS mx,
            p.window_start + p.last_off * interval '1 microsecond' AS lt, p.last_value AS lv
     FROM sluice_telemetry.telemetry_packed p
-    WHERE p.device_id = p_device AND p.metric_id = p_metric AND p.window_start >= p_from AND p.window_start < p_to
-      AND p.window_start >= sluice_telemetry.rolled_until()
+    WHERE p.device_id = p_device AND p.metric_id = p_metric AND p.window_start >= greatest(p_from, rolled)
+      AND p.window_start < p_to
     UNION ALL
     SELECT a.bucket, a.sum, a.count, a.min, a.max, a.last_time, a.last_value
     FROM sluice_telemetry.telemetry_1h_state a
     WHERE a.device_id = p_device AND a.metric_id = p_metric AND a.bucket >= p_from AND a.bucket < p_to) r
   GROUP BY 1
-  ORDER BY 1
+  ORDER BY 1;
+END
 $fn$;
 
 -- Retention takes the rollups lock before any table lock (as writers do), so that rolling
