@@ -664,34 +664,47 @@ CREATE OR REPLACE FUNCTION sluice_telemetry.bucket_window(
   p_window_start timestamptz, p_deltas int4[], p_vals float8[], p_width int8, p_origin timestamptz,
   p_lo timestamptz, p_lo_strict bool, p_hi timestamptz, p_hi_strict bool)
 RETURNS TABLE (first timestamptz, last timestamptz, n int4, sum float8, min float8, max float8)
-IMMUTABLE STRICT PARALLEL SAFE ROWS 10 LANGUAGE C AS %L, 'sluice_bucket_window';
+IMMUTABLE STRICT PARALLEL SAFE ROWS 10 LANGUAGE C AS %1$L, 'sluice_bucket_window';
 )sql";
 const char* const k_bucket_window_sig =
     "sluice_telemetry.bucket_window(timestamptz, int4[], float8[], int8, timestamptz, timestamptz, bool, "
     "timestamptz, bool)";
 
+// decode_window: unpack_window with each reading's time (window_start + offset) computed in
+// C, which the planner module puts in the readings views in place of unpack_window
+// (pg_module/decode_window.c). C only, created and dropped with bucket_window.
+const char* const k_decode_window_fn = R"sql(
+CREATE OR REPLACE FUNCTION sluice_telemetry.decode_window(
+  p_window_start timestamptz, p_deltas int4[], p_vals float8[], p_flags int2[])
+RETURNS TABLE ("time" timestamptz, value float8, flags int2)
+IMMUTABLE PARALLEL SAFE ROWS 600 LANGUAGE C AS %1$L, 'sluice_decode_window';
+)sql";
+const char* const k_decode_window_sig = "sluice_telemetry.decode_window(timestamptz, int4[], float8[], int2[])";
+
 // Makes unpack_window the C function of sluice_readings.so when the server preloads it and
 // we may create it (superusers only: C is untrusted), else (again) the SQL one, on every
 // start: a server restarted without the module, or with a module of its own path, gets a
 // working function. A module of an older Sluice, without the function, leaves the SQL one.
-// bucket_window follows (without the module, none).
+// bucket_window and decode_window follow (without the module, none).
 const char* const k_choose_unpack = R"sql(
 DO $do$
 DECLARE
   lib text;
   cur text;
   cur_bucket text;
+  cur_decode text;
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('sluice_telemetry.unpack_window'));
   SELECT CASE WHEN l.lanname = 'c' THEN p.probin END INTO cur
   FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
   WHERE p.oid = 'sluice_telemetry.unpack_window(int4[], float8[], int2[])'::regprocedure;
   SELECT p.probin INTO cur_bucket FROM pg_proc p WHERE p.oid = to_regprocedure('@BUCKET_SIG@');
+  SELECT p.probin INTO cur_decode FROM pg_proc p WHERE p.oid = to_regprocedure('@DECODE_SIG@');
   BEGIN
     FOR lib IN SELECT trim(both ' "' FROM e)
                FROM regexp_split_to_table(current_setting('shared_preload_libraries'), ',') e
                WHERE e ~ 'sluice_readings' LOOP
-      IF lib = cur AND lib = cur_bucket THEN RETURN; END IF;
+      IF lib = cur AND lib = cur_bucket AND lib = cur_decode THEN RETURN; END IF;
       BEGIN
         EXECUTE format($c$@C@$c$, lib);
       EXCEPTION WHEN OTHERS THEN
@@ -699,7 +712,7 @@ BEGIN
         CONTINUE;
       END;
       BEGIN
-        EXECUTE format($c$@BUCKET@$c$, lib);
+        EXECUTE format($c$@BUCKET@ @DECODE@$c$, lib);
       EXCEPTION WHEN OTHERS THEN
         PERFORM set_config('sluice.bucket_problem', SQLERRM, true);
       END;
@@ -710,16 +723,18 @@ BEGIN
   END;
   IF cur IS NOT NULL THEN @SQL@ END IF;
   DROP FUNCTION IF EXISTS @BUCKET_SIG@;
+  DROP FUNCTION IF EXISTS @DECODE_SIG@;
 END
 $do$
 )sql";
 
 void choose_unpack(pg::connection& conn) {
     const std::string c_fn = replace_all(k_unpack_window_fn, "@BODY@", "LANGUAGE C AS %L, 'sluice_unpack_window'");
-    const std::string sql =
+    std::string sql =
         replace_all(replace_all(replace_all(replace_all(k_choose_unpack, "@C@", c_fn), "@SQL@", unpack_window_sql()),
                                 "@BUCKET@", k_bucket_window_fn),
                     "@BUCKET_SIG@", k_bucket_window_sig);
+    sql = replace_all(replace_all(sql, "@DECODE@", k_decode_window_fn), "@DECODE_SIG@", k_decode_window_sig);
     auto fail = [&](std::error_code ec) {
         conn.abort_transaction();
         SLUICE_WARN("store", "could not choose sluice_telemetry.unpack_window's implementation (%s)",
@@ -730,7 +745,7 @@ void choose_unpack(pg::connection& conn) {
     const std::string check =
         "SELECT l.lanname = 'c', coalesce(p.probin, ''), coalesce(current_setting('sluice.unpack_problem', true), ''), "
         "to_regprocedure('" +
-        std::string(k_bucket_window_sig) +
+        std::string(k_bucket_window_sig) + "') IS NOT NULL AND to_regprocedure('" + k_decode_window_sig +
         "') IS NOT NULL, coalesce(current_setting('sluice.bucket_problem', true), '') "
         "FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang "
         "WHERE p.oid = 'sluice_telemetry.unpack_window(int4[], float8[], int2[])'::regprocedure";
@@ -742,8 +757,8 @@ void choose_unpack(pg::connection& conn) {
                     std::string(q->get(0, 1)).c_str());
         if (q->get(0, 3) != "t")
             SLUICE_WARN("store",
-                        "sluice_telemetry.bucket_window could not be created (%s): grouped aggregates over readings "
-                        "decode every reading",
+                        "sluice_telemetry.bucket_window and decode_window could not be created (%s): grouped "
+                        "aggregates over readings decode every reading, and times are computed in SQL",
                         std::string(q->get(0, 4)).c_str());
     } else {
         const std::string problem(q->get(0, 2));

@@ -73,18 +73,6 @@ static const Oid col_types[N_COLS] = {TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID, F
 // The Unix epoch as a PostgreSQL timestamp.
 #define UNIX_EPOCH_TS (-(int64)(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
 
-// The readings view a grouped query reads (its only FROM item, rtindex 1).
-typedef struct view_shape {
-    Query* view;
-    RangeTblEntry* func_rte;  // the view's unpack_window(...) FROM item
-    Index func_index;
-    FuncExpr* unpack;
-    Var* window_start;
-    TargetEntry* time;  // window_start + offset
-    TargetEntry* value;
-    TargetEntry* flags;  // may be absent
-} view_shape;
-
 typedef struct var_search {
     Index varno;
     AttrNumber attno;  // 0: any column
@@ -151,7 +139,7 @@ static List* join_quals(Node* jt, List* out) {
 // Whether `s` is a readings view: packed rows joined (inner) with unpack_window(deltas,
 // vals, flags) of them, its `time` window_start + offset, `value` and `flags` the function's
 // columns, nothing else of the function used.
-static bool match_view(Query* s, view_shape* out, module_context* ctx) {
+bool sluice_match_view(Query* s, view_shape* out, module_context* ctx) {
     if (!sluice_only_selects_and_joins(s) || s->hasSubLinks || s->rowMarks != NIL || s->cteList != NIL ||
         !inner_joins_only((Node*)s->jointree))
         return false;
@@ -497,7 +485,7 @@ void sluice_use_bucket_partials(Query* q, module_context* ctx) {
     sluice_look_up(ctx);
     if (!OidIsValid(ctx->bucket_fn) || !OidIsValid(ctx->unpack_fn)) return;
     view_shape v;
-    if (!match_view(rte->subquery, &v, ctx)) return;
+    if (!sluice_match_view(rte->subquery, &v, ctx)) return;
     const AttrNumber time = v.time->resno;
 
     // Where time appears outside aggregates: buckets of one kind.

@@ -38,7 +38,8 @@
 // results with and without it).
 //
 // After adding the bounds, the hook lets grouped aggregates over such a view read per-bucket
-// partials instead of a row per reading (bucket_partials.c, sluice_bucket_window).
+// partials instead of a row per reading (bucket_partials.c, sluice_bucket_window), and
+// the views that still read every reading decode their times in C (decode_window.c).
 //
 // It also provides sluice_unpack_window, the C body of sluice_telemetry.unpack_window (the
 // decoding of one packed row into readings, schema.cc), which the schema uses instead of
@@ -85,15 +86,18 @@ void sluice_look_up(module_context* ctx) {
     ctx->looked_up = true;
     Oid ns = get_namespace_oid("sluice_telemetry", true);
     ctx->packed_relid = OidIsValid(ns) ? get_relname_relid("telemetry_packed", ns) : InvalidOid;
-    ctx->unpack_fn = ctx->bucket_fn = InvalidOid;
+    ctx->unpack_fn = ctx->bucket_fn = ctx->decode_fn = InvalidOid;
     if (!OidIsValid(ns)) return;
     const Oid unpack_args[] = {INT4ARRAYOID, FLOAT8ARRAYOID, INT2ARRAYOID};
-    ctx->unpack_fn = LookupFuncName(list_make2(makeString("sluice_telemetry"), makeString("unpack_window")), 3,
-                                    unpack_args, true);
-    const Oid bucket_args[] = {TIMESTAMPTZOID, INT4ARRAYOID,   FLOAT8ARRAYOID, INT8OID,       TIMESTAMPTZOID,
-                               TIMESTAMPTZOID, BOOLOID,        TIMESTAMPTZOID, BOOLOID};
+    ctx->unpack_fn =
+        LookupFuncName(list_make2(makeString("sluice_telemetry"), makeString("unpack_window")), 3, unpack_args, true);
+    const Oid bucket_args[] = {TIMESTAMPTZOID, INT4ARRAYOID, FLOAT8ARRAYOID, INT8OID, TIMESTAMPTZOID,
+                               TIMESTAMPTZOID, BOOLOID,      TIMESTAMPTZOID, BOOLOID};
     ctx->bucket_fn = LookupFuncName(list_make2(makeString("sluice_telemetry"), makeString("bucket_window")),
                                     lengthof(bucket_args), bucket_args, true);
+    const Oid decode_args[] = {TIMESTAMPTZOID, INT4ARRAYOID, FLOAT8ARRAYOID, INT2ARRAYOID};
+    ctx->decode_fn = LookupFuncName(list_make2(makeString("sluice_telemetry"), makeString("decode_window")),
+                                    lengthof(decode_args), decode_args, true);
 }
 
 // The five comparisons of one pair of types, e.g. F_TIMESTAMPTZ_LT_DATE for (TIMESTAMPTZ, DATE).
@@ -406,6 +410,18 @@ static bool push_walker(Node* node, void* context) {
     return expression_tree_walker(node, push_walker, context);
 }
 
+// Every query with a readings view that the partials left as it was.
+static bool decoder_walker(Node* node, void* context) {
+    if (node == NULL) return false;
+    if (IsA(node, Query)) {
+        Query* q = (Query*)node;
+        bool r = query_tree_walker(q, decoder_walker, context, 0);
+        sluice_use_time_decoder(q, context);
+        return r;
+    }
+    return expression_tree_walker(node, decoder_walker, context);
+}
+
 // Every grouped query that reads a readings view, after the bounds were added.
 static bool partials_walker(Node* node, void* context) {
     if (node == NULL) return false;
@@ -421,9 +437,10 @@ static bool partials_walker(Node* node, void* context) {
 static PlannedStmt* sluice_planner(Query* parse, const char* query_string, int cursor_options,
                                    ParamListInfo bound_params) {
     if (enabled) {
-        module_context ctx = {InvalidOid, InvalidOid, InvalidOid, false};
+        module_context ctx = {InvalidOid, InvalidOid, InvalidOid, InvalidOid, false};
         push_walker((Node*)parse, &ctx);
         partials_walker((Node*)parse, &ctx);
+        decoder_walker((Node*)parse, &ctx);
     }
     if (prev_planner_hook) return prev_planner_hook(parse, query_string, cursor_options, bound_params);
     return standard_planner(parse, query_string, cursor_options, bound_params);

@@ -18,6 +18,7 @@ typedef struct module_context {
     Oid packed_relid;  // sluice_telemetry.telemetry_packed, InvalidOid when absent
     Oid unpack_fn;     // sluice_telemetry.unpack_window(int4[], float8[], int2[])
     Oid bucket_fn;     // sluice_telemetry.bucket_window(...), InvalidOid when absent
+    Oid decode_fn;     // sluice_telemetry.decode_window(...), InvalidOid when absent
     bool looked_up;
 } module_context;
 
@@ -45,6 +46,27 @@ bool sluice_is_window_start(const Query* s, const Var* ws, module_context* ctx);
 // The elements of a packed row's array (one dimension or empty, no NULLs); errors name
 // `fn` and `what`.
 int sluice_array_length(ArrayType* a, const char* fn, const char* what);
+
+// A readings view (sluice_telemetry.readings or telemetry, as a subquery after rewriting):
+// packed rows joined (inner) with unpack_window(deltas, vals, flags) of them, its `time`
+// window_start + offset, `value` and `flags` the function's columns.
+typedef struct view_shape {
+    Query* view;
+    RangeTblEntry* func_rte;  // the view's unpack_window(...) FROM item
+    Index func_index;
+    FuncExpr* unpack;
+    Var* window_start;
+    TargetEntry* time;  // window_start + offset
+    TargetEntry* value;
+    TargetEntry* flags;  // may be absent
+} view_shape;
+
+// Whether `s` is such a view, with nothing else of the function used (bucket_partials.c).
+bool sluice_match_view(Query* s, view_shape* out, module_context* ctx);
+
+// Makes every readings view q reads decode with decode_window, which returns each reading's
+// time, instead of unpack_window and interval arithmetic per row (decode_window.c).
+void sluice_use_time_decoder(Query* q, module_context* ctx);
 
 // Rewrites q, a grouped aggregate over one readings view, to aggregate per-bucket partials
 // (bucket_partials.c); leaves it as it is where that could change its result.

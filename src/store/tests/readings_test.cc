@@ -377,6 +377,61 @@ TEST_P(readings_test, unpack_window_without_the_module_is_the_sql_decoding) {
     EXPECT_EQ(unpack_language(url_), "sql");
     ASSERT_TRUE(pg_instance::query(url_, k_windows));
     expect_unpack_is_the_sql_decoding(url_);
+    // The module's C-only functions are not there either.
+    EXPECT_EQ(scalar("SELECT to_regprocedure('sluice_telemetry.decode_window(timestamptz, int4[], float8[], "
+                     "int2[])') IS NULL"),
+              "t");
+}
+
+// With the module, the readings views decode with decode_window (each reading's time in C,
+// decode_window.c) instead of unpack_window plus interval arithmetic per row; the rows are
+// the same, and a time condition filters a plain column.
+TEST_P(readings_test, views_decode_reading_times_in_c_with_the_module) {
+    start();
+    ASSERT_TRUE(pg_instance::query(url_, k_windows));
+    const char* decoded =
+        "SELECT count(*) || ' ' || md5(string_agg(concat_ws(':', w.id, x.i, x.time, x.value, x.flags), ',' "
+        "ORDER BY w.id, x.i)) FROM public.windows w CROSS JOIN LATERAL sluice_telemetry.decode_window("
+        "timestamptz '2026-01-01 00:00:00.000001+00' + w.id * interval '1 day', w.d, w.v, w.f) "
+        "WITH ORDINALITY x(time, value, flags, i)";
+    const char* by_offsets =
+        "SELECT count(*) || ' ' || md5(string_agg(concat_ws(':', w.id, x.i, timestamptz '2026-01-01 "
+        "00:00:00.000001+00' + w.id * interval '1 day' + x.off * interval '1 microsecond', x.value, x.flags), ',' "
+        "ORDER BY w.id, x.i)) FROM public.windows w CROSS JOIN LATERAL sluice_telemetry.unpack_window(w.d, w.v, "
+        "w.f) WITH ORDINALITY x(off, value, flags, i)";
+    EXPECT_EQ(scalar(decoded), scalar(by_offsets));
+    EXPECT_EQ(scalar("SELECT count(*) FROM sluice_telemetry.decode_window(NULL, '{1,2}', '{1,2}', NULL) x "
+                     "WHERE x.time IS NULL"),
+              "2");
+    EXPECT_FALSE(pg_instance::scalar(url_,
+                                     "SELECT count(*) FROM sluice_telemetry.decode_window("
+                                     "'294276-12-31 23:59:59+00', '{1000000,1}', '{1,2}', NULL)"));
+    EXPECT_FALSE(pg_instance::scalar(url_,
+                                     "SELECT count(*) FROM sluice_telemetry.decode_window("
+                                     "'2026-01-01', '{1,2}', '{1}', NULL)"));
+
+    const int64_t end = today_midnight();
+    load(end, 2);
+    const std::string range =
+        "time >= " + ts(end - k_day + 3 * k_hour_us) + " AND time < " + ts(end - k_day + 4 * k_hour_us + 90'000'000);
+    const std::vector<std::string> queries = {
+        "SELECT time, value FROM sluice_telemetry.readings WHERE device = 'press-1' AND metric = 'pressure' AND " +
+            range + " ORDER BY time",
+        "SELECT device, metric, time, value, unit, flags FROM sluice_telemetry.readings WHERE " + range,
+        "SELECT time, device_id, metric_id, value, flags FROM sluice_telemetry.telemetry WHERE " + range,
+        "SELECT extract(epoch FROM time), value FROM sluice_telemetry.readings WHERE device = 'oven-7' AND " + range +
+            " ORDER BY time DESC LIMIT 50",
+    };
+    for (const std::string& q : queries) {
+        scanned(q);
+        EXPECT_NE(last_plan_.find("decode_window"), std::string::npos) << q << "\n" << last_plan_;
+        EXPECT_EQ(last_plan_.find("unpack_window"), std::string::npos) << q << "\n" << last_plan_;
+        EXPECT_EQ(last_plan_.find("00:00:00.000001"), std::string::npos) << q << "\n" << last_plan_;
+        scanned(q, "SET sluice_readings.enabled = off; ");
+        EXPECT_NE(last_plan_.find("unpack_window"), std::string::npos) << q << "\n" << last_plan_;
+    }
+    expect_same_rows_with_module_on_and_off("UTC", queries);
+    expect_same_rows_with_module_on_and_off("America/St_Johns", queries);
 }
 
 TEST_P(readings_test, latest_is_the_last_reading_of_every_series) {
