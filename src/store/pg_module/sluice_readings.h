@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// What the two parts of the sluice_readings module share: sluice_readings.c (the planner
-// hook that adds window_start bounds, and unpack_window) and bucket_partials.c (grouped
-// aggregates answered from per-bucket partials of each packed window).
+// What the parts of the sluice_readings module share: sluice_readings.c (the planner hook
+// that adds window_start bounds, and unpack_window), bucket_partials.c (grouped aggregates
+// answered from per-bucket partials of each packed window, and the view matcher) and
+// decode_window.c (the views' reading times computed in C).
 #ifndef SLUICE_READINGS_H
 #define SLUICE_READINGS_H
 
