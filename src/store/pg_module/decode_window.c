@@ -67,25 +67,15 @@ Datum sluice_decode_window(PG_FUNCTION_ARGS);
 
 Datum sluice_decode_window(PG_FUNCTION_ARGS) {
     InitMaterializedSRF(fcinfo, 0);
-    if (PG_ARGISNULL(1) || PG_ARGISNULL(2)) return (Datum)0;
+    const int32* d;
+    const float8* v;
+    const int16* f;
+    const int n = sluice_packed_arrays(fcinfo, 1, "decode_window", &d, &v, &f);
+    if (n == 0) return (Datum)0;
     const bool no_start = PG_ARGISNULL(0);
     const TimestampTz window_start = no_start ? 0 : PG_GETARG_TIMESTAMPTZ(0);
-    ArrayType* deltas = PG_GETARG_ARRAYTYPE_P(1);
-    ArrayType* vals = PG_GETARG_ARRAYTYPE_P(2);
-    ArrayType* flags = PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3);
-    const int n = sluice_array_length(deltas, "decode_window", "time_deltas");
-    const int n_vals = sluice_array_length(vals, "decode_window", "vals");
-    const int n_flags = flags != NULL ? sluice_array_length(flags, "decode_window", "flags") : n;
-    if (n_vals != n || n_flags != n)
-        ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-                        errmsg("decode_window: time_deltas, vals and flags have different lengths (%d, %d, %d)", n,
-                               n_vals, n_flags)));
-    if (n == 0) return (Datum)0;
     if (!no_start && TIMESTAMP_NOT_FINITE(window_start))
         ereport(ERROR, (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE), errmsg("timestamp out of range")));
-    const int32* d = (const int32*)ARR_DATA_PTR(deltas);
-    const float8* v = (const float8*)ARR_DATA_PTR(vals);
-    const int16* f = flags != NULL ? (const int16*)ARR_DATA_PTR(flags) : NULL;
     ReturnSetInfo* rsinfo = (ReturnSetInfo*)fcinfo->resultinfo;
     Datum values[3];
     bool nulls[3] = {no_start, false, false};

@@ -456,6 +456,29 @@ int sluice_array_length(ArrayType* a, const char* fn, const char* what) {
     return ARR_DIMS(a)[0];
 }
 
+int sluice_packed_arrays(FunctionCallInfo fcinfo, int first, const char* fn, const int32** d, const float8** v,
+                         const int16** f) {
+    *d = NULL;
+    *v = NULL;
+    *f = NULL;
+    if (PG_ARGISNULL(first) || PG_ARGISNULL(first + 1)) return 0;
+    ArrayType* deltas = PG_GETARG_ARRAYTYPE_P(first);
+    ArrayType* vals = PG_GETARG_ARRAYTYPE_P(first + 1);
+    ArrayType* flags = PG_ARGISNULL(first + 2) ? NULL : PG_GETARG_ARRAYTYPE_P(first + 2);
+    const int n = sluice_array_length(deltas, fn, "time_deltas");
+    const int n_vals = sluice_array_length(vals, fn, "vals");
+    const int n_flags = flags != NULL ? sluice_array_length(flags, fn, "flags") : n;
+    if (n_vals != n || n_flags != n)
+        ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+                        errmsg("%s: time_deltas, vals and flags have different lengths (%d, %d, %d)", fn, n, n_vals,
+                               n_flags)));
+    if (n == 0) return 0;
+    *d = (const int32*)ARR_DATA_PTR(deltas);
+    *v = (const float8*)ARR_DATA_PTR(vals);
+    *f = flags != NULL ? (const int16*)ARR_DATA_PTR(flags) : NULL;
+    return n;
+}
+
 // unpack_window(time_deltas int4[], vals float8[], flags int2[]) RETURNS TABLE (off int8,
 // value float8, flags int2): one row per reading, in array order, off the running sum of the
 // deltas, a NULL flags array all 0. NULL deltas or values: no rows (as unnest gives).
@@ -464,21 +487,11 @@ Datum sluice_unpack_window(PG_FUNCTION_ARGS);
 
 Datum sluice_unpack_window(PG_FUNCTION_ARGS) {
     InitMaterializedSRF(fcinfo, 0);
-    if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) return (Datum)0;
-    ArrayType* deltas = PG_GETARG_ARRAYTYPE_P(0);
-    ArrayType* vals = PG_GETARG_ARRAYTYPE_P(1);
-    ArrayType* flags = PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2);
-    const int n = sluice_array_length(deltas, "unpack_window", "time_deltas");
-    const int n_vals = sluice_array_length(vals, "unpack_window", "vals");
-    const int n_flags = flags != NULL ? sluice_array_length(flags, "unpack_window", "flags") : n;
-    if (n_vals != n || n_flags != n)
-        ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-                        errmsg("unpack_window: time_deltas, vals and flags have different lengths (%d, %d, %d)", n,
-                               n_vals, n_flags)));
+    const int32* d;
+    const float8* v;
+    const int16* f;
+    const int n = sluice_packed_arrays(fcinfo, 0, "unpack_window", &d, &v, &f);
     if (n == 0) return (Datum)0;
-    const int32* d = (const int32*)ARR_DATA_PTR(deltas);
-    const float8* v = (const float8*)ARR_DATA_PTR(vals);
-    const int16* f = flags != NULL ? (const int16*)ARR_DATA_PTR(flags) : NULL;
     ReturnSetInfo* rsinfo = (ReturnSetInfo*)fcinfo->resultinfo;
     Datum values[3];
     bool nulls[3] = {false, false, false};

@@ -7,6 +7,7 @@
 #ifndef SLUICE_READINGS_H
 #define SLUICE_READINGS_H
 
+#include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "postgres.h"
 #include "utils/array.h"
@@ -47,6 +48,12 @@ bool sluice_is_window_start(const Query* s, const Var* ws, module_context* ctx);
 // The elements of a packed row's array (one dimension or empty, no NULLs); errors name
 // `fn` and `what`.
 int sluice_array_length(ArrayType* a, const char* fn, const char* what);
+
+// A packed row's arrays, read from arguments first.. first+2 (time_deltas, vals, flags) of a
+// set-returning function `fn`: checked (one dimension, no NULLs, equal lengths), a NULL
+// flags array as f == NULL. Returns the number of readings; 0 also for NULL deltas or vals.
+int sluice_packed_arrays(FunctionCallInfo fcinfo, int first, const char* fn, const int32** d, const float8** v,
+                         const int16** f);
 
 // A readings view (sluice_telemetry.readings or telemetry, as a subquery after rewriting):
 // packed rows joined (inner) with unpack_window(deltas, vals, flags) of them, its `time`
