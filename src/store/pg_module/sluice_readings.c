@@ -39,7 +39,8 @@
 //
 // After adding the bounds, the hook lets grouped aggregates over such a view read per-bucket
 // partials instead of a row per reading (bucket_partials.c, sluice_bucket_window), and
-// the views that still read every reading decode their times in C (decode_window.c).
+// the views that still read every reading decode their times in C (decode_window.c) and,
+// where the query wants them in time order, in that order without a sort (ordered_decode.c).
 //
 // It also provides sluice_unpack_window, the C body of sluice_telemetry.unpack_window (the
 // decoding of one packed row into readings, schema.cc), which the schema uses instead of
@@ -80,6 +81,11 @@ void _PG_init(void);  // NOLINT(bugprone-reserved-identifier): the name PostgreS
 
 static planner_hook_type prev_planner_hook = NULL;
 static bool enabled = true;
+static module_context* planning_context = NULL;
+
+module_context* sluice_planning_context(void) {
+    return planning_context;
+}
 
 void sluice_look_up(module_context* ctx) {
     if (ctx->looked_up) return;
@@ -436,14 +442,26 @@ static bool partials_walker(Node* node, void* context) {
 
 static PlannedStmt* sluice_planner(Query* parse, const char* query_string, int cursor_options,
                                    ParamListInfo bound_params) {
+    module_context ctx = {InvalidOid, InvalidOid, InvalidOid, InvalidOid, false};
     if (enabled) {
-        module_context ctx = {InvalidOid, InvalidOid, InvalidOid, InvalidOid, false};
         push_walker((Node*)parse, &ctx);
         partials_walker((Node*)parse, &ctx);
         decoder_walker((Node*)parse, &ctx);
     }
-    if (prev_planner_hook) return prev_planner_hook(parse, query_string, cursor_options, bound_params);
-    return standard_planner(parse, query_string, cursor_options, bound_params);
+    // Planning may plan other statements (functions run while folding constants): each
+    // sees its own context, and this one's is restored however planning ends.
+    module_context* outer = planning_context;
+    planning_context = enabled ? &ctx : NULL;
+    PlannedStmt* planned = NULL;
+    PG_TRY();
+    {
+        planned = prev_planner_hook ? prev_planner_hook(parse, query_string, cursor_options, bound_params)
+                                    : standard_planner(parse, query_string, cursor_options, bound_params);
+    }
+    PG_FINALLY();
+    { planning_context = outer; }
+    PG_END_TRY();
+    return planned;
 }
 
 int sluice_array_length(ArrayType* a, const char* fn, const char* what) {
@@ -456,15 +474,15 @@ int sluice_array_length(ArrayType* a, const char* fn, const char* what) {
     return ARR_DIMS(a)[0];
 }
 
-int sluice_packed_arrays(FunctionCallInfo fcinfo, int first, const char* fn, const int32** d, const float8** v,
-                         const int16** f) {
+int sluice_packed_values(Datum deltas_datum, bool deltas_null, Datum vals_datum, bool vals_null, Datum flags_datum,
+                         bool flags_null, const char* fn, const int32** d, const float8** v, const int16** f) {
     *d = NULL;
     *v = NULL;
     *f = NULL;
-    if (PG_ARGISNULL(first) || PG_ARGISNULL(first + 1)) return 0;
-    ArrayType* deltas = PG_GETARG_ARRAYTYPE_P(first);
-    ArrayType* vals = PG_GETARG_ARRAYTYPE_P(first + 1);
-    ArrayType* flags = PG_ARGISNULL(first + 2) ? NULL : PG_GETARG_ARRAYTYPE_P(first + 2);
+    if (deltas_null || vals_null) return 0;
+    ArrayType* deltas = DatumGetArrayTypeP(deltas_datum);
+    ArrayType* vals = DatumGetArrayTypeP(vals_datum);
+    ArrayType* flags = flags_null ? NULL : DatumGetArrayTypeP(flags_datum);
     const int n = sluice_array_length(deltas, fn, "time_deltas");
     const int n_vals = sluice_array_length(vals, fn, "vals");
     const int n_flags = flags != NULL ? sluice_array_length(flags, fn, "flags") : n;
@@ -477,6 +495,13 @@ int sluice_packed_arrays(FunctionCallInfo fcinfo, int first, const char* fn, con
     *v = (const float8*)ARR_DATA_PTR(vals);
     *f = flags != NULL ? (const int16*)ARR_DATA_PTR(flags) : NULL;
     return n;
+}
+
+int sluice_packed_arrays(FunctionCallInfo fcinfo, int first, const char* fn, const int32** d, const float8** v,
+                         const int16** f) {
+    return sluice_packed_values(PG_GETARG_DATUM(first), PG_ARGISNULL(first), PG_GETARG_DATUM(first + 1),
+                                PG_ARGISNULL(first + 1), PG_GETARG_DATUM(first + 2), PG_ARGISNULL(first + 2), fn, d, v,
+                                f);
 }
 
 // unpack_window(time_deltas int4[], vals float8[], flags int2[]) RETURNS TABLE (off int8,
@@ -513,4 +538,5 @@ void _PG_init(void) {
     MarkGUCPrefixReserved("sluice_readings");
     prev_planner_hook = planner_hook;
     planner_hook = sluice_planner;
+    sluice_ordered_decode_init();
 }

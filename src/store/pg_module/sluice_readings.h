@@ -3,7 +3,8 @@
 // What the parts of the sluice_readings module share: sluice_readings.c (the planner hook
 // that adds window_start bounds, and unpack_window), bucket_partials.c (grouped aggregates
 // answered from per-bucket partials of each packed window, and the view matcher) and
-// decode_window.c (the views' reading times computed in C).
+// decode_window.c (the views' reading times computed in C) and ordered_decode.c (readings in
+// time order without a sort).
 #ifndef SLUICE_READINGS_H
 #define SLUICE_READINGS_H
 
@@ -25,6 +26,10 @@ typedef struct module_context {
 } module_context;
 
 void sluice_look_up(module_context* ctx);
+
+// The context of the statement being planned with the module's rewrites on, else NULL
+// (for the path hooks, which run inside standard_planner).
+module_context* sluice_planning_context(void);
 
 // Comparisons with a timestamptz on at least one side, as `left OP right`: kind -1 for < <=,
 // +1 for > >=, 0 for =; strict for < >.
@@ -55,6 +60,10 @@ int sluice_array_length(ArrayType* a, const char* fn, const char* what);
 int sluice_packed_arrays(FunctionCallInfo fcinfo, int first, const char* fn, const int32** d, const float8** v,
                          const int16** f);
 
+// The same from a packed row's column values (each with its NULL flag).
+int sluice_packed_values(Datum deltas, bool deltas_null, Datum vals, bool vals_null, Datum flags, bool flags_null,
+                         const char* fn, const int32** d, const float8** v, const int16** f);
+
 // A readings view (sluice_telemetry.readings or telemetry, as a subquery after rewriting):
 // packed rows joined (inner) with unpack_window(deltas, vals, flags) of them, its `time`
 // window_start + offset, `value` and `flags` the function's columns.
@@ -79,5 +88,9 @@ void sluice_use_time_decoder(Query* q, module_context* ctx);
 // Rewrites q, a grouped aggregate over one readings view, to aggregate per-bucket partials
 // (bucket_partials.c); leaves it as it is where that could change its result.
 void sluice_use_bucket_partials(Query* q, module_context* ctx);
+
+// Registers the custom scan that returns a readings view's rows in time order without
+// sorting them (ordered_decode.c); called once from _PG_init.
+void sluice_ordered_decode_init(void);
 
 #endif
