@@ -361,36 +361,6 @@ UNION ALL
 SELECT bucket, device_id, metric_id, sum, count, min, max, last_time, last_value
 FROM sluice_telemetry.telemetry_1h_state;
 
--- PL/pgSQL with a generic plan, planned once per session: planning the UNION ALL over the
--- partitions on every call (the inlined SQL function of v1) cost 3-4x reading the rows.
--- The watermark and the rows come from the caller's snapshot (STABLE): a roll is seen
--- whole or not at all.
-CREATE OR REPLACE FUNCTION sluice_telemetry.telemetry_rollup(p_device int4, p_metric int4, p_from timestamptz,
-                                                             p_to timestamptz, p_bucket interval)
-RETURNS TABLE (bucket timestamptz, avg float8, min float8, max float8, count int8, last float8)
-LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $fn$
-DECLARE
-  rolled timestamptz := sluice_telemetry.rolled_until();
-BEGIN
-  RETURN QUERY
-  SELECT date_bin(p_bucket, r.b, timestamptz '2000-01-01 00:00:00+00') AS bk,
-         sum(r.s) / sum(r.c), min(r.mn), max(r.mx), sum(r.c)::int8,
-         (array_agg(r.lv ORDER BY r.lt DESC))[1]
-  FROM (
-    SELECT p.window_start AS b, p.sum AS s, p.n::int8 AS c, p.min AS mn, p.max AS mx,
-           p.window_start + p.last_off * interval '1 microsecond' AS lt, p.last_value AS lv
-    FROM sluice_telemetry.telemetry_packed p
-    WHERE p.device_id = p_device AND p.metric_id = p_metric AND p.window_start >= greatest(p_from, rolled)
-      AND p.window_start < p_to
-    UNION ALL
-    SELECT a.bucket, a.sum, a.count, a.min, a.max, a.last_time, a.last_value
-    FROM sluice_telemetry.telemetry_1h_state a
-    WHERE a.device_id = p_device AND a.metric_id = p_metric AND a.bucket >= p_from AND a.bucket < p_to) r
-  GROUP BY 1
-  ORDER BY 1;
-END
-$fn$;
-
 -- Retention takes the rollups lock before any table lock (as writers do), so that rolling
 -- and archiving never count the same rows twice and never wait for each other in a cycle.
 CREATE OR REPLACE FUNCTION sluice_telemetry.apply_retention(cutoff timestamptz) RETURNS int4
@@ -414,6 +384,46 @@ BEGIN
     'sum(sum), sum(n), min(min), max(max), max(window_start + last_off * interval ''1 microsecond''), '
     '(array_agg(last_value ORDER BY window_start + last_off * interval ''1 microsecond'' DESC))[1] '
     'FROM %s WHERE window_start >= sluice_telemetry.rolled_until() GROUP BY 1, 2, 3', rel);
+END
+$fn$;
+)sql";
+
+// telemetry_rollup, created by v6 and created again by v7 (which reads the watermark with a
+// plan PL/pgSQL keeps: planning rolled_until() on every call was 10-20% of a 30-day hourly
+// query's CPU).
+const char* const k_telemetry_rollup_fn = R"sql(
+-- PL/pgSQL with a generic plan, planned once per session: planning the UNION ALL over the
+-- partitions on every call (the inlined SQL function of v1) cost 3-4x reading the rows.
+-- The watermark and the rows come from the caller's snapshot (STABLE): a roll is seen
+-- whole or not at all.
+CREATE OR REPLACE FUNCTION sluice_telemetry.telemetry_rollup(p_device int4, p_metric int4, p_from timestamptz,
+                                                             p_to timestamptz, p_bucket interval)
+RETURNS TABLE (bucket timestamptz, avg float8, min float8, max float8, count int8, last float8)
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $fn$
+DECLARE
+  rolled timestamptz;
+BEGIN
+  -- rolled_until()'s query, inline: PL/pgSQL keeps its plan (the SQL function was planned
+  -- again on every call).
+  SELECT timestamptz 'epoch' + s.value::int8 * interval '1 microsecond' INTO rolled
+  FROM sluice_telemetry.settings s WHERE s.key = 'rolled_until';
+  rolled := coalesce(rolled, '-infinity');
+  RETURN QUERY
+  SELECT date_bin(p_bucket, r.b, timestamptz '2000-01-01 00:00:00+00') AS bk,
+         sum(r.s) / sum(r.c), min(r.mn), max(r.mx), sum(r.c)::int8,
+         (array_agg(r.lv ORDER BY r.lt DESC))[1]
+  FROM (
+    SELECT p.window_start AS b, p.sum AS s, p.n::int8 AS c, p.min AS mn, p.max AS mx,
+           p.window_start + p.last_off * interval '1 microsecond' AS lt, p.last_value AS lv
+    FROM sluice_telemetry.telemetry_packed p
+    WHERE p.device_id = p_device AND p.metric_id = p_metric AND p.window_start >= greatest(p_from, rolled)
+      AND p.window_start < p_to
+    UNION ALL
+    SELECT a.bucket, a.sum, a.count, a.min, a.max, a.last_time, a.last_value
+    FROM sluice_telemetry.telemetry_1h_state a
+    WHERE a.device_id = p_device AND a.metric_id = p_metric AND a.bucket >= p_from AND a.bucket < p_to) r
+  GROUP BY 1
+  ORDER BY 1;
 END
 $fn$;
 )sql";
@@ -911,7 +921,11 @@ CREATE TABLE sluice_telemetry.device_sequences (
     // v5: decoding through unpack_window (SQL here; choose_unpack makes it C where it can).
     const std::string v5 = unpack_window_sql() + replace_all(std::string(k_telemetry_decoders) + k_readings_decoders,
                                                              "@UNPACK@", k_unpack_call);
-    if (auto r = run_migrations(conn, "sluice_telemetry", {v1, v2, v3, v4, v5, k_rollups_v6}, k_telemetry_version); !r)
+    if (auto r = run_migrations(
+            conn, "sluice_telemetry",
+            {v1, v2, v3, v4, v5, std::string(k_rollups_v6) + k_telemetry_rollup_fn, k_telemetry_rollup_fn},
+            k_telemetry_version);
+        !r)
         return r;
     choose_unpack(conn);
     (void)ensure_reader_role(conn, "sluice_telemetry");  // logged; never fails the migration

@@ -16,7 +16,7 @@
 namespace sluice::store::schema {
 
 // Highest versions this build knows.
-inline constexpr int k_telemetry_version = 6;
+inline constexpr int k_telemetry_version = 7;
 inline constexpr int k_app_version = 1;
 
 // Migrates sluice_telemetry; on a fresh database chooses the layout (store.h

@@ -114,7 +114,7 @@ TEST_P(store_test, migrate_is_idempotent_and_concurrent_safe) {
     ta.join();
     tb.join();
     EXPECT_EQ(scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM sluice_telemetry.schema_version"),
-              "1,2,3,4,5,6");
+              "1,2,3,4,5,6,7");
     EXPECT_EQ(scalar("SELECT value FROM sluice_telemetry.settings WHERE key = 'layout'"),
               timescale() ? "timescale" : "native");
     if (timescale()) {  // one retention job, however many start-ups registered it
