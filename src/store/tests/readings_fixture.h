@@ -133,8 +133,18 @@ protected:
     // as scanned: pruned ones (at plan time or executor start-up) are not listed. `setup`:
     // statements to run before, in the same session.
     std::set<std::string> scanned(const std::string& query, const std::string& setup = "") {
-        auto rows = pg_instance::query(url_, setup + "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + query);
-        EXPECT_TRUE(rows) << query;
+        return partitions_in("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + query, setup);
+    }
+
+    // The partitions or chunks left in the plan after planning (plain EXPLAIN): those pruned
+    // at executor start-up are still listed by ANALYZE-less EXPLAIN only as a count.
+    std::set<std::string> planned(const std::string& query, const std::string& setup = "") {
+        return partitions_in("EXPLAIN (COSTS OFF) " + query, setup);
+    }
+
+    std::set<std::string> partitions_in(const std::string& explain, const std::string& setup) {
+        auto rows = pg_instance::query(url_, setup + explain);
+        EXPECT_TRUE(rows) << explain;
         std::set<std::string> out;
         static const std::regex part(R"((telemetry_packed_p[0-9]{8}|_hyper_[0-9]+_[0-9]+_chunk))");
         std::string plan;
