@@ -19,14 +19,14 @@
 namespace sluice::store {
 namespace {
 
-using rows = std::vector<std::vector<std::string>>;
+using result_rows = std::vector<std::vector<std::string>>;
 
 class ordered_decode_test : public readings_test {
 protected:
-    rows rows_in_order(const std::string& query, bool module) {
+    result_rows rows_in_order(const std::string& query, bool module) {
         auto r = pg_instance::query(url_, (module ? "" : "SET sluice_readings.enabled = off; ") + query);
         EXPECT_TRUE(r) << query;
-        return r ? *r : rows{};
+        return r ? *r : result_rows{};
     }
 
     // Another fragment of press-1's temperature in two windows from `from`, off the 30 s
@@ -59,7 +59,7 @@ protected:
 };
 
 // Each row's first column, as text, never decreases (increases: descending).
-void expect_time_order(const rows& got, bool descending, const std::string& query) {
+void expect_time_order(const result_rows& got, bool descending, const std::string& query) {
     for (size_t i = 1; i < got.size(); ++i) {
         const std::string& a = got[i - 1][0];
         const std::string& b = got[i][0];
@@ -109,7 +109,7 @@ TEST_P(ordered_decode_test, time_order_comes_without_sorting_the_readings) {
         scanned(q);
         EXPECT_NE(last_plan_.find("Custom Scan (SluiceOrderedDecode)"), std::string::npos) << q << "\n" << last_plan_;
         EXPECT_EQ(last_plan_.find("Sort Key: x.\"time\"\n"), std::string::npos) << q << "\n" << last_plan_;
-        const rows with = rows_in_order(q, true);
+        const result_rows with = rows_in_order(q, true);
         EXPECT_GT(with.size(), 6u) << q;
         EXPECT_EQ(with, rows_in_order(q, false)) << q;
     }
@@ -125,10 +125,11 @@ TEST_P(ordered_decode_test, time_order_comes_without_sorting_the_readings) {
         EXPECT_EQ(rows_in_order(q, true), rows_in_order(q, false)) << q;
     expect_same_rows_with_module_on_and_off("UTC", ordered_queries);
     // The hand-written row's readings (at 400, 100, 250 and 251 s) come back in time order.
-    const rows window = rows_in_order("SELECT value" + r + "device = 'oven-7' AND metric = 'pressure' AND time >= " +
-                                          ts(day + 3 * k_hour_us + 20 * k_minute) + " AND time < " +
-                                          ts(day + 3 * k_hour_us + 30 * k_minute) + " ORDER BY time",
-                                      true);
+    const result_rows window = rows_in_order(
+        "SELECT value" + r +
+            "device = 'oven-7' AND metric = 'pressure' AND time >= " + ts(day + 3 * k_hour_us + 20 * k_minute) +
+            " AND time < " + ts(day + 3 * k_hour_us + 30 * k_minute) + " ORDER BY time",
+        true);
     std::string written_by_hand;
     for (const auto& row : window) {
         if (row[0][0] == '-') written_by_hand += row[0] + " ";
